@@ -1,0 +1,53 @@
+"""The two interfaces every backend plugs in behind.
+
+Nodes talk to a LangChain ``BaseChatModel`` for language and vision, and to a
+``Generator`` for images. Real models and the offline shapes world implement the
+same interfaces, so no node branches on which backend it has.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+from PIL import Image
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    """One image to make. ``None`` means "the generator's own default"."""
+
+    prompt: str
+    seed: int
+    width: int | None = None
+    height: int | None = None
+    steps: int | None = None
+    guidance: float | None = None
+    negative_prompt: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def params(self) -> dict[str, Any]:
+        """The generation parameters as recorded on a candidate (no prompt)."""
+        out = {
+            "width": self.width,
+            "height": self.height,
+            "steps": self.steps,
+            "guidance": self.guidance,
+            "negative_prompt": self.negative_prompt,
+        }
+        out.update(self.extra)
+        return {k: v for k, v in out.items() if v is not None}
+
+
+class GenerationError(RuntimeError):
+    """A generator could not make an image; the message is shown to the user as is."""
+
+
+@runtime_checkable
+class Generator(Protocol):
+    """Makes one image from a request. Must be safe to call from several threads."""
+
+    #: Model family ("shapes", "z-image", "flux", ...): memory recalls lessons per family.
+    family: str
+
+    def generate(self, request: GenerationRequest) -> Image.Image: ...

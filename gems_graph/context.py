@@ -1,0 +1,77 @@
+"""The runtime context (``context_schema``): how a run is configured.
+
+A dataclass of plain, serialisable fields with defaults and descriptions, so Studio
+shows it as a settings form and the CLI, notebooks and the eval harness configure
+runs the same way. Backends are named by spec strings (see ``gems_graph.registry``);
+Python callers may put a model object in ``generator``/``chat_model`` instead.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from typing import Any, Literal
+
+StopRule = Literal["all_pass", "threshold"]
+
+
+def _f(default: Any, description: str) -> Any:
+    return field(default=default, metadata={"description": description})
+
+
+@dataclass(kw_only=True)
+class GemsContext:
+    """Settings of one GEMS run. Every field has a default."""
+
+    generator: str = _f("shapes", "Generator spec, e.g. 'shapes', 'diffusers:Tongyi-MAI/Z-Image-Turbo', 'http://host:port'.")
+    chat_model: str = _f("shapes", "Chat-model spec for planner and refiner, e.g. 'shapes', 'openai:gpt-4o-mini', 'openai-compatible:http://127.0.0.1:8000/v1#Qwen3-VL-8B-Instruct'.")
+    critic_model: str | None = _f(None, "Chat-model spec for the critic (decompose and verify); defaults to chat_model.")
+    max_rounds: int = _f(5, "Most rounds of generate-verify-refine (the paper uses 5).")
+    candidates_per_round: int = _f(1, "Images generated in parallel each round; the critic keeps the best.")
+    stop_rule: StopRule = _f("all_pass", "Stop early when every check passes ('all_pass') or when the best score reaches score_threshold ('threshold').")
+    score_threshold: float = _f(1.0, "Score (fraction of checks passed) that ends the run under stop_rule='threshold'.")
+    width: int | None = _f(None, "Image width override; None uses the generator's default.")
+    height: int | None = _f(None, "Image height override; None uses the generator's default.")
+    steps: int | None = _f(None, "Denoising steps override; None uses the generator's default.")
+    guidance: float | None = _f(None, "Guidance scale override; None uses the generator's default.")
+    seed: int = _f(0, "Base seed; candidate k of seed epoch e uses seed + 1000*e + k.")
+    artifact_root: str | None = _f(None, "Folder under which each run gets its own folder; default $GEMS_HOME/runs.")
+    refiner_images: int = _f(3, "How many past images (most recent rounds) the refiner sees.")
+    max_prompt_chars: int = _f(4000, "Longest prompt accepted, in characters.")
+    human_feedback: bool = _f(False, "Pause after the critic for a person to accept an image or give feedback.")
+    verify_concurrency: int = _f(4, "Verification calls to the critic model in flight at once.")
+    generation_retries: int = _f(3, "Attempts per candidate on transient generator errors (connection, 429, 5xx, timeout).")
+
+    def __post_init__(self) -> None:
+        validate_context(self)
+
+    @property
+    def critic_spec(self) -> Any:
+        return self.critic_model if self.critic_model is not None else self.chat_model
+
+
+class ConfigError(ValueError):
+    """A setting is invalid; the message names the setting and the problem."""
+
+
+def validate_context(ctx: GemsContext) -> None:
+    def need(cond: bool, name: str, what: str) -> None:
+        if not cond:
+            raise ConfigError(f"{name}={getattr(ctx, name)!r}: {what}")
+
+    need(isinstance(ctx.max_rounds, int) and 1 <= ctx.max_rounds <= 100, "max_rounds", "must be an integer from 1 to 100")
+    need(isinstance(ctx.candidates_per_round, int) and 1 <= ctx.candidates_per_round <= 64, "candidates_per_round", "must be an integer from 1 to 64")
+    need(ctx.stop_rule in ("all_pass", "threshold"), "stop_rule", "must be 'all_pass' or 'threshold'")
+    need(0.0 <= float(ctx.score_threshold) <= 1.0, "score_threshold", "must be between 0 and 1")
+    for name in ("width", "height", "steps"):
+        v = getattr(ctx, name)
+        need(v is None or (isinstance(v, int) and v > 0), name, "must be a positive integer or None")
+    need(ctx.guidance is None or float(ctx.guidance) >= 0, "guidance", "must be >= 0 or None")
+    need(isinstance(ctx.seed, int) and ctx.seed >= 0, "seed", "must be a non-negative integer")
+    need(isinstance(ctx.refiner_images, int) and ctx.refiner_images >= 0, "refiner_images", "must be >= 0")
+    need(isinstance(ctx.max_prompt_chars, int) and ctx.max_prompt_chars > 0, "max_prompt_chars", "must be a positive integer")
+    need(isinstance(ctx.verify_concurrency, int) and ctx.verify_concurrency >= 1, "verify_concurrency", "must be >= 1")
+    need(isinstance(ctx.generation_retries, int) and ctx.generation_retries >= 1, "generation_retries", "must be >= 1")
+
+
+def context_field_names() -> list[str]:
+    return [f.name for f in fields(GemsContext)]

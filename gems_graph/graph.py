@@ -1,0 +1,46 @@
+"""Wiring only: START -> planner -> generator (xK via Send) -> critic -> refiner | END.
+
+``build_graph()`` returns the builder; ``graph`` is compiled without a checkpointer
+for ``langgraph.json`` (``langgraph dev`` supplies its own); ``compile_graph()`` is
+for apps, the CLI and notebooks, with SQLite by default.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langgraph.graph import END, START, StateGraph
+from langgraph.types import RetryPolicy
+
+from gems_graph.context import GemsContext
+from gems_graph.retry import is_transient
+from gems_graph.state import GemsInput, GemsOutput, GemsState
+from nodes.critic import critic, route_after_critic
+from nodes.generator import fan_out, generator
+from nodes.planner import planner
+from nodes.refiner import refiner
+
+#: Model calls that fail on network trouble, 429 or 5xx are retried by LangGraph.
+MODEL_RETRY = RetryPolicy(max_attempts=3, initial_interval=0.5, retry_on=is_transient)
+
+
+def build_graph() -> StateGraph:
+    builder = StateGraph(GemsState, context_schema=GemsContext, input_schema=GemsInput, output_schema=GemsOutput)
+    builder.add_node("planner", planner, retry_policy=MODEL_RETRY)
+    builder.add_node("generator", generator)
+    builder.add_node("critic", critic, retry_policy=MODEL_RETRY)
+    builder.add_node("refiner", refiner, retry_policy=MODEL_RETRY)
+    builder.add_edge(START, "planner")
+    builder.add_conditional_edges("planner", fan_out, ["generator"])
+    builder.add_edge("generator", "critic")
+    builder.add_conditional_edges("critic", route_after_critic, ["refiner", END])
+    builder.add_conditional_edges("refiner", fan_out, ["generator"])
+    return builder
+
+
+def compile_graph(checkpointer: Any = None, store: Any = None, **kwargs: Any):
+    """Compile with the given checkpointer/store (e.g. from ``gems_graph.checkpoint``)."""
+    return build_graph().compile(checkpointer=checkpointer, store=store, name="gems", **kwargs)
+
+
+graph = compile_graph()

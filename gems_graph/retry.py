@@ -1,0 +1,33 @@
+"""Retrying transient backend failures (connection, 429, 5xx, timeouts) with backoff."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+T = TypeVar("T")
+
+_TRANSIENT_NAMES = ("Timeout", "ConnectionError", "APIConnectionError", "RateLimitError", "InternalServerError", "ServiceUnavailable")
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True for errors worth retrying: network trouble, rate limits, server errors."""
+    if isinstance(exc, (ConnectionError, TimeoutError)):
+        return True
+    status = getattr(exc, "status_code", None) or getattr(getattr(exc, "response", None), "status_code", None)
+    if isinstance(status, int) and (status == 429 or 500 <= status < 600):
+        return True
+    return any(name in type(exc).__name__ for name in _TRANSIENT_NAMES)
+
+
+def call_with_retry(fn: Callable[[], T], *, attempts: int = 3, base_delay: float = 0.5, max_delay: float = 8.0) -> T:
+    """Call ``fn``; on a transient error wait (exponential backoff) and try again."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return fn()
+        except Exception as exc:
+            if attempt >= attempts or not is_transient(exc):
+                raise
+            time.sleep(min(max_delay, base_delay * 2 ** (attempt - 1)))
+    raise AssertionError("unreachable")

@@ -1,0 +1,92 @@
+"""Running a GEMS graph to the end (or resuming it) with a durable checkpointer.
+
+Shared by the CLI, notebooks and the eval harness: builds the context, picks the
+thread, resumes a failed or crashed run, streams custom events to a callback and
+returns the final state as a ``RunResult``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from gems_graph.context import GemsContext
+from gems_graph.graph import compile_graph
+from gems_graph.state import FINAL_STATUSES
+
+
+class UnknownRunError(LookupError):
+    """``--resume`` named a thread that has no checkpoint."""
+
+
+@dataclass
+class RunResult:
+    thread_id: str
+    state: dict[str, Any]
+
+    @property
+    def status(self) -> str:
+        return self.state.get("status", "unknown")
+
+    def summary(self) -> dict[str, Any]:
+        """The JSON the CLI prints with ``--json``."""
+        s = self.state
+        return {
+            "thread_id": self.thread_id,
+            "status": s.get("status"),
+            "best_image": s.get("best_image"),
+            "score": s.get("score"),
+            "rounds": s.get("rounds_used", 0),
+            "run_dir": s.get("run_dir"),
+            "run_json": f"{s['run_dir']}/run.json" if s.get("run_dir") else None,
+            "error": s.get("error"),
+            "checks": [c["question"] for c in s.get("checks") or []],
+            "notes": s.get("notes") or [],
+            "skills": s.get("skills") or [],
+            "recalled_lessons": [lesson.get("id") for lesson in s.get("recalled_lessons") or []],
+        }
+
+
+def saved_settings(checkpointer: Any, thread_id: str) -> dict[str, Any]:
+    """The context fields a run was started with (spec strings only), to resume it alike."""
+    snapshot = compile_graph(checkpointer=checkpointer).get_state({"configurable": {"thread_id": thread_id}})
+    if not snapshot.values:
+        raise UnknownRunError(f"no run with id {thread_id!r} in the checkpoint store")
+    return dict(snapshot.values.get("settings") or {})
+
+
+def run_gems(
+    prompt: str | None,
+    context: GemsContext,
+    checkpointer: Any,
+    *,
+    thread_id: str | None = None,
+    resume: bool = False,
+    store: Any = None,
+    on_event: Callable[[dict[str, Any]], None] | None = None,
+    inputs: dict[str, Any] | None = None,
+) -> RunResult:
+    """Run a new thread, or continue ``thread_id`` when ``resume`` is set."""
+    graph = compile_graph(checkpointer=checkpointer, store=store)
+    thread_id = thread_id or uuid.uuid4().hex[:12]
+    config = {"configurable": {"thread_id": thread_id}}
+    payload: Any
+    if resume:
+        snapshot = graph.get_state(config)
+        if not snapshot.values:
+            raise UnknownRunError(f"no run with id {thread_id!r} in the checkpoint store")
+        values = snapshot.values
+        if not snapshot.next and values.get("status") == "failed":
+            # Retry the failed round: replay the planner's edge, which fans out again.
+            graph.update_state(config, {"status": "running", "error": None, "pending": None}, as_node="planner")
+        elif not snapshot.next and values.get("status") in FINAL_STATUSES:
+            return RunResult(thread_id, values)
+        payload = None
+    else:
+        payload = {"prompt": prompt, **(inputs or {})}
+    for mode, chunk in graph.stream(payload, config, context=context, stream_mode=["custom", "updates"]):
+        if mode == "custom" and on_event is not None:
+            on_event(chunk)
+    return RunResult(thread_id, graph.get_state(config).values)

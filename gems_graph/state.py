@@ -1,0 +1,140 @@
+"""Graph state: records of what happened, as references, never image bytes.
+
+Records are ``TypedDict``s so that checkpoints, ``langgraph dev``'s JSON API,
+Studio and ``run.json`` all see the same plain JSON without custom serialisers.
+Images are ``ImageRef``s (a path under the run folder plus its sha256); bytes are
+read only at the moment a chat model is called. A round costs a few KB of state.
+"""
+
+from __future__ import annotations
+
+import operator
+from typing import Annotated, Any, Literal, NotRequired, TypedDict
+
+Status = Literal["running", "passed", "threshold_met", "exhausted", "failed", "accepted"]
+FINAL_STATUSES = ("passed", "threshold_met", "exhausted", "failed", "accepted")
+
+
+class ImageRef(TypedDict):
+    """A PNG on disk: where it is and what it is (so a resumed run can verify it)."""
+
+    path: str
+    sha256: str
+    width: int
+    height: int
+
+
+class Check(TypedDict):
+    """One atomic yes/no question the image must pass."""
+
+    id: str
+    question: str
+    #: Where it came from: "prompt" (decomposition), "user", or "skill:<name>".
+    source: str
+
+
+class Verdict(TypedDict):
+    check_id: str
+    passed: bool
+    answer: str
+    #: Probability of "yes" when the model gives log-probabilities, else None.
+    probability: float | None
+
+
+class Candidate(TypedDict):
+    """One image of one round, with how it was made and how it was judged."""
+
+    round: int
+    index: int
+    prompt: str
+    seed: int
+    params: dict[str, Any]
+    image: ImageRef | None
+    verdicts: list[Verdict]
+    #: Fraction of checks passed (0..1); None until judged or when generation failed.
+    score: float | None
+    error: str | None
+
+
+class Round(TypedDict):
+    index: int
+    prompt: str
+    candidates: list[Candidate]
+    #: Compressed lesson of this round (< 100 words), written by the refiner.
+    experience: str | None
+    #: The reasoning that produced this round's prompt, kept for compression only.
+    thought: str | None
+
+
+def merge_pending(left: list[Candidate] | None, right: list[Candidate] | None) -> list[Candidate]:
+    """Collect the candidates of the round in flight; ``None`` empties the list.
+
+    Each ``Send`` branch of the generator adds one candidate; the critic files them
+    into a ``Round`` and writes ``None`` to start the next round clean.
+    """
+    if right is None:
+        return []
+    return [*(left or []), *right]
+
+
+def merge_rounds(left: list[Round] | None, right: list[Round] | None) -> list[Round]:
+    """Add rounds, or replace a round with the same index (e.g. to add its experience)."""
+    by_index = {r["index"]: r for r in (left or [])}
+    for r in right or []:
+        by_index[r["index"]] = r
+    return [by_index[i] for i in sorted(by_index)]
+
+
+class GemsInput(TypedDict):
+    """What a caller passes: the prompt, and optionally per-run overrides."""
+
+    prompt: str
+    max_rounds: NotRequired[int]
+    candidates_per_round: NotRequired[int]
+    seed: NotRequired[int]
+    #: Extra yes/no questions the user wants verified besides the decomposed ones.
+    extra_checks: NotRequired[list[str]]
+
+
+class GemsOutput(TypedDict, total=False):
+    """What a caller gets back."""
+
+    status: Status
+    best: Candidate | None
+    best_image: str | None
+    score: float | None
+    rounds_used: int
+    run_dir: str
+    error: str | None
+
+
+class GemsState(GemsInput, total=False):
+    """The whole state of one run (a thread)."""
+
+    run_id: str
+    run_dir: str
+    #: The context a run started with (serialisable fields only), so a resume uses the same backends.
+    settings: dict[str, Any]
+    checks: list[Check]
+    #: Index (1-based) of the round being generated or judged.
+    round_index: int
+    current_prompt: str
+    current_thought: str | None
+    #: Generation settings the refiner may change between rounds (e.g. guidance).
+    generation: dict[str, Any]
+    #: Added to every seed; the refiner moves it to try new seeds.
+    seed_offset: int
+    #: The candidates the generator will make this round (one ``Send`` each).
+    round_tasks: list[dict[str, Any]]
+    pending: Annotated[list[Candidate], merge_pending]
+    rounds: Annotated[list[Round], merge_rounds]
+    best: Candidate | None
+    best_image: str | None
+    score: float | None
+    rounds_used: int
+    status: Status
+    error: str | None
+    #: Human feedback note for the refiner (from an interrupt), if any.
+    feedback: str | None
+    #: Words of the prompt a world-specific model did not understand.
+    notes: Annotated[list[str], operator.add]

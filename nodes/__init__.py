@@ -1,0 +1,1 @@
+"""Graph nodes: planner, generator, critic, refiner, each with its prompts beside it."""

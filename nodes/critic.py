@@ -1,0 +1,174 @@
+"""Critic: decomposes the original prompt into checks, verifies every candidate.
+
+On its first visit it asks the critic model for atomic yes/no checks of the
+*original* prompt (structured output). Every check of every candidate is then
+asked as a plain yes/no question with the image attached, in parallel; where the
+model returns log-probabilities, the verdict carries P(yes). Candidates are scored
+by checks passed, then mean probability; the best so far is kept (earliest wins
+an exact tie), and the route decides: stop or refine.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Literal
+
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
+from langgraph.graph import END
+from langgraph.runtime import Runtime
+from pydantic import BaseModel, Field
+
+from gems_graph.artifacts import write_run_json
+from gems_graph.context import GemsContext
+from gems_graph.events import emit
+from gems_graph.llm import StructuredOutputError, answer_is_yes, image_block, invoke_structured, text_block, yes_probability
+from gems_graph.registry import resolve_chat_model
+from gems_graph.retry import call_with_retry
+from gems_graph.settings import effective_context
+from gems_graph.state import Candidate, Check, GemsState, Round, Verdict
+
+DECOMPOSE_SYSTEM_PROMPT = """\
+You turn an image description into atomic yes/no checks for a visual verifier.
+Each check asks about exactly one thing that can be seen: an object's presence, its
+count, one attribute of one object, or one relation between two objects. Cover
+everything the description asks for and nothing else. Phrase each as a question
+whose correct answer is "yes" when the image matches."""
+
+DECOMPOSE_USER_PROMPT = "Description: {prompt}\nList the checks."
+
+VERIFY_SYSTEM_PROMPT = """\
+You are a strict visual verifier. Look at the image and answer the question about
+it with a single word: yes or no."""
+
+VERIFY_USER_PROMPT = "{question} Answer yes or no."
+
+
+class Decomposition(BaseModel):
+    """The critic's checks for a prompt."""
+
+    checks: list[str] = Field(description="Atomic yes/no questions; 'yes' means the image matches.")
+
+
+def decompose(model: BaseChatModel, prompt: str) -> list[Check]:
+    reply = invoke_structured(
+        model, Decomposition, [SystemMessage(DECOMPOSE_SYSTEM_PROMPT), HumanMessage(DECOMPOSE_USER_PROMPT.format(prompt=prompt))]
+    )
+    questions = [q.strip() for q in reply.value.checks if q and q.strip()]
+    if not questions:
+        raise StructuredOutputError("Decomposition: the model returned no checks")
+    return [Check(id=f"c{i}", question=q, source="prompt") for i, q in enumerate(dict.fromkeys(questions), 1)]
+
+
+def verify(model: BaseChatModel, check: Check, candidate: Candidate) -> Verdict:
+    """Ask one check about one image; transient failures are retried, others recorded."""
+    assert candidate["image"] is not None
+    messages = [
+        SystemMessage(VERIFY_SYSTEM_PROMPT),
+        HumanMessage(content=[text_block(VERIFY_USER_PROMPT.format(question=check["question"])), image_block(candidate["image"])]),
+    ]
+    try:
+        reply = call_with_retry(lambda: model.invoke(messages))
+    except Exception as exc:  # noqa: BLE001 - an unanswered check counts as failed, with the reason kept
+        return Verdict(check_id=check["id"], passed=False, answer=f"error: {type(exc).__name__}: {exc}", probability=None)
+    text = reply.text if isinstance(reply, AIMessage) else str(reply)
+    probability = yes_probability(reply) if isinstance(reply, AIMessage) else None
+    passed = answer_is_yes(text) if text.strip() else (probability is not None and probability >= 0.5)
+    return Verdict(check_id=check["id"], passed=passed, answer=text.strip()[:200], probability=probability)
+
+
+def score_of(verdicts: list[Verdict]) -> float:
+    return sum(v["passed"] for v in verdicts) / len(verdicts) if verdicts else 0.0
+
+
+def rank_key(candidate: Candidate) -> tuple[int, float]:
+    """Checks passed, then mean P(yes) (1/0 where no probability is known)."""
+    verdicts = candidate["verdicts"]
+    probs = [v["probability"] if v["probability"] is not None else float(v["passed"]) for v in verdicts]
+    return sum(v["passed"] for v in verdicts), (sum(probs) / len(probs) if probs else 0.0)
+
+
+def pick_best(best: Candidate | None, candidates: list[Candidate]) -> Candidate | None:
+    """Keep the best so far; a later candidate must be strictly better to replace it."""
+    for cand in candidates:
+        if cand["error"] is None and (best is None or rank_key(cand) > rank_key(best)):
+            best = cand
+    return best
+
+
+def critic(state: GemsState, runtime: Runtime[GemsContext]) -> dict[str, Any]:
+    ctx = effective_context(state, runtime.context)
+    model = resolve_chat_model(ctx.critic_spec)
+    notes: list[str] = []
+    checks = list(state.get("checks") or [])
+    if not checks:
+        try:
+            checks = decompose(model, state["prompt"])
+        except StructuredOutputError as exc:
+            notes.append(f"critic: {exc}; falling back to one whole-prompt check")
+            checks = [Check(id="c1", question=f"Does the image show: {state['prompt']}?", source="prompt")]
+        for i, question in enumerate(state.get("extra_checks") or [], 1):
+            checks.append(Check(id=f"u{i}", question=question, source="user"))
+        emit(runtime, "checks", checks=[c["question"] for c in checks])
+
+    round_index = state["round_index"]
+    candidates = sorted((c for c in state.get("pending") or [] if c["round"] == round_index), key=lambda c: c["index"])
+    jobs = [(c, ch) for c in candidates if c["error"] is None for ch in checks]
+    with ThreadPoolExecutor(max_workers=ctx.verify_concurrency) as pool:
+        answers = list(pool.map(lambda job: verify(model, job[1], job[0]), jobs))
+    by_candidate: dict[int, list[Verdict]] = {}
+    for (cand, _), verdict in zip(jobs, answers):
+        by_candidate.setdefault(cand["index"], []).append(verdict)
+    judged = []
+    for cand in candidates:
+        verdicts = by_candidate.get(cand["index"], [])
+        judged.append({**cand, "verdicts": verdicts, "score": score_of(verdicts) if cand["error"] is None else None})
+        emit(runtime, "verdicts", round=round_index, index=cand["index"], score=judged[-1]["score"],
+             passed=[v["check_id"] for v in verdicts if v["passed"]],
+             failed=[v["check_id"] for v in verdicts if not v["passed"]], error=cand["error"])
+
+    this_round = Round(index=round_index, prompt=state["current_prompt"], candidates=judged, experience=None,
+                       thought=state.get("current_thought"))
+    best = pick_best(state.get("best"), judged)
+    status, error = _status(ctx, round_index, judged, best, checks)
+    update: dict[str, Any] = {
+        "checks": checks,
+        "rounds": [this_round],
+        "pending": None,
+        "best": best,
+        "best_image": best["image"]["path"] if best and best["image"] else None,
+        "score": best["score"] if best else None,
+        "rounds_used": round_index,
+        "status": status,
+        "error": error,
+        "notes": notes,
+    }
+    write_run_json(state["run_dir"], {**state, **update, "rounds": _merged_rounds(state, this_round),
+                                       "notes": [*(state.get("notes") or []), *notes]})
+    if status != "running":
+        emit(runtime, "run_finished", status=status, score=update["score"], best_image=update["best_image"],
+             rounds=round_index, error=error)
+    return update
+
+
+def _merged_rounds(state: GemsState, this_round: Round) -> list[Round]:
+    return [r for r in state.get("rounds") or [] if r["index"] != this_round["index"]] + [this_round]
+
+
+def _status(ctx: GemsContext, round_index: int, judged: list[Candidate], best: Candidate | None,
+            checks: list[Check]) -> tuple[str, str | None]:
+    if judged and all(c["error"] is not None for c in judged):
+        first = judged[0]["error"]
+        return "failed", f"every candidate of round {round_index} failed (first error: {first}); resume to retry the round"
+    if best is not None and best["score"] == 1.0:
+        return "passed", None
+    if ctx.stop_rule == "threshold" and best is not None and (best["score"] or 0.0) >= ctx.score_threshold:
+        return "threshold_met", None
+    if round_index >= ctx.max_rounds:
+        return "exhausted", None
+    return "running", None
+
+
+def route_after_critic(state: GemsState) -> Literal["refiner", "__end__"]:
+    """Refine while the run is still going; otherwise end."""
+    return "refiner" if state.get("status") == "running" else END

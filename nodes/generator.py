@@ -1,0 +1,100 @@
+"""Generator: one ``Send`` branch per candidate, each with its own seed.
+
+``fan_out`` (the conditional edge after the planner and the refiner) sends one
+``CandidateTask`` per candidate. Each branch calls the generator backend with
+retries on transient errors, stores the PNG under the run folder and returns a
+``Candidate``. A failure is recorded on that candidate only; the others go on.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypedDict
+
+from langgraph.runtime import Runtime
+from langgraph.types import Send
+
+from gems_graph.artifacts import candidate_path, save_png
+from gems_graph.backends.base import GenerationRequest
+from gems_graph.context import GemsContext
+from gems_graph.events import emit
+from gems_graph.registry import resolve_generator
+from gems_graph.retry import call_with_retry
+from gems_graph.settings import effective_context
+from gems_graph.state import Candidate, GemsState
+
+
+class CandidateTask(TypedDict):
+    """What one generator branch needs (the ``Send`` payload)."""
+
+    run_dir: str
+    round: int
+    index: int
+    prompt: str
+    seed: int
+    generation: dict[str, Any]
+    retries: int
+
+
+def candidate_seed(base_seed: int, seed_offset: int, index: int) -> int:
+    return base_seed + 1000 * seed_offset + index
+
+
+def plan_round(ctx: GemsContext, *, run_dir: str, round_index: int, prompt: str, seed_offset: int,
+               generation: dict[str, Any]) -> list[CandidateTask]:
+    """The candidates of the next round, decided by the planner or refiner and kept in state.
+
+    Keeping the plan in state (rather than in the edge) lets a failed round be
+    retried on resume, and lets Studio show what each branch will make.
+    """
+    params = {
+        k: v
+        for k, v in {"width": ctx.width, "height": ctx.height, "steps": ctx.steps, "guidance": ctx.guidance}.items()
+        if v is not None
+    }
+    params.update(generation)
+    return [
+        CandidateTask(run_dir=run_dir, round=round_index, index=k, prompt=prompt,
+                      seed=candidate_seed(ctx.seed, seed_offset, k), generation=params, retries=ctx.generation_retries)
+        for k in range(ctx.candidates_per_round)
+    ]
+
+
+def fan_out(state: GemsState) -> list[Send]:
+    """Route to ``generator`` once per planned candidate of the round."""
+    return [Send("generator", task) for task in state["round_tasks"]]
+
+
+def generator(task: CandidateTask, runtime: Runtime[GemsContext]) -> dict[str, Any]:
+    ctx = runtime.context or GemsContext()
+    gen = dict(task["generation"])
+    request = GenerationRequest(
+        prompt=task["prompt"],
+        seed=task["seed"],
+        width=gen.pop("width", None),
+        height=gen.pop("height", None),
+        steps=gen.pop("steps", None),
+        guidance=gen.pop("guidance", None),
+        negative_prompt=gen.pop("negative_prompt", None),
+        extra=gen,
+    )
+    image_ref, error = None, None
+    try:
+        backend = resolve_generator(ctx.generator)
+        image = call_with_retry(lambda: backend.generate(request), attempts=task["retries"])
+        image_ref = save_png(image, candidate_path(task["run_dir"], task["round"], task["index"], task["seed"]))
+    except Exception as exc:  # noqa: BLE001 - recorded on the candidate, never lost
+        error = f"{type(exc).__name__}: {exc}"
+    candidate = Candidate(
+        round=task["round"],
+        index=task["index"],
+        prompt=task["prompt"],
+        seed=task["seed"],
+        params=request.params(),
+        image=image_ref,
+        verdicts=[],
+        score=None,
+        error=error,
+    )
+    emit(runtime, "candidate_ready", round=task["round"], index=task["index"], seed=task["seed"],
+         image=image_ref["path"] if image_ref else None, error=error)
+    return {"pending": [candidate]}

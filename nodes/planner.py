@@ -1,0 +1,88 @@
+"""Planner: writes the first generation prompt from the user's prompt.
+
+Its reply is structured (``PlannedPrompt``). If the model cannot produce one even
+after a repair, the user's prompt is used as is and the failure is noted in state,
+so a weak planner never stops a run.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+from langchain_core.messages import HumanMessage, SystemMessage
+from langchain_core.runnables import RunnableConfig
+from langgraph.runtime import Runtime
+from pydantic import BaseModel, Field
+
+from gems_graph.context import GemsContext
+from gems_graph.events import emit
+from gems_graph.home import default_runs_dir
+from gems_graph.llm import StructuredOutputError, invoke_structured
+from gems_graph.registry import resolve_chat_model
+from gems_graph.settings import effective_context
+from gems_graph.state import GemsState
+from gems_graph.validation import validate_prompt
+from nodes.generator import plan_round
+
+PLANNER_SYSTEM_PROMPT = """\
+You are the planner of an agent that drives a text-to-image model.
+Rewrite the user's request into one generation prompt that the image model will
+follow exactly: name every object with its count, colour and other attributes next
+to it, state spatial relations explicitly, and keep everything the user asked for.
+Do not add objects the user did not ask for. Keep it under 120 words."""
+
+PLANNER_USER_PROMPT = """\
+User request: {prompt}
+{extra}
+Write the generation prompt."""
+
+
+class PlannedPrompt(BaseModel):
+    """The planner's answer."""
+
+    reasoning: str = Field(default="", description="Brief reasoning about what the image must contain.")
+    prompt: str = Field(description="The prompt to send to the image generator.")
+
+
+def planner(state: GemsState, config: RunnableConfig, runtime: Runtime[GemsContext]) -> dict[str, Any]:
+    ctx = effective_context(state, runtime.context)
+    prompt = validate_prompt(state.get("prompt"), ctx.max_prompt_chars)
+    run_id = (config.get("configurable") or {}).get("thread_id") or uuid.uuid4().hex
+    run_dir = Path(ctx.artifact_root) if ctx.artifact_root else default_runs_dir()
+    run_dir = run_dir / str(run_id)
+    run_dir.mkdir(parents=True, exist_ok=True)
+
+    notes: list[str] = []
+    model = resolve_chat_model(ctx.chat_model)
+    messages = [SystemMessage(PLANNER_SYSTEM_PROMPT), HumanMessage(PLANNER_USER_PROMPT.format(prompt=prompt, extra=""))]
+    try:
+        reply = invoke_structured(model, PlannedPrompt, messages)
+        first_prompt = reply.value.prompt.strip() or prompt
+        thought = reply.thought or reply.value.reasoning or None
+    except StructuredOutputError as exc:
+        first_prompt, thought = prompt, None
+        notes.append(f"planner: {exc}; using the user's prompt as is")
+
+    settings = {k: v for k, v in ((f.name, getattr(ctx, f.name)) for f in fields(ctx)) if v is None or isinstance(v, (str, int, float, bool))}
+    emit(runtime, "planned", prompt=first_prompt, run_dir=str(run_dir))
+    tasks = plan_round(ctx, run_dir=str(run_dir), round_index=1, prompt=first_prompt, seed_offset=0, generation={})
+    emit(runtime, "round_started", round=1, prompt=first_prompt, candidates=len(tasks))
+    return {
+        "prompt": prompt,
+        "run_id": str(run_id),
+        "run_dir": str(run_dir),
+        "settings": settings,
+        "round_index": 1,
+        "round_tasks": tasks,
+        "current_prompt": first_prompt,
+        "current_thought": thought,
+        "generation": {},
+        "seed_offset": 0,
+        "pending": None,
+        "status": "running",
+        "error": None,
+        "notes": notes,
+    }

@@ -1,0 +1,133 @@
+"""Refiner: compresses the last round into an experience, then writes the next prompt.
+
+Two structured calls. First the round's facts (prompt, passed and failed checks),
+the reasoning that produced its prompt and its best image are compressed into an
+experience of under 100 words: the raw reasoning is never passed on. Then the next
+prompt is written from the original intent and the trajectory (each round's prompt,
+failed and passed checks and experience, plus the last few images), reinforcing what
+failed and protecting what passed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langchain_core.messages import HumanMessage, SystemMessage
+from langgraph.runtime import Runtime
+from pydantic import BaseModel, Field
+
+from gems_graph.context import GemsContext
+from gems_graph.events import emit
+from gems_graph.llm import StructuredOutputError, image_block, invoke_structured, text_block
+from gems_graph.registry import resolve_chat_model
+from gems_graph.settings import effective_context
+from gems_graph.state import Candidate, Check, GemsState, Round
+from nodes.generator import plan_round
+from gems_graph.trajectory import best_of_round, round_facts, trajectory_view
+
+EXPERIENCE_WORD_LIMIT = 100
+
+COMPRESS_SYSTEM_PROMPT = """\
+You keep the memory of an agent that drives a text-to-image model. Compress one
+round into an experience of under 100 words: what the prompt tried, which checks
+passed and failed in the image, why it likely failed, and what to try next."""
+
+COMPRESS_USER_PROMPT = """\
+Original request: {prompt}
+{facts}
+Reasoning behind this round's prompt: {thought}
+Write the experience."""
+
+REFINE_SYSTEM_PROMPT = """\
+You are the refiner of an agent that drives a text-to-image model. Given the
+original request and the trajectory so far, write the next generation prompt.
+Restate every failed requirement explicitly and early in the prompt; keep what
+already passed; do not add objects the request did not ask for. You may also ask
+for a new random seed or a different guidance scale."""
+
+REFINE_USER_PROMPT = """\
+Original request: {prompt}
+{trajectory}
+{feedback}Write the next prompt."""
+
+
+class Experience(BaseModel):
+    """A compressed round."""
+
+    experience: str = Field(description="Under 100 words: what was tried, what failed, what to try next.")
+
+
+class RefinedPrompt(BaseModel):
+    """The refiner's answer."""
+
+    reasoning: str = Field(default="", description="Brief reasoning about what to change.")
+    prompt: str = Field(description="The next prompt for the image generator.")
+    new_seed: bool = Field(default=True, description="Use new random seeds next round.")
+    guidance: float | None = Field(default=None, description="Guidance scale for the next round, or null to keep it.")
+
+
+def clip_words(text: str, limit: int = EXPERIENCE_WORD_LIMIT) -> str:
+    words = text.split()
+    return text.strip() if len(words) < limit else " ".join(words[: limit - 1]) + " ..."
+
+
+def compress_round(model: Any, prompt: str, last: Round, checks: list[Check]) -> tuple[str, str | None]:
+    """Return (experience, note); falls back to the bare facts if the model fails."""
+    facts = round_facts(last, checks)
+    content: list[dict[str, Any]] = [text_block(COMPRESS_USER_PROMPT.format(prompt=prompt, facts=facts, thought=last.get("thought") or "(none)"))]
+    best: Candidate | None = best_of_round(last)
+    if best is not None and best["image"] is not None:
+        content.append(image_block(best["image"]))
+    try:
+        reply = invoke_structured(model, Experience, [SystemMessage(COMPRESS_SYSTEM_PROMPT), HumanMessage(content=content)])
+        return clip_words(reply.value.experience), None
+    except StructuredOutputError as exc:
+        return clip_words(facts), f"refiner: compression failed ({exc}); kept the round's facts"
+
+
+def refiner(state: GemsState, runtime: Runtime[GemsContext]) -> dict[str, Any]:
+    ctx = effective_context(state, runtime.context)
+    model = resolve_chat_model(ctx.chat_model)
+    checks = state.get("checks") or []
+    rounds = list(state.get("rounds") or [])
+    notes: list[str] = []
+
+    experience, note = compress_round(model, state["prompt"], rounds[-1], checks)
+    notes += [note] if note else []
+    last = {**rounds[-1], "experience": experience}
+    rounds[-1] = last
+
+    view = trajectory_view(rounds, checks, max_images=ctx.refiner_images)
+    feedback = f"Feedback from a person: {state['feedback']}\n" if state.get("feedback") else ""
+    content: list[dict[str, Any]] = [text_block(REFINE_USER_PROMPT.format(prompt=state["prompt"], trajectory=view.text, feedback=feedback))]
+    content += [image_block(ref) for ref in view.images]
+    generation = dict(state.get("generation") or {})
+    seed_offset = state.get("seed_offset", 0)
+    try:
+        reply = invoke_structured(model, RefinedPrompt, [SystemMessage(REFINE_SYSTEM_PROMPT), HumanMessage(content=content)])
+        next_prompt = reply.value.prompt.strip() or state["current_prompt"]
+        thought = reply.thought or reply.value.reasoning or None
+        if reply.value.guidance is not None and reply.value.guidance >= 0:
+            generation["guidance"] = float(reply.value.guidance)
+        seed_offset += 1 if reply.value.new_seed else 0
+    except StructuredOutputError as exc:
+        next_prompt, thought = state["current_prompt"], None
+        seed_offset += 1
+        notes.append(f"refiner: {exc}; retrying the same prompt with new seeds")
+
+    next_round = state["round_index"] + 1
+    tasks = plan_round(ctx, run_dir=state["run_dir"], round_index=next_round, prompt=next_prompt,
+                       seed_offset=seed_offset, generation=generation)
+    emit(runtime, "new_prompt", round=next_round, prompt=next_prompt, experience=experience)
+    emit(runtime, "round_started", round=next_round, prompt=next_prompt, candidates=len(tasks))
+    return {
+        "rounds": [last],
+        "current_prompt": next_prompt,
+        "current_thought": thought,
+        "round_index": next_round,
+        "round_tasks": tasks,
+        "generation": generation,
+        "seed_offset": seed_offset,
+        "feedback": None,
+        "notes": notes,
+    }

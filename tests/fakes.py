@@ -1,0 +1,144 @@
+"""Stand-ins shared by tests: a scripted chat model and a pixel-level test generator.
+
+``ScriptedChatModel`` subclasses langchain-core's fake so that ``bind_tools`` and
+``with_structured_output`` work: a handler sees the messages and the names of the
+bound tools and returns a pydantic object (sent back as a tool call), a string, or
+an ``AIMessage``.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import re
+import threading
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from langchain_core.language_models.fake_chat_models import FakeMessagesListChatModel
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
+from langchain_core.outputs import ChatGeneration, ChatResult
+from langchain_core.utils.function_calling import convert_to_openai_tool
+from PIL import Image
+from pydantic import BaseModel
+
+from gems_graph.backends.base import GenerationRequest
+
+Handler = Callable[[list[BaseMessage], list[str]], Any]
+
+
+class ScriptedChatModel(FakeMessagesListChatModel):
+    """A chat model whose replies come from ``handler(messages, tool_names)``."""
+
+    responses: list[BaseMessage] = []
+    handler: Any = None
+    calls: list[tuple[list[str], str]] = []
+
+    def bind_tools(self, tools: Any, *, tool_choice: Any = None, **kwargs: Any) -> Any:
+        return self.bind(tools=[convert_to_openai_tool(t) for t in tools], tool_choice=tool_choice, **kwargs)
+
+    def _generate(self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kwargs: Any) -> ChatResult:
+        names = [t["function"]["name"] for t in kwargs.get("tools") or []]
+        out = self.handler(messages, names)
+        self.calls.append((names, last_text(messages)))
+        if isinstance(out, BaseModel):
+            out = AIMessage(content="", tool_calls=[{"name": type(out).__name__, "args": out.model_dump(), "id": uuid.uuid4().hex[:8]}])
+        elif isinstance(out, str):
+            out = AIMessage(content=out)
+        return ChatResult(generations=[ChatGeneration(message=out)])
+
+    @property
+    def _llm_type(self) -> str:
+        return "scripted"
+
+
+def last_text(messages: list[BaseMessage]) -> str:
+    msg = messages[-1]
+    if isinstance(msg.content, str):
+        return msg.content
+    return "\n".join(b.get("text", "") for b in msg.content if isinstance(b, dict) and b.get("type") == "text")
+
+
+def attached_images(messages: list[BaseMessage]) -> list[Image.Image]:
+    """Decode the data-URL images of the last human message (as a real VLM would see them)."""
+    msg = next(m for m in reversed(messages) if isinstance(m, HumanMessage))
+    images = []
+    for block in msg.content if isinstance(msg.content, list) else []:
+        if isinstance(block, dict) and block.get("type") == "image_url":
+            data = block["image_url"]["url"].split(",", 1)[1]
+            images.append(Image.open(io.BytesIO(base64.b64decode(data))).convert("RGB"))
+    return images
+
+
+class ColourGenerator:
+    """Paints a solid image: red when the prompt says ``FIXED`` or the seed is lucky, else blue.
+
+    Deterministic per (prompt, seed), so resumed runs can be compared file by file.
+    ``fail_seeds`` raise; ``calls`` records every request.
+    """
+
+    family = "test-colour"
+
+    def __init__(self, lucky_seeds: set[int] = frozenset(), fail_seeds: set[int] = frozenset(), fail_all: bool = False,
+                 delay: float = 0.0, log_path: str | None = None) -> None:
+        self.lucky_seeds, self.fail_seeds, self.fail_all = set(lucky_seeds), set(fail_seeds), fail_all
+        self.delay, self.log_path = delay, log_path
+        self.calls: list[GenerationRequest] = []
+        self._lock = threading.Lock()
+
+    def generate(self, request: GenerationRequest) -> Image.Image:
+        import time
+
+        with self._lock:
+            self.calls.append(request)
+            if self.log_path:
+                with open(self.log_path, "a") as fh:
+                    fh.write(f"{request.seed}\t{request.prompt}\n")
+        if self.delay:
+            time.sleep(self.delay)
+        if self.fail_all or request.seed in self.fail_seeds:
+            raise RuntimeError(f"simulated generator failure for seed {request.seed}")
+        red = "FIXED" in request.prompt or request.seed in self.lucky_seeds
+        shade = (request.seed * 7) % 40  # seeds differ in pixels, like real samples
+        colour = (200 + shade, 10, 10) if red else (10, 10, 200 + shade)
+        return Image.new("RGB", (16, 16), colour)
+
+
+def is_red(image: Image.Image) -> bool:
+    r, g, b = image.getpixel((8, 8))
+    return r > b
+
+
+def loop_handler(fix_at_round: int | None = None, checks: tuple[str, ...] = ("Is there a square?", "Is the square red?"),
+                 thought: str | None = None) -> Handler:
+    """A scripted LLM for the colour world.
+
+    Decomposes into ``checks``; answers "Is ... red?" by looking at the attached
+    image's pixels and any other question with yes; the refiner adds ``FIXED`` to the
+    prompt once it writes the prompt for round ``fix_at_round``.
+    """
+    from nodes.critic import Decomposition
+    from nodes.planner import PlannedPrompt
+    from nodes.refiner import Experience, RefinedPrompt
+
+    def handle(messages: list[BaseMessage], tools: list[str]) -> Any:
+        text = last_text(messages)
+        if "PlannedPrompt" in tools:
+            request = text.split("User request:", 1)[1].splitlines()[0].strip()
+            return PlannedPrompt(reasoning=thought or "", prompt=request)
+        if "Decomposition" in tools:
+            return Decomposition(checks=list(checks))
+        if "Experience" in tools:
+            return Experience(experience="The square came out blue; say red explicitly.")
+        if "RefinedPrompt" in tools:
+            next_round = max(int(n) for n in re.findall(r"Round (\d+) prompt", text)) + 1
+            base = text.split("Original request:", 1)[1].splitlines()[0].strip()
+            fixed = fix_at_round is not None and next_round >= fix_at_round
+            return RefinedPrompt(reasoning="restate the colour", prompt=base + (" FIXED" if fixed else ""), new_seed=True)
+        # Verification: a plain yes/no question with the image attached.
+        if "red" in text.lower():
+            return "yes" if is_red(attached_images(messages)[0]) else "no"
+        return "yes"
+
+    return handle
