@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import io
 import math
+import threading
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -57,9 +58,28 @@ def reasoning_of(message: AIMessage | None) -> str | None:
     return None
 
 
+_structured_cache: dict[tuple[int, type], tuple[BaseChatModel, Any]] = {}
+_cache_lock = threading.Lock()
+
+
+def structured_runnable(model: BaseChatModel, schema: type[T]) -> Any:
+    """``model.with_structured_output(schema, include_raw=True)``, built once per model and schema."""
+    key = (id(model), schema)
+    with _cache_lock:
+        hit = _structured_cache.get(key)
+        if hit is not None and hit[0] is model:
+            return hit[1]
+    runnable = model.with_structured_output(schema, include_raw=True)
+    with _cache_lock:
+        if len(_structured_cache) > 256:
+            _structured_cache.clear()
+        _structured_cache[key] = (model, runnable)  # the model is kept so its id stays unique
+    return runnable
+
+
 def invoke_structured(model: BaseChatModel, schema: type[T], messages: list[BaseMessage]) -> StructuredReply:
     """Ask for ``schema``; repair once on a bad reply; raise ``StructuredOutputError`` after."""
-    runnable = model.with_structured_output(schema, include_raw=True)
+    runnable = structured_runnable(model, schema)
     out = runnable.invoke(messages)
     value, raw, error = _unpack(schema, out)
     if value is not None:

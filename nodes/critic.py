@@ -101,7 +101,8 @@ def critic(state: GemsState, runtime: Runtime[GemsContext]) -> dict[str, Any]:
     model = resolve_chat_model(ctx.critic_spec)
     notes: list[str] = []
     checks = list(state.get("checks") or [])
-    if not checks:
+    first_visit = not checks
+    if first_visit:
         try:
             checks = decompose(model, state["prompt"])
         except StructuredOutputError as exc:
@@ -114,8 +115,7 @@ def critic(state: GemsState, runtime: Runtime[GemsContext]) -> dict[str, Any]:
     round_index = state["round_index"]
     candidates = sorted((c for c in state.get("pending") or [] if c["round"] == round_index), key=lambda c: c["index"])
     jobs = [(c, ch) for c in candidates if c["error"] is None for ch in checks]
-    with ThreadPoolExecutor(max_workers=ctx.verify_concurrency) as pool:
-        answers = list(pool.map(lambda job: verify(model, job[1], job[0]), jobs))
+    answers = _verify_all(model, jobs, ctx.verify_concurrency)
     by_candidate: dict[int, list[Verdict]] = {}
     for (cand, _), verdict in zip(jobs, answers):
         by_candidate.setdefault(cand["index"], []).append(verdict)
@@ -132,7 +132,6 @@ def critic(state: GemsState, runtime: Runtime[GemsContext]) -> dict[str, Any]:
     best = pick_best(state.get("best"), judged)
     status, error = _status(ctx, round_index, judged, best, checks)
     update: dict[str, Any] = {
-        "checks": checks,
         "rounds": [this_round],
         "pending": None,
         "best": best,
@@ -143,12 +142,28 @@ def critic(state: GemsState, runtime: Runtime[GemsContext]) -> dict[str, Any]:
         "error": error,
         "notes": notes,
     }
-    write_run_json(state["run_dir"], {**state, **update, "rounds": _merged_rounds(state, this_round),
+    if first_visit:
+        update["checks"] = checks  # written once: every checkpoint stores what changed
+    write_run_json(state["run_dir"], {**state, **update, "checks": checks, "rounds": _merged_rounds(state, this_round),
                                        "notes": [*(state.get("notes") or []), *notes]})
     if status != "running":
         emit(runtime, "run_finished", status=status, score=update["score"], best_image=update["best_image"],
              rounds=round_index, error=error)
     return update
+
+
+_VERIFY_POOL = ThreadPoolExecutor(max_workers=16, thread_name_prefix="gems-verify")
+
+
+def _verify_all(model: BaseChatModel, jobs: list[tuple[Candidate, Check]], concurrency: int) -> list[Verdict]:
+    """Verify jobs on a shared pool (threads are costly to start), ``concurrency`` at a time."""
+    if len(jobs) <= 1 or concurrency <= 1:
+        return [verify(model, check, cand) for cand, check in jobs]
+    results: list[Verdict] = []
+    for start in range(0, len(jobs), concurrency):
+        batch = jobs[start:start + concurrency]
+        results += list(_VERIFY_POOL.map(lambda job: verify(model, job[1], job[0]), batch))
+    return results
 
 
 def _merged_rounds(state: GemsState, this_round: Round) -> list[Round]:

@@ -45,6 +45,7 @@ class PlannedPrompt(BaseModel):
 
     reasoning: str = Field(default="", description="Brief reasoning about what the image must contain.")
     prompt: str = Field(description="The prompt to send to the image generator.")
+    unsupported: list[str] = Field(default_factory=list, description="Words or parts of the request the prompt could not express.")
 
 
 def planner(state: GemsState, config: RunnableConfig, runtime: Runtime[GemsContext]) -> dict[str, Any]:
@@ -62,6 +63,8 @@ def planner(state: GemsState, config: RunnableConfig, runtime: Runtime[GemsConte
         reply = invoke_structured(model, PlannedPrompt, messages)
         first_prompt = reply.value.prompt.strip() or prompt
         thought = reply.thought or reply.value.reasoning or None
+        if reply.value.unsupported:
+            notes.append("planner: could not express: " + ", ".join(reply.value.unsupported))
     except StructuredOutputError as exc:
         first_prompt, thought = prompt, None
         notes.append(f"planner: {exc}; using the user's prompt as is")

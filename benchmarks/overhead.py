@@ -1,0 +1,92 @@
+"""Orchestration overhead of the GEMS graph, with instant backends and SQLite checkpoints.
+
+Runs the loop for 1..10 rounds with a generator that returns a prepared image and
+a scripted chat model, so what is measured is LangGraph + our nodes + the SQLite
+checkpointer. Prints, per round count, the median wall time per round and the
+checkpoint bytes added per round. Targets: <= 15 ms a round, <= 16 KB a round.
+
+    .venv/bin/python benchmarks/overhead.py [--repeats 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from PIL import Image  # noqa: E402
+
+from gems_graph.checkpoint import open_checkpointer  # noqa: E402
+from gems_graph.context import GemsContext  # noqa: E402
+from gems_graph.graph import compile_graph  # noqa: E402
+from tests.fakes import ScriptedChatModel, loop_handler  # noqa: E402
+
+
+class PreparedImage:
+    """Returns the same small image instantly."""
+
+    family = "bench"
+
+    def __init__(self) -> None:
+        self.image = Image.new("RGB", (64, 64), (10, 10, 200))
+
+    def generate(self, request):
+        return self.image
+
+
+def db_bytes(path: Path) -> int:
+    """Bytes LangGraph stored: serialised checkpoints, their metadata and pending writes.
+
+    (The SQLite file itself also holds page slack and a write-ahead log, so its size
+    says more about SQLite than about what a round adds.)
+    """
+    import sqlite3
+
+    with sqlite3.connect(path) as conn:
+        ckpt = conn.execute("select coalesce(sum(length(checkpoint) + length(metadata)), 0) from checkpoints").fetchone()[0]
+        writes = conn.execute("select coalesce(sum(length(value)), 0) from writes").fetchone()[0]
+    return ckpt + writes
+
+
+def one_run(rounds: int, workdir: Path, index: int) -> tuple[float, int]:
+    db = workdir / f"ckpt_{rounds}_{index}.sqlite"
+    context = GemsContext(generator=PreparedImage(), chat_model=ScriptedChatModel(handler=loop_handler(fix_at_round=None)),
+                          artifact_root=str(workdir / "runs"), max_rounds=rounds)
+    with open_checkpointer(str(db)) as saver:
+        app = compile_graph(checkpointer=saver)
+        start = time.perf_counter()
+        out = app.invoke({"prompt": "a red square"}, {"configurable": {"thread_id": f"b{rounds}-{index}"}}, context=context)
+        elapsed = time.perf_counter() - start
+    assert out["rounds_used"] == rounds, out
+    return elapsed, db_bytes(db)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        os.environ["GEMS_HOME"] = str(workdir / "home")
+        one_run(1, workdir, 99)  # warm-up: imports, first compile
+        print(f"{'rounds':>6} {'ms/round (median)':>18} {'KB/round':>9}")
+        per_round_ms, per_round_kb = [], []
+        for rounds in range(1, 11):
+            times, sizes = zip(*(one_run(rounds, workdir, i) for i in range(args.repeats)))
+            ms = statistics.median(times) * 1000 / rounds
+            kb = statistics.median(sizes) / 1024 / rounds
+            per_round_ms.append(ms)
+            per_round_kb.append(kb)
+            print(f"{rounds:>6} {ms:>18.1f} {kb:>9.1f}")
+        print(f"overall: median {statistics.median(per_round_ms):.1f} ms/round (target <= 15), "
+              f"median {statistics.median(per_round_kb):.1f} KB/round, max {max(per_round_kb):.1f} (target <= 16)")
+
+
+if __name__ == "__main__":
+    main()

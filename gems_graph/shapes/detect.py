@@ -1,0 +1,151 @@
+"""Pixel checker: find the objects in an image of the shapes world.
+
+Looks only at pixels: ink = how far a pixel is from the plain white background,
+colour = hue, objects = connected blobs per colour, shape = how much of its
+(soft) bounding box a blob fills (square ~1, circle ~pi/4, triangle ~1/2).
+Validated against procedural ground truth in tests/test_shapes_detect.py.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+from .grammar import ShapesGrammarError, Scene, parse_prompt
+
+FILL = {"square": 0.95, "circle": 0.77, "triangle": 0.52}
+MIN_AREA = 6.0  # px of ink; smaller blobs are noise
+REL_MARGIN = 1.5  # px a centroid must clear on the relation's axis
+
+
+@dataclass(frozen=True)
+class Detection:
+    """One object seen in the image (pixel coordinates, y down)."""
+
+    shape: str
+    color: str
+    cx: float
+    cy: float
+    area: float
+    confidence: float
+
+
+def _hue_class(rgb: np.ndarray) -> np.ndarray:
+    """Per-pixel colour name index: 0 red, 1 yellow, 2 green, 3 blue."""
+    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+    mx, mn = rgb.max(-1), rgb.min(-1)
+    d = np.maximum(mx - mn, 1e-6)
+    h = np.where(mx == r, ((g - b) / d) % 6, np.where(mx == g, (b - r) / d + 2, (r - g) / d + 4)) * 60
+    return np.select([(h < 25) | (h >= 300), h < 85, h < 180], [0, 1, 2], 3)
+
+
+_NAMES = ("red", "yellow", "green", "blue")
+
+
+def _components(mask: np.ndarray) -> list[list[tuple[int, int]]]:
+    """8-connected components of a boolean mask."""
+    seen = np.zeros_like(mask, dtype=bool)
+    out = []
+    H, W = mask.shape
+    for y0, x0 in zip(*np.nonzero(mask)):
+        if seen[y0, x0]:
+            continue
+        comp, q = [], deque([(y0, x0)])
+        seen[y0, x0] = True
+        while q:
+            y, x = q.popleft()
+            comp.append((y, x))
+            for dy in (-1, 0, 1):
+                for dx in (-1, 0, 1):
+                    yy, xx = y + dy, x + dx
+                    if 0 <= yy < H and 0 <= xx < W and mask[yy, xx] and not seen[yy, xx]:
+                        seen[yy, xx] = True
+                        q.append((yy, xx))
+        out.append(comp)
+    return out
+
+
+def _dilate(m: np.ndarray) -> np.ndarray:
+    p = np.pad(m, 1)
+    return np.logical_or.reduce([p[1 + dy: p.shape[0] - 1 + dy, 1 + dx: p.shape[1] - 1 + dx]
+                                 for dy in (-1, 0, 1) for dx in (-1, 0, 1)])
+
+
+def detect(image: Image.Image) -> list[Detection]:
+    """All objects in the image, largest first."""
+    rgb = np.asarray(image.convert("RGB"), dtype=np.float32)
+    ink = np.clip((255.0 - rgb.min(-1)) / 220.0, 0.0, 1.0)
+    sat = (rgb.max(-1) - rgb.min(-1)) / np.maximum(rgb.max(-1), 1.0)
+    hue = _hue_class(rgb)
+    solid = (ink > 0.35) & (sat > 0.25)
+    dets = []
+    for ci, name in enumerate(_NAMES):
+        for comp in _components(solid & (hue == ci)):
+            ys, xs = np.array([p[0] for p in comp]), np.array([p[1] for p in comp])
+            region = np.zeros_like(solid)
+            region[ys, xs] = True
+            region = _dilate(region) & (hue == ci) & (sat > 0.1)
+            a = np.where(region, ink, 0.0)
+            area = float(a.sum())
+            if area < MIN_AREA:
+                continue
+            w, h = float(a.max(0).sum()), float(a.max(1).sum())
+            fill = area / max(w * h, 1e-6)
+            yy, xx = np.mgrid[: a.shape[0], : a.shape[1]]
+            cx, cy = float((a * xx).sum() / area) + 0.5, float((a * yy).sum() / area) + 0.5
+            dist = sorted((abs(fill - f), s) for s, f in FILL.items())
+            shape = dist[0][1]
+            margin = dist[1][0] - dist[0][0]  # how much closer the best prototype is
+            aspect = min(w, h) / max(w, h)
+            purity = float(np.mean(hue[solid & region] == ci)) if (solid & region).any() else 0.0
+            conf = float(np.clip(margin / 0.12, 0, 1) * np.clip((aspect - 0.5) / 0.3, 0, 1)
+                         * np.clip(area / 20.0, 0, 1) * purity)
+            dets.append(Detection(shape, name, cx, cy, area, round(conf, 4)))
+    return sorted(dets, key=lambda d: -d.area)
+
+
+def _match(d: Detection, shape: str, color: str | None) -> bool:
+    return d.shape == shape and (color is None or d.color == color)
+
+
+def count(detections: list[Detection], shape: str, color: str | None = None) -> int:
+    """How many detected objects are this shape (and colour, if given)."""
+    return sum(_match(d, shape, color) for d in detections)
+
+
+def relation_holds(a: Detection, b: Detection, rel: str) -> bool:
+    """Does ``a`` stand in ``rel`` to ``b`` (centroids, image y grows downwards)?"""
+    dx, dy = b.cx - a.cx, b.cy - a.cy
+    return {"left of": dx, "right of": -dx, "above": dy, "below": -dy}[rel] > REL_MARGIN
+
+
+def scene_matches(scene: Scene, detections: list[Detection]) -> bool:
+    """Exact reading: every asked-for group has its count, nothing extra, relation holds."""
+    if sum(o.count for o in scene.objects) != len(detections):
+        return False
+    for o in scene.objects:
+        if count(detections, o.shape, o.color) != o.count:
+            return False
+    if scene.relation:
+        a_spec, b_spec = scene.objects
+        a = [d for d in detections if _match(d, a_spec.shape, a_spec.color)]
+        b = [d for d in detections if _match(d, b_spec.shape, b_spec.color)]
+        return len(a) == 1 and len(b) == 1 and relation_holds(a[0], b[0], scene.relation)
+    return True
+
+
+def scene_confidence(detections: list[Detection]) -> float:
+    """How sure the checker is about its reading (the weakest object's confidence)."""
+    return min((d.confidence for d in detections), default=1.0)
+
+
+def check_prompt(prompt: str, image: Image.Image) -> bool:
+    """Does the image show exactly what the prompt asks? False if the prompt is not in the grammar."""
+    try:
+        scene = parse_prompt(prompt)
+    except ShapesGrammarError:
+        return False
+    return scene_matches(scene, detect(image))

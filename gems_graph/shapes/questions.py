@@ -1,0 +1,76 @@
+"""Checks for shapes-world prompts, and answers to them read off the pixels.
+
+The checks follow GenEval's rules: an object asked for once must be present (at
+least one), a count must be exact, a relation holds between the two objects'
+centroids. ``prompt_correct`` (all checks pass) is the world's accuracy metric, so
+the loop's "every check passed" and the benchmark's "correct" are the same thing.
+"""
+
+from __future__ import annotations
+
+import re
+
+from PIL import Image
+
+from gems_graph.shapes.detect import Detection, count, detect, relation_holds, scene_confidence
+from gems_graph.shapes.grammar import COLORS, COUNT_WORDS, NUMBER_WORDS, SHAPES, ObjectSpec, Scene
+
+_RELATION_WORDS = {"left of": "to the left of", "right of": "to the right of", "above": "above", "below": "below"}
+_COLOR = "|".join(COLORS)
+_SHAPE = "|".join(SHAPES)
+_NUMBER = "|".join([*NUMBER_WORDS, "1", "2", "3", "4"])
+_OBJ = rf"(?:an? |the )?(?:({_COLOR}) )?({_SHAPE})s?"
+_PRESENCE = re.compile(rf"^is there {_OBJ}\b")
+_COUNT = re.compile(rf"^are there exactly ({_NUMBER}) (?:({_COLOR}) )?({_SHAPE})s?\b")
+_RELATION = re.compile(rf"^is {_OBJ} (?:to the |on the )?(left of|right of|above|below) {_OBJ}\b")
+
+
+def _name(o: ObjectSpec) -> str:
+    return f"{o.color} {o.shape}" if o.color else o.shape
+
+
+def checks_for_scene(scene: Scene) -> list[str]:
+    checks = []
+    for o in scene.objects:
+        if o.count == 1:
+            checks.append(f"Is there a {_name(o)}?")
+        else:
+            checks.append(f"Are there exactly {COUNT_WORDS[o.count]} {_name(o)}s?")
+    if scene.relation:
+        a, b = scene.objects
+        checks.append(f"Is the {_name(a)} {_RELATION_WORDS[scene.relation]} the {_name(b)}?")
+    return checks
+
+
+def _largest(dets: list[Detection], shape: str, color: str | None) -> Detection | None:
+    found = [d for d in dets if d.shape == shape and (color is None or d.color == color)]
+    return max(found, key=lambda d: d.area) if found else None
+
+
+def answer_detections(question: str, dets: list[Detection]) -> tuple[bool, float]:
+    """(answer, P(yes)) for one check; unknown phrasing is answered "no" at 0.5."""
+    q = question.strip().lower()
+    conf = scene_confidence(dets)
+    if m := _COUNT.match(q):
+        n = NUMBER_WORDS.get(m.group(1)) or int(m.group(1))
+        yes = count(dets, m.group(3), m.group(2)) == n
+    elif m := _RELATION.match(q):
+        a = _largest(dets, m.group(2), m.group(1))
+        b = _largest(dets, m.group(5), m.group(4))
+        yes = a is not None and b is not None and relation_holds(a, b, m.group(3))
+    elif m := _PRESENCE.match(q):
+        yes = count(dets, m.group(2), m.group(1)) >= 1
+    else:
+        return False, 0.5
+    p_yes = 0.5 + 0.5 * conf if yes else 0.5 - 0.5 * conf
+    return yes, round(p_yes, 4)
+
+
+def answer_question(question: str, image: Image.Image) -> tuple[bool, float]:
+    return answer_detections(question, detect(image))
+
+
+def prompt_correct(scene: Scene, image: Image.Image) -> bool:
+    """GenEval-style correctness: every check of the scene passes on the image."""
+    dets = detect(image)
+    return all(answer_detections(q, dets)[0] for q in checks_for_scene(scene))

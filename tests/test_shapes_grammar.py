@@ -1,0 +1,49 @@
+"""GenEval phrasing, any case, unknown words kept, nonsense rejected."""
+
+import pytest
+
+from gems_graph.shapes.grammar import ObjectSpec, Scene, ShapesGrammarError, describe, parse_prompt
+
+
+@pytest.mark.parametrize(
+    "text, scene",
+    [
+        ("a photo of two red circles", Scene((ObjectSpec("circle", "red", 2),))),
+        ("A PHOTO OF 3 Blue Squares", Scene((ObjectSpec("square", "blue", 3),))),
+        ("a photo of a green triangle", Scene((ObjectSpec("triangle", "green"),))),
+        ("a photo of a blue circle and a red triangle",
+         Scene((ObjectSpec("circle", "blue"), ObjectSpec("triangle", "red")))),
+        ("a photo of a red square left of a yellow circle",
+         Scene((ObjectSpec("square", "red"), ObjectSpec("circle", "yellow")), "left of")),
+        ("a photo of a red square to the left of a yellow circle",
+         Scene((ObjectSpec("square", "red"), ObjectSpec("circle", "yellow")), "left of")),
+        ("a photo of a triangle to the right of a square",
+         Scene((ObjectSpec("triangle"), ObjectSpec("square")), "right of")),
+        ("a photo of an circle above the square", Scene((ObjectSpec("circle"), ObjectSpec("square")), "above")),
+        ("a photo of a circle below a square", Scene((ObjectSpec("circle"), ObjectSpec("square")), "below")),
+        ("a photo of four squares", Scene((ObjectSpec("square", None, 4),))),
+    ],
+)
+def test_parse(text, scene):
+    assert parse_prompt(text) == scene
+
+
+def test_canonical_round_trip():
+    for text in ["a photo of two red circles", "a photo of a red square left of a yellow circle",
+                 "a photo of a blue circle and a red triangle", "a photo of a square"]:
+        assert describe(parse_prompt(text)) == text
+    assert describe(parse_prompt("A photo of the RED square TO THE LEFT OF a circle")) == \
+        "a photo of a red square left of a circle"
+
+
+def test_unknown_words_are_reported():
+    s = parse_prompt("a photo of a purple circle on a wooden table")
+    assert s.objects == (ObjectSpec("circle"),)
+    assert set(s.unknown_words) >= {"purple", "wooden", "table"}
+
+
+def test_nothing_parseable():
+    with pytest.raises(ShapesGrammarError):
+        parse_prompt("a photo of a dog")
+    with pytest.raises(ShapesGrammarError):
+        parse_prompt("")
