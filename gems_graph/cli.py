@@ -45,6 +45,8 @@ def run(
     out: Optional[str] = typer.Option(None, "--out", "-o", help="Artifact root (default $GEMS_HOME/runs)."),
     resume: Optional[str] = typer.Option(None, "--resume", help="Continue the run with this id."),
     checkpoint_db: Optional[str] = typer.Option(None, "--checkpoint-db", help="SQLite path or postgresql:// URL (default $GEMS_HOME/checkpoints.sqlite)."),
+    skills_dir: Optional[list[str]] = typer.Option(None, "--skills-dir", help="Folder of user skills (repeatable)."),
+    max_skills: Optional[int] = typer.Option(None, "--max-skills", help="Most skills per prompt (default 2; 0 = off)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object on stdout and nothing else there."),
 ) -> None:
     """Run the GEMS loop on PROMPT and print where the best image and run.json are."""
@@ -59,7 +61,8 @@ def run(
     elif prompt is not None:
         fail("give either a PROMPT or --resume ID, not both")
     flags = {"generator": generator, "chat_model": chat_model, "critic_model": critic_model, "max_rounds": rounds,
-             "candidates_per_round": candidates, "seed": seed, "artifact_root": out}
+             "candidates_per_round": candidates, "seed": seed, "artifact_root": out,
+             "skills_dirs": skills_dir or None, "max_skills": max_skills}
     flags = {k: v for k, v in flags.items() if v is not None}
     try:
         base: dict[str, Any] = {}
@@ -134,6 +137,14 @@ def _print_summary(summary: dict[str, Any]) -> None:
     for note in summary["notes"]:
         out.print(f"note: {note}", markup=False)
 
+
+def _mount_subcommands() -> None:
+    from gems_graph.skills.cli import skills_app
+
+    app.add_typer(skills_app, name="skills", help="List, show and validate skills.")
+
+
+_mount_subcommands()
 
 if __name__ == "__main__":  # pragma: no cover
     app()

@@ -37,6 +37,8 @@ class GemsContext:
     artifact_root: str | None = _f(None, "Folder under which each run gets its own folder; default $GEMS_HOME/runs.")
     refiner_images: int = _f(3, "How many past images (most recent rounds) the refiner sees.")
     max_prompt_chars: int = _f(4000, "Longest prompt accepted, in characters.")
+    skills_dirs: list[str] = field(default_factory=list, metadata={"description": "Folders of user skills (each holds <name>/SKILL.md); they override built-ins of the same name."})
+    max_skills: int = _f(2, "Most skills the planner may load for one prompt (0 turns skills off).")
     human_feedback: bool = _f(False, "Pause after the critic for a person to accept an image or give feedback.")
     verify_concurrency: int = _f(4, "Verification calls to the critic model in flight at once.")
     generation_retries: int = _f(3, "Attempts per candidate on transient generator errors (connection, 429, 5xx, timeout).")
@@ -69,6 +71,7 @@ def validate_context(ctx: GemsContext) -> None:
     need(isinstance(ctx.seed, int) and ctx.seed >= 0, "seed", "must be a non-negative integer")
     need(isinstance(ctx.refiner_images, int) and ctx.refiner_images >= 0, "refiner_images", "must be >= 0")
     need(isinstance(ctx.max_prompt_chars, int) and ctx.max_prompt_chars > 0, "max_prompt_chars", "must be a positive integer")
+    need(isinstance(ctx.max_skills, int) and 0 <= ctx.max_skills <= 8, "max_skills", "must be an integer from 0 to 8")
     need(isinstance(ctx.verify_concurrency, int) and ctx.verify_concurrency >= 1, "verify_concurrency", "must be >= 1")
     need(isinstance(ctx.generation_retries, int) and ctx.generation_retries >= 1, "generation_retries", "must be >= 1")
 

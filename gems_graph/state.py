@@ -134,6 +134,10 @@ class GemsState(GemsInput, total=False):
     rounds_used: int
     status: Status
     error: str | None
+    #: Skills the planner loaded, the checks they add, and their generation hints.
+    skills: list[str]
+    skill_checks: list[Check]
+    skill_hints: dict[str, Any]
     #: Human feedback note for the refiner (from an interrupt), if any.
     feedback: str | None
     #: Words of the prompt a world-specific model did not understand.

@@ -26,6 +26,7 @@ from gems_graph.llm import StructuredOutputError, answer_is_yes, image_block, in
 from gems_graph.registry import resolve_chat_model
 from gems_graph.retry import call_with_retry
 from gems_graph.settings import effective_context
+from nodes.skill_planning import merge_skill_checks
 from gems_graph.state import Candidate, Check, GemsState, Round, Verdict
 
 DECOMPOSE_SYSTEM_PROMPT = """\
@@ -41,7 +42,9 @@ VERIFY_SYSTEM_PROMPT = """\
 You are a strict visual verifier. Look at the image and answer the question about
 it with a single word: yes or no."""
 
-VERIFY_USER_PROMPT = "{question} Answer yes or no."
+#: The request is given as context: skill checks such as "Does each object keep the
+#: colour the prompt gives it?" refer to it.
+VERIFY_USER_PROMPT = "The image was made for this request: {prompt}\nQuestion: {question} Answer yes or no."
 
 
 class Decomposition(BaseModel):
@@ -60,12 +63,12 @@ def decompose(model: BaseChatModel, prompt: str) -> list[Check]:
     return [Check(id=f"c{i}", question=q, source="prompt") for i, q in enumerate(dict.fromkeys(questions), 1)]
 
 
-def verify(model: BaseChatModel, check: Check, candidate: Candidate) -> Verdict:
+def verify(model: BaseChatModel, check: Check, candidate: Candidate, prompt: str) -> Verdict:
     """Ask one check about one image; transient failures are retried, others recorded."""
     assert candidate["image"] is not None
     messages = [
         SystemMessage(VERIFY_SYSTEM_PROMPT),
-        HumanMessage(content=[text_block(VERIFY_USER_PROMPT.format(question=check["question"])), image_block(candidate["image"])]),
+        HumanMessage(content=[text_block(VERIFY_USER_PROMPT.format(prompt=prompt, question=check["question"])), image_block(candidate["image"])]),
     ]
     try:
         reply = call_with_retry(lambda: model.invoke(messages))
@@ -110,12 +113,13 @@ def critic(state: GemsState, runtime: Runtime[GemsContext]) -> dict[str, Any]:
             checks = [Check(id="c1", question=f"Does the image show: {state['prompt']}?", source="prompt")]
         for i, question in enumerate(state.get("extra_checks") or [], 1):
             checks.append(Check(id=f"u{i}", question=question, source="user"))
+        checks = merge_skill_checks(checks, state.get("skill_checks"))
         emit(runtime, "checks", checks=[c["question"] for c in checks])
 
     round_index = state["round_index"]
     candidates = sorted((c for c in state.get("pending") or [] if c["round"] == round_index), key=lambda c: c["index"])
     jobs = [(c, ch) for c in candidates if c["error"] is None for ch in checks]
-    answers = _verify_all(model, jobs, ctx.verify_concurrency)
+    answers = _verify_all(model, jobs, ctx.verify_concurrency, state["prompt"])
     by_candidate: dict[int, list[Verdict]] = {}
     for (cand, _), verdict in zip(jobs, answers):
         by_candidate.setdefault(cand["index"], []).append(verdict)
@@ -155,14 +159,14 @@ def critic(state: GemsState, runtime: Runtime[GemsContext]) -> dict[str, Any]:
 _VERIFY_POOL = ThreadPoolExecutor(max_workers=16, thread_name_prefix="gems-verify")
 
 
-def _verify_all(model: BaseChatModel, jobs: list[tuple[Candidate, Check]], concurrency: int) -> list[Verdict]:
+def _verify_all(model: BaseChatModel, jobs: list[tuple[Candidate, Check]], concurrency: int, prompt: str) -> list[Verdict]:
     """Verify jobs on a shared pool (threads are costly to start), ``concurrency`` at a time."""
     if len(jobs) <= 1 or concurrency <= 1:
-        return [verify(model, check, cand) for cand, check in jobs]
+        return [verify(model, check, cand, prompt) for cand, check in jobs]
     results: list[Verdict] = []
     for start in range(0, len(jobs), concurrency):
         batch = jobs[start:start + concurrency]
-        results += list(_VERIFY_POOL.map(lambda job: verify(model, job[1], job[0]), batch))
+        results += list(_VERIFY_POOL.map(lambda job: verify(model, job[1], job[0], prompt), batch))
     return results
 
 

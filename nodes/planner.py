@@ -1,6 +1,8 @@
 """Planner: writes the first generation prompt from the user's prompt.
 
-Its reply is structured (``PlannedPrompt``). If the model cannot produce one even
+The skill catalog (names and descriptions) is in its system prompt and its model is
+bound with ``load_skill``; instructions load only for the skills it picks (see
+``nodes.skill_planning``). Its reply is structured (``PlannedPrompt``). If the model cannot produce one even
 after a repair, the user's prompt is used as is and the failure is noted in state,
 so a weak planner never stops a run.
 """
@@ -12,7 +14,6 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-from langchain_core.messages import HumanMessage, SystemMessage
 from langchain_core.runnables import RunnableConfig
 from langgraph.runtime import Runtime
 from pydantic import BaseModel, Field
@@ -25,7 +26,9 @@ from gems_graph.registry import resolve_chat_model
 from gems_graph.settings import effective_context
 from gems_graph.state import GemsState
 from gems_graph.validation import validate_prompt
+from gems_graph.skills import default_registry
 from nodes.generator import plan_round
+from nodes.skill_planning import generation_from_hints, plan_with_skills
 
 PLANNER_SYSTEM_PROMPT = """\
 You are the planner of an agent that drives a text-to-image model.
@@ -58,20 +61,29 @@ def planner(state: GemsState, config: RunnableConfig, runtime: Runtime[GemsConte
 
     notes: list[str] = []
     model = resolve_chat_model(ctx.chat_model)
-    messages = [SystemMessage(PLANNER_SYSTEM_PROMPT), HumanMessage(PLANNER_USER_PROMPT.format(prompt=prompt, extra=""))]
+    user_prompt = PLANNER_USER_PROMPT.format(prompt=prompt, extra="")
+    plan = plan_with_skills(model, prompt=prompt, system_prompt=PLANNER_SYSTEM_PROMPT, user_prompt=user_prompt,
+                            schema=PlannedPrompt, registry=default_registry(ctx.skills_dirs), max_skills=ctx.max_skills)
+    if plan.session.loaded:
+        emit(runtime, "skills_loaded", skills=list(plan.session.loaded))
     try:
-        reply = invoke_structured(model, PlannedPrompt, messages)
-        first_prompt = reply.value.prompt.strip() or prompt
-        thought = reply.thought or reply.value.reasoning or None
-        if reply.value.unsupported:
-            notes.append("planner: could not express: " + ", ".join(reply.value.unsupported))
+        answer = plan.answer
+        thought = None
+        if answer is None:
+            reply = invoke_structured(model, PlannedPrompt, plan.messages)
+            answer, thought = reply.value, reply.thought
+        first_prompt = answer.prompt.strip() or prompt
+        thought = thought or answer.reasoning or None
+        if answer.unsupported:
+            notes.append("planner: could not express: " + ", ".join(answer.unsupported))
     except StructuredOutputError as exc:
         first_prompt, thought = prompt, None
         notes.append(f"planner: {exc}; using the user's prompt as is")
+    generation = generation_from_hints(plan.session.hints, ctx)
 
     settings = {k: v for k, v in ((f.name, getattr(ctx, f.name)) for f in fields(ctx)) if v is None or isinstance(v, (str, int, float, bool))}
     emit(runtime, "planned", prompt=first_prompt, run_dir=str(run_dir))
-    tasks = plan_round(ctx, run_dir=str(run_dir), round_index=1, prompt=first_prompt, seed_offset=0, generation={})
+    tasks = plan_round(ctx, run_dir=str(run_dir), round_index=1, prompt=first_prompt, seed_offset=0, generation=generation)
     emit(runtime, "round_started", round=1, prompt=first_prompt, candidates=len(tasks))
     return {
         "prompt": prompt,
@@ -82,7 +94,8 @@ def planner(state: GemsState, config: RunnableConfig, runtime: Runtime[GemsConte
         "round_tasks": tasks,
         "current_prompt": first_prompt,
         "current_thought": thought,
-        "generation": {},
+        "generation": generation,
+        **plan.state_update(),
         "seed_offset": 0,
         "pending": None,
         "status": "running",

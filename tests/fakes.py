@@ -42,7 +42,7 @@ class ScriptedChatModel(FakeMessagesListChatModel):
         names = [t["function"]["name"] for t in kwargs.get("tools") or []]
         out = self.handler(messages, names)
         self.calls.append((names, last_text(messages)))
-        if isinstance(out, BaseModel):
+        if isinstance(out, BaseModel) and not isinstance(out, BaseMessage):
             out = AIMessage(content="", tool_calls=[{"name": type(out).__name__, "args": out.model_dump(), "id": uuid.uuid4().hex[:8]}])
         elif isinstance(out, str):
             out = AIMessage(content=out)
@@ -137,7 +137,8 @@ def loop_handler(fix_at_round: int | None = None, checks: tuple[str, ...] = ("Is
             fixed = fix_at_round is not None and next_round >= fix_at_round
             return RefinedPrompt(reasoning="restate the colour", prompt=base + (" FIXED" if fixed else ""), new_seed=True)
         # Verification: a plain yes/no question with the image attached.
-        if "red" in text.lower():
+        question = text.split("Question:", 1)[-1]
+        if "red" in question.lower():
             return "yes" if is_red(attached_images(messages)[0]) else "no"
         return "yes"
 

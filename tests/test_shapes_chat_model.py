@@ -53,7 +53,7 @@ def test_verify_reads_the_pixels_and_returns_logprobs(tmp_path):
     model = ShapesChatModel()
 
     def ask(q):
-        return model.invoke([SystemMessage("verify"), HumanMessage(content=[text_block(VERIFY_USER_PROMPT.format(question=q)), image_block(ref)])])
+        return model.invoke([SystemMessage("verify"), HumanMessage(content=[text_block(VERIFY_USER_PROMPT.format(prompt="a photo of two blue triangles", question=q)), image_block(ref)])])
 
     yes, no = ask("Are there exactly two blue triangles?"), ask("Is there a red circle?")
     assert yes.text == "yes" and yes_probability(yes) > 0.5

@@ -86,7 +86,8 @@ class ShapesChatModel(BaseChatModel):
         if not any(isinstance(m, ToolMessage) for m in messages):
             from gems_graph.skills.binding import route_by_triggers
 
-            wanted = [n for n in route_by_triggers(_field(text, "User request")) if n not in already]
+            limit = _max_skills_in(messages)
+            wanted = [n for n in route_by_triggers(_field(text, "User request"), limit=limit) if n not in already]
             if wanted:
                 return AIMessage(content="", tool_calls=[
                     {"name": "load_skill", "args": {"name": n}, "id": uuid.uuid4().hex[:8]} for n in wanted
@@ -104,8 +105,9 @@ class ShapesChatModel(BaseChatModel):
         images = _images(messages)
         if not images:
             return AIMessage(content="no")
-        question = text.replace("Answer yes or no.", "").strip()
-        yes, p_yes = answer_question(question, images[-1])
+        question = _field(text, "Question").replace("Answer yes or no.", "").strip()
+        request = _field(text, "request") if "request:" in text else ""
+        yes, p_yes = answer_question(question, images[-1], request=request)
         token = "yes" if yes else "no"
         logprobs = {
             "content": [{
@@ -196,6 +198,12 @@ def _object_named(failed: str, objs: tuple[ObjectSpec, ...]) -> int | None:
         if o.shape in low and (o.color is None or o.color in low):
             return i
     return None
+
+
+def _max_skills_in(messages: list[BaseMessage]) -> int:
+    """The planner's cap on skills, read from its instructions (default 2)."""
+    m = re.search(r"at most (\d+)", " ".join(str(x.content) for x in messages if isinstance(x.content, str)))
+    return int(m.group(1)) if m else 2
 
 
 def _tool_call(name: str, args: dict[str, Any]) -> AIMessage:

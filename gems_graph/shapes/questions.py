@@ -13,7 +13,7 @@ import re
 from PIL import Image
 
 from gems_graph.shapes.detect import Detection, count, detect, relation_holds, scene_confidence
-from gems_graph.shapes.grammar import COLORS, COUNT_WORDS, NUMBER_WORDS, SHAPES, ObjectSpec, Scene
+from gems_graph.shapes.grammar import COLORS, COUNT_WORDS, NUMBER_WORDS, SHAPES, ObjectSpec, Scene, ShapesGrammarError, parse_prompt
 
 _RELATION_WORDS = {"left of": "to the left of", "right of": "to the right of", "above": "above", "below": "below"}
 _COLOR = "|".join(COLORS)
@@ -66,8 +66,21 @@ def answer_detections(question: str, dets: list[Detection]) -> tuple[bool, float
     return yes, round(p_yes, 4)
 
 
-def answer_question(question: str, image: Image.Image) -> tuple[bool, float]:
-    return answer_detections(question, detect(image))
+def answer_question(question: str, image: Image.Image, *, request: str = "") -> tuple[bool, float]:
+    """Answer one check. A question outside the checker's phrasing (e.g. a skill's
+    "does every object keep its colour?") is answered for the whole request: yes when
+    every check of the request's scene passes."""
+    dets = detect(image)
+    yes, p_yes = answer_detections(question, dets)
+    if p_yes != 0.5 or not request:
+        return yes, p_yes
+    try:
+        scene = parse_prompt(request)
+    except ShapesGrammarError:
+        return yes, p_yes
+    answers = [answer_detections(q, dets) for q in checks_for_scene(scene)]
+    yes = all(a for a, _ in answers)
+    return yes, min(p for _, p in answers)  # the weakest part decides, as with "all"
 
 
 def prompt_correct(scene: Scene, image: Image.Image) -> bool:

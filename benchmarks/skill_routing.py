@@ -1,0 +1,131 @@
+"""Skill routing quality: precision and recall per skill on labelled prompts.
+
+    python benchmarks/skill_routing.py                      # declared triggers
+    python benchmarks/skill_routing.py --chat-model openai:gpt-4o-mini
+
+A router is any callable ``(prompt, registry) -> list[str]``. ``--chat-model
+triggers`` (the default) measures ``route_by_triggers``, which is what the offline
+shapes chat model uses; any other spec is resolved through the backend registry
+and asked once per prompt, with the planner's catalog text and the ``load_skill``
+tool bound, which skills it would load (the paper's single routing call).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from gems_graph.skills import SkillRegistry, SkillSession, default_registry, route_by_triggers
+
+Router = Callable[[str, SkillRegistry], list[str]]
+DEFAULT_DATA = Path(__file__).resolve().parents[1] / "tests" / "data" / "skill_routing.jsonl"
+ROUTING_PROMPT = (
+    "You prepare prompts for a text-to-image model. Before writing anything, decide which "
+    "skills apply to the user's request and call load_skill once for each (none if the "
+    "request is plain).\n\n{catalog}"
+)
+
+
+def load_cases(path: Path) -> list[dict]:
+    cases = []
+    for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if line.strip():
+            row = json.loads(line)
+            if not isinstance(row.get("prompt"), str) or not isinstance(row.get("skills"), list):
+                raise ValueError(f"{path}:{i}: need {{'prompt': str, 'skills': [str]}}")
+            cases.append(row)
+    return cases
+
+
+def trigger_router(limit: int | None = None) -> Router:
+    return lambda prompt, registry: route_by_triggers(prompt, registry, limit=limit)
+
+
+def chat_model_router(model, max_skills: int = 2) -> Router:
+    """One tool-calling turn: the skills the model asks to load, in order."""
+    from langchain_core.messages import HumanMessage, SystemMessage
+
+    def route(prompt: str, registry: SkillRegistry) -> list[str]:
+        session = SkillSession(registry, max_skills=max_skills, prompt=prompt)
+        msgs = [SystemMessage(ROUTING_PROMPT.format(catalog=session.catalog_text())), HumanMessage(prompt)]
+        ai = model.bind_tools(session.tools()).invoke(msgs)
+        names = []
+        for tc in getattr(ai, "tool_calls", None) or []:
+            name = (tc.get("args") or {}).get("name")
+            if tc.get("name") == "load_skill" and name in registry and name not in names:
+                names.append(name)
+        return names[:max_skills]
+
+    return route
+
+
+def evaluate(cases: Iterable[dict], router: Router, registry: SkillRegistry) -> dict:
+    """Per-skill tp/fp/fn, plus exact-match rate and the misses for inspection."""
+    names = registry.names()
+    stats = {n: {"tp": 0, "fp": 0, "fn": 0} for n in names}
+    exact, total, misses = 0, 0, []
+    for case in cases:
+        want, got = set(case["skills"]), set(router(case["prompt"], registry))
+        total += 1
+        exact += want == got
+        if want != got:
+            misses.append({"prompt": case["prompt"], "want": sorted(want), "got": sorted(got)})
+        for n in names:
+            stats[n]["tp"] += n in want and n in got
+            stats[n]["fp"] += n not in want and n in got
+            stats[n]["fn"] += n in want and n not in got
+    return {"per_skill": stats, "exact_match": exact / max(total, 1), "cases": total, "misses": misses}
+
+
+def _ratio(a: int, b: int) -> float | None:
+    return a / b if b else None
+
+
+def format_table(result: dict) -> str:
+    def f(x: float | None) -> str:
+        return "   -" if x is None else f"{x:.2f}"
+
+    rows = [f"{'skill':<24}{'prec':>6}{'recall':>8}{'support':>9}"]
+    tp = fp = fn = 0
+    for name, s in result["per_skill"].items():
+        tp, fp, fn = tp + s["tp"], fp + s["fp"], fn + s["fn"]
+        rows.append(f"{name:<24}{f(_ratio(s['tp'], s['tp'] + s['fp'])):>6}"
+                    f"{f(_ratio(s['tp'], s['tp'] + s['fn'])):>8}{s['tp'] + s['fn']:>9}")
+    rows.append(f"{'micro':<24}{f(_ratio(tp, tp + fp)):>6}{f(_ratio(tp, tp + fn)):>8}{tp + fn:>9}")
+    rows.append(f"exact-match {result['exact_match']:.2f} over {result['cases']} prompts")
+    return "\n".join(rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--chat-model", default="triggers", help="'triggers' (declared triggers) or a chat-model spec")
+    ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    ap.add_argument("--skills-dir", action="append", default=[], help="extra skill folder (repeatable)")
+    ap.add_argument("--limit", type=int, default=None, help="most skills a prompt may route to (default: no cap for triggers, 2 for chat models)")
+    ap.add_argument("--show-misses", action="store_true")
+    args = ap.parse_args(argv)
+    registry = default_registry(args.skills_dir)
+    if args.chat_model == "triggers":
+        router = trigger_router(args.limit)
+    else:
+        from gems_graph.registry import resolve_chat_model
+
+        router = chat_model_router(resolve_chat_model(args.chat_model), max_skills=args.limit or 2)
+    t0 = time.perf_counter()
+    result = evaluate(load_cases(args.data), router, registry)
+    dt = time.perf_counter() - t0
+    print(f"router: {args.chat_model}   data: {args.data}")
+    print(format_table(result))
+    print(f"{dt * 1000 / max(result['cases'], 1):.2f} ms per prompt")
+    if args.show_misses:
+        for m in result["misses"]:
+            print(f"  miss: {m['prompt']!r} want={m['want']} got={m['got']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,64 @@
+"""The labelled routing set and the routing benchmark's scoring."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+from gems_graph.skills import SkillRegistry
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT / "tests" / "data" / "skill_routing.jsonl"
+
+
+def load_benchmark():
+    spec = importlib.util.spec_from_file_location("skill_routing_bench", ROOT / "benchmarks" / "skill_routing.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_dataset_is_well_formed():
+    rows = [json.loads(line) for line in DATA.read_text().splitlines() if line.strip()]
+    names = set(SkillRegistry().names())
+    assert len(rows) >= 60
+    assert sum(not r["skills"] for r in rows) >= 10  # plain prompts route to nothing
+    for r in rows:
+        assert set(r["skills"]) <= names, r
+    for n in names:  # every skill has positives
+        assert sum(n in r["skills"] for r in rows) >= 5, n
+
+
+def test_benchmark_with_callable_router(capsys):
+    bench = load_benchmark()
+    reg = SkillRegistry()
+    cases = bench.load_cases(DATA)
+    perfect = bench.evaluate(cases, lambda p, r: next(c["skills"] for c in cases if c["prompt"] == p), reg)
+    assert perfect["exact_match"] == 1.0
+    empty = bench.evaluate(cases, lambda p, r: [], reg)
+    assert all(s["tp"] == 0 for s in empty["per_skill"].values())
+    table = bench.format_table(bench.evaluate(cases, bench.trigger_router(), reg))
+    assert "micro" in table and "spatial-layout" in table
+
+
+def test_benchmark_main_prints_table(capsys):
+    assert load_benchmark().main([]) == 0
+    out = capsys.readouterr().out
+    assert "prec" in out and "recall" in out and "exact-match" in out
+
+
+def test_chat_model_router_reads_load_skill_calls():
+    from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
+    from langchain_core.messages import AIMessage
+
+    class OneShot(GenericFakeChatModel):
+        def bind_tools(self, tools, **kw):
+            assert [t.name for t in tools][0] == "load_skill"
+            return self
+
+    calls = [{"name": "load_skill", "args": {"name": n}, "id": str(i)}
+             for i, n in enumerate(["counting", "nope", "counting", "negation", "text-rendering"])]
+    model = OneShot(messages=iter([AIMessage("", tool_calls=calls)]))
+    route = load_benchmark().chat_model_router(model, max_skills=2)
+    assert route("three cats and no dogs", SkillRegistry()) == ["counting", "negation"]
