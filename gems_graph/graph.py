@@ -1,5 +1,7 @@
 """Wiring only: START -> planner -> generator (xK via Send) -> critic -> refiner | END.
 
+With ``human_feedback`` on, critic -> human_review (an interrupt) -> refiner | END.
+
 ``build_graph()`` returns the builder; ``graph`` is compiled without a checkpointer
 for ``langgraph.json`` (``langgraph dev`` supplies its own); ``compile_graph()`` is
 for apps, the CLI and notebooks, with SQLite by default.
@@ -17,6 +19,7 @@ from gems_graph.retry import is_transient
 from gems_graph.state import GemsInput, GemsOutput, GemsState
 from nodes.critic import critic, route_after_critic
 from nodes.generator import fan_out, generator
+from nodes.human_review import human_review, route_after_review
 from nodes.planner import planner
 from nodes.refiner import refiner
 
@@ -30,10 +33,12 @@ def build_graph() -> StateGraph:
     builder.add_node("generator", generator)
     builder.add_node("critic", critic, retry_policy=MODEL_RETRY)
     builder.add_node("refiner", refiner, retry_policy=MODEL_RETRY)
+    builder.add_node("human_review", human_review)
     builder.add_edge(START, "planner")
     builder.add_conditional_edges("planner", fan_out, ["generator"])
     builder.add_edge("generator", "critic")
-    builder.add_conditional_edges("critic", route_after_critic, ["refiner", END])
+    builder.add_conditional_edges("critic", route_after_critic, ["human_review", "refiner", END])
+    builder.add_conditional_edges("human_review", route_after_review, ["refiner", END])
     builder.add_conditional_edges("refiner", fan_out, ["generator"])
     return builder
 

@@ -188,6 +188,8 @@ def _status(ctx: GemsContext, round_index: int, judged: list[Candidate], best: C
     return "running", None
 
 
-def route_after_critic(state: GemsState) -> Literal["refiner", "__end__"]:
-    """Refine while the run is still going; otherwise end."""
+def route_after_critic(state: GemsState) -> Literal["human_review", "refiner", "__end__"]:
+    """Ask a person first when human_feedback is on; else refine while the run goes on."""
+    if (state.get("settings") or {}).get("human_feedback") and state.get("status") != "failed":
+        return "human_review"
     return "refiner" if state.get("status") == "running" else END

@@ -1,0 +1,72 @@
+"""Human review: with ``human_feedback`` on, the run pauses after each critic visit.
+
+The interrupt carries the round's candidates and verdicts. Resume with
+``Command(resume={"accept": True})`` to stop with the best image (or
+``{"accept": True, "index": k}`` for candidate k of the round), with
+``{"feedback": "..."}`` to hand a note to the refiner, or with ``{}`` to go on as
+the critic decided. Works the same from Python, the CLI and Studio.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from langgraph.graph import END
+from langgraph.types import interrupt
+
+from gems_graph.state import GemsState
+
+
+def review_payload(state: GemsState) -> dict[str, Any]:
+    last = state["rounds"][-1]
+    questions = {c["id"]: c["question"] for c in state.get("checks") or []}
+    return {
+        "round": last["index"],
+        "prompt": last["prompt"],
+        "status": state.get("status"),
+        "best_image": state.get("best_image"),
+        "candidates": [
+            {
+                "index": c["index"],
+                "image": c["image"]["path"] if c["image"] else None,
+                "score": c["score"],
+                "error": c["error"],
+                "verdicts": [{"question": questions.get(v["check_id"], v["check_id"]), "passed": v["passed"]} for v in c["verdicts"]],
+            }
+            for c in last["candidates"]
+        ],
+        "how_to_answer": {"accept": True, "index": "optional candidate index", "feedback": "a note for the refiner"},
+    }
+
+
+def human_review(state: GemsState) -> dict[str, Any]:
+    answer = interrupt(review_payload(state))
+    if answer is True:
+        answer = {"accept": True}
+    if not isinstance(answer, dict):
+        answer = {"feedback": str(answer)} if answer else {}
+    if answer.get("accept"):
+        return _accept(state, answer.get("index"))
+    note = str(answer.get("feedback") or "").strip()
+    if not note:
+        return {}
+    max_rounds = int((state.get("settings") or {}).get("max_rounds") or 5)
+    more = state["round_index"] < max_rounds and state.get("status") != "failed"
+    return {"feedback": note, "status": "running" if more else state.get("status"),
+            "notes": [f"human feedback after round {state['round_index']}: {note}"]}
+
+
+def _accept(state: GemsState, index: Any) -> dict[str, Any]:
+    best = state.get("best")
+    if index is not None:
+        chosen = [c for c in state["rounds"][-1]["candidates"] if c["index"] == int(index) and c["image"]]
+        if not chosen:
+            raise ValueError(f"no candidate {index!r} with an image in round {state['round_index']}")
+        best = chosen[0]
+    return {"status": "accepted", "best": best, "best_image": best["image"]["path"] if best and best["image"] else None,
+            "score": best["score"] if best else None,
+            "notes": [f"accepted by a person after round {state['round_index']}"]}
+
+
+def route_after_review(state: GemsState) -> Literal["refiner", "__end__"]:
+    return "refiner" if state.get("status") == "running" else END
