@@ -54,6 +54,8 @@ class ScriptedChatModel(FakeMessagesListChatModel):
 
 
 def last_text(messages: list[BaseMessage]) -> str:
+    if not messages:
+        return ""
     msg = messages[-1]
     if isinstance(msg.content, str):
         return msg.content
