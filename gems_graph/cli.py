@@ -47,6 +47,7 @@ def run(
     checkpoint_db: Optional[str] = typer.Option(None, "--checkpoint-db", help="SQLite path or postgresql:// URL (default $GEMS_HOME/checkpoints.sqlite)."),
     skills_dir: Optional[list[str]] = typer.Option(None, "--skills-dir", help="Folder of user skills (repeatable)."),
     max_skills: Optional[int] = typer.Option(None, "--max-skills", help="Most skills per prompt (default 2; 0 = off)."),
+    memory: Optional[str] = typer.Option(None, "--memory", envvar="GEMS_MEMORY", help="Experience store: chroma (default), chroma:PATH, chroma://host:port, none."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object on stdout and nothing else there."),
 ) -> None:
     """Run the GEMS loop on PROMPT and print where the best image and run.json are."""
@@ -62,7 +63,7 @@ def run(
         fail("give either a PROMPT or --resume ID, not both")
     flags = {"generator": generator, "chat_model": chat_model, "critic_model": critic_model, "max_rounds": rounds,
              "candidates_per_round": candidates, "seed": seed, "artifact_root": out,
-             "skills_dirs": skills_dir or None, "max_skills": max_skills}
+             "skills_dirs": skills_dir or None, "max_skills": max_skills, "memory": memory}
     flags = {k: v for k, v in flags.items() if v is not None}
     try:
         base: dict[str, Any] = {}
@@ -141,7 +142,10 @@ def _print_summary(summary: dict[str, Any]) -> None:
 def _mount_subcommands() -> None:
     from gems_graph.skills.cli import skills_app
 
+    from gems_graph.memory.cli import memory_app
+
     app.add_typer(skills_app, name="skills", help="List, show and validate skills.")
+    app.add_typer(memory_app, name="memory", help="Inspect, search, export or wipe the lessons kept across runs.")
 
 
 _mount_subcommands()

@@ -39,6 +39,9 @@ class GemsContext:
     max_prompt_chars: int = _f(4000, "Longest prompt accepted, in characters.")
     skills_dirs: list[str] = field(default_factory=list, metadata={"description": "Folders of user skills (each holds <name>/SKILL.md); they override built-ins of the same name."})
     max_skills: int = _f(2, "Most skills the planner may load for one prompt (0 turns skills off).")
+    memory: str = _f("chroma", "Experience store: 'chroma' (embedded, under $GEMS_HOME/memory), 'chroma:PATH', 'chroma://host:port', 'store' (LangGraph's runtime.store) or 'none'.")
+    recall_k: int = _f(3, "Lessons recalled from past runs at planning (0 recalls nothing).")
+    recall_all_families: bool = _f(False, "Recall lessons of every generator family, not only this generator's.")
     human_feedback: bool = _f(False, "Pause after the critic for a person to accept an image or give feedback.")
     verify_concurrency: int = _f(4, "Verification calls to the critic model in flight at once.")
     generation_retries: int = _f(3, "Attempts per candidate on transient generator errors (connection, 429, 5xx, timeout).")
@@ -72,6 +75,7 @@ def validate_context(ctx: GemsContext) -> None:
     need(isinstance(ctx.refiner_images, int) and ctx.refiner_images >= 0, "refiner_images", "must be >= 0")
     need(isinstance(ctx.max_prompt_chars, int) and ctx.max_prompt_chars > 0, "max_prompt_chars", "must be a positive integer")
     need(isinstance(ctx.max_skills, int) and 0 <= ctx.max_skills <= 8, "max_skills", "must be an integer from 0 to 8")
+    need(isinstance(ctx.recall_k, int) and 0 <= ctx.recall_k <= 20, "recall_k", "must be an integer from 0 to 20")
     need(isinstance(ctx.verify_concurrency, int) and ctx.verify_concurrency >= 1, "verify_concurrency", "must be >= 1")
     need(isinstance(ctx.generation_retries, int) and ctx.generation_retries >= 1, "generation_retries", "must be >= 1")
 

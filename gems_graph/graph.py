@@ -1,6 +1,7 @@
-"""Wiring only: START -> planner -> generator (xK via Send) -> critic -> refiner | END.
+"""Wiring only: START -> planner -> generator (xK via Send) -> critic -> refiner | remember -> END.
 
-With ``human_feedback`` on, critic -> human_review (an interrupt) -> refiner | END.
+``remember`` writes the run's lessons to the experience store when the run ends.
+With ``human_feedback`` on, critic -> human_review (an interrupt) -> refiner | remember.
 
 ``build_graph()`` returns the builder; ``graph`` is compiled without a checkpointer
 for ``langgraph.json`` (``langgraph dev`` supplies its own); ``compile_graph()`` is
@@ -22,6 +23,7 @@ from nodes.generator import fan_out, generator
 from nodes.human_review import human_review, route_after_review
 from nodes.planner import planner
 from nodes.refiner import refiner
+from nodes.remember import remember
 
 #: Model calls that fail on network trouble, 429 or 5xx are retried by LangGraph.
 MODEL_RETRY = RetryPolicy(max_attempts=3, initial_interval=0.5, retry_on=is_transient)
@@ -34,11 +36,13 @@ def build_graph() -> StateGraph:
     builder.add_node("critic", critic, retry_policy=MODEL_RETRY)
     builder.add_node("refiner", refiner, retry_policy=MODEL_RETRY)
     builder.add_node("human_review", human_review)
+    builder.add_node("remember", remember)
     builder.add_edge(START, "planner")
     builder.add_conditional_edges("planner", fan_out, ["generator"])
     builder.add_edge("generator", "critic")
-    builder.add_conditional_edges("critic", route_after_critic, ["human_review", "refiner", END])
-    builder.add_conditional_edges("human_review", route_after_review, ["refiner", END])
+    builder.add_conditional_edges("critic", route_after_critic, ["human_review", "refiner", "remember"])
+    builder.add_conditional_edges("human_review", route_after_review, ["refiner", "remember"])
+    builder.add_edge("remember", END)
     builder.add_conditional_edges("refiner", fan_out, ["generator"])
     return builder
 

@@ -138,6 +138,10 @@ class GemsState(GemsInput, total=False):
     skills: list[str]
     skill_checks: list[Check]
     skill_hints: dict[str, Any]
+    #: Lessons from past runs recalled at planning ({id, text, similarity}).
+    recalled_lessons: list[dict[str, Any]]
+    #: Ids of the lessons this run wrote to the experience store at its end.
+    lessons_written: list[str]
     #: Human feedback note for the refiner (from an interrupt), if any.
     feedback: str | None
     #: Words of the prompt a world-specific model did not understand.

@@ -15,7 +15,6 @@ from typing import Any, Literal
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
-from langgraph.graph import END
 from langgraph.runtime import Runtime
 from pydantic import BaseModel, Field
 
@@ -188,8 +187,8 @@ def _status(ctx: GemsContext, round_index: int, judged: list[Candidate], best: C
     return "running", None
 
 
-def route_after_critic(state: GemsState) -> Literal["human_review", "refiner", "__end__"]:
+def route_after_critic(state: GemsState) -> Literal["human_review", "refiner", "remember"]:
     """Ask a person first when human_feedback is on; else refine while the run goes on."""
     if (state.get("settings") or {}).get("human_feedback") and state.get("status") != "failed":
         return "human_review"
-    return "refiner" if state.get("status") == "running" else END
+    return "refiner" if state.get("status") == "running" else "remember"

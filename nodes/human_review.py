@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from langgraph.graph import END
 from langgraph.types import interrupt
 
 from gems_graph.state import GemsState
@@ -68,5 +67,5 @@ def _accept(state: GemsState, index: Any) -> dict[str, Any]:
             "notes": [f"accepted by a person after round {state['round_index']}"]}
 
 
-def route_after_review(state: GemsState) -> Literal["refiner", "__end__"]:
-    return "refiner" if state.get("status") == "running" else END
+def route_after_review(state: GemsState) -> Literal["refiner", "remember"]:
+    return "refiner" if state.get("status") == "running" else "remember"

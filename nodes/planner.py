@@ -26,6 +26,8 @@ from gems_graph.registry import resolve_chat_model
 from gems_graph.settings import effective_context
 from gems_graph.state import GemsState
 from gems_graph.validation import validate_prompt
+from gems_graph.memory import MemoryStoreError, generator_family
+from gems_graph.memory.access import lessons_text, store_for_run
 from gems_graph.skills import default_registry
 from nodes.generator import plan_round
 from nodes.skill_planning import generation_from_hints, plan_with_skills
@@ -51,6 +53,20 @@ class PlannedPrompt(BaseModel):
     unsupported: list[str] = Field(default_factory=list, description="Words or parts of the request the prompt could not express.")
 
 
+def recall_lessons(ctx: GemsContext, prompt: str, runtime: Runtime[GemsContext], notes: list[str]) -> list[dict[str, Any]]:
+    """Lessons of past runs most like this prompt; a broken store is noted, not fatal."""
+    if ctx.recall_k == 0:
+        return []
+    try:
+        store = store_for_run(ctx.memory, runtime.store)
+        family = None if ctx.recall_all_families else generator_family(ctx.generator)
+        found = store.recall(prompt, k=ctx.recall_k, generator_family=family)
+    except MemoryStoreError as exc:
+        notes.append(f"memory: recall failed ({exc})")
+        return []
+    return [{"id": x["id"], "text": x["text"], "similarity": round(float(x.get("similarity", 0.0)), 4)} for x in found]
+
+
 def planner(state: GemsState, config: RunnableConfig, runtime: Runtime[GemsContext]) -> dict[str, Any]:
     ctx = effective_context(state, runtime.context)
     prompt = validate_prompt(state.get("prompt"), ctx.max_prompt_chars)
@@ -61,7 +77,10 @@ def planner(state: GemsState, config: RunnableConfig, runtime: Runtime[GemsConte
 
     notes: list[str] = []
     model = resolve_chat_model(ctx.chat_model)
-    user_prompt = PLANNER_USER_PROMPT.format(prompt=prompt, extra="")
+    recalled = recall_lessons(ctx, prompt, runtime, notes)
+    if recalled:
+        emit(runtime, "lessons_recalled", lessons=[{"id": r["id"], "text": r["text"]} for r in recalled])
+    user_prompt = PLANNER_USER_PROMPT.format(prompt=prompt, extra=lessons_text(recalled))
     plan = plan_with_skills(model, prompt=prompt, system_prompt=PLANNER_SYSTEM_PROMPT, user_prompt=user_prompt,
                             schema=PlannedPrompt, registry=default_registry(ctx.skills_dirs), max_skills=ctx.max_skills)
     if plan.session.loaded:
@@ -95,6 +114,7 @@ def planner(state: GemsState, config: RunnableConfig, runtime: Runtime[GemsConte
         "current_prompt": first_prompt,
         "current_thought": thought,
         "generation": generation,
+        "recalled_lessons": recalled,
         **plan.state_update(),
         "seed_offset": 0,
         "pending": None,

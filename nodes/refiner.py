@@ -23,7 +23,9 @@ from gems_graph.registry import resolve_chat_model
 from gems_graph.settings import effective_context
 from gems_graph.state import Candidate, Check, GemsState, Round
 from nodes.generator import plan_round
-from gems_graph.trajectory import best_of_round, round_facts, trajectory_view
+from gems_graph.memory.access import lessons_text
+from gems_graph.memory.lessons import best_candidate
+from gems_graph.memory.trajectory import round_facts, trajectory_view
 
 EXPERIENCE_WORD_LIMIT = 100
 
@@ -48,7 +50,7 @@ for a new random seed or a different guidance scale."""
 REFINE_USER_PROMPT = """\
 Original request: {prompt}
 {trajectory}
-{feedback}Write the next prompt."""
+{lessons}{feedback}Write the next prompt."""
 
 
 class Experience(BaseModel):
@@ -75,7 +77,7 @@ def compress_round(model: Any, prompt: str, last: Round, checks: list[Check]) ->
     """Return (experience, note); falls back to the bare facts if the model fails."""
     facts = round_facts(last, checks)
     content: list[dict[str, Any]] = [text_block(COMPRESS_USER_PROMPT.format(prompt=prompt, facts=facts, thought=last.get("thought") or "(none)"))]
-    best: Candidate | None = best_of_round(last)
+    best: Candidate | None = best_candidate(last)
     if best is not None and best["image"] is not None:
         content.append(image_block(best["image"]))
     try:
@@ -83,6 +85,11 @@ def compress_round(model: Any, prompt: str, last: Round, checks: list[Check]) ->
         return clip_words(reply.value.experience), None
     except StructuredOutputError as exc:
         return clip_words(facts), f"refiner: compression failed ({exc}); kept the round's facts"
+
+
+def _lessons_block(state: GemsState) -> str:
+    text = lessons_text(state.get("recalled_lessons") or [])
+    return text + "\n" if text else ""
 
 
 def refiner(state: GemsState, runtime: Runtime[GemsContext]) -> dict[str, Any]:
@@ -99,7 +106,8 @@ def refiner(state: GemsState, runtime: Runtime[GemsContext]) -> dict[str, Any]:
 
     view = trajectory_view(rounds, checks, max_images=ctx.refiner_images)
     feedback = f"Feedback from a person: {state['feedback']}\n" if state.get("feedback") else ""
-    content: list[dict[str, Any]] = [text_block(REFINE_USER_PROMPT.format(prompt=state["prompt"], trajectory=view.text, feedback=feedback))]
+    content: list[dict[str, Any]] = [text_block(REFINE_USER_PROMPT.format(prompt=state["prompt"], trajectory=view.text,
+                                                          lessons=_lessons_block(state), feedback=feedback))]
     content += [image_block(ref) for ref in view.images]
     generation = dict(state.get("generation") or {})
     seed_offset = state.get("seed_offset", 0)

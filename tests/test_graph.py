@@ -102,7 +102,8 @@ def test_exported_graph_has_the_four_nodes_and_no_checkpointer():
     assert {"planner", "generator", "critic", "refiner"} <= set(drawn.nodes)
     assert graph.checkpointer is None
     edges = {(e.source, e.target, e.conditional) for e in drawn.edges}
-    assert ("critic", "refiner", True) in edges and ("critic", "__end__", True) in edges
+    assert ("critic", "refiner", True) in edges and ("critic", "remember", True) in edges
+    assert ("remember", "__end__", False) in edges
     assert build_graph().context_schema is GemsContext
 
 

@@ -1,0 +1,240 @@
+"""Lessons: what one finished run taught, distilled so the next run can reuse it.
+
+A run's per-round experiences are useful within the run; across runs what helps a
+planner is shorter and more concrete: what the prompt asked, which checks failed,
+and what change of the generation prompt fixed them. Distillation is deterministic
+(no model call) so it is cheap, testable and the same on every backend: it finds the
+round where a previously failed check first passed and diffs that round's prompt
+against the one before.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import re
+from datetime import datetime, timezone
+from typing import Any, NotRequired, TypedDict
+
+from gems_graph.state import Candidate, Check, Round
+
+#: Lesson texts are cut to this many words: a planner prompt holds a few of them.
+MAX_LESSON_WORDS = 80
+
+
+class Lesson(TypedDict):
+    id: str
+    #: What the planner/refiner reads (< ~80 words).
+    text: str
+    #: The user's original prompt of the run the lesson came from.
+    prompt: str
+    generator_family: str
+    skills: list[str]
+    #: Questions of the checks that failed before the fix (or never passed).
+    failed_checks: list[str]
+    #: What changed in the generation prompt when they first passed ("" if none).
+    fix: str
+    #: Rounds the run needed to get there.
+    rounds: int
+    #: Best score after the fix minus best score before it.
+    score_gain: float
+    #: Final status of the run ("passed", "exhausted", ...).
+    status: str
+    #: ISO-8601 UTC time the lesson was written (refreshed when a duplicate merges in).
+    created_at: str
+    #: How often the lesson was confirmed (a near-duplicate merged into it) or used.
+    uses: int
+    #: Cosine similarity to the query; only on lessons returned by ``recall``.
+    similarity: NotRequired[float]
+
+
+def generator_family(spec: Any) -> str:
+    """The family lessons are filed under: the model, not the transport.
+
+    ``shapes`` -> ``shapes``; ``diffusers:Tongyi-MAI/Z-Image-Turbo`` -> ``z-image-turbo``;
+    ``openai-compatible:http://h:8000/v1#flux-dev`` -> ``flux-dev``; a generator object
+    -> its ``family`` attribute (prefer that: the backend knows best). Prompting tricks
+    carry over between deployments of one model, rarely between models.
+    """
+    fam = getattr(spec, "family", None)  # a Generator instance says its own family
+    if isinstance(fam, str) and fam:
+        return fam.lower()
+    if not isinstance(spec, str):
+        return type(spec).__name__.lower() if spec is not None else "unknown"
+    s = spec.strip()
+    if "#" in s:
+        s = s.rsplit("#", 1)[1]
+    elif ":" in s and "://" not in s:
+        s = s.split(":", 1)[1] or s.split(":", 1)[0]
+    s = s.rstrip("/").rsplit("/", 1)[-1]
+    return s.lower() or "unknown"
+
+
+def _now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
+
+
+def lesson_id(lesson: Lesson) -> str:
+    """Stable id from content, so importing the same export twice adds nothing new."""
+    h = hashlib.sha1(f"{lesson['generator_family']}\x00{lesson['prompt']}\x00{lesson['text']}".encode())
+    return "L" + h.hexdigest()[:15]
+
+
+def best_candidate(rnd: Round) -> Candidate | None:
+    """Highest score; the earliest wins ties (the critic's rule)."""
+    best: Candidate | None = None
+    for c in rnd.get("candidates") or []:
+        if c.get("score") is None:
+            continue
+        if best is None or c["score"] > best["score"]:  # type: ignore[operator]
+            best = c
+    return best
+
+
+def _passed_ids(c: Candidate | None) -> set[str]:
+    return {v["check_id"] for v in (c or {}).get("verdicts", []) if v.get("passed")}  # type: ignore[union-attr]
+
+
+def _failed_ids(c: Candidate | None) -> set[str]:
+    return {v["check_id"] for v in (c or {}).get("verdicts", []) if not v.get("passed")}  # type: ignore[union-attr]
+
+
+def _words(s: str) -> list[str]:
+    return re.findall(r"\S+", s)
+
+
+def prompt_diff(before: str, after: str) -> tuple[list[str], list[str]]:
+    """Phrases added to and removed from a prompt (word-level)."""
+    a, b = _words(before), _words(after)
+    added: list[str] = []
+    removed: list[str] = []
+    for op, i1, i2, j1, j2 in difflib.SequenceMatcher(a=a, b=b, autojunk=False).get_opcodes():
+        if op in ("replace", "insert") and j2 > j1:
+            added.append(" ".join(b[j1:j2]))
+        if op in ("replace", "delete") and i2 > i1:
+            removed.append(" ".join(a[i1:i2]))
+    return added, removed
+
+
+def _clip_words(s: str, n: int) -> str:
+    w = _words(s)
+    return s.strip() if len(w) <= n else " ".join(w[:n]) + " ..."
+
+
+def _list_checks(qs: list[str], shown: int = 2) -> str:
+    head = "; ".join(_clip_words(q, 14) for q in qs[:shown])
+    return head + (f" (+{len(qs) - shown} more)" if len(qs) > shown else "")
+
+
+def _params_change(before: Candidate | None, after: Candidate | None) -> str:
+    """Generation settings that changed between two candidates (seed aside)."""
+    a = (before or {}).get("params") or {}  # type: ignore[union-attr]
+    b = (after or {}).get("params") or {}  # type: ignore[union-attr]
+    changed = [f"{k} {a.get(k)}->{b.get(k)}" for k in sorted(set(a) | set(b)) if k != "seed" and a.get(k) != b.get(k)]
+    return ", ".join(changed)
+
+
+def describe_fix(before: str, after: str, params: str = "", max_words: int = 30) -> str:
+    added, removed = prompt_diff(before, after)
+    parts = [params] if params else []
+    if added:
+        parts.append("added " + "; ".join(f'"{p}"' for p in added))
+    if removed:
+        parts.append("removed " + "; ".join(f'"{p}"' for p in removed))
+    if not added and not removed:
+        parts = [f"{params} (same prompt)"] if params else ["same prompt, new seed"]
+    return _clip_words(", ".join(parts), max_words)
+
+
+def _what_worked(experience: str | None) -> str:
+    """From the fixing round's own experience, what it tried, phrased as what worked.
+
+    Experiences open with what the round tried ("Tried strategy reorder. ..."); since
+    that round fixed the checks, the lesson says "strategy reorder worked".
+    """
+    if not experience:
+        return ""
+    first = re.split(r"(?<=[.!?])\s", experience.strip(), maxsplit=1)[0].rstrip(".!? ")
+    m = re.match(r"(?i)(?:i |we )?tried (.+)", first)
+    if m:
+        return _clip_words(m.group(1), 20) + " worked"
+    return "what worked: " + _clip_words(first, 20)
+
+
+def _score(c: Candidate | None) -> float:
+    return float(c["score"]) if c and c.get("score") is not None else 0.0
+
+
+def distill_lessons(
+    prompt: str,
+    rounds: list[Round],
+    checks: list[Check],
+    *,
+    generator_family: str,
+    skills: list[str] | None = None,
+    status: str = "exhausted",
+    max_lessons: int = 3,
+) -> list[Lesson]:
+    """Turn a finished run into 1-3 lessons (none if no round was judged).
+
+    - one lesson per round that fixed checks which had failed before (the two with
+      the largest score gain), with the prompt change that did it;
+    - one lesson for checks that never passed, with the last experience (what to try);
+    - if everything passed at once, one lesson recording the prompt that worked.
+    """
+    questions = {c["id"]: c["question"] for c in checks}
+    judged = [(r, best_candidate(r)) for r in sorted(rounds, key=lambda r: r["index"])]
+    judged = [(r, b) for r, b in judged if b is not None]
+    if not judged:
+        return []
+    skills = list(skills or [])
+    base = dict(prompt=prompt, generator_family=generator_family, skills=skills, status=status, uses=1)
+    ask = _clip_words(prompt, 20)
+
+    def make(text: str, **kw: object) -> Lesson:
+        lesson = Lesson(id="", text=_clip_words(text, MAX_LESSON_WORDS), created_at=_now_iso(), **base, **kw)  # type: ignore[typeddict-item]
+        lesson["id"] = lesson_id(lesson)
+        return lesson
+
+    fixes: list[Lesson] = []
+    ever_failed: set[str] = set()
+    for i, (rnd, best) in enumerate(judged):
+        if i > 0:
+            prev_rnd, prev_best = judged[i - 1]
+            fixed = sorted((ever_failed & _passed_ids(best)) - _passed_ids(prev_best))
+            if fixed:
+                gain = round(_score(best) - _score(prev_best), 4)
+                fix = describe_fix(prev_rnd["prompt"], rnd["prompt"], _params_change(prev_best, best))
+                qs = [questions.get(c, c) for c in fixed]
+                how = _what_worked(rnd.get("experience"))
+                # What worked goes first: texts are clipped, and the checks are the long part.
+                text = (
+                    f'For "{ask}": ' + (f"{how} in round {rnd['index']}" if how else f"round {rnd['index']} fixed it")
+                    + f" (prompt change: {fix}; score {gain:+.2f}). It fixed: {_list_checks(qs)}."
+                )
+                fixes.append(make(text, failed_checks=qs, fix=fix, rounds=rnd["index"], score_gain=gain))
+        ever_failed |= _failed_ids(best)
+
+    lessons = sorted(fixes, key=lambda l: -l["score_gain"])[: max(0, max_lessons - 1)]
+    last_rnd, last_best = judged[-1]
+    first_best = judged[0][1]
+    unresolved = sorted(_failed_ids(last_best))
+    if unresolved:
+        qs = [questions.get(c, c) for c in unresolved]
+        exp = next((r.get("experience") for r, _ in reversed(judged) if r.get("experience")), None)
+        text = (
+            f'For "{ask}" still failing after {last_rnd["index"]} round(s): {_list_checks(qs)}. '
+            f'Last prompt: "{_clip_words(last_rnd["prompt"], 25)}".'
+        )
+        if exp:
+            text += f" Experience: {_clip_words(exp, 25)}"
+        lessons.append(make(text, failed_checks=qs, fix="", rounds=last_rnd["index"],
+                            score_gain=round(_score(last_best) - _score(first_best), 4)))
+    elif not lessons:
+        text = f'For "{ask}" every check passed in round {last_rnd["index"]} with the prompt: "{_clip_words(last_rnd["prompt"], 40)}".'
+        lessons.append(make(text, failed_checks=[], fix="", rounds=last_rnd["index"], score_gain=0.0))
+    return lessons[:max_lessons]
+
+
+__all__ = ["Lesson", "distill_lessons", "generator_family", "lesson_id", "best_candidate", "prompt_diff", "MAX_LESSON_WORDS"]
+

@@ -1,0 +1,143 @@
+"""The refiner's view of the trajectory, bounded however many rounds run.
+
+The paper keeps each round's facts raw and compresses the model's reasoning into a
+short experience; its ablation shows facts + experiences + images beat raw thoughts.
+Past a few rounds, though, the raw facts outgrow any prompt, so recent rounds are
+shown in full and older ones are folded into one "Lessons so far" summary. Raw
+``thought`` is never read here: only ``experience`` is passed on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from gems_graph.memory.lessons import best_candidate
+from gems_graph.state import Check, ImageRef, Round
+
+#: Share of the budget the recent rounds may use when older rounds must be folded.
+_RECENT_SHARE = 0.7
+
+
+@dataclass
+class TrajectoryView:
+    """What the refiner reads: text within the budget, and a few recent images."""
+
+    text: str
+    images: list[ImageRef] = field(default_factory=list)
+    #: How many older rounds were folded into the summary (0 when all fit).
+    folded_rounds: int = 0
+
+
+def _clip(s: str, n: int) -> str:
+    s = " ".join((s or "").split())
+    return s if len(s) <= n else s[: max(0, n - 3)] + "..."
+
+
+def _verdict_sets(rnd: Round, questions: dict[str, str]) -> tuple[float | None, list[str], list[str]]:
+    best = best_candidate(rnd)
+    if best is None:
+        return None, [], []
+    passed = [questions.get(v["check_id"], v["check_id"]) for v in best["verdicts"] if v["passed"]]
+    failed = [questions.get(v["check_id"], v["check_id"]) for v in best["verdicts"] if not v["passed"]]
+    return best["score"], passed, failed
+
+
+def _render_round(rnd: Round, questions: dict[str, str], field_chars: int) -> str:
+    """One round's facts, in the line format the refiner and the shapes chat model read.
+
+    (``Round N prompt: ...`` then indented ``score``/``passed``/``failed``/``experience``
+    lines; the shapes world's chat model and tests parse this layout.)
+    """
+    score, passed, failed = _verdict_sets(rnd, questions)
+    lines = [f"Round {rnd['index']} prompt: {_clip(rnd['prompt'], field_chars)}"]
+    if score is None:
+        errors = "; ".join(sorted({c.get("error") or "" for c in rnd.get("candidates") or []}))
+        lines.append(f"  no image (generation failed: {_clip(errors, 200)})")
+    else:
+        lines.append(f"  score {score:.2f}")
+        lines.append(f"  passed: {_clip('; '.join(passed), field_chars) or 'none'}")
+        lines.append(f"  failed: {_clip('; '.join(failed), field_chars) or 'none'}")
+    if rnd.get("experience"):
+        lines.append(f"  experience: {_clip(rnd['experience'] or '', field_chars)}")
+    return "\n".join(lines)
+
+
+def _render_summary(rounds: list[Round], questions: dict[str, str], budget: int) -> str:
+    """Fold old rounds: best one, checks that kept failing, and their experiences."""
+    first, last = rounds[0]["index"], rounds[-1]["index"]
+    head = f"Lessons so far (rounds {first}-{last}, folded):"
+    scored = [(r, _verdict_sets(r, questions)) for r in rounds]
+    lines = [head]
+    judged = [(r, s) for r, s in scored if s[0] is not None]
+    if judged:
+        r, (score, _, _) = max(judged, key=lambda x: (x[1][0], -x[0]["index"]))
+        lines.append(f"- best was round {r['index']} (score {score:.2f}) with: {_clip(r['prompt'], 300)}")
+    fail_count: dict[str, int] = {}
+    for _, (_, _, failed) in judged:
+        for q in failed:
+            fail_count[q] = fail_count.get(q, 0) + 1
+    if fail_count:
+        top = sorted(fail_count.items(), key=lambda kv: -kv[1])[:8]
+        lines.append("- kept failing: " + "; ".join(f"{_clip(q, 120)} (x{n})" for q, n in top))
+    # Newest experiences first: they already include what earlier ones taught.
+    for r in reversed(rounds):
+        if r.get("experience"):
+            lines.append(f"- round {r['index']}: {_clip(r['experience'] or '', 300)}")
+    out: list[str] = []
+    used = 0
+    for line in lines:
+        if used + len(line) + 1 > budget:
+            break
+        out.append(line)
+        used += len(line) + 1
+    return "\n".join(out)
+
+
+def trajectory_view(
+    rounds: list[Round],
+    checks: list[Check],
+    *,
+    budget_chars: int = 6000,
+    max_images: int = 3,
+) -> TrajectoryView:
+    """Render the trajectory for the refiner within ``budget_chars`` characters.
+
+    Recent rounds appear in full (prompt, failed and passed checks, experience); when
+    they would overflow the budget, the older ones become one summary. Images are the
+    best candidate's of the most recent rounds that have one, oldest first.
+    """
+    questions = {c["id"]: c["question"] for c in checks}
+    ordered = sorted(rounds, key=lambda r: r["index"])
+    header = "Trajectory so far:\n" if ordered else ""
+    budget_chars = max(0, budget_chars - len(header))
+    field_chars = max(80, budget_chars // 4)
+    blocks = [_render_round(r, questions, field_chars) for r in ordered]
+
+    def size(bs: list[str]) -> int:
+        return sum(len(b) for b in bs) + max(0, len(bs) - 1) * 2
+
+    folded = 0
+    if size(blocks) <= budget_chars:
+        text = "\n\n".join(blocks)
+    else:
+        keep = 1
+        while keep < len(blocks) and size(blocks[-(keep + 1):]) <= budget_chars * _RECENT_SHARE:
+            keep += 1
+        recent = "\n\n".join(blocks[-keep:])[: int(budget_chars * _RECENT_SHARE)]
+        folded = len(blocks) - keep
+        summary = _render_summary(ordered[:folded], questions, budget_chars - len(recent) - 2) if folded else ""
+        text = (summary + "\n\n" + recent) if summary else recent
+    images: list[ImageRef] = []
+    for r in reversed(ordered):
+        if len(images) >= max_images:
+            break
+        best = best_candidate(r)
+        if best is not None and best.get("image"):
+            images.append(best["image"])  # type: ignore[arg-type]
+    images.reverse()
+    return TrajectoryView(text=header + text[:budget_chars], images=images, folded_rounds=folded)
+
+
+def round_facts(rnd: Round, checks: list[Check], field_chars: int = 600) -> str:
+    """The facts of one round (prompt, score, passed and failed checks) for compression."""
+    return _render_round({**rnd, "experience": None}, {c["id"]: c["question"] for c in checks}, field_chars)

@@ -1,0 +1,53 @@
+"""Remember: at the end of a run, distill its experiences into lessons for later runs.
+
+The last round is compressed first if the refiner never saw it (a run that passes
+ends without refining), so the lesson can say which strategy fixed it. Lessons go
+to the experience store (Chroma by default); a store failure is noted, never fatal.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langgraph.runtime import Runtime
+
+from gems_graph.artifacts import write_run_json
+from gems_graph.context import GemsContext
+from gems_graph.events import emit
+from gems_graph.memory import MemoryStoreError, distill_lessons, generator_family
+from gems_graph.memory.access import store_for_run
+from gems_graph.registry import resolve_chat_model
+from gems_graph.settings import effective_context
+from gems_graph.state import GemsState
+from nodes.refiner import compress_round
+
+_OFF = ("none", "off", "false", "0", "disabled")
+
+
+def remember(state: GemsState, runtime: Runtime[GemsContext]) -> dict[str, Any]:
+    ctx = effective_context(state, runtime.context)
+    rounds = list(state.get("rounds") or [])
+    if ctx.memory.strip().lower() in _OFF or not rounds or state.get("best") is None:
+        return {}
+    notes: list[str] = []
+    update: dict[str, Any] = {}
+    last = rounds[-1]
+    if not last.get("experience"):
+        experience, note = compress_round(resolve_chat_model(ctx.chat_model), state["prompt"], last, state.get("checks") or [])
+        last = {**last, "experience": experience}
+        rounds[-1] = last
+        update["rounds"] = [last]
+        notes += [note] if note else []
+    lessons = distill_lessons(state["prompt"], rounds, state.get("checks") or [],
+                              generator_family=generator_family(ctx.generator), skills=state.get("skills") or [],
+                              status=state.get("status") or "exhausted")
+    ids: list[str] = []
+    try:
+        ids = store_for_run(ctx.memory, runtime.store).add(lessons) if lessons else []
+    except MemoryStoreError as exc:
+        notes.append(f"memory: could not write lessons ({exc})")
+    emit(runtime, "lessons_written", ids=ids)
+    update.update({"lessons_written": ids, "notes": notes})
+    write_run_json(state["run_dir"], {**state, "rounds": rounds, "lessons_written": ids,
+                                      "notes": [*(state.get("notes") or []), *notes]})
+    return update

@@ -1,0 +1,157 @@
+"""The experience store's contract, run against embedded Chroma, a ``chroma run``
+server on loopback, and LangGraph's ``BaseStore`` (InMemoryStore with an index)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from gems_graph.memory import MemoryStoreError, NullExperienceStore, open_experience_store
+from tests.conftest_memory import *  # noqa: F401,F403 (fixtures)
+from tests.conftest_memory import make_lesson
+
+COUNT = "For 'two red circles' the count was wrong; fixed by adding 'exactly two' to the prompt."
+COUNT_DUP = "For 'two red circles' the count was wrong, fixed by adding 'exactly two' to the prompt"
+POSITION = "For 'a blue square above a green triangle' the position failed; fixed by saying 'at the top of the image'."
+TEXT = "For 'a sign that says OPEN' the letters were garbled; fixed by putting the text in quotes."
+
+
+def test_add_and_recall_ranks_by_similarity(store):
+    ids = store.add([make_lesson(COUNT), make_lesson(POSITION), make_lesson(TEXT)])
+    assert len(set(ids)) == 3 and store.count() == 3
+    got = store.recall("three red circles in a row", k=2, generator_family="shapes")
+    assert [g["id"] for g in got][0] == ids[0]
+    assert len(got) == 2
+    assert all(-1.0 <= g["similarity"] <= 1.0 for g in got)
+    assert got[0]["similarity"] >= got[1]["similarity"]
+
+
+def test_recall_filters_to_family(store):
+    store.add([make_lesson(COUNT, family="z-image-turbo"), make_lesson(POSITION, family="shapes")])
+    got = store.recall("two red circles", k=3, generator_family="shapes")
+    assert [g["generator_family"] for g in got] == ["shapes"]
+    assert {g["generator_family"] for g in store.recall("two red circles", k=3)} == {"shapes", "z-image-turbo"}
+    assert store.recall("two red circles", k=3, generator_family="flux") == []
+
+
+def test_near_duplicate_merges_and_bumps_uses(store):
+    first = store.add([make_lesson(COUNT)])[0]
+    second = store.add([make_lesson(COUNT_DUP)])[0]
+    assert second == first
+    assert store.count() == 1
+    kept = store.get(first)
+    assert kept["uses"] == 2
+    assert kept["text"] == COUNT_DUP  # the newer text wins
+    # the same text for another family is a different lesson
+    store.add([make_lesson(COUNT, family="flux-dev")])
+    assert store.count() == 2
+
+
+def test_size_cap_evicts_least_useful(store):
+    store.max_lessons = 2
+    a, b = store.add([make_lesson(COUNT), make_lesson(POSITION)])
+    store.add([make_lesson(COUNT_DUP)])  # a now has uses=2
+    c = store.add([make_lesson(TEXT)])[0]
+    assert store.count() == 2
+    left = {l["id"] for l in store.list(10)}
+    assert left == {a, c}  # b: fewest uses, oldest
+    assert store.get(b) is None
+
+
+def test_get_forget_clear_list(store):
+    ids = store.add([make_lesson(COUNT), make_lesson(POSITION)])
+    assert store.get(ids[0])["text"] == COUNT
+    assert store.get("nope") is None
+    assert store.forget(ids[0]) is True
+    assert store.forget(ids[0]) is False
+    assert [l["id"] for l in store.list(10)] == [ids[1]]
+    assert store.clear() == 1
+    assert store.count() == 0 and store.list(10) == []
+    assert store.recall("anything", k=3) == []
+
+
+def test_export_import_roundtrip(store, tmp_path, embeddings):
+    store.add([make_lesson(COUNT, skills=["counting"], failed_checks=["Are there two circles?"]), make_lesson(POSITION)])
+    path = tmp_path / "lessons.jsonl"
+    assert store.export_jsonl(path) == 2
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    assert {r["text"] for r in rows} == {COUNT, POSITION}
+    assert "similarity" not in rows[0]
+    other = open_experience_store(f"chroma:{tmp_path / 'other'}", embeddings=embeddings)
+    assert len(other.import_jsonl(path)) == 2
+    assert other.count() == 2
+    assert sorted(l["skills"] for l in other.list(10)) == [[], ["counting"]]
+    # re-importing adds nothing and does not count as new evidence
+    store.import_jsonl(path)
+    assert store.count() == 2 and {l["uses"] for l in store.list(10)} == {1}
+
+
+def test_import_rejects_bad_file_whole(store, tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"text": COUNT}) + "\n{not json\n")
+    with pytest.raises(MemoryStoreError, match="bad.jsonl:2"):
+        store.import_jsonl(bad)
+    assert store.count() == 0
+    with pytest.raises(MemoryStoreError, match="cannot read"):
+        store.import_jsonl(tmp_path / "missing.jsonl")
+
+
+def test_null_store_remembers_nothing():
+    s = open_experience_store("none")
+    assert isinstance(s, NullExperienceStore)
+    assert s.add([make_lesson(COUNT)]) == [] and s.recall("two red circles") == [] and s.count() == 0
+
+
+def test_default_spec_is_embedded_under_gems_home(gems_home, embeddings):
+    s = open_experience_store(None, embeddings=embeddings)
+    s.add([make_lesson(COUNT)])
+    assert (gems_home / "memory" / "chroma.sqlite3").is_file()
+    assert open_experience_store("chroma", embeddings=embeddings).count() == 1
+
+
+def test_missing_corrupt_and_unreachable_stores_fail_in_one_line(tmp_path, embeddings):
+    with pytest.raises(MemoryStoreError, match="no memory store at"):
+        open_experience_store(f"chroma:{tmp_path / 'absent'}", create=False)
+    bad = tmp_path / "corrupt"
+    bad.mkdir()
+    (bad / "chroma.sqlite3").write_bytes(b"this is not a database" * 100)
+    with pytest.raises(MemoryStoreError, match="corrupt") as e:
+        open_experience_store(f"chroma:{bad}", embeddings=embeddings)
+    assert str(bad) in str(e.value) and "\n" not in str(e.value)
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    with pytest.raises(MemoryStoreError, match="is a file"):
+        open_experience_store(f"chroma:{afile}")
+    from tests.servers import free_port
+
+    port = free_port()
+    with pytest.raises(MemoryStoreError, match=f"cannot reach Chroma server at http://127.0.0.1:{port}") as e:
+        open_experience_store(f"chroma://127.0.0.1:{port}")
+    assert "\n" not in str(e.value)
+    with pytest.raises(MemoryStoreError, match="unknown memory spec"):
+        open_experience_store("redis")
+
+
+def test_runtime_store_with_an_index_is_used_by_default(embeddings, gems_home):
+    from langgraph.store.memory import InMemoryStore
+
+    from gems_graph.memory.langgraph_store import LangGraphExperienceStore
+
+    indexed = InMemoryStore(index={"dims": 384, "embed": embeddings, "fields": ["text"]})
+    s = open_experience_store(None, store=indexed, embeddings=embeddings)
+    assert isinstance(s, LangGraphExperienceStore)
+    s.add([make_lesson(COUNT)])
+    assert s.recall("two red circles", k=1, generator_family="shapes")[0]["text"] == COUNT
+    assert isinstance(open_experience_store("store", store=indexed), LangGraphExperienceStore)
+    # a store without an index cannot rank by similarity: the embedded Chroma is used
+    plain = open_experience_store(None, store=InMemoryStore(), embeddings=embeddings)
+    assert not isinstance(plain, LangGraphExperienceStore)
+    with pytest.raises(MemoryStoreError, match="needs a LangGraph store"):
+        open_experience_store("store")
+
+
+async def test_async_wrappers(store):
+    ids = await store.aadd([make_lesson(COUNT)])
+    got = await store.arecall("two red circles", k=1, generator_family="shapes")
+    assert [g["id"] for g in got] == ids
