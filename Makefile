@@ -13,7 +13,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q --upgrade pip
 	# The local CPU wheel first: a bare `torch` requirement would pull a multi-GB CUDA build.
 	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e '.[dev]'
+	# llama-cpp-python (dev: a real OpenAI-compatible test server) builds from source; portable flags.
+	CMAKE_ARGS="-DGGML_NATIVE=OFF" $(BIN)/pip install -q -e '.[dev]'
+	# Headless Chromium for the report test (Debian's package; skipped if not root).
+	command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && export DEBIAN_FRONTEND=noninteractive && \
+	  { apt-get install -y -q chromium || { apt-get update -q && apt-get install -y -q chromium; }; }; } || true
 	touch $(STAMP)
 
 demo: setup

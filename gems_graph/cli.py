@@ -87,6 +87,10 @@ def run(
         fail(str(exc))
     except (UnknownBackendError, BackendLoadError, InvalidPromptError) as exc:
         fail(str(exc))
+    if result.state.get("run_dir"):
+        from gems_graph.report import write_report
+
+        write_report(result.state["run_dir"])
     summary = result.summary()
     if as_json:
         sys.stdout.write(json.dumps(summary) + "\n")
@@ -134,6 +138,7 @@ def _print_summary(summary: dict[str, Any]) -> None:
     out.print(f"status: {summary['status']}  score: {summary['score']}  rounds: {summary['rounds']}")
     out.print(f"best image: {summary['best_image']}")
     out.print(f"run.json: {summary['run_json']}")
+    out.print(f"report: {summary['report']}")
     out.print(f"run id: {summary['thread_id']}")
     for note in summary["notes"]:
         out.print(f"note: {note}", markup=False)
@@ -144,6 +149,9 @@ def _mount_subcommands() -> None:
 
     from gems_graph.memory.cli import memory_app
 
+    from gems_graph.report import report_command
+
+    app.command("report", help="Write RUN_DIR/report.html: rounds, images, checks, experiences, score chart.")(report_command)
     app.add_typer(skills_app, name="skills", help="List, show and validate skills.")
     app.add_typer(memory_app, name="memory", help="Inspect, search, export or wipe the lessons kept across runs.")
 

@@ -41,6 +41,7 @@ class RunResult:
             "rounds": s.get("rounds_used", 0),
             "run_dir": s.get("run_dir"),
             "run_json": f"{s['run_dir']}/run.json" if s.get("run_dir") else None,
+            "report": f"{s['run_dir']}/report.html" if s.get("run_dir") else None,
             "error": s.get("error"),
             "checks": [c["question"] for c in s.get("checks") or []],
             "notes": s.get("notes") or [],

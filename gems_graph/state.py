@@ -9,7 +9,10 @@ read only at the moment a chat model is called. A round costs a few KB of state.
 from __future__ import annotations
 
 import operator
-from typing import Annotated, Any, Literal, NotRequired, TypedDict
+from typing import Annotated, Any, Literal
+
+# typing_extensions' TypedDict: pydantic (Studio's input form) rejects typing's on Python < 3.12.
+from typing_extensions import NotRequired, TypedDict
 
 Status = Literal["running", "passed", "threshold_met", "exhausted", "failed", "accepted"]
 FINAL_STATUSES = ("passed", "threshold_met", "exhausted", "failed", "accepted")

@@ -15,8 +15,10 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 
 
-def gems(args, home, *, timeout=120, **popen):
-    env = {**os.environ, "GEMS_HOME": str(home), "GEMS_PLUGINS": "tests.plugin_backends", "PYTHONPATH": str(REPO)}
+def gems(args, home, *, timeout=300, **popen):
+    # Memory is off here (its own tests cover it): loading the embedding model per subprocess is slow.
+    env = {**os.environ, "GEMS_HOME": str(home), "GEMS_PLUGINS": "tests.plugin_backends", "PYTHONPATH": str(REPO),
+           "GEMS_MEMORY": "none"}
     return subprocess.run([sys.executable, "-m", "gems_graph.cli", *args], capture_output=True, text=True,
                           env=env, timeout=timeout, cwd=REPO, **popen)
 
@@ -91,12 +93,13 @@ def test_a_failed_round_exits_1_and_keeps_its_checkpoint(tmp_path):
 def test_sigkill_after_round_2_then_resume_does_not_regenerate(tmp_path):
     log = tmp_path / "calls.tsv"
     home = tmp_path / "home"
-    env = {**os.environ, "GEMS_HOME": str(home), "GEMS_PLUGINS": "tests.plugin_backends", "PYTHONPATH": str(REPO)}
+    env = {**os.environ, "GEMS_HOME": str(home), "GEMS_PLUGINS": "tests.plugin_backends", "PYTHONPATH": str(REPO),
+           "GEMS_MEMORY": "none"}
     args = [sys.executable, "-m", "gems_graph.cli", "run", "a red square", "--generator", f"colour:delay=0.4,log={log}",
             "--chat-model", "scripted:fix=4", "--rounds", "5"]
     proc = subprocess.Popen(args, env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     run_json = None
-    deadline = time.time() + 120
+    deadline = time.time() + 300
     while time.time() < deadline:
         found = list((home / "runs").glob("*/run.json")) if (home / "runs").exists() else []
         if found and json.loads(found[0].read_text()).get("rounds_used") == 2:
@@ -113,7 +116,7 @@ def test_sigkill_after_round_2_then_resume_does_not_regenerate(tmp_path):
     calls_before = log.read_text().splitlines()
 
     res = subprocess.run([sys.executable, "-m", "gems_graph.cli", "run", "--resume", run_dir.name, "--json"],
-                         env=env, cwd=REPO, capture_output=True, text=True, timeout=120)
+                         env=env, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr
     summary = json.loads(res.stdout)
     assert summary["status"] == "passed" and summary["rounds"] == 4
