@@ -47,11 +47,13 @@ def run(
     checkpoint_db: Optional[str] = typer.Option(None, "--checkpoint-db", help="SQLite path or postgresql:// URL (default $GEMS_HOME/checkpoints.sqlite)."),
     skills_dir: Optional[list[str]] = typer.Option(None, "--skills-dir", help="Folder of user skills (repeatable)."),
     max_skills: Optional[int] = typer.Option(None, "--max-skills", help="Most skills per prompt (default 2; 0 = off)."),
-    memory: Optional[str] = typer.Option(None, "--memory", envvar="GEMS_MEMORY", help="Experience store: chroma (default), chroma:PATH, chroma://host:port, none."),
+    memory: Optional[str] = typer.Option(None, "--memory", help="Experience store: chroma (default), chroma:PATH, chroma://host:port, none."),
+    config: Optional[str] = typer.Option(None, "--config", help="gems.toml to read (default: $GEMS_CONFIG, ./gems.toml, $GEMS_HOME/gems.toml)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object on stdout and nothing else there."),
 ) -> None:
     """Run the GEMS loop on PROMPT and print where the best image and run.json are."""
     from gems_graph.checkpoint import open_checkpointer
+    from gems_graph.config import context_kwargs
     from gems_graph.runner import UnknownRunError, run_gems, saved_settings
 
     if resume is None:
@@ -66,17 +68,18 @@ def run(
              "skills_dirs": skills_dir or None, "max_skills": max_skills, "memory": memory}
     flags = {k: v for k, v in flags.items() if v is not None}
     try:
-        base: dict[str, Any] = {}
+        # Precedence: flags > (a resumed run's own settings) > GEMS_* env > gems.toml > defaults.
+        layered = context_kwargs({}, config_path=config)
         if resume is not None:
             with open_checkpointer(checkpoint_db) as saver:
-                base = saved_settings(saver, resume)
-        context = GemsContext(**{**base, **flags})
+                layered.update(saved_settings(saver, resume))
+        context = GemsContext(**{**layered, **flags})
         if prompt is not None:
             validate_prompt(prompt, context.max_prompt_chars)
         check_spec(context.generator, generators)
         check_spec(context.chat_model, chat_models)
         check_spec(context.critic_spec, chat_models)
-    except (ConfigError, UnknownBackendError, BackendLoadError, InvalidPromptError, UnknownRunError) as exc:
+    except (ConfigError, UnknownBackendError, BackendLoadError, InvalidPromptError, UnknownRunError, TypeError) as exc:
         fail(str(exc))
 
     show = _ProgressPrinter(enabled=not as_json)
@@ -149,7 +152,11 @@ def _mount_subcommands() -> None:
 
     from gems_graph.memory.cli import memory_app
 
+    from gems_graph.backends.cli import doctor_command, serve_generator_command
     from gems_graph.report import report_command
+
+    app.command("serve-generator", help="Serve a generator spec over HTTP (JSON in, PNG out; /health).")(serve_generator_command)
+    app.command("doctor", help="Check the configured backends: imports, device, endpoints, structured output, logprobs.")(doctor_command)
 
     app.command("report", help="Write RUN_DIR/report.html: rounds, images, checks, experiences, score chart.")(report_command)
     app.add_typer(skills_app, name="skills", help="List, show and validate skills.")

@@ -69,14 +69,22 @@ def verify(model: BaseChatModel, check: Check, candidate: Candidate, prompt: str
         SystemMessage(VERIFY_SYSTEM_PROMPT),
         HumanMessage(content=[text_block(VERIFY_USER_PROMPT.format(prompt=prompt, question=check["question"])), image_block(candidate["image"])]),
     ]
+    asking = with_logprobs(model)
     try:
-        reply = call_with_retry(lambda: model.invoke(messages))
+        reply = call_with_retry(lambda: asking.invoke(messages))
     except Exception as exc:  # noqa: BLE001 - an unanswered check counts as failed, with the reason kept
         return Verdict(check_id=check["id"], passed=False, answer=f"error: {type(exc).__name__}: {exc}", probability=None)
     text = reply.text if isinstance(reply, AIMessage) else str(reply)
     probability = yes_probability(reply) if isinstance(reply, AIMessage) else None
     passed = answer_is_yes(text) if text.strip() else (probability is not None and probability >= 0.5)
     return Verdict(check_id=check["id"], passed=passed, answer=text.strip()[:200], probability=probability)
+
+
+def with_logprobs(model: BaseChatModel) -> Any:
+    """Ask for top log-probabilities where the endpoint supports them (soft verification)."""
+    from gems_graph.backends.openai_chat import supports_logprobs
+
+    return model.bind(logprobs=True, top_logprobs=5) if supports_logprobs(model) else model
 
 
 def score_of(verdicts: list[Verdict]) -> float:

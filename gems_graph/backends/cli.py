@@ -1,0 +1,73 @@
+"""Typer command functions for the backends, mounted by ``gems_graph.cli``:
+
+    app.command("serve-generator")(serve_generator_command)
+    app.command("doctor")(doctor_command)
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Optional
+
+import typer
+
+
+def serve_generator_command(
+    spec: str = typer.Argument(..., help="Generator spec to serve, e.g. 'diffusers:Tongyi-MAI/Z-Image-Turbo'."),
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to bind (0.0.0.0 to serve other machines)."),
+    port: int = typer.Option(8765, "--port", help="Port to listen on (0 picks a free one)."),
+    max_body_bytes: int = typer.Option(65536, "--max-body-bytes", help="Larger requests get 413."),
+    max_concurrency: int = typer.Option(1, "--max-concurrency", help="Generations at once; more requests get 503 (clients retry)."),
+) -> None:
+    """Serve a generator over HTTP: POST /generate (JSON or form 'prompt') -> PNG; GET /health."""
+    from gems_graph.backends.server import make_server
+    from gems_graph.registry import BackendLoadError, UnknownBackendError
+
+    try:
+        server = make_server(spec, host, port, max_body_bytes, max_concurrency)
+    except (UnknownBackendError, BackendLoadError, ValueError, OSError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"serving {spec} at {server.url} (health: http://{host}:{server.server_address[1]}/health)", err=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+
+
+def doctor_command(
+    config: Optional[str] = typer.Option(None, "--config", help="gems.toml to read (default: $GEMS_CONFIG, ./gems.toml, $GEMS_HOME/gems.toml)."),
+    generator: Optional[str] = typer.Option(None, "--generator", "-g", help="Generator spec to check."),
+    chat_model: Optional[str] = typer.Option(None, "--chat-model", "-m", help="Chat-model spec to check."),
+    critic_model: Optional[str] = typer.Option(None, "--critic-model", help="Critic chat-model spec to check."),
+    probe: bool = typer.Option(True, "--probe/--no-probe", help="Make short calls to test structured output and logprobs."),
+    as_json: bool = typer.Option(False, "--json", help="Print the rows as JSON."),
+) -> None:
+    """Check the configured backends: imports, device, endpoints, structured output, logprobs."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from gems_graph.backends.doctor import FAIL, doctor
+    from gems_graph.config import load_config
+    from gems_graph.context import ConfigError
+
+    try:
+        loaded = load_config({"generator": generator, "chat_model": chat_model, "critic_model": critic_model}, config_path=config)
+        rows = doctor(loaded.values, probe=probe)
+    except ConfigError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    if as_json:
+        typer.echo(json.dumps([r.as_dict() for r in rows]))
+    else:
+        table = Table(title=f"gems doctor ({loaded.path or 'no config file'})")
+        for col in ("role", "spec", "check", "status", "detail"):
+            table.add_column(col, overflow="fold")
+        colours = {"ok": "green", "warn": "yellow", "fail": "red", "skip": "dim"}
+        for r in rows:
+            table.add_row(r.role, r.spec, r.check, f"[{colours.get(r.status, 'white')}]{r.status}[/]", r.detail)
+        Console().print(table)
+    if any(r.status == FAIL for r in rows):
+        raise typer.Exit(1)

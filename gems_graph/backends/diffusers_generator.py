@@ -1,0 +1,433 @@
+"""``diffusers:<hub id or folder>``: any diffusers text-to-image pipeline as a Generator.
+
+Spec options follow a ``?`` like a URL query::
+
+    diffusers:Tongyi-MAI/Z-Image-Turbo
+    diffusers:/models/qwen-image?device=cuda&dtype=bfloat16&offload=1
+    diffusers:./tiny?device=cpu&steps=2&width=32&height=32
+
+``device`` (auto|cuda|mps|cpu, auto picks the first available), ``dtype``
+(bfloat16|float16|float32; default bf16 on CUDA, fp16 on MPS, fp32 on CPU),
+``offload=1`` (model CPU offload, needs ``accelerate``), ``slicing=1`` (attention
+slicing), ``family`` (force a preset) and any preset default (``steps``,
+``guidance``, ``width``, ``height``, ``negative_prompt``), ``batch_window`` (seconds
+concurrent ``generate`` calls wait to share a batch, default 0.05) and ``max_batch``
+(default 8).
+
+The pipeline is loaded lazily on the first call (so a spec can be validated
+without loading weights), once per process, and calls are serialised with a lock
+because diffusers pipelines are not re-entrant. Failures become ``GenerationError``
+with a message a user can act on, so the graph records them on the candidate.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+import threading
+import time
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl
+
+from PIL import Image
+
+from gems_graph.backends.base import GenerationError, GenerationRequest
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A model family's recommended defaults; every field is overridable per request."""
+
+    family: str
+    steps: int | None = None
+    guidance: float | None = None
+    width: int | None = None
+    height: int | None = None
+    #: Pipeline argument that receives ``guidance`` (Qwen-Image uses true CFG).
+    guidance_arg: str = "guidance_scale"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+PRESETS: dict[str, Preset] = {
+    "z-image-turbo": Preset("z-image", 9, 0.0, 1024, 1024),
+    "z-image": Preset("z-image", 50, 4.0, 1024, 1024),
+    "qwen-image": Preset("qwen-image", 50, 4.0, 1328, 1328, guidance_arg="true_cfg_scale"),
+    "flux-schnell": Preset("flux-schnell", 4, 0.0, 1024, 1024),
+    "flux-dev": Preset("flux-dev", 28, 3.5, 1024, 1024),
+    "sdxl": Preset("sdxl", 30, 7.0, 1024, 1024),
+    "sd3.5": Preset("sd3.5", 28, 4.5, 1024, 1024),
+    "diffusers": Preset("diffusers"),
+}
+
+
+def detect_preset(name: str = "", pipeline_class: str = "") -> Preset:
+    """Pick a preset from the hub id / folder name, else from the pipeline class name."""
+    n = name.lower().replace("_", "-")
+    c = pipeline_class.lower()
+    if "z-image" in n or "zimage" in n:
+        return PRESETS["z-image"] if ("z-image" in n and "turbo" not in n) else PRESETS["z-image-turbo"]
+    if "qwen-image" in n or "qwenimage" in c:
+        return PRESETS["qwen-image"]
+    if "flux" in n:
+        return PRESETS["flux-schnell"] if "schnell" in n else PRESETS["flux-dev"]
+    if "stable-diffusion-3" in n or "sd3" in n or "stablediffusion3" in c:
+        return PRESETS["sd3.5"]
+    if "xl" in n and ("stable-diffusion" in n or "sdxl" in n) or "stablediffusionxl" in c:
+        return PRESETS["sdxl"]
+    if "zimage" in c:
+        return PRESETS["z-image-turbo"]  # the distilled Turbo is what people run
+    if "flux" in c:
+        return PRESETS["flux-dev"]
+    return PRESETS["diffusers"]
+
+
+def pick_device(device: str = "auto") -> str:
+    if device != "auto":
+        return device
+    import torch
+
+    if torch.cuda.is_available():
+        return "cuda"
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+def pick_dtype(device: str, dtype: Any = None) -> Any:
+    import torch
+
+    if dtype is None:
+        return {"cuda": torch.bfloat16, "mps": torch.float16}.get(device.split(":")[0], torch.float32)
+    if isinstance(dtype, str):
+        name = {"bf16": "bfloat16", "fp16": "float16", "half": "float16", "fp32": "float32", "float": "float32"}.get(dtype, dtype)
+        value = getattr(torch, name, None)
+        if not isinstance(value, torch.dtype) or not value.is_floating_point:
+            raise ValueError(f"unknown dtype {dtype!r}; use bfloat16, float16 or float32")
+        return value
+    return dtype
+
+
+# One pipeline per (path, device, dtype, offload, slicing) per process, with its call lock.
+_PIPELINES: dict[tuple, tuple[Any, threading.Lock]] = {}
+_PIPELINES_LOCK = threading.Lock()
+
+
+def _looks_local(path: str) -> bool:
+    return path.startswith(("/", "./", "../", "~", "\\")) or (len(path) > 1 and path[1] == ":") or os.path.exists(path)
+
+
+class DiffusersGenerator:
+    """A diffusers pipeline behind the ``Generator`` protocol, batched per round."""
+
+    def __init__(
+        self,
+        pipeline_or_path: Any,
+        *,
+        family: str | None = None,
+        device: str = "auto",
+        dtype: Any = None,
+        cpu_offload: bool = False,
+        attention_slicing: bool = False,
+        defaults: dict[str, Any] | None = None,
+        batch_window: float = 0.05,
+        max_batch: int = 8,
+    ) -> None:
+        self.batch_window = batch_window
+        self.max_batch = max(1, int(max_batch))
+        self._queue: list[tuple[GenerationRequest, Future]] = []
+        self._queue_lock = threading.Lock()
+        self._leader_active = False
+        self._device_arg = device
+        self._dtype_arg = dtype
+        self.cpu_offload = cpu_offload
+        self.attention_slicing = attention_slicing
+        self.defaults = dict(defaults or {})
+        self._load_lock = threading.Lock()
+        if isinstance(pipeline_or_path, (str, os.PathLike)):
+            self.path = os.fspath(pipeline_or_path)
+            self._pipe, self._call_lock = None, None
+            preset = detect_preset(self.path, self._class_from_model_index(self.path))
+        else:
+            self.path = getattr(getattr(pipeline_or_path, "config", None), "_name_or_path", "") or ""
+            self._pipe, self._call_lock = pipeline_or_path, threading.Lock()
+            preset = detect_preset(self.path, type(pipeline_or_path).__name__)
+        if family is not None:
+            preset = PRESETS.get(family, Preset(family))
+        self.preset = preset
+        self.family = preset.family
+
+    def __repr__(self) -> str:
+        return f"DiffusersGenerator({self.path!r}, family={self.family!r})"
+
+    @staticmethod
+    def _class_from_model_index(path: str) -> str:
+        """Read the pipeline class from a local folder's model_index.json without loading it."""
+        import json
+
+        try:
+            with open(os.path.join(os.path.expanduser(path), "model_index.json"), encoding="utf-8") as fh:
+                return str(json.load(fh).get("_class_name", ""))
+        except (OSError, ValueError):
+            return ""
+
+    # -- loading -------------------------------------------------------------------------
+
+    @property
+    def pipeline(self) -> Any:
+        """The loaded pipeline (loads it on first use); raises ``GenerationError`` on failure."""
+        if self._pipe is None:
+            with self._load_lock:
+                if self._pipe is None:
+                    self._pipe, self._call_lock = self._load()
+        return self._pipe
+
+    def _load(self) -> tuple[Any, threading.Lock]:
+        path = os.path.expanduser(self.path)
+        if _looks_local(self.path) and not os.path.isdir(path):
+            raise GenerationError(f"diffusers model folder {self.path!r} does not exist")
+        device = pick_device(self._device_arg)
+        dtype = pick_dtype(device, self._dtype_arg)
+        key = (os.path.abspath(path) if os.path.isdir(path) else path, device, str(dtype), self.cpu_offload, self.attention_slicing)
+        with _PIPELINES_LOCK:
+            if key in _PIPELINES:
+                return _PIPELINES[key]
+            try:
+                from diffusers import DiffusionPipeline
+
+                with _quiet_loading():
+                    pipe = DiffusionPipeline.from_pretrained(path, **_dtype_kwarg(dtype))
+            except ImportError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - hub/IO/config errors all mean "cannot load"
+                where = "local folder" if os.path.isdir(path) else "hub id (not a local folder)"
+                raise GenerationError(f"could not load diffusers model {self.path!r} ({where}): {_first_line(exc)}") from exc
+            if self.cpu_offload and device != "cpu":
+                pipe.enable_model_cpu_offload(device=device)
+            else:
+                pipe.to(device)
+            if self.attention_slicing:
+                pipe.enable_attention_slicing()
+            pipe.set_progress_bar_config(disable=True)
+            _PIPELINES[key] = (pipe, threading.Lock())
+            return _PIPELINES[key]
+
+    # -- generation ----------------------------------------------------------------------
+
+    def resolved_params(self, request: GenerationRequest) -> dict[str, Any]:
+        """Request values, else the generator's defaults, else the family preset."""
+        p = self.preset
+        out: dict[str, Any] = {"steps": p.steps, "guidance": p.guidance, "width": p.width, "height": p.height}
+        out.update(p.extra)
+        out.update(self.defaults)
+        for name in ("steps", "guidance", "width", "height", "negative_prompt"):
+            value = getattr(request, name)
+            if value is not None:
+                out[name] = value
+        out.update(request.extra)
+        return {k: v for k, v in out.items() if v is not None}
+
+    def generate(self, request: GenerationRequest) -> Image.Image:
+        """One image; concurrent calls (a round's candidates, fanned out with ``Send``)
+        arriving within ``batch_window`` seconds share one pipeline batch."""
+        future: Future = Future()
+        with self._queue_lock:
+            self._queue.append((request, future))
+            lead = not self._leader_active
+            self._leader_active = self._leader_active or lead
+        if lead:
+            self._drain()
+        result = future.result()
+        if isinstance(result, BaseException):
+            raise result
+        return result
+
+    def _drain(self) -> None:
+        """Run queued requests in batches until the queue is empty (the calling thread leads)."""
+        if self.batch_window > 0:
+            time.sleep(self.batch_window)
+        while True:
+            with self._queue_lock:
+                batch, self._queue = self._queue[: self.max_batch], self._queue[self.max_batch :]
+                if not batch:
+                    self._leader_active = False
+                    return
+            try:
+                results: list[Any] = self.generate_batch([r for r, _ in batch])
+            except BaseException as exc:  # noqa: BLE001 - handed to every waiting caller
+                results = [exc] * len(batch)
+            for (_, fut), res in zip(batch, results):
+                fut.set_result(res)
+
+    def generate_batch(self, requests: list[GenerationRequest]) -> list[Image.Image | GenerationError]:
+        """One pipeline call per group of requests sharing parameters; one torch generator per image.
+
+        Per-image generators make an image depend only on its own seed, so a candidate
+        is the same whether it was made alone or in a batch.
+        """
+        if not requests:
+            return []
+        try:
+            pipe = self.pipeline
+        except GenerationError as exc:
+            return [exc for _ in requests]
+        groups: dict[tuple, list[int]] = {}
+        params = [self.resolved_params(r) for r in requests]
+        for i, p in enumerate(params):
+            key = tuple(sorted((k, repr(v)) for k, v in p.items() if k != "negative_prompt"))
+            groups.setdefault(key, []).append(i)
+        results: list[Any] = [None] * len(requests)
+        for idxs in groups.values():
+            for i, res in zip(idxs, self._run_group(pipe, [requests[i] for i in idxs], params[idxs[0]], [params[i] for i in idxs])):
+                results[i] = res
+        return results
+
+    def _run_group(self, pipe: Any, reqs: list[GenerationRequest], p: dict[str, Any], each: list[dict]) -> list[Any]:
+        import torch
+
+        try:
+            with self._call_lock:
+                return self._call(pipe, reqs, p, each)
+        except torch.OutOfMemoryError:
+            _free_memory()
+            if len(reqs) > 1:  # a smaller batch may fit: try one image at a time
+                return [self._run_group(pipe, [r], p, [e])[0] for r, e in zip(reqs, each)]
+            size = f"{p.get('width', '?')}x{p.get('height', '?')}"
+            return [GenerationError(f"out of memory generating a {size} image with {self.path!r}; lower the size, or use offload=1")]
+        except GenerationError as exc:
+            return [exc for _ in reqs]
+        except Exception as exc:  # noqa: BLE001 - any pipeline failure becomes a candidate error
+            return [GenerationError(f"{self.family} pipeline failed: {type(exc).__name__}: {_first_line(exc)}") for _ in reqs]
+
+    def _call(self, pipe: Any, reqs: list[GenerationRequest], p: dict[str, Any], each: list[dict]) -> list[Any]:
+        import numpy as np
+        import torch
+
+        accepted = set(inspect.signature(pipe.__call__).parameters)
+        gen_device = "cpu" if self.cpu_offload else str(getattr(pipe, "device", "cpu"))
+        if gen_device.startswith("mps"):
+            gen_device = "cpu"  # mps generators are not reproducible across runs
+        kwargs: dict[str, Any] = {
+            "prompt": [r.prompt for r in reqs],
+            "generator": [torch.Generator(device=gen_device).manual_seed(int(r.seed)) for r in reqs],
+            "output_type": "pil",
+        }
+        if "steps" in p:
+            kwargs["num_inference_steps"] = int(p["steps"])
+        if "guidance" in p:
+            kwargs[self.preset.guidance_arg if self.preset.guidance_arg in accepted else "guidance_scale"] = float(p["guidance"])
+        for name in ("width", "height"):
+            if name in p:
+                kwargs[name] = int(p[name])
+        negatives = [e.get("negative_prompt") for e in each]
+        if any(negatives) and "negative_prompt" in accepted:
+            kwargs["negative_prompt"] = [n or "" for n in negatives]
+        for k, v in p.items():
+            if k not in ("steps", "guidance", "width", "height", "negative_prompt") and k in accepted:
+                kwargs[k] = v
+        kwargs = {k: v for k, v in kwargs.items() if k in accepted or k == "prompt"}
+        out = pipe(**kwargs)
+        images = list(out.images)
+        flagged = getattr(out, "nsfw_content_detected", None) or [False] * len(images)
+        results: list[Any] = []
+        for img, nsfw in zip(images, flagged):
+            if nsfw or not np.asarray(img).any():
+                results.append(GenerationError("the image came back all black: the pipeline's safety checker filtered it"))
+            else:
+                results.append(img.convert("RGB"))
+        return results
+
+
+class _quiet_loading:
+    """Hide diffusers'/transformers' loading progress bars: they would break the CLI's live view."""
+
+    def __enter__(self) -> None:
+        from diffusers.utils import logging as dlog
+        from transformers.utils import logging as tlog
+
+        self._was = (dlog.is_progress_bar_enabled(), tlog.is_progress_bar_enabled())
+        dlog.disable_progress_bar()
+        tlog.disable_progress_bar()
+
+    def __exit__(self, *exc: Any) -> None:
+        from diffusers.utils import logging as dlog
+        from transformers.utils import logging as tlog
+
+        if self._was[0]:
+            dlog.enable_progress_bar()
+        if self._was[1]:
+            tlog.enable_progress_bar()
+
+
+def _dtype_kwarg(dtype: Any) -> dict[str, Any]:
+    """Newer diffusers renamed ``torch_dtype`` to ``dtype`` (and warn on the old name)."""
+    from diffusers.pipelines import pipeline_utils
+
+    return {"dtype": dtype} if hasattr(pipeline_utils, "_resolve_dtype") else {"torch_dtype": dtype}
+
+
+def _free_memory() -> None:
+    import gc
+
+    import torch
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return (text[0] if text else type(exc).__name__)[:300]
+
+
+_BOOL = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
+_INT_KEYS = {"steps", "width", "height"}
+
+
+def parse_spec(arg: str) -> tuple[str, dict[str, Any]]:
+    """``"path?device=cpu&offload=1&steps=4"`` -> (path, DiffusersGenerator keyword arguments)."""
+    path, _, query = arg.partition("?")
+    path = path.strip()
+    if not path:
+        raise ValueError("diffusers spec needs a hub id or a folder, e.g. diffusers:Tongyi-MAI/Z-Image-Turbo")
+    kwargs: dict[str, Any] = {}
+    defaults: dict[str, Any] = {}
+    for key, value in parse_qsl(query, keep_blank_values=True):
+        key = key.strip().lower()
+        if key == "device":
+            kwargs["device"] = value
+        elif key == "dtype":
+            kwargs["dtype"] = value
+        elif key == "family":
+            kwargs["family"] = value
+        elif key in ("offload", "cpu_offload", "slicing", "attention_slicing"):
+            if value.lower() not in _BOOL:
+                raise ValueError(f"diffusers option {key}={value!r}: use 1 or 0")
+            kwargs["cpu_offload" if "offload" in key else "attention_slicing"] = _BOOL[value.lower()]
+        elif key in _INT_KEYS:
+            defaults[key] = int(value)
+        elif key == "guidance":
+            defaults[key] = float(value)
+        elif key == "negative_prompt":
+            defaults[key] = value
+        elif key == "batch_window":
+            kwargs[key] = float(value)
+        elif key == "max_batch":
+            kwargs[key] = int(value)
+        else:
+            raise ValueError(
+                f"unknown diffusers option {key!r}; known: device, dtype, family, offload, slicing, steps, guidance, width, height, negative_prompt, batch_window, max_batch"
+            )
+    if defaults:
+        kwargs["defaults"] = defaults
+    return path, kwargs
+
+
+def from_spec(arg: str) -> DiffusersGenerator:
+    """Registry factory for ``diffusers:<path-or-id>[?options]`` (loads lazily)."""
+    path, kwargs = parse_spec(arg)
+    if "dtype" in kwargs:
+        pick_dtype("cpu", kwargs["dtype"])  # validate now, not at first generation
+    return DiffusersGenerator(path, **kwargs)

