@@ -158,6 +158,9 @@ def _mount_subcommands() -> None:
     app.command("serve-generator", help="Serve a generator spec over HTTP (JSON in, PNG out; /health).")(serve_generator_command)
     app.command("doctor", help="Check the configured backends: imports, device, endpoints, structured output, logprobs.")(doctor_command)
 
+    from gems_graph.eval.cli import eval_command
+
+    app.command("eval", help="Compare single / rewrite / search / loop / gems at equal image budgets on a suite.")(eval_command)
     app.command("report", help="Write RUN_DIR/report.html: rounds, images, checks, experiences, score chart.")(report_command)
     app.add_typer(skills_app, name="skills", help="List, show and validate skills.")
     app.add_typer(memory_app, name="memory", help="Inspect, search, export or wipe the lessons kept across runs.")

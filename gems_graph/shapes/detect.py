@@ -2,7 +2,9 @@
 
 Looks only at pixels: ink = how far a pixel is from the plain white background,
 colour = hue, objects = connected blobs per colour, shape = how much of its
-(soft) bounding box a blob fills (square ~1, circle ~pi/4, triangle ~1/2).
+bounding box a blob fills (square ~1, circle ~pi/4, triangle ~1/2), averaged over
+the soft (anti-aliased) blob and the thresholded one so that the blurry edges of
+generated images do not turn squares into circles.
 Validated against procedural ground truth in tests/test_shapes_detect.py.
 """
 
@@ -16,7 +18,7 @@ from PIL import Image
 
 from .grammar import ShapesGrammarError, Scene, parse_prompt
 
-FILL = {"square": 0.95, "circle": 0.77, "triangle": 0.52}
+FILL = {"square": 1.0, "circle": 0.80, "triangle": 0.58}
 MIN_AREA = 6.0  # px of ink; smaller blobs are noise
 REL_MARGIN = 1.5  # px a centroid must clear on the relation's axis
 
@@ -74,6 +76,14 @@ def _dilate(m: np.ndarray) -> np.ndarray:
                                  for dy in (-1, 0, 1) for dx in (-1, 0, 1)])
 
 
+def _hard_fill(m: np.ndarray) -> float:
+    """Fill of the thresholded blob's box: robust to the soft edges of generated images."""
+    if not m.any():
+        return 0.0
+    ys, xs = np.nonzero(m)
+    return float(m.sum() / ((ys.max() - ys.min() + 1) * (xs.max() - xs.min() + 1)))
+
+
 def detect(image: Image.Image) -> list[Detection]:
     """All objects in the image, largest first."""
     rgb = np.asarray(image.convert("RGB"), dtype=np.float32)
@@ -93,7 +103,7 @@ def detect(image: Image.Image) -> list[Detection]:
             if area < MIN_AREA:
                 continue
             w, h = float(a.max(0).sum()), float(a.max(1).sum())
-            fill = area / max(w * h, 1e-6)
+            fill = (area / max(w * h, 1e-6) + _hard_fill(a > 0.5)) / 2
             yy, xx = np.mgrid[: a.shape[0], : a.shape[1]]
             cx, cy = float((a * xx).sum() / area) + 0.5, float((a * yy).sum() / area) + 0.5
             dist = sorted((abs(fill - f), s) for s, f in FILL.items())

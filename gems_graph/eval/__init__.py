@@ -1,0 +1,15 @@
+"""Evaluation harness: the paper's comparison (single, rewrite, search, loop, gems)
+at equal image budgets, on the shapes world, GenEval, GenEval2 or a custom JSONL.
+
+``run_eval(EvalConfig(...))`` is the Python entry; ``gems eval`` is the CLI
+(``gems_graph.eval.cli.eval_command``). Modules: ``suites`` (prompt sets),
+``methods`` (how each method makes its final image, through the real graph),
+``scoring`` (suite scorers), ``softtifa`` (GenEval2's metric), ``writers``
+(official scorer layouts), ``harness`` (resumable runs), ``report`` (tables, plot).
+"""
+
+from gems_graph.eval.harness import EvalConfig, run_eval
+from gems_graph.eval.methods import METHODS
+from gems_graph.eval.suites import EvalItem, load_suite
+
+__all__ = ["METHODS", "EvalConfig", "EvalItem", "load_suite", "run_eval"]

@@ -1,0 +1,122 @@
+"""``gems eval SUITE [PATH]``: the paper's comparison on a suite, resumable.
+
+Mount with ``app.command("eval")(eval_command)``, or run ``eval_app`` on its own.
+The Markdown table goes to stdout (``--json``: one JSON object instead); progress
+and the paths written go to stderr. Bad settings exit with 2 before anything runs;
+an interrupt exits with 130 and the same command resumes.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+from rich.console import Console
+
+from gems_graph.eval.methods import METHODS
+from gems_graph.eval.suites import SUITES
+
+err = Console(stderr=True, highlight=False)
+
+
+def _fail(message: str, code: int = 2) -> None:
+    err.print(f"[red]error:[/red] {message}", markup=True, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def eval_command(
+    suite: str = typer.Argument(..., help="shapes | geneval | geneval2 | custom"),
+    path: Optional[str] = typer.Argument(None, help="The suite's JSONL: evaluation_metadata.jsonl (geneval), geneval2_data.jsonl (geneval2), or your prompts (custom)."),
+    split: str = typer.Option("dev", "--split", help="shapes only: 'dev' (tuning) or 'test' (held out, for reported figures)."),
+    methods: str = typer.Option(",".join(METHODS), "--methods", help="Comma-separated subset of single,rewrite,search,loop,gems."),
+    budget: int = typer.Option(5, "--budget", "-n", min=1, help="Images per prompt: N candidates for search, N rounds for loop and gems."),
+    samples: int = typer.Option(1, "--samples", min=1, help="Independent final images per prompt and method (GenEval usually uses 4)."),
+    out: Optional[str] = typer.Option(None, "--out", "-o", help="Eval folder (default $GEMS_HOME/evals/<suite>-<split or file>); rerun to resume."),
+    concurrency: int = typer.Option(1, "--concurrency", "-j", min=1, help="Tasks (prompt x method) in flight at once."),
+    generator: str = typer.Option("shapes", "--generator", "-g", help="Generator spec."),
+    chat_model: str = typer.Option("shapes", "--chat-model", "-m", help="Chat-model spec for planner and refiner."),
+    critic_model: Optional[str] = typer.Option(None, "--critic-model", help="Chat-model spec for the critic (default --chat-model)."),
+    judge: Optional[str] = typer.Option(None, "--judge", help="VLM spec for Soft-TIFA scoring (geneval2, custom), e.g. openai-compatible:http://127.0.0.1:8000/v1#Qwen3-VL-8B-Instruct."),
+    seed: int = typer.Option(0, "--seed", min=0, help="Added to every prompt's seed."),
+    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Only the first N prompts."),
+    per_category: Optional[int] = typer.Option(None, "--per-category", min=1, help="Only the first N prompts of each category."),
+    category: Optional[list[str]] = typer.Option(None, "--category", help="Only this category (repeatable)."),
+    memory: Optional[str] = typer.Option(None, "--memory", help="Memory spec for the gems method (default: a store inside the eval folder)."),
+    max_skills: int = typer.Option(2, "--max-skills", min=0, help="Most skills per prompt for the gems method."),
+    skills_dir: Optional[list[str]] = typer.Option(None, "--skills-dir", help="Folder of user skills (repeatable)."),
+    steps: Optional[int] = typer.Option(None, "--steps", help="Denoising steps override."),
+    guidance: Optional[float] = typer.Option(None, "--guidance", help="Guidance scale override."),
+    width: Optional[int] = typer.Option(None, "--width"),
+    height: Optional[int] = typer.Option(None, "--height"),
+    no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar."),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary and paths as one JSON object on stdout."),
+) -> None:
+    """Compare single, rewrite, search, loop and gems on SUITE at an equal image budget."""
+    from gems_graph.eval.harness import EvalConfig, EvalConfigError, run_eval, select_items
+    from gems_graph.eval.suites import SuiteError
+    from gems_graph.home import gems_home
+    from gems_graph.registry import BackendLoadError, UnknownBackendError, chat_models, check_spec, generators
+
+    if suite not in SUITES:
+        _fail(f"unknown suite {suite!r}; known: {', '.join(SUITES)}")
+    if suite != "shapes" and not path:
+        _fail(f"suite {suite!r} needs PATH (its JSONL file)")
+    if suite == "geneval" and judge:
+        _fail("GenEval is scored by its official detector, not --judge; see the README")
+    context = {k: v for k, v in {"steps": steps, "guidance": guidance, "width": width, "height": height}.items() if v is not None}
+    name = f"{suite}-{split}" if suite == "shapes" else f"{suite}-{Path(path or '').stem}"
+    cfg = EvalConfig(suite=suite, path=path, split=split, methods=[m.strip() for m in methods.split(",") if m.strip()],
+                     budget=budget, samples=samples, out=out or str(gems_home() / "evals" / name), generator=generator,
+                     chat_model=chat_model, critic_model=critic_model, judge=judge, concurrency=concurrency, seed=seed,
+                     limit=limit, per_category=per_category, categories=category, memory=memory, max_skills=max_skills,
+                     skills_dirs=list(skills_dir or []), context=context, progress=not no_progress)
+    try:
+        check_spec(generator, generators)
+        for spec in (chat_model, critic_model, judge):
+            if spec:
+                check_spec(spec, chat_models)
+        n = len(select_items(cfg))
+    except (SuiteError, UnknownBackendError, BackendLoadError) as exc:
+        _fail(str(exc))
+    err.print(f"eval {name}: {n} prompts x {len(cfg.methods)} methods x {samples} sample(s) -> {cfg.out}")
+    _memory_notes(cfg)
+    try:
+        result = run_eval(cfg)
+    except (EvalConfigError, SuiteError) as exc:
+        _fail(str(exc))
+    except KeyboardInterrupt:
+        err.print(f"[yellow]interrupted[/yellow]: finished tasks are saved in {cfg.out}/results.jsonl; "
+                  "run the same command again to resume")
+        raise typer.Exit(130)
+    _print(result, as_json)
+
+
+def _memory_notes(cfg: Any) -> None:
+    """Say what ``gems`` means in this build: memory across prompts makes order matter."""
+    from gems_graph.context import context_field_names
+
+    if "gems" not in cfg.methods:
+        return
+    if "memory" not in context_field_names():
+        err.print("note: this build's graph has no memory setting; 'gems' is the loop with skills")
+    elif cfg.concurrency > 1 and (cfg.memory or "").lower() not in ("none", "off"):
+        err.print("note: 'gems' shares one memory across prompts; with --concurrency > 1 the order in which "
+                  "prompts finish (and so what each recalls) can differ between runs")
+
+
+def _print(result: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        sys.stdout.write(json.dumps({"summary": result["summary"], "paths": result["paths"], "errors": result["errors"]}) + "\n")
+        return
+    sys.stdout.write(result["table"])
+    for what, where in result["paths"].items():
+        err.print(f"{what}: {where}", markup=False)
+    if result["errors"]:
+        err.print(f"[yellow]{result['errors']} task(s) ended in an error[/yellow] (see results.json); a rerun retries them")
+
+
+eval_app = typer.Typer(add_completion=False, rich_markup_mode=None, pretty_exceptions_enable=False)
+eval_app.command("eval")(eval_command)

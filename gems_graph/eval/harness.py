@@ -1,0 +1,291 @@
+"""Running an eval: every (prompt, sample, method) once, resumably, with a progress bar.
+
+Each finished task is appended to ``<out>/results.jsonl`` at once (flushed and
+fsynced), so an interrupted eval loses at most the tasks in flight; a rerun with the
+same settings skips what is done and retries what ended in an error. The final files
+are rebuilt from that log in suite order, and hold no wall times, so a resumed eval
+writes the same ``results.json`` as an uninterrupted one:
+
+* ``results.json``  settings, summary and one record per task (deterministic)
+* ``results.md``    the table per method and per category
+* ``plot.png|svg``  score vs images per prompt
+* ``timings.json``  wall time per task (differs run to run by nature)
+* ``geneval/<method>/`` or ``geneval2/<method>.json``  what the official scorers read
+* ``runs/<method>/<task>/``  every run's images and ``run.json``
+
+Seeds: sample k of an item uses ``item.seed + seed + 10_000_000 * k`` as the run's
+base seed, the same for every method, so methods are compared on the same noise.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gems_graph.eval.methods import METHODS, MethodSettings, run_method
+from gems_graph.eval.report import markdown, plot, summarize
+from gems_graph.eval.scoring import make_scorer
+from gems_graph.eval.suites import EvalItem, load_suite
+from gems_graph.eval.writers import write_geneval, write_geneval2
+
+SAMPLE_SEED_STRIDE = 10_000_000
+
+
+class EvalConfigError(ValueError):
+    """Bad settings, or an out folder that holds an eval with other settings."""
+
+
+@dataclass
+class EvalConfig:
+    suite: str
+    out: str | Path
+    path: str | None = None
+    split: str = "dev"
+    methods: Sequence[str] = METHODS
+    budget: int = 5
+    samples: int = 1
+    generator: Any = "shapes"
+    chat_model: Any = "shapes"
+    critic_model: Any = None
+    #: Chat-model spec (or instance) of the VLM that scores GenEval2/custom with Soft-TIFA.
+    judge: Any = None
+    concurrency: int = 1
+    seed: int = 0
+    limit: int | None = None
+    per_category: int | None = None
+    categories: Sequence[str] | None = None
+    memory: str | None = None
+    max_skills: int = 2
+    skills_dirs: list[str] = field(default_factory=list)
+    #: Extra ``GemsContext`` fields for every run (width, height, steps, guidance, ...).
+    context: dict[str, Any] = field(default_factory=dict)
+    progress: bool = True
+
+    def fingerprint(self) -> dict[str, Any]:
+        """What must match for a rerun to continue an out folder (methods may be added)."""
+        return {"suite": self.suite, "path": str(Path(self.path).resolve()) if self.path else None,
+                "split": self.split if self.suite == "shapes" else None, "budget": self.budget,
+                "samples": self.samples, "seed": self.seed, "generator": _name(self.generator),
+                "chat_model": _name(self.chat_model), "critic_model": _name(self.critic_model),
+                "judge": _name(self.judge), "memory": self.memory, "max_skills": self.max_skills,
+                "skills_dirs": list(self.skills_dirs), "context": dict(sorted(self.context.items()))}
+
+
+def _name(x: Any) -> Any:
+    """Specs as they are; instances by class name (enough to notice a different backend)."""
+    return x if x is None or isinstance(x, str) else type(x).__name__
+
+
+def select_items(cfg: EvalConfig) -> list[EvalItem]:
+    items = load_suite(cfg.suite, cfg.path, split=cfg.split)
+    if cfg.categories:
+        items = [it for it in items if it.category in set(cfg.categories)]
+    if cfg.per_category is not None:
+        seen: dict[str, int] = {}
+        kept = []
+        for it in items:
+            seen[it.category] = seen.get(it.category, 0) + 1
+            if seen[it.category] <= cfg.per_category:
+                kept.append(it)
+        items = kept
+    return items[: cfg.limit] if cfg.limit is not None else items
+
+
+def task_key(method: str, item: EvalItem, sample: int) -> str:
+    return f"{method}|{item.id}|{sample}"
+
+
+def _task_id(item: EvalItem, sample: int) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", f"{item.id}-s{sample}")
+
+
+class ResultLog:
+    """``results.jsonl``: one line per finished task, appended and fsynced under a lock."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+
+    def load(self) -> dict[str, dict[str, Any]]:
+        """Last record per key; a torn last line (a crash mid-write) is dropped from the file."""
+        if not self.path.exists():
+            return {}
+        good, bad = [], 0
+        for line in self.path.read_text(encoding="utf-8").splitlines():
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError:
+                rec = None
+            if isinstance(rec, dict) and "key" in rec:
+                good.append(rec)
+            else:
+                bad += 1
+        if bad:
+            tmp = self.path.with_suffix(".tmp")
+            tmp.write_text("".join(json.dumps(r) + "\n" for r in good), encoding="utf-8")
+            os.replace(tmp, self.path)
+        return {r["key"]: r for r in good}
+
+    def append(self, record: dict[str, Any]) -> None:
+        with self._lock, open(self.path, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(record, default=str) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+
+
+def run_eval(cfg: EvalConfig, *, on_record: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+    """Run (or finish) the eval in ``cfg.out``; return the summary and the paths written."""
+    methods = list(dict.fromkeys(cfg.methods))
+    if not methods or any(m not in METHODS for m in methods):
+        raise EvalConfigError(f"methods must be a subset of {', '.join(METHODS)}; got {', '.join(cfg.methods) or 'none'}")
+    if cfg.budget < 1 or cfg.samples < 1 or cfg.concurrency < 1:
+        raise EvalConfigError("budget, samples and concurrency must be >= 1")
+    items = select_items(cfg)
+    if not items:
+        raise EvalConfigError("no prompts selected")
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    _check_or_write_settings(out, cfg)
+
+    log = ResultLog(out / "results.jsonl")
+    done = {k: r for k, r in log.load().items() if not r.get("error")}
+    settings = MethodSettings(out=out, budget=cfg.budget, generator=cfg.generator, chat_model=cfg.chat_model,
+                              critic_model=cfg.critic_model, memory=cfg.memory, max_skills=cfg.max_skills,
+                              skills_dirs=list(cfg.skills_dirs), context=dict(cfg.context))
+    scorer = make_scorer(cfg.suite, cfg.judge)
+    scored = cfg.suite == "shapes" or (cfg.judge is not None and cfg.suite in ("geneval2", "custom"))
+    # Prompt-major order: an interrupted eval has every method on its first prompts.
+    tasks = [(it, k, m) for it in items for k in range(cfg.samples) for m in methods if task_key(m, it, k) not in done]
+
+    def work(item: EvalItem, sample: int, method: str) -> dict[str, Any]:
+        rec = _run_task(method, item, sample, cfg, settings, scorer, scored, out)
+        log.append(rec)
+        return rec
+
+    _execute(tasks, work, cfg, len(items) * cfg.samples * len(methods), len(done), on_record)
+    return finalize(cfg, items, methods, out, log)
+
+
+def _run_task(method: str, item: EvalItem, sample: int, cfg: EvalConfig, settings: MethodSettings,
+              scorer: Callable, scored: bool, out: Path) -> dict[str, Any]:
+    seed = item.seed + cfg.seed + SAMPLE_SEED_STRIDE * sample
+    rec: dict[str, Any] = {"key": task_key(method, item, sample), "method": method, "item": item.id,
+                           "index": item.index, "category": item.category, "prompt": item.prompt,
+                           "sample": sample, "seed": seed}
+    try:
+        used = run_method(method, item, seed, settings, _task_id(item, sample))
+    except Exception as exc:  # noqa: BLE001 - recorded; the task is retried on the next run
+        used = {"final_image": None, "images": 0, "attempts": 0, "rounds": 0, "chat_calls": 0, "status": "error",
+                "error": f"{type(exc).__name__}: {exc}", "wall_s": None}
+    final = used.get("final_image")
+    if final:
+        used["final_image"] = os.path.relpath(final, out)
+    rec.update(used)
+    rec["score"] = 0.0 if scored and (cfg.suite == "shapes" or item.vqa) else None  # no image: the method failed
+    if final:
+        try:
+            rec.update(scorer(item, final))
+        except Exception as exc:  # noqa: BLE001
+            rec["score"] = None
+            rec["error"] = f"scoring: {type(exc).__name__}: {exc}"
+    return rec
+
+
+def _execute(tasks: list, work: Callable, cfg: EvalConfig, total: int, already: int,
+             on_record: Callable[[dict[str, Any]], None] | None) -> None:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    progress = Progress(TextColumn("[bold]eval[/bold] {task.description}"), BarColumn(), MofNCompleteColumn(),
+                        TimeElapsedColumn(), TimeRemainingColumn(), console=Console(stderr=True),
+                        disable=not cfg.progress, transient=False)
+    with progress, ThreadPoolExecutor(max_workers=cfg.concurrency, thread_name_prefix="gems-eval") as pool:
+        bar = progress.add_task("", total=total, completed=already)
+        queue = list(tasks)
+        running: set[Future] = set()
+        try:
+            while queue or running:
+                while queue and len(running) < cfg.concurrency:  # submit lazily: an interrupt leaves little in flight
+                    running.add(pool.submit(work, *queue.pop(0)))
+                finished, running = wait(running, return_when=FIRST_COMPLETED)
+                for fut in finished:
+                    rec = fut.result()  # a BaseException (interrupt) from a task stops the eval here
+                    score = "-" if rec.get("score") is None else f"{rec['score']:.2f}"
+                    progress.update(bar, advance=1, description=f"{rec['method']} {rec['item']} score {score}")
+                    if on_record is not None:
+                        on_record(rec)
+        except BaseException:
+            for fut in running:
+                fut.cancel()
+            raise
+
+
+def finalize(cfg: EvalConfig, items: list[EvalItem], methods: list[str], out: Path, log: ResultLog) -> dict[str, Any]:
+    """Rebuild the final files from the log, in suite order."""
+    by_key = log.load()
+    order = {m: i for i, m in enumerate(methods)}
+    records = [by_key[task_key(m, it, k)] for it in items for k in range(cfg.samples) for m in methods
+               if task_key(m, it, k) in by_key]
+    records.sort(key=lambda r: (r["index"], r["sample"], order[r["method"]]))
+    timings = {r["key"]: r.get("wall_s") for r in records}
+    records = [{k: v for k, v in r.items() if k != "wall_s"} for r in records]
+    summary = summarize(records, methods)
+    title = _title(cfg)
+    missing = len(items) * cfg.samples * len(methods) - len(records)
+    result = {"settings": {**cfg.fingerprint(), "methods": methods, "prompts": len(items)}, "summary": summary,
+              "incomplete": missing, "records": records}
+    _write_json(out / "results.json", result)
+    _write_json(out / "timings.json", {"total_s": round(sum(t for t in timings.values() if t), 3), "tasks": timings})
+    table = markdown(summary, title)
+    (out / "results.md").write_text(table, encoding="utf-8")
+    paths = {"results": str(out / "results.json"), "table": str(out / "results.md"),
+             "plot": str(plot(summary, out / "plot", title))}
+    paths.update(_official_files(cfg, items, methods, out, records))
+    return {"summary": summary, "table": table, "paths": paths, "incomplete": missing,
+            "errors": sum(1 for r in records if r.get("error"))}
+
+
+def _official_files(cfg: EvalConfig, items: list[EvalItem], methods: list[str], out: Path,
+                    records: list[dict[str, Any]]) -> dict[str, str]:
+    paths = {}
+    for m in methods:
+        imgs = {(r["item"], r["sample"]): str(out / r["final_image"]) for r in records if r["method"] == m and r.get("final_image")}
+        if cfg.suite == "geneval":
+            paths[f"geneval_{m}"] = str(write_geneval(out / "geneval" / m, items, imgs))
+        elif cfg.suite == "geneval2":
+            for k in range(cfg.samples):
+                name = f"{m}.json" if cfg.samples == 1 else f"{m}_sample{k}.json"
+                per = {i: p for (i, s), p in imgs.items() if s == k}
+                paths[f"geneval2_{m}" + ("" if cfg.samples == 1 else f"_{k}")] = str(write_geneval2(out / "geneval2" / name, items, per))
+    return paths
+
+
+def _title(cfg: EvalConfig) -> str:
+    where = f" ({cfg.split} split)" if cfg.suite == "shapes" else ""
+    return f"{cfg.suite}{where}, budget {cfg.budget} images per prompt, generator {_name(cfg.generator)}"
+
+
+def _check_or_write_settings(out: Path, cfg: EvalConfig) -> None:
+    path = out / "eval.json"
+    now = cfg.fingerprint()
+    if path.exists():
+        before = json.loads(path.read_text(encoding="utf-8"))
+        diff = sorted(k for k in set(before) | set(now) if before.get(k) != now.get(k))
+        if diff:
+            raise EvalConfigError(f"{out} holds an eval with other settings ({', '.join(diff)}); "
+                                  "use another --out or the same settings to resume")
+        return
+    _write_json(path, now)
+
+
+def _write_json(path: Path, data: Any) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
+    os.replace(tmp, path)

@@ -1,0 +1,125 @@
+"""Summaries of an eval: per method and per category, as JSON, Markdown and a plot.
+
+Scores are percentages (100 x the mean over prompts, as GenEval and GenEval2 report).
+Only deterministic figures go in here (no wall time), so a resumed eval writes the
+same report as an uninterrupted one; timings go to ``timings.json``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from html import escape
+from pathlib import Path
+from typing import Any
+
+
+def _mean(xs: Sequence[float]) -> float | None:
+    return sum(xs) / len(xs) if xs else None
+
+
+def _stats(recs: list[dict[str, Any]]) -> dict[str, Any]:
+    def pct(key: str) -> float | None:
+        vals = [r[key] for r in recs if r.get(key) is not None]
+        return round(100 * _mean(vals), 2) if vals else None
+
+    def avg(key: str) -> float | None:
+        m = _mean([r[key] for r in recs if r.get(key) is not None])
+        return round(m, 3) if m is not None else None
+
+    return {"n": len(recs), "score": pct("score"), "am": pct("am"), "gm": pct("gm"), "images": avg("images"),
+            "attempts": avg("attempts"), "rounds": avg("rounds"), "chat_calls": avg("chat_calls"),
+            "errors": sum(1 for r in recs if r.get("error"))}
+
+
+def summarize(records: list[dict[str, Any]], methods: Sequence[str]) -> dict[str, Any]:
+    categories = list(dict.fromkeys(r["category"] for r in records))
+    return {
+        "methods": {m: _stats([r for r in records if r["method"] == m]) for m in methods},
+        "by_category": {c: {m: _stats([r for r in records if r["method"] == m and r["category"] == c]) for m in methods}
+                        for c in categories},
+    }
+
+
+def _fmt(x: Any, digits: int = 1) -> str:
+    return "-" if x is None else f"{x:.{digits}f}" if isinstance(x, float) else str(x)
+
+
+def markdown(summary: dict[str, Any], title: str) -> str:
+    """The table the CLI prints and writes to ``results.md``."""
+    ms = summary["methods"]
+    soft = any(s["am"] is not None for s in ms.values())
+    head = ["method", "score"] + (["AM", "GM"] if soft else []) + ["images/prompt", "rounds", "chat calls", "errors", "n"]
+    lines = [f"## {title}", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for m, s in ms.items():
+        row = [m, _fmt(s["score"])] + ([_fmt(s["am"]), _fmt(s["gm"])] if soft else [])
+        row += [_fmt(s["images"], 2), _fmt(s["rounds"], 2), _fmt(s["chat_calls"], 1), str(s["errors"]), str(s["n"])]
+        lines.append("| " + " | ".join(row) + " |")
+    cats = summary["by_category"]
+    if len(cats) > 1 or any(c != "all" for c in cats):
+        lines += ["", "Score by category:", "", "| category | " + " | ".join(ms) + " |", "|---|" + "---|" * len(ms)]
+        for c, per in cats.items():
+            lines.append(f"| {c} | " + " | ".join(_fmt(per[m]["score"]) for m in ms) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def plot(summary: dict[str, Any], path: Path, title: str) -> Path:
+    """Score vs images per prompt, one point per method: matplotlib PNG if installed, else SVG."""
+    pts = [(m, s["images"], s["score"]) for m, s in summary["methods"].items() if s["images"] is not None and s["score"] is not None]
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        path = path.with_suffix(".svg")
+        path.write_text(svg_plot(pts, title), encoding="utf-8")
+        return path
+    path = path.with_suffix(".png")
+    fig, ax = plt.subplots(figsize=(5, 3.5), dpi=120)
+    for (m, x, y), k in zip(pts, _stack(pts)):
+        ax.scatter([x], [y])
+        ax.annotate(m, (x, y), textcoords="offset points", xytext=(5, 4 - 11 * k))
+    ax.set_xlabel("images per prompt (mean)")
+    ax.set_ylabel("score (%)")
+    ax.set_title(title, fontsize=9)
+    ax.set_ylim(0, 100)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def _stack(points: list[tuple[str, float, float]]) -> list[int]:
+    """How many earlier points sit (almost) on the same spot: their labels go below."""
+    seen: list[tuple[float, float]] = []
+    out = []
+    for _, x, y in points:
+        out.append(sum(1 for a, b in seen if abs(a - x) < 0.05 and abs(b - y) < 1.0))
+        seen.append((x, y))
+    return out
+
+
+def svg_plot(points: list[tuple[str, float, float]], title: str, w: int = 480, h: int = 320) -> str:
+    """A dependency-free scatter plot: x = images per prompt, y = score in %."""
+    left, right, top, bottom = 50, 20, 30, 40
+    xmax = max([p[1] for p in points] + [1.0]) * 1.1
+    sx = lambda x: left + (w - left - right) * x / xmax  # noqa: E731
+    sy = lambda y: h - bottom - (h - top - bottom) * y / 100  # noqa: E731
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="11">',
+           f'<rect width="{w}" height="{h}" fill="white"/>',
+           f'<text x="{w / 2}" y="18" text-anchor="middle" font-size="12">{escape(title)}</text>',
+           f'<line x1="{left}" y1="{h - bottom}" x2="{w - right}" y2="{h - bottom}" stroke="black"/>',
+           f'<line x1="{left}" y1="{top}" x2="{left}" y2="{h - bottom}" stroke="black"/>']
+    for y in range(0, 101, 20):
+        out.append(f'<text x="{left - 6}" y="{sy(y) + 4:.1f}" text-anchor="end">{y}</text>')
+        out.append(f'<line x1="{left}" y1="{sy(y):.1f}" x2="{w - right}" y2="{sy(y):.1f}" stroke="#ddd"/>')
+    for x in range(0, int(xmax) + 1):
+        out.append(f'<text x="{sx(x):.1f}" y="{h - bottom + 14}" text-anchor="middle">{x}</text>')
+    out.append(f'<text x="{(left + w - right) / 2}" y="{h - 8}" text-anchor="middle">images per prompt (mean)</text>')
+    out.append(f'<text x="14" y="{(top + h - bottom) / 2}" text-anchor="middle" transform="rotate(-90 14 {(top + h - bottom) / 2})">score (%)</text>')
+    for (m, x, y), k in zip(points, _stack(points)):
+        out.append(f'<circle cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="4" fill="#3465a4"/>')
+        out.append(f'<text x="{sx(x) + 6:.1f}" y="{sy(y) - 6 + 13 * k:.1f}">{escape(m)}</text>')
+    out.append("</svg>")
+    return "\n".join(out) + "\n"

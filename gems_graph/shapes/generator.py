@@ -1,0 +1,75 @@
+"""``ShapesGenerator``: the offline world's text-to-image backend (family "shapes").
+
+Loads the shipped weights (``gems_graph/shapes/weights``) once, lazily and
+thread-safely, and serialises calls (one small model, CPU-bound: parallel calls
+would only contend). Images come back at the model's native 32x32: the checker
+reads them at that size, so ``width``/``height`` in a request are ignored, as is
+``negative_prompt`` (the model was not trained with one).
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import torch
+from PIL import Image
+
+from ..backends.base import GenerationError, GenerationRequest
+
+WEIGHTS = Path(__file__).parent / "weights"
+DEFAULT_STEPS = 20
+DEFAULT_GUIDANCE = 3.0
+
+
+class ShapesGenerator:
+    """Text-to-image for the shapes world through ``ShapesPipeline``."""
+
+    family = "shapes"
+
+    def __init__(self, weights: str | Path | None = None, steps: int = DEFAULT_STEPS,
+                 guidance: float = DEFAULT_GUIDANCE):
+        self.weights = Path(weights) if weights else WEIGHTS
+        self.steps = steps
+        self.guidance = guidance
+        self._pipe = None
+        self._lock = threading.Lock()
+
+    def available(self) -> None:
+        """Raise GenerationError with a clear message if the weights are missing."""
+        if not (self.weights / "model_index.json").is_file():
+            raise GenerationError(
+                f"shapes model weights not found in {self.weights}; train them with "
+                "`python -m gems_graph.shapes.train --out DIR` (it exports there)"
+            )
+
+    def _load(self):
+        if self._pipe is None:
+            self.available()
+            from .pipeline import ShapesPipeline
+
+            pipe = ShapesPipeline.from_pretrained(self.weights, torch_dtype=torch.float32)
+            pipe.set_progress_bar_config(disable=True)
+            self._pipe = pipe
+        return self._pipe
+
+    def generate(self, request: GenerationRequest) -> Image.Image:
+        with self._lock:
+            pipe = self._load()
+            try:
+                out = pipe(
+                    request.prompt,
+                    num_inference_steps=int(request.steps or self.steps),
+                    guidance_scale=float(request.guidance if request.guidance is not None else self.guidance),
+                    generator=torch.Generator().manual_seed(int(request.seed)),
+                )
+            except Exception as e:  # noqa: BLE001 - surfaced to the user as a generation failure
+                raise GenerationError(f"shapes generator failed: {e}") from e
+        return out.images[0]
+
+
+def from_spec(arg: str) -> ShapesGenerator:
+    """``shapes`` (shipped weights) or ``shapes:FOLDER`` (weights saved by the trainer)."""
+    gen = ShapesGenerator(arg or None)
+    gen.available()
+    return gen
