@@ -1,8 +1,8 @@
 """Orchestration overhead of the GEMS graph, with instant backends and SQLite checkpoints.
 
 Runs the loop for 1..10 rounds with a generator that returns a prepared image and
-a scripted chat model, so what is measured is LangGraph + our nodes + the SQLite
-checkpointer. Prints, per round count, the median wall time per round and the
+a scripted chat model, memory and skills off, so what is measured is LangGraph +
+our nodes + the SQLite checkpointer. Prints, per round count, the median wall time per round and the
 checkpoint bytes added per round. Targets: <= 15 ms a round, <= 16 KB a round.
 
     .venv/bin/python benchmarks/overhead.py [--repeats 5]
@@ -57,7 +57,7 @@ def db_bytes(path: Path) -> int:
 def one_run(rounds: int, workdir: Path, index: int) -> tuple[float, int]:
     db = workdir / f"ckpt_{rounds}_{index}.sqlite"
     context = GemsContext(generator=PreparedImage(), chat_model=ScriptedChatModel(handler=loop_handler(fix_at_round=None)),
-                          artifact_root=str(workdir / "runs"), max_rounds=rounds)
+                          artifact_root=str(workdir / "runs"), max_rounds=rounds, memory="none", max_skills=0)
     with open_checkpointer(str(db)) as saver:
         app = compile_graph(checkpointer=saver)
         start = time.perf_counter()

@@ -9,6 +9,8 @@ so a weak planner never stops a run.
 
 from __future__ import annotations
 
+import functools
+import os
 import uuid
 from dataclasses import fields
 from pathlib import Path
@@ -53,6 +55,16 @@ class PlannedPrompt(BaseModel):
     unsupported: list[str] = Field(default_factory=list, description="Words or parts of the request the prompt could not express.")
 
 
+@functools.lru_cache(maxsize=16)
+def _cached_registry(dirs: tuple[str, ...], env_path: str) -> Any:
+    return default_registry(dirs)
+
+
+def skill_registry(dirs: tuple[str, ...]) -> Any:
+    """The skill registry for these folders, parsed once per process (SKILL.md parsing is not free)."""
+    return _cached_registry(dirs, os.environ.get("GEMS_SKILLS_PATH", ""))
+
+
 def recall_lessons(ctx: GemsContext, prompt: str, runtime: Runtime[GemsContext], notes: list[str]) -> list[dict[str, Any]]:
     """Lessons of past runs most like this prompt; a broken store is noted, not fatal."""
     if ctx.recall_k == 0:
@@ -82,7 +94,7 @@ def planner(state: GemsState, config: RunnableConfig, runtime: Runtime[GemsConte
         emit(runtime, "lessons_recalled", lessons=[{"id": r["id"], "text": r["text"]} for r in recalled])
     user_prompt = PLANNER_USER_PROMPT.format(prompt=prompt, extra=lessons_text(recalled))
     plan = plan_with_skills(model, prompt=prompt, system_prompt=PLANNER_SYSTEM_PROMPT, user_prompt=user_prompt,
-                            schema=PlannedPrompt, registry=default_registry(ctx.skills_dirs), max_skills=ctx.max_skills)
+                            schema=PlannedPrompt, registry=skill_registry(tuple(ctx.skills_dirs)), max_skills=ctx.max_skills)
     if plan.session.loaded:
         emit(runtime, "skills_loaded", skills=list(plan.session.loaded))
     try:
