@@ -23,11 +23,6 @@ from gems_graph.skills import SkillRegistry, SkillSession, default_registry, rou
 
 Router = Callable[[str, SkillRegistry], list[str]]
 DEFAULT_DATA = Path(__file__).resolve().parents[1] / "tests" / "data" / "skill_routing.jsonl"
-ROUTING_PROMPT = (
-    "You prepare prompts for a text-to-image model. Before writing anything, decide which "
-    "skills apply to the user's request and call load_skill once for each (none if the "
-    "request is plain).\n\n{catalog}"
-)
 
 
 def load_cases(path: Path) -> list[dict]:
@@ -46,19 +41,15 @@ def trigger_router(limit: int | None = None) -> Router:
 
 
 def chat_model_router(model, max_skills: int = 2) -> Router:
-    """One tool-calling turn: the skills the model asks to load, in order."""
-    from langchain_core.messages import HumanMessage, SystemMessage
+    """Route as the planner node does: its prompts, ``load_skill`` bound, the skills it loads."""
+    from nodes.planner import PLANNER_SYSTEM_PROMPT, PLANNER_USER_PROMPT, PlannedPrompt
+    from nodes.skill_planning import plan_with_skills
 
     def route(prompt: str, registry: SkillRegistry) -> list[str]:
-        session = SkillSession(registry, max_skills=max_skills, prompt=prompt)
-        msgs = [SystemMessage(ROUTING_PROMPT.format(catalog=session.catalog_text())), HumanMessage(prompt)]
-        ai = model.bind_tools(session.tools()).invoke(msgs)
-        names = []
-        for tc in getattr(ai, "tool_calls", None) or []:
-            name = (tc.get("args") or {}).get("name")
-            if tc.get("name") == "load_skill" and name in registry and name not in names:
-                names.append(name)
-        return names[:max_skills]
+        plan = plan_with_skills(model, prompt=prompt, system_prompt=PLANNER_SYSTEM_PROMPT,
+                                user_prompt=PLANNER_USER_PROMPT.format(prompt=prompt, extra=""),
+                                schema=PlannedPrompt, registry=registry, max_skills=max_skills)
+        return list(plan.session.loaded)
 
     return route
 

@@ -48,17 +48,18 @@ def test_benchmark_main_prints_table(capsys):
     assert "prec" in out and "recall" in out and "exact-match" in out
 
 
-def test_chat_model_router_reads_load_skill_calls():
-    from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
-    from langchain_core.messages import AIMessage
+def test_chat_model_router_routes_through_the_planners_skill_loop():
+    from langchain_core.messages import AIMessage, ToolMessage
 
-    class OneShot(GenericFakeChatModel):
-        def bind_tools(self, tools, **kw):
-            assert [t.name for t in tools][0] == "load_skill"
-            return self
+    from nodes.planner import PlannedPrompt
+    from tests.fakes import ScriptedChatModel
 
-    calls = [{"name": "load_skill", "args": {"name": n}, "id": str(i)}
-             for i, n in enumerate(["counting", "nope", "counting", "negation", "text-rendering"])]
-    model = OneShot(messages=iter([AIMessage("", tool_calls=calls)]))
-    route = load_benchmark().chat_model_router(model, max_skills=2)
+    def handler(messages, tools):
+        assert "load_skill" in tools and "PlannedPrompt" in tools
+        if not any(isinstance(m, ToolMessage) for m in messages):
+            return AIMessage("", tool_calls=[{"name": "load_skill", "args": {"name": n}, "id": str(i)}
+                                             for i, n in enumerate(["counting", "counting", "negation", "text-rendering"])])
+        return PlannedPrompt(prompt="three cats, no dogs")
+
+    route = load_benchmark().chat_model_router(ScriptedChatModel(handler=handler), max_skills=2)
     assert route("three cats and no dogs", SkillRegistry()) == ["counting", "negation"]
