@@ -146,3 +146,21 @@ def test_a_run_to_completion_then_a_streamed_run_then_the_thread_state(client, a
     assert [r["index"] for r in values["rounds"]] == [1, 2, 3]  # per-round images, verdicts, scores in state
     assert values["rounds"][0]["candidates"][0]["verdicts"]
     assert not (REPO / "runs").exists()
+
+
+def test_human_review_pauses_in_the_server_and_resumes_with_a_command(client, assistant_id):
+    thread_id = client.post("/threads", json={}).json()["thread_id"]
+    ctx = {**CONTEXT, "human_feedback": True}
+    client.post(f"/threads/{thread_id}/runs/wait",
+                json={"assistant_id": assistant_id, "input": {"prompt": "a red square"}, "context": ctx})
+    state = client.get(f"/threads/{thread_id}/state").json()
+    assert state["next"] == ["human_review"]
+    (pause,) = [i for task in state["tasks"] for i in task.get("interrupts", [])]
+    assert pause["value"]["round"] == 1 and pause["value"]["candidates"][0]["verdicts"]
+    # Feedback goes to the refiner; round 2 pauses again; then accept stops the run there.
+    client.post(f"/threads/{thread_id}/runs/wait",
+                json={"assistant_id": assistant_id, "command": {"resume": {"feedback": "redder"}}, "context": ctx})
+    assert client.get(f"/threads/{thread_id}/state").json()["values"]["rounds_used"] == 2
+    out = client.post(f"/threads/{thread_id}/runs/wait",
+                      json={"assistant_id": assistant_id, "command": {"resume": {"accept": True}}, "context": ctx}).json()
+    assert out["status"] == "accepted" and out["rounds_used"] == 2
