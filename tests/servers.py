@@ -184,3 +184,13 @@ class LlamaServer:
                 self.proc.kill()
                 self.proc.wait()
         self.log.close()
+
+
+def reset_endpoint_memory(monkeypatch) -> None:
+    """Forget what earlier tests learned about endpoints, and any API keys in the environment."""
+    from gems_graph.backends import openai_chat
+
+    monkeypatch.setattr(openai_chat, "_working_method", {})
+    monkeypatch.setattr(openai_chat, "_no_logprobs", set())
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.delenv("GEMS_OPENAI_API_KEY", raising=False)

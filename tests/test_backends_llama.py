@@ -15,7 +15,7 @@ from gems_graph.backends import openai_chat
 from gems_graph.backends.doctor import doctor
 from gems_graph.backends.openai_chat import compatible_from_spec, supports_logprobs
 from gems_graph.llm import invoke_structured, yes_probability
-from tests.servers import LlamaServer, smollm2_gguf
+from tests.servers import LlamaServer, reset_endpoint_memory, smollm2_gguf
 
 pytest.importorskip("llama_cpp.server", reason="llama-cpp-python[server] is a dev dependency (make setup)")
 
@@ -31,10 +31,7 @@ def llama():
 
 @pytest.fixture(autouse=True)
 def _fresh_endpoint_memory(monkeypatch):
-    monkeypatch.setattr(openai_chat, "_working_method", {})
-    monkeypatch.setattr(openai_chat, "_no_logprobs", set())
-    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-    monkeypatch.delenv("GEMS_OPENAI_API_KEY", raising=False)
+    reset_endpoint_memory(monkeypatch)
 
 
 class Plan(BaseModel):

@@ -30,7 +30,7 @@ from gems_graph.backends.openai_chat import (
 from gems_graph.backends.openai_images import OpenAIImagesGenerator
 from gems_graph.llm import image_block, invoke_structured, reasoning_of, text_block, yes_probability
 from gems_graph.registry import resolve_chat_model
-from tests.servers import RecordingServer, chat_completion, free_port, json_reply
+from tests.servers import RecordingServer, chat_completion, free_port, json_reply, reset_endpoint_memory
 
 
 class Checks(BaseModel):
@@ -39,10 +39,7 @@ class Checks(BaseModel):
 
 @pytest.fixture(autouse=True)
 def _fresh_endpoint_memory(monkeypatch):
-    monkeypatch.setattr(openai_chat, "_working_method", {})
-    monkeypatch.setattr(openai_chat, "_no_logprobs", set())
-    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-    monkeypatch.delenv("GEMS_OPENAI_API_KEY", raising=False)
+    reset_endpoint_memory(monkeypatch)
     monkeypatch.setenv("GEMS_CHAT_MAX_RETRIES", "0")
 
 
