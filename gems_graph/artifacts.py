@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import tempfile
@@ -19,9 +20,11 @@ def save_png(image: Image.Image, path: Path) -> ImageRef:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
     os.close(fd)
+    buf = io.BytesIO()
+    image.save(buf, format="PNG")
+    data = buf.getvalue()
     try:
-        image.save(tmp, format="PNG")
-        data = Path(tmp).read_bytes()
+        Path(tmp).write_bytes(data)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -45,6 +48,8 @@ def write_run_json(run_dir: str, record: dict[str, Any]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     data = {k: record.get(k) for k in RUN_JSON_KEYS if k in record}
     tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str), encoding="utf-8")
+    # Indented once the run is over; compact (C-encoded, ~10x faster) while it runs.
+    indent = 2 if record.get("status") not in (None, "running") else None
+    tmp.write_text(json.dumps(data, indent=indent, default=str), encoding="utf-8")
     os.replace(tmp, path)
     return path

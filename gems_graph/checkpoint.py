@@ -5,9 +5,10 @@ from __future__ import annotations
 import sqlite3
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.checkpoint.sqlite import SqliteSaver
 
 from gems_graph.home import default_checkpoint_db
 
@@ -22,14 +23,28 @@ def open_checkpointer(url: str | None = None) -> Iterator[BaseCheckpointSaver]:
             saver.setup()
             yield saver
         return
-    from langgraph.checkpoint.sqlite import SqliteSaver
-
     path = Path(url.removeprefix("sqlite:")) if url else default_checkpoint_db()
     path.parent.mkdir(parents=True, exist_ok=True)
     conn = sqlite3.connect(str(path), check_same_thread=False)
     try:
-        saver = SqliteSaver(conn)
+        saver = CompactSqliteSaver(conn)
         saver.setup()
         yield saver
     finally:
         conn.close()
+
+
+class CompactSqliteSaver(SqliteSaver):
+    """``SqliteSaver`` with plain integer channel versions.
+
+    The stock saver versions channels as 50-character strings (a zero-padded counter
+    plus a random fraction); every checkpoint stores one per channel and one per node
+    and channel it has seen, so they were most of a GEMS checkpoint's bytes. A local
+    SQLite file has one writer per thread, which is all an integer counter needs.
+    Threads begun with string versions keep them (LangGraph compares versions).
+    """
+
+    def get_next_version(self, current: Any, channel: Any = None) -> Any:
+        if isinstance(current, str):
+            return super().get_next_version(current, channel)
+        return (current or 0) + 1

@@ -10,6 +10,7 @@ as ``StructuredOutputError`` for the node to record.
 from __future__ import annotations
 
 import base64
+import functools
 import io
 import math
 import threading
@@ -18,6 +19,9 @@ from typing import Any, TypeVar
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
+from langchain_core.output_parsers import BaseGenerationOutputParser, BaseOutputParser
+from langchain_core.runnables import RunnableBinding, RunnableSequence
+from langchain_core.utils.function_calling import convert_to_json_schema
 from PIL import Image
 from pydantic import BaseModel, ValidationError
 
@@ -58,18 +62,71 @@ def reasoning_of(message: AIMessage | None) -> str | None:
     return None
 
 
+class _SplitStructured:
+    """``llm | parser`` run as two calls, returning what ``include_raw=True`` returns.
+
+    LangChain's ``include_raw=True`` wraps the call in ``RunnableParallel`` steps that
+    start a thread pool on every call (a few ms each); running the model and then its
+    parser directly gives the same ``{"raw", "parsed", "parsing_error"}`` without them.
+    """
+
+    def __init__(self, llm: Any, parser: Any) -> None:
+        self.llm = llm
+        self.parser = parser
+
+    def invoke(self, messages: Any, config: Any = None) -> dict[str, Any]:
+        raw = self.llm.invoke(messages, config)
+        try:
+            return {"raw": raw, "parsed": self.parser.invoke(raw, config), "parsing_error": None}
+        except Exception as exc:  # noqa: BLE001 - a parse failure is data for the repair step
+            return {"raw": raw, "parsed": None, "parsing_error": exc}
+
+
+def _split(model: BaseChatModel, schema: type[T]) -> _SplitStructured | None:
+    """The model step and the parser of ``with_structured_output(schema)``, when it is ``llm | parser``."""
+    try:
+        plain = model.with_structured_output(schema)
+    except NotImplementedError:
+        return None
+    if not isinstance(plain, RunnableSequence) or not isinstance(plain.last, (BaseOutputParser, BaseGenerationOutputParser)):
+        return None
+    steps = plain.steps
+    llm = _precomputed_trace_schema(steps[0])
+    if len(steps) > 2:
+        llm = RunnableSequence(llm, *steps[1:-1])
+    return _SplitStructured(llm, plain.last)
+
+
+def _precomputed_trace_schema(llm: Any) -> Any:
+    """Rebind with the tracing schema already in JSON form.
+
+    Tool-binding models tag calls with ``ls_structured_output_format``, whose pydantic
+    schema LangChain converts to JSON on *every* call (~1.5 ms); converted once here.
+    """
+    fmt = getattr(llm, "kwargs", {}).get("ls_structured_output_format") if isinstance(llm, RunnableBinding) else None
+    if not isinstance(fmt, dict) or not isinstance(fmt.get("schema"), type):
+        return llm
+    try:
+        schema = convert_to_json_schema(fmt["schema"])
+    except ValueError:
+        return llm
+    return RunnableBinding(bound=llm.bound, kwargs={**llm.kwargs, "ls_structured_output_format": {**fmt, "schema": schema}},
+                           config=llm.config, config_factories=llm.config_factories,
+                           custom_input_type=llm.custom_input_type, custom_output_type=llm.custom_output_type)
+
+
 _structured_cache: dict[tuple[int, type], tuple[BaseChatModel, Any]] = {}
 _cache_lock = threading.Lock()
 
 
 def structured_runnable(model: BaseChatModel, schema: type[T]) -> Any:
-    """``model.with_structured_output(schema, include_raw=True)``, built once per model and schema."""
+    """Structured output with the raw reply (as ``include_raw=True``), built once per model and schema."""
     key = (id(model), schema)
     with _cache_lock:
         hit = _structured_cache.get(key)
         if hit is not None and hit[0] is model:
             return hit[1]
-    runnable = model.with_structured_output(schema, include_raw=True)
+    runnable = _split(model, schema) or model.with_structured_output(schema, include_raw=True)
     with _cache_lock:
         if len(_structured_cache) > 256:
             _structured_cache.clear()
@@ -122,13 +179,30 @@ def _unpack(schema: type[T], out: Any) -> tuple[T | None, AIMessage | None, str]
 
 
 def _short(err: Any) -> str:
-    text = str(err).strip().splitlines()
-    return (text[0] if text else repr(err))[:300]
+    """The error in one line the model can act on: which fields were wrong, and why."""
+    errors = getattr(err, "errors", None)
+    if callable(errors):
+        try:
+            parts = [f"{'.'.join(map(str, e.get('loc', ()))) or 'reply'}: {e.get('msg', '')}" for e in errors()[:5]]
+            return "; ".join(parts)[:300]
+        except Exception:  # noqa: BLE001 - fall back to the text
+            pass
+    lines = [line.strip() for line in str(err).strip().splitlines() if line.strip()]
+    return (" ".join(lines[:4]) if lines else repr(err))[:300]
 
 
 def image_data_url(ref: ImageRef, max_side: int = DEFAULT_MAX_IMAGE_SIDE) -> str:
-    """Read an image from disk and encode it for a chat model (only here, never in state)."""
-    with Image.open(ref["path"]) as img:
+    """Read an image from disk and encode it for a chat model (only here, never in state).
+
+    The same image is sent many times (once per check to the critic, then to the
+    refiner for a few rounds), so encodings are cached by path, hash and size.
+    """
+    return _encoded_image(ref["path"], ref.get("sha256", ""), max_side)
+
+
+@functools.lru_cache(maxsize=16)
+def _encoded_image(path: str, sha256: str, max_side: int) -> str:
+    with Image.open(path) as img:
         img = img.convert("RGB")
         if max(img.size) > max_side:
             img.thumbnail((max_side, max_side))
