@@ -18,6 +18,7 @@ from typing import Any
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.runtime import Runtime
+from langgraph.types import Overwrite
 from pydantic import BaseModel, Field
 
 from gems_graph.context import GemsContext
@@ -82,10 +83,8 @@ def recall_lessons(ctx: GemsContext, prompt: str, runtime: Runtime[GemsContext],
 def planner(state: GemsState, config: RunnableConfig, runtime: Runtime[GemsContext]) -> dict[str, Any]:
     ctx = effective_context(state, runtime.context)
     prompt = validate_prompt(state.get("prompt"), ctx.max_prompt_chars)
-    run_id = (config.get("configurable") or {}).get("thread_id") or uuid.uuid4().hex
-    run_dir = Path(ctx.artifact_root) if ctx.artifact_root else default_runs_dir()
-    run_dir = run_dir / str(run_id)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    thread_id = (config.get("configurable") or {}).get("thread_id") or uuid.uuid4().hex
+    run_id, run_dir = new_run_folder(Path(ctx.artifact_root) if ctx.artifact_root else default_runs_dir(), str(thread_id))
 
     notes: list[str] = []
     model = resolve_chat_model(ctx.chat_model)
@@ -132,5 +131,26 @@ def planner(state: GemsState, config: RunnableConfig, runtime: Runtime[GemsConte
         "pending": None,
         "status": "running",
         "error": None,
-        "notes": notes,
+        **(clean_slate(notes) if state.get("run_id") else {"notes": notes}),
     }
+
+
+def new_run_folder(root: Path, thread_id: str) -> tuple[str, Path]:
+    """``root/<thread id>``, or ``<thread id>-2``, ``-3``... when an earlier run of the thread has it.
+
+    A thread can hold several runs (a new prompt sent in Studio, a GEMS subgraph called
+    twice in one parent thread); each keeps its own images and ``run.json``.
+    """
+    for n in range(1, 10_000):
+        run_id = thread_id if n == 1 else f"{thread_id}-{n}"
+        run_dir = root / run_id
+        if not (run_dir / "run.json").exists():
+            run_dir.mkdir(parents=True, exist_ok=True)
+            return run_id, run_dir
+    raise RuntimeError(f"{root}: 10,000 runs already use thread {thread_id!r}")
+
+
+def clean_slate(notes: list[str]) -> dict[str, Any]:
+    """What a new run on a thread that already ran must not inherit from the last one."""
+    return {"rounds": Overwrite([]), "notes": Overwrite(notes), "checks": [], "best": None, "best_image": None,
+            "score": None, "rounds_used": 0, "lessons_written": [], "feedback": None}

@@ -66,6 +66,24 @@ def test_gems_runs_as_a_node_of_a_parent_graph_with_different_state(tmp_path):
     assert () in namespaces and any(ns and ns[0].startswith("illustrate:") for ns in namespaces)
 
 
+def test_two_gems_nodes_in_one_parent_thread_keep_their_own_run_folders(tmp_path):
+    builder = StateGraph(Story)
+    builder.add_node("write", write_scene)
+    builder.add_node("first", gems_subgraph_node(output_to=lambda out, s: {"illustration": out["best_image"]},
+                                                 input_from=lambda s: {"prompt": s["scene"]}, context=colour_context(tmp_path)))
+    builder.add_node("second", gems_subgraph_node(output_to=lambda out, s: {"log": [out["best_image"]]},
+                                                  input_from=lambda s: {"prompt": "a small " + s["scene"].removeprefix("a ")},
+                                                  context=colour_context(tmp_path)))
+    builder.add_edge(START, "write")
+    builder.add_edge("write", "first")
+    builder.add_edge("first", "second")
+    out = builder.compile(checkpointer=InMemorySaver()).invoke({}, {"configurable": {"thread_id": "book"}})
+    first, second = Path(out["illustration"]), Path(out["log"][0])
+    assert first.parent.parent.name == "book" and second.parent.parent.name == "book-2"
+    assert json.loads((first.parent.parent / "run.json").read_text())["prompt"] == "a red square"
+    assert json.loads((second.parent.parent / "run.json").read_text())["prompt"] == "a small red square"
+
+
 def test_the_default_mapping_puts_the_whole_output_under_one_key(tmp_path):
     class Parent(TypedDict, total=False):
         prompt: str

@@ -132,3 +132,25 @@ def test_the_graph_rejects_bad_prompts(prompt, tmp_path):
     with pytest.raises(ValueError):
         compile_graph().invoke({"prompt": prompt}, context=context)
     assert not (tmp_path / "runs").exists()
+
+
+def test_a_second_run_on_the_same_thread_starts_clean_in_its_own_folder(tmp_path):
+    """Studio users send a new prompt to the same thread; apps call the graph twice per thread."""
+    model = ScriptedChatModel(handler=loop_handler(fix_at_round=2))
+    context = GemsContext(generator=ColourGenerator(), chat_model=model, artifact_root=str(tmp_path / "runs"), memory="none")
+    app = compile_graph(checkpointer=InMemorySaver())
+    config = {"configurable": {"thread_id": "t1"}}
+    first = app.invoke({"prompt": "a red square"}, config, context=context)
+    assert first["status"] == "passed" and first["rounds_used"] == 2
+    first_files = {p: p.read_bytes() for p in Path(first["run_dir"]).rglob("*.png")}
+
+    second = app.invoke({"prompt": "a small red square"}, config, context=context)
+    state = app.get_state(config).values
+    assert second["status"] == "passed" and second["rounds_used"] == 2  # judged afresh, not by the old best
+    assert second["run_dir"] != first["run_dir"] and Path(second["run_dir"]).name == "t1-2"
+    assert second["best_image"].startswith(second["run_dir"])
+    assert [r["prompt"].split(" FIXED")[0] for r in state["rounds"]] == ["a small red square"] * 2
+    assert sum(names == ["Decomposition"] for names, _ in model.calls) == 2  # checks of the new prompt
+    assert not any("a red square" in n for n in state.get("notes") or [])
+    assert {p: p.read_bytes() for p in Path(first["run_dir"]).rglob("*.png")} == first_files
+    assert json.loads((Path(first["run_dir"]) / "run.json").read_text())["prompt"] == "a red square"
