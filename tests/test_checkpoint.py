@@ -51,3 +51,18 @@ def test_a_thread_begun_with_string_versions_resumes_under_the_compact_saver(tmp
         assert out["status"] == "accepted" and out["rounds_used"] == 2
         versions = saver.get_tuple(cfg).checkpoint["channel_versions"]
         assert all(isinstance(v, str) for v in versions.values())
+
+
+async def test_async_apps_get_a_durable_sqlite_saver_with_the_same_file_format(tmp_path):
+    from gems_graph.checkpoint import open_async_checkpointer
+
+    db = str(tmp_path / "c.sqlite")
+    cfg = {"configurable": {"thread_id": "a"}}
+    async with open_async_checkpointer(db) as saver:
+        app = compile_graph(checkpointer=saver)
+        out = await app.ainvoke({"prompt": "a red square"}, cfg, context=context(tmp_path))
+        assert out["status"] == "passed" and out["rounds_used"] == 3
+    with open_checkpointer(db) as saver:  # what the async app wrote, a sync reader (e.g. `gems report`) reads
+        state = compile_graph(checkpointer=saver).get_state(cfg).values
+        assert state["status"] == "passed" and len(state["rounds"]) == 3
+        assert all(isinstance(v, int) for v in saver.get_tuple(cfg).checkpoint["channel_versions"].values())
