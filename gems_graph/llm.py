@@ -107,12 +107,17 @@ def _precomputed_trace_schema(llm: Any) -> Any:
     if not isinstance(fmt, dict) or not isinstance(fmt.get("schema"), type):
         return llm
     try:
-        schema = convert_to_json_schema(fmt["schema"])
+        schema = _json_schema(fmt["schema"])
     except ValueError:
         return llm
     return RunnableBinding(bound=llm.bound, kwargs={**llm.kwargs, "ls_structured_output_format": {**fmt, "schema": schema}},
                            config=llm.config, config_factories=llm.config_factories,
                            custom_input_type=llm.custom_input_type, custom_output_type=llm.custom_output_type)
+
+
+@functools.lru_cache(maxsize=64)
+def _json_schema(schema: type) -> dict[str, Any]:
+    return convert_to_json_schema(schema)
 
 
 _structured_cache: dict[tuple[int, type], tuple[BaseChatModel, Any]] = {}

@@ -54,6 +54,9 @@ class PlannedPrompt(BaseModel):
     reasoning: str = Field(default="", description="Brief reasoning about what the image must contain.")
     prompt: str = Field(description="The prompt to send to the image generator.")
     unsupported: list[str] = Field(default_factory=list, description="Words or parts of the request the prompt could not express.")
+    guidance: float | None = Field(default=None, description=(
+        "Guidance scale to start with, or null for the generator's default. Set it only when a "
+        "lesson from past runs says a guidance change fixed a similar prompt."))
 
 
 @functools.lru_cache(maxsize=16)
@@ -83,8 +86,10 @@ def recall_lessons(ctx: GemsContext, prompt: str, runtime: Runtime[GemsContext],
 def planner(state: GemsState, config: RunnableConfig, runtime: Runtime[GemsContext]) -> dict[str, Any]:
     ctx = effective_context(state, runtime.context)
     prompt = validate_prompt(state.get("prompt"), ctx.max_prompt_chars)
-    thread_id = (config.get("configurable") or {}).get("thread_id") or uuid.uuid4().hex
-    run_id, run_dir = new_run_folder(Path(ctx.artifact_root) if ctx.artifact_root else default_runs_dir(), str(thread_id))
+    configurable = config.get("configurable") or {}
+    run_id, run_dir = new_run_folder(Path(ctx.artifact_root) if ctx.artifact_root else default_runs_dir(),
+                                     str(configurable.get("thread_id") or uuid.uuid4().hex),
+                                     str(configurable.get("checkpoint_ns") or ""), thread_ran_before=bool(state.get("run_id")))
 
     notes: list[str] = []
     model = resolve_chat_model(ctx.chat_model)
@@ -96,6 +101,7 @@ def planner(state: GemsState, config: RunnableConfig, runtime: Runtime[GemsConte
                             schema=PlannedPrompt, registry=skill_registry(tuple(ctx.skills_dirs)), max_skills=ctx.max_skills)
     if plan.session.loaded:
         emit(runtime, "skills_loaded", skills=list(plan.session.loaded))
+    generation = generation_from_hints(plan.session.hints, ctx)
     try:
         answer = plan.answer
         thought = None
@@ -106,10 +112,11 @@ def planner(state: GemsState, config: RunnableConfig, runtime: Runtime[GemsConte
         thought = thought or answer.reasoning or None
         if answer.unsupported:
             notes.append("planner: could not express: " + ", ".join(answer.unsupported))
+        if answer.guidance is not None and answer.guidance >= 0 and ctx.guidance is None:  # the user's setting wins
+            generation["guidance"] = float(answer.guidance)
     except StructuredOutputError as exc:
         first_prompt, thought = prompt, None
         notes.append(f"planner: {exc}; using the user's prompt as is")
-    generation = generation_from_hints(plan.session.hints, ctx)
 
     settings = {k: v for k, v in ((f.name, getattr(ctx, f.name)) for f in fields(ctx)) if v is None or isinstance(v, (str, int, float, bool))}
     emit(runtime, "planned", prompt=first_prompt, run_dir=str(run_dir))
@@ -135,19 +142,31 @@ def planner(state: GemsState, config: RunnableConfig, runtime: Runtime[GemsConte
     }
 
 
-def new_run_folder(root: Path, thread_id: str) -> tuple[str, Path]:
-    """``root/<thread id>``, or ``<thread id>-2``, ``-3``... when an earlier run of the thread has it.
+def new_run_folder(root: Path, thread_id: str, checkpoint_ns: str = "", *, thread_ran_before: bool = False) -> tuple[str, Path]:
+    """The run's id and folder: ``root/<thread id>`` for a run of its own thread.
 
-    A thread can hold several runs (a new prompt sent in Studio, a GEMS subgraph called
-    twice in one parent thread); each keeps its own images and ``run.json``.
+    ``checkpoint_ns`` is the planner task's own namespace (``planner:<task>``, with the
+    enclosing graphs' ``node:<task>`` parts before it when GEMS runs as a subgraph).
+
+    A GEMS subgraph is named after its parent's thread, node and task
+    (``<thread>-<node>-<task>``), so each call of it keeps its own folder and a
+    resumed parent finds the same one. A new run on a thread that already ran (a new
+    prompt sent in Studio) gets ``-2``, ``-3``... and leaves the earlier folder alone.
+    Otherwise the folder is reused: re-running a thread from scratch rewrites it.
     """
-    for n in range(1, 10_000):
-        run_id = thread_id if n == 1 else f"{thread_id}-{n}"
-        run_dir = root / run_id
-        if not (run_dir / "run.json").exists():
-            run_dir.mkdir(parents=True, exist_ok=True)
-            return run_id, run_dir
-    raise RuntimeError(f"{root}: 10,000 runs already use thread {thread_id!r}")
+    base = thread_id
+    enclosing = checkpoint_ns.split("|")[:-1]  # the last part is this planner task's own
+    if enclosing:
+        node, _, task = enclosing[-1].partition(":")
+        base = f"{thread_id}-{node}-{task[:8]}" if task else f"{thread_id}-{node}"
+    run_id = base
+    for n in range(2, 10_000):
+        if not thread_ran_before or not (root / run_id / "run.json").exists():
+            break
+        run_id = f"{base}-{n}"
+    run_dir = root / run_id
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return run_id, run_dir
 
 
 def clean_slate(notes: list[str]) -> dict[str, Any]:

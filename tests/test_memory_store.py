@@ -155,3 +155,16 @@ async def test_async_wrappers(store):
     ids = await store.aadd([make_lesson(COUNT)])
     got = await store.arecall("two red circles", k=1, generator_family="shapes")
     assert [g["id"] for g in got] == ids
+
+
+def test_recall_puts_a_lesson_with_a_fix_ahead_of_a_more_similar_one_without(store):
+    # "Passed at once" lessons mostly restate their prompt, so they embed closer to a
+    # new prompt than a lesson saying what fixed a failure, which is the useful one.
+    plain = make_lesson("For 'a photo of two red circles' every check passed in round 1.")
+    fixed = make_lesson("For 'a photo of two red circles': strategy raise-guidance worked in round 2 (score +0.50).",
+                        fix="guidance None->5.5 (same prompt)", score_gain=0.5)
+    unrelated = make_lesson(TEXT, fix="put the words in quotes", score_gain=1.0)
+    store.add([plain, fixed, unrelated])
+    got = store.recall("a photo of two red circles", k=2, generator_family="shapes")
+    assert [g["text"] for g in got] == [fixed["text"], plain["text"]]  # a fix first; similarity still gates
+    assert got[0]["similarity"] < got[1]["similarity"]

@@ -8,6 +8,7 @@ from langchain_core.messages import HumanMessage, SystemMessage
 from gems_graph.backends.base import GenerationRequest
 from gems_graph.context import GemsContext
 from gems_graph.graph import compile_graph
+from gems_graph.memory.access import lessons_text
 from gems_graph.llm import image_block, invoke_structured, text_block, yes_probability
 from gems_graph.shapes.chat_model import ShapesChatModel
 from gems_graph.shapes.grammar import Scene, parse_prompt
@@ -36,6 +37,42 @@ def test_planner_request_gives_a_canonical_prompt_and_reports_unknown_words():
                               [HumanMessage(PLANNER_USER_PROMPT.format(prompt="A photo of TWO red circles, glowing", extra=""))])
     assert reply.value.prompt == "a photo of two red circles"
     assert reply.value.unsupported == ["glowing"]
+
+
+def test_planner_starts_with_a_strategy_recalled_lessons_say_worked():
+    def plan(prompt, lessons):
+        extra = lessons_text([{"text": t} for t in lessons])
+        return invoke_structured(ShapesChatModel(), PlannedPrompt,
+                                 [HumanMessage(PLANNER_USER_PROMPT.format(prompt=prompt, extra=extra))]).value
+
+    plain = plan("a photo of three red squares", [])
+    assert plain.prompt == "a photo of three red squares" and plain.guidance is None
+    guided = plan("a photo of three red squares",
+                  ['For "a photo of two green circles": strategy raise-guidance worked in round 2 (score +1.00).'])
+    assert guided.prompt == "a photo of three red squares" and guided.guidance > ShapesChatModel().default_guidance
+    assert "raise-guidance" in guided.reasoning
+    swapped = plan("a photo of a red square left of a blue circle",
+                   ['For "a photo of a circle above a square": strategy inverse-relation worked in round 3.'])
+    assert swapped.prompt == "a photo of a blue circle right of a red square" and swapped.guidance is None
+    # A lesson that does not apply to this prompt (no relation here) changes nothing.
+    assert plan("a photo of two circles", ['strategy inverse-relation worked']).prompt == "a photo of two circles"
+
+
+def test_the_planners_guidance_reaches_round_one_unless_the_user_set_one(tmp_path):
+    from gems_graph.memory import open_experience_store
+    from gems_graph.memory.store import normalize_lesson
+
+    store = f"chroma:{tmp_path / 'memory'}"
+    open_experience_store(store).add([normalize_lesson({
+        "text": 'For "a photo of two green circles": strategy raise-guidance worked in round 2 (score +1.00).',
+        "prompt": "a photo of two green circles", "generator_family": "test-shapes", "fix": "guidance 4->5.5",
+        "score_gain": 1.0, "status": "passed"})])
+    app = compile_graph()
+    for user_guidance, expected in ((None, 5.5), (3.0, 3.0)):
+        ctx = GemsContext(generator=LeakyRenderer(), chat_model=ShapesChatModel(), memory=store, max_rounds=1,
+                          guidance=user_guidance, artifact_root=str(tmp_path / "runs"))
+        out = app.invoke({"prompt": "a photo of two red squares"}, context=ctx)
+        assert out["best"]["params"]["guidance"] == expected
 
 
 def test_decompose_request_follows_geneval_rules():
@@ -67,3 +104,27 @@ def test_a_full_loop_on_shapes_fixes_colour_leaking_with_a_new_seed(tmp_path):
     assert out["rounds_used"] == 2  # round 1 leaked colours; the refiner's new seed fixed it
     assert out["best"]["round"] == 2
     assert out["best"]["verdicts"] and all(v["probability"] is not None for v in out["best"]["verdicts"])
+
+
+class ColourlessBlind:
+    """Draws the scene, but leaves out any object the prompt gives no colour (as the shipped model often does for triangles)."""
+
+    family = "test-shapes"
+
+    def __init__(self) -> None:
+        self.prompts: list[str] = []
+
+    def generate(self, request: GenerationRequest):
+        self.prompts.append(request.prompt)
+        scene = parse_prompt(request.prompt)
+        scene = Scene(tuple(o for o in scene.objects if o.color is not None))
+        image, _ = render_scene(scene, np.random.default_rng(request.seed))
+        return image
+
+
+def test_the_refiner_names_a_colour_for_a_missing_object_whose_colour_was_left_open(tmp_path):
+    gen = ColourlessBlind()
+    context = GemsContext(generator=gen, chat_model=ShapesChatModel(), artifact_root=str(tmp_path), memory="none")
+    out = compile_graph().invoke({"prompt": "a photo of a triangle and a blue circle"}, context=context)
+    assert out["status"] == "passed" and out["rounds_used"] == 2
+    assert gen.prompts == ["a photo of a triangle and a blue circle", "a photo of a red triangle and a blue circle"]

@@ -74,6 +74,17 @@ def strip_lesson(lesson: Lesson) -> Lesson:
     return {k: lesson[k] for k in _LESSON_KEYS if k in lesson}  # type: ignore[return-value]
 
 
+#: Recall looks at this many times k nearest lessons, then ranks them by usefulness.
+RECALL_POOL = 3
+#: How much more similar a lesson without a fix must be to outrank one with a fix.
+FIX_BONUS = 0.2
+
+
+def has_fix(lesson: Lesson) -> bool:
+    """A lesson that records a change which made failed checks pass (the kind a planner can act on)."""
+    return bool(lesson.get("fix")) and float(lesson.get("score_gain") or 0.0) > 0.0
+
+
 class LessonStoreBase:
     """Shared semantics over primitives a backend implements.
 
@@ -148,18 +159,21 @@ class LessonStoreBase:
         self._delete([l["id"] for l in ranked[: n - self.max_lessons]])
 
     def recall(self, prompt: str, k: int = 3, generator_family: str | None = None, *, min_similarity: float | None = None) -> list[Lesson]:
-        """Top-k lessons most similar to ``prompt``, of ``generator_family`` when given.
+        """Top-k lessons for ``prompt``, of ``generator_family`` when given.
+
+        The ``RECALL_POOL * k`` most similar lessons are ranked by similarity plus
+        ``FIX_BONUS`` for a lesson that records a fix, so "X fixed it" outranks a
+        near-equal "passed at once" or "still failing" (those only say what happened).
 
         Pass the run's family (see ``generator_family(spec)``): lessons about prompting
         one model rarely transfer to another. ``None`` searches every family.
         """
         if k <= 0 or not prompt.strip():
             return []
-        out: list[Lesson] = []
-        for lesson, sim in self._nearest(prompt, k, generator_family):
-            if min_similarity is None or sim >= min_similarity:
-                out.append({**lesson, "similarity": round(float(sim), 4)})  # type: ignore[typeddict-item]
-        return out
+        found = [(lesson, sim) for lesson, sim in self._nearest(prompt, k * RECALL_POOL, generator_family)
+                 if min_similarity is None or sim >= min_similarity]
+        found.sort(key=lambda pair: -(pair[1] + (FIX_BONUS if has_fix(pair[0]) else 0.0)))
+        return [{**lesson, "similarity": round(float(sim), 4)} for lesson, sim in found[:k]]  # type: ignore[typeddict-item]
 
     async def arecall(self, prompt: str, k: int = 3, generator_family: str | None = None, *,
                       min_similarity: float | None = None) -> list[Lesson]:

@@ -7,9 +7,9 @@ recognises a request by the tool it is asked to call (``PlannedPrompt``,
 ``Decomposition``, ``Experience``, ``RefinedPrompt``, ``load_skill``) or, for a
 plain question with an image attached, verifies it by running the pixel checker.
 
-Refinement uses the strategies a real refiner would: restate the failed part
-first, reorder the two objects, use the inverse relation, raise guidance, new
-seeds; strategies that recalled lessons say worked are preferred. Words it does not
+Refinement uses the strategies a real refiner would: name a colour for a missing
+object whose colour the user left open, restate the failed part first, reorder the
+two objects, use the inverse relation, raise guidance, new seeds; strategies that recalled lessons say worked are preferred. Words it does not
 know are returned as ``unsupported`` so the run summary reports them.
 """
 
@@ -20,6 +20,7 @@ import io
 import math
 import re
 import uuid
+from dataclasses import replace
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
@@ -28,11 +29,13 @@ from langchain_core.outputs import ChatGeneration, ChatResult
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from PIL import Image
 
-from gems_graph.shapes.grammar import INVERSE_RELATION, ObjectSpec, Scene, ShapesGrammarError, describe, parse_prompt
+from gems_graph.shapes.grammar import COLORS, INVERSE_RELATION, ObjectSpec, Scene, ShapesGrammarError, describe, parse_prompt
 from gems_graph.shapes.questions import answer_question, checks_for_scene
 
 #: Strategies in the order tried when nothing recalled says otherwise.
-STRATEGIES = ("restate", "reorder", "inverse-relation", "raise-guidance", "new-seed")
+STRATEGIES = ("add-colour", "restate", "reorder", "inverse-relation", "raise-guidance", "new-seed")
+#: Strategies that make sense before anything failed (restate needs a failure, new-seed is a given).
+PLANNABLE = ("reorder", "inverse-relation", "raise-guidance")
 MAX_GUIDANCE = 9.0
 GUIDANCE_STEP = 1.5
 
@@ -55,7 +58,7 @@ class ShapesChatModel(BaseChatModel):
         if "load_skill" in tools and "PlannedPrompt" in tools:
             message = self._plan_with_skills(messages, tools, text)
         elif "PlannedPrompt" in tools:
-            message = _tool_call("PlannedPrompt", self._plan(_field(text, "User request")))
+            message = _tool_call("PlannedPrompt", self._plan(_field(text, "User request"), text))
         elif "Decomposition" in tools:
             message = _tool_call("Decomposition", self._decompose(_field(text, "Description")))
         elif "Experience" in tools:
@@ -67,16 +70,19 @@ class ShapesChatModel(BaseChatModel):
         return ChatResult(generations=[ChatGeneration(message=message)])
 
     # -- planner ---------------------------------------------------------------------
-    def _plan(self, request: str) -> dict[str, Any]:
+    def _plan(self, request: str, text: str = "") -> dict[str, Any]:
+        """The request in the world's own words; a strategy recalled lessons say worked is applied up front."""
         try:
             scene = parse_prompt(request)
         except ShapesGrammarError as exc:
             return {"reasoning": str(exc), "prompt": request, "unsupported": [request]}
-        return {
-            "reasoning": f"{len(scene.objects)} object group(s), relation: {scene.relation or 'none'}",
-            "prompt": describe(scene),
-            "unsupported": list(scene.unknown_words),
-        }
+        reasoning = f"{len(scene.objects)} object group(s), relation: {scene.relation or 'none'}"
+        prompt, guidance = describe(scene), None
+        learned = [s for s in _strategies_that_worked(text) if s in PLANNABLE and _applies(s, scene, "")]
+        if learned:
+            prompt, guidance = _apply(learned[0], scene, "", self.default_guidance, 1)
+            reasoning += f"; a recalled lesson says {learned[0]} worked, so starting with it"
+        return {"reasoning": reasoning, "prompt": prompt, "guidance": guidance, "unsupported": list(scene.unknown_words)}
 
     def _plan_with_skills(self, messages: list[BaseMessage], tools: list[str], text: str) -> AIMessage:
         """First turn: load the skills whose triggers match; then answer the plan."""
@@ -92,7 +98,7 @@ class ShapesChatModel(BaseChatModel):
                 return AIMessage(content="", tool_calls=[
                     {"name": "load_skill", "args": {"name": n}, "id": uuid.uuid4().hex[:8]} for n in wanted
                 ])
-        return _tool_call("PlannedPrompt", self._plan(_field(text, "User request")))
+        return _tool_call("PlannedPrompt", self._plan(_field(text, "User request"), text))
 
     # -- critic ----------------------------------------------------------------------
     def _decompose(self, description: str) -> dict[str, Any]:
@@ -155,15 +161,22 @@ class ShapesChatModel(BaseChatModel):
         }
 
 
+def _strategies_that_worked(text: str) -> list[str]:
+    """Strategies that lessons in ``text`` say worked, most recent mention first, no repeats."""
+    worked = re.findall(r"strategy ([a-z-]+) (?:worked|fixed)", text)
+    return [s for s in dict.fromkeys(worked) if s in STRATEGIES]
+
+
 def _preferred_strategies(text: str) -> list[str]:
     """Strategies that recalled lessons say worked come first, in the default order otherwise."""
-    worked = re.findall(r"strategy ([a-z-]+) (?:worked|fixed)", text)
-    preferred = [s for s in dict.fromkeys(worked) if s in STRATEGIES]
+    preferred = _strategies_that_worked(text)
     return preferred + [s for s in STRATEGIES if s not in preferred]
 
 
 def _applies(strategy: str, scene: Scene, failed: str) -> bool:
     two = len(scene.objects) == 2
+    if strategy == "add-colour":
+        return _missing_uncoloured(scene, failed) is not None
     if strategy == "reorder":
         return two
     if strategy == "inverse-relation":
@@ -175,6 +188,13 @@ def _applies(strategy: str, scene: Scene, failed: str) -> bool:
 
 def _apply(strategy: str, scene: Scene, failed: str, guidance: float, round_index: int) -> tuple[str, float | None]:
     objs = scene.objects
+    if strategy == "add-colour":
+        # The user left the colour open and the object did not show: naming one makes it salient.
+        i = _missing_uncoloured(scene, failed)
+        used = {o.color for o in objs}
+        colour = next(c for c in COLORS if c not in used)
+        recoloured = tuple(replace(o, color=colour) if k == i else o for k, o in enumerate(objs))
+        return describe(Scene(recoloured, scene.relation)), None
     if strategy == "reorder" and not scene.relation:
         return describe(Scene((objs[1], objs[0]))), None
     if strategy in ("reorder", "inverse-relation") and scene.relation:
@@ -190,6 +210,15 @@ def _apply(strategy: str, scene: Scene, failed: str, guidance: float, round_inde
     if strategy == "raise-guidance":
         return describe(scene), min(MAX_GUIDANCE, guidance + GUIDANCE_STEP * round_index)
     return describe(scene), None
+
+
+def _missing_uncoloured(scene: Scene, failed: str) -> int | None:
+    """The single object without a colour whose presence check failed ("Is there a triangle?")."""
+    missing = set(re.findall(r"is there an? (\w+)\?", failed.lower()))
+    for i, o in enumerate(scene.objects):
+        if o.color is None and o.count == 1 and o.shape in missing:
+            return i
+    return None
 
 
 def _object_named(failed: str, objs: tuple[ObjectSpec, ...]) -> int | None:
