@@ -173,7 +173,10 @@ def _verify_all(model: BaseChatModel, jobs: list[tuple[Candidate, Check]], concu
     results: list[Verdict] = []
     for start in range(0, len(jobs), concurrency):
         batch = jobs[start:start + concurrency]
-        results += list(_VERIFY_POOL.map(lambda job: verify(model, job[1], job[0], prompt), batch))
+        # The node's own thread takes the first job instead of idling on the pool.
+        futures = [_VERIFY_POOL.submit(verify, model, check, cand, prompt) for cand, check in batch[1:]]
+        results.append(verify(model, batch[0][1], batch[0][0], prompt))
+        results += [f.result() for f in futures]
     return results
 
 

@@ -18,6 +18,7 @@ A model that cannot call tools (``bind_tools`` not implemented) plans without sk
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -83,12 +84,26 @@ def generation_from_hints(hints: dict[str, Any], ctx: Any) -> dict[str, Any]:
 
 
 def merge_skill_checks(checks: list[dict], skill_checks: list[dict] | None) -> list[dict]:
-    """Decomposed/user checks plus skill checks, skipping questions already asked."""
-    asked = {c["question"].strip().lower() for c in checks}
+    """Decomposed/user checks plus skill checks, skipping questions already asked.
+
+    "Are there exactly two apples?" and "... two apples in the image?" are one
+    question: asked twice it would count twice in the score.
+    """
+    asked = {question_key(c["question"]) for c in checks}
     ids = {c["id"] for c in checks}
     out = list(checks)
     for c in skill_checks or []:
-        if c["question"].strip().lower() not in asked and c["id"] not in ids:
+        key = question_key(c["question"])
+        if key not in asked and c["id"] not in ids:
             out.append(dict(c))
-            asked.add(c["question"].strip().lower())
+            asked.add(key)
     return out
+
+
+_IMAGE_PHRASE = re.compile(r"\b(?:in|of|within) (?:the|this) (?:image|picture|photo)\b")
+
+
+def question_key(question: str) -> str:
+    """A yes/no question with case, punctuation and "in the image" wording removed."""
+    text = _IMAGE_PHRASE.sub(" ", question.lower())
+    return " ".join(re.sub(r"[^\w\s]", " ", text).split())

@@ -95,6 +95,12 @@ def test_merge_skill_checks():
     extra = [{"id": "counting-1", "question": "Are there exactly two red apples in the image?", "source": "skill:counting"},
              {"id": "counting-2", "question": "Are the apples separate?", "source": "skill:counting"}]
     assert [c["id"] for c in merge_skill_checks(base, extra)] == ["c1", "counting-2"]
+    # The same question in other words about the image is not asked twice.
+    plain = [{"id": "c1", "question": "Are there exactly four red squares?", "source": "prompt"}]
+    worded = [{"id": "counting-1", "question": "Are there exactly four red squares in the image?", "source": "skill:counting"}]
+    assert [c["id"] for c in merge_skill_checks(plain, worded)] == ["c1"]
+    other = [{"id": "counting-1", "question": "Are there exactly four red squares on the left?", "source": "skill:counting"}]
+    assert [c["id"] for c in merge_skill_checks(plain, other)] == ["c1", "counting-1"]
 
 
 def test_offline_shapes_model_routes_by_triggers(registry):
