@@ -34,6 +34,7 @@ from urllib.parse import parse_qsl
 from PIL import Image
 
 from gems_graph.backends.base import GenerationError, GenerationRequest
+from gems_graph.backends.diffusers_loading import dtype_kwarg, quiet_loading
 
 
 @dataclass(frozen=True)
@@ -196,8 +197,8 @@ class DiffusersGenerator:
             try:
                 from diffusers import DiffusionPipeline
 
-                with _quiet_loading():
-                    pipe = DiffusionPipeline.from_pretrained(path, **_dtype_kwarg(dtype))
+                with quiet_loading():
+                    pipe = DiffusionPipeline.from_pretrained(path, **dtype_kwarg(dtype))
             except ImportError:
                 raise
             except Exception as exc:  # noqa: BLE001 - hub/IO/config errors all mean "cannot load"
@@ -337,34 +338,6 @@ class DiffusersGenerator:
             else:
                 results.append(img.convert("RGB"))
         return results
-
-
-class _quiet_loading:
-    """Hide diffusers'/transformers' loading progress bars: they would break the CLI's live view."""
-
-    def __enter__(self) -> None:
-        from diffusers.utils import logging as dlog
-        from transformers.utils import logging as tlog
-
-        self._was = (dlog.is_progress_bar_enabled(), tlog.is_progress_bar_enabled())
-        dlog.disable_progress_bar()
-        tlog.disable_progress_bar()
-
-    def __exit__(self, *exc: Any) -> None:
-        from diffusers.utils import logging as dlog
-        from transformers.utils import logging as tlog
-
-        if self._was[0]:
-            dlog.enable_progress_bar()
-        if self._was[1]:
-            tlog.enable_progress_bar()
-
-
-def _dtype_kwarg(dtype: Any) -> dict[str, Any]:
-    """Newer diffusers renamed ``torch_dtype`` to ``dtype`` (and warn on the old name)."""
-    from diffusers.pipelines import pipeline_utils
-
-    return {"dtype": dtype} if hasattr(pipeline_utils, "_resolve_dtype") else {"torch_dtype": dtype}
 
 
 def _free_memory() -> None:

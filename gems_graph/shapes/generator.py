@@ -48,7 +48,12 @@ class ShapesGenerator:
             self.available()
             from .pipeline import ShapesPipeline
 
-            pipe = ShapesPipeline.from_pretrained(self.weights, torch_dtype=torch.float32)
+            from gems_graph.backends.diffusers_loading import dtype_kwarg, quiet_loading
+
+            # low_cpu_mem_usage=False: the model is 12 MB, and it keeps diffusers from
+            # advising to install accelerate on every load.
+            with quiet_loading():
+                pipe = ShapesPipeline.from_pretrained(self.weights, low_cpu_mem_usage=False, **dtype_kwarg(torch.float32))
             pipe.set_progress_bar_config(disable=True)
             self._pipe = pipe
         return self._pipe
