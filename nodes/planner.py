@@ -22,6 +22,7 @@ from langgraph.types import Overwrite
 from pydantic import BaseModel, Field
 
 from gems_graph.context import GemsContext
+from gems_graph.artifacts import new_run_folder
 from gems_graph.events import emit
 from gems_graph.home import default_runs_dir
 from gems_graph.llm import StructuredOutputError, invoke_structured
@@ -140,33 +141,6 @@ def planner(state: GemsState, config: RunnableConfig, runtime: Runtime[GemsConte
         "error": None,
         **(clean_slate(notes) if state.get("run_id") else {"notes": notes}),
     }
-
-
-def new_run_folder(root: Path, thread_id: str, checkpoint_ns: str = "", *, thread_ran_before: bool = False) -> tuple[str, Path]:
-    """The run's id and folder: ``root/<thread id>`` for a run of its own thread.
-
-    ``checkpoint_ns`` is the planner task's own namespace (``planner:<task>``, with the
-    enclosing graphs' ``node:<task>`` parts before it when GEMS runs as a subgraph).
-
-    A GEMS subgraph is named after its parent's thread, node and task
-    (``<thread>-<node>-<task>``), so each call of it keeps its own folder and a
-    resumed parent finds the same one. A new run on a thread that already ran (a new
-    prompt sent in Studio) gets ``-2``, ``-3``... and leaves the earlier folder alone.
-    Otherwise the folder is reused: re-running a thread from scratch rewrites it.
-    """
-    base = thread_id
-    enclosing = checkpoint_ns.split("|")[:-1]  # the last part is this planner task's own
-    if enclosing:
-        node, _, task = enclosing[-1].partition(":")
-        base = f"{thread_id}-{node}-{task[:8]}" if task else f"{thread_id}-{node}"
-    run_id = base
-    for n in range(2, 10_000):
-        if not thread_ran_before or not (root / run_id / "run.json").exists():
-            break
-        run_id = f"{base}-{n}"
-    run_dir = root / run_id
-    run_dir.mkdir(parents=True, exist_ok=True)
-    return run_id, run_dir
 
 
 def clean_slate(notes: list[str]) -> dict[str, Any]:
