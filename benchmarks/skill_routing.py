@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from gems_graph.skills import SkillRegistry, SkillSession, default_registry, route_by_triggers
+from gems_graph.skills import SkillRegistry, default_registry, route_by_triggers
 
 Router = Callable[[str, SkillRegistry], list[str]]
 DEFAULT_DATA = Path(__file__).resolve().parents[1] / "tests" / "data" / "skill_routing.jsonl"

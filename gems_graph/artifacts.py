@@ -1,4 +1,4 @@
-"""Files a run leaves behind: PNGs under the run folder and ``run.json``."""
+"""Files a run leaves behind: its folder, the PNGs in it and ``run.json``."""
 
 from __future__ import annotations
 

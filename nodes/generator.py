@@ -19,7 +19,6 @@ from gems_graph.context import GemsContext
 from gems_graph.events import emit
 from gems_graph.registry import resolve_generator
 from gems_graph.retry import call_with_retry
-from gems_graph.settings import effective_context
 from gems_graph.state import Candidate, GemsState
 
 
