@@ -169,3 +169,16 @@ def test_refined_guidance_is_carried_into_the_next_round(tmp_path):
 def test_decomposition_schema_requires_checks():
     with pytest.raises(Exception):
         Decomposition.model_validate({})
+
+
+def test_a_planned_guidance_reaches_round_one_unless_the_user_set_one(tmp_path):
+    def handler(messages, tools):
+        if "PlannedPrompt" in tools:
+            return PlannedPrompt(prompt="a red square", guidance=6.0)
+        return loop_handler()(messages, tools)
+
+    for user_guidance, expected in ((None, 6.0), (3.0, 3.0)):
+        out = planner({"prompt": "a red square"}, {"configurable": {"thread_id": f"g{user_guidance}"}},
+                      runtime(chat_model=ScriptedChatModel(handler=handler), artifact_root=str(tmp_path),
+                              max_skills=0, guidance=user_guidance))
+        assert [t["generation"]["guidance"] for t in out["round_tasks"]] == [expected]
