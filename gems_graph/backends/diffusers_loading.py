@@ -1,4 +1,4 @@
-"""Loading diffusers pipelines quietly and with the dtype keyword the installed diffusers wants."""
+"""Loading models quietly (diffusers and transformers progress bars off), with the dtype keyword the installed diffusers wants."""
 
 from __future__ import annotations
 
