@@ -68,7 +68,7 @@ class IntegerVersions:
 
     The stock savers version channels as 50-character strings (a zero-padded counter
     plus a random fraction); every checkpoint stores one per channel and one per node
-    and channel it has seen, so they were most of a GEMS checkpoint's bytes. A local
+    and channel it has seen: 1.3-2 KB of a 2.7-5.2 KB GEMS checkpoint. A local
     SQLite file has one writer per thread, which is all an integer counter needs.
     Threads begun with string versions keep them (LangGraph compares versions).
     """

@@ -21,8 +21,8 @@ from langgraph.runtime import Runtime
 from langgraph.types import Overwrite
 from pydantic import BaseModel, Field
 
-from gems_graph.context import GemsContext
 from gems_graph.artifacts import new_run_folder
+from gems_graph.context import GemsContext
 from gems_graph.events import emit
 from gems_graph.home import default_runs_dir
 from gems_graph.llm import StructuredOutputError, invoke_structured

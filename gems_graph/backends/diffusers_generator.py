@@ -34,7 +34,7 @@ from urllib.parse import parse_qsl
 from PIL import Image
 
 from gems_graph.backends.base import GenerationError, GenerationRequest
-from gems_graph.backends.diffusers_loading import dtype_kwarg, quiet_loading
+from gems_graph.model_loading import dtype_kwarg, quiet_loading
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,10 @@ plain question with an image attached, verifies it by running the pixel checker.
 
 Refinement uses the strategies a real refiner would: name a colour for a missing
 object whose colour the user left open, restate the failed part first, reorder the
-two objects, use the inverse relation, raise guidance, new seeds; strategies that recalled lessons say worked are preferred. Words it does not
-know are returned as ``unsupported`` so the run summary reports them.
+two objects, use the inverse relation, raise guidance, new seeds; strategies that
+recalled lessons say worked are preferred (the planner starts with one when it
+applies before anything failed). Words it does not know are returned as
+``unsupported`` so the run summary reports them.
 """
 
 from __future__ import annotations

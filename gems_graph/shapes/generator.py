@@ -48,7 +48,7 @@ class ShapesGenerator:
             self.available()
             from .pipeline import ShapesPipeline
 
-            from gems_graph.backends.diffusers_loading import dtype_kwarg, quiet_loading
+            from gems_graph.model_loading import dtype_kwarg, quiet_loading
 
             # low_cpu_mem_usage=False: the model is 12 MB, and it keeps diffusers from
             # advising to install accelerate on every load.

@@ -1,4 +1,5 @@
-"""Loading models quietly (diffusers and transformers progress bars off), with the dtype keyword the installed diffusers wants."""
+"""Loading models quietly: diffusers and transformers progress bars off (they break the CLI's
+live view), and the dtype keyword the installed diffusers wants."""
 
 from __future__ import annotations
 
