@@ -1,33 +1,48 @@
-# The README's two commands: `make demo` and `make test`. Both set up .venv first.
+# The README's two commands: `make demo` (runtime only) and `make test` (what tests need).
 PY ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+RUNTIME := $(VENV)/.runtime-installed
+DEV := $(VENV)/.dev-installed
 
-.PHONY: setup demo test clean
+.PHONY: setup setup-dev demo test lint notebooks clean
 
-setup: $(STAMP)
+setup: $(RUNTIME)
 
-$(STAMP): pyproject.toml
+$(RUNTIME): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	# The local CPU wheel first: a bare `torch` requirement would pull a multi-GB CUDA build.
 	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install -q torch==2.13.0
-	# llama-cpp-python (dev: a real OpenAI-compatible test server) builds from source; portable flags.
+	$(BIN)/pip install -q -e .
+	touch $(RUNTIME)
+
+setup-dev: $(DEV)
+
+$(DEV): $(RUNTIME)
+	# llama-cpp-python (a real OpenAI-compatible test server) builds from source; portable flags.
 	CMAKE_ARGS="-DGGML_NATIVE=OFF" $(BIN)/pip install -q -e '.[dev]'
-	# Headless Chromium for the report test (Debian's package; skipped if not root).
+	# Headless Chromium for the report test (Debian's package; installed only as root, else skipped).
 	command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && export DEBIAN_FRONTEND=noninteractive && \
 	  { apt-get install -y -q chromium || { apt-get update -q && apt-get install -y -q chromium; }; }; } || true
-	touch $(STAMP)
+	touch $(DEV)
 
-# A prompt the shipped model usually gets wrong first (it over-counts), so the loop has work to do.
-DEMO_PROMPT ?= a photo of two red circles
+# A prompt the shipped model gets wrong in round 1 (seed 0) and the refiner fixes by laying it out.
+DEMO_PROMPT ?= a photo of a red circle and a blue triangle
 
 demo: setup
 	$(BIN)/gems run "$(DEMO_PROMPT)" --rounds 5 --out runs
 
-test: setup
+lint: setup-dev
+	$(BIN)/ruff check gems_graph nodes tests benchmarks
+	$(BIN)/ruff format --check gems_graph nodes tests benchmarks
+
+test: lint
 	$(BIN)/python -m pytest -q
+
+# Re-execute the offline notebooks in place (they are committed with their outputs).
+notebooks: setup-dev
+	$(BIN)/python notebooks/execute.py notebooks/01_quickstart.ipynb notebooks/02_memory_and_skills.ipynb
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

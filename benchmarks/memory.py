@@ -22,23 +22,20 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-from gems_graph.checkpoint import open_checkpointer  # noqa: E402
-from gems_graph.context import GemsContext  # noqa: E402
-from gems_graph.memory import generator_family, open_experience_store  # noqa: E402
-from gems_graph.registry import resolve_generator  # noqa: E402
-from gems_graph.runner import run_gems  # noqa: E402
-from gems_graph.shapes.grammar import describe  # noqa: E402
-from gems_graph.shapes.render import sample_scene  # noqa: E402
+from gems_graph.checkpoint import open_checkpointer
+from gems_graph.context import GemsContext
+from gems_graph.memory import generator_family, open_experience_store
+from gems_graph.registry import resolve_generator
+from gems_graph.runner import run_gems
+from gems_graph.shapes.grammar import describe
+from gems_graph.shapes.render import sample_scene
 
 #: Categories where a first image is often wrong, so a loop has something to fix.
 CATEGORIES = ("position", "color_attr", "counting", "two_object")
@@ -46,6 +43,7 @@ CATEGORIES = ("position", "color_attr", "counting", "two_object")
 
 def prompt_sets(per_category: int) -> tuple[list[str], list[str]]:
     """Prompts A (learn) and B (control, warm): same categories, distinct prompts, no repeats."""
+
     def draw(seed: int, avoid: set[str]) -> list[str]:
         rng = np.random.default_rng(seed)
         out: list[str] = []
@@ -71,8 +69,14 @@ def run_phase(name: str, prompts: list[str], args: argparse.Namespace, shared: A
         for i, prompt in enumerate(prompts):
             private = workdir / f"{name}-memory-{i}"
             memory = f"chroma:{args.store_dir}" if name == "warm" else f"chroma:{private}"
-            ctx = GemsContext(generator=args.generator, chat_model=args.chat_model, max_rounds=args.rounds,
-                              seed=args.seed, artifact_root=str(workdir / "runs"), memory=memory)
+            ctx = GemsContext(
+                generator=args.generator,
+                chat_model=args.chat_model,
+                max_rounds=args.rounds,
+                seed=args.seed,
+                artifact_root=str(workdir / "runs"),
+                memory=memory,
+            )
             t0 = time.perf_counter()
             res = run_gems(prompt, ctx, saver, thread_id=f"{name}-{i}")
             seconds = time.perf_counter() - t0
@@ -84,8 +88,10 @@ def run_phase(name: str, prompts: list[str], args: argparse.Namespace, shared: A
             recalled = len(values.get("recalled_lessons") or [])
             rounds = values.get("rounds_used", 0)
             results.append({"status": res.status, "rounds": rounds, "seconds": seconds})
-            print(f"  {name:7s} {i + 1:2d}/{len(prompts)} {res.status:9s} rounds={rounds} recalled={recalled} "
-                  f"{seconds:5.1f}s  {prompt}", flush=True)
+            print(
+                f"  {name:7s} {i + 1:2d}/{len(prompts)} {res.status:9s} rounds={rounds} recalled={recalled} {seconds:5.1f}s  {prompt}",
+                flush=True,
+            )
     passed = [r for r in results if r["status"] == "passed"]
     return {
         "phase": name,
@@ -123,8 +129,10 @@ def main(argv: list[str] | None = None) -> int:
     args.store_dir = str(workdir / "memory")
     shared = open_experience_store(f"chroma:{args.store_dir}")
     learn, later = prompt_sets(args.per_category)
-    print(f"memory benchmark: generator={args.generator} chat_model={args.chat_model} rounds={args.rounds} "
-          f"prompts: {len(learn)} to learn from, {len(later)} run as control and warm")
+    print(
+        f"memory benchmark: generator={args.generator} chat_model={args.chat_model} rounds={args.rounds} "
+        f"prompts: {len(learn)} to learn from, {len(later)} run as control and warm"
+    )
     print(f"workdir: {workdir}")
     rows = [run_phase("learn", learn, args, shared, workdir)]
     print(f"  lessons in the shared store after learning: {shared.count()}")
@@ -136,7 +144,9 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(f"{'phase':7s} {'runs':>4s} {'accuracy':>9s} {'rounds-to-pass':>15s} {'mean rounds':>12s} {'s/run':>7s}")
     for r in rows:
-        print(f"{r['phase']:7s} {r['runs']:4d} {r['accuracy']:9.2f} {r['rounds_to_pass']:15.2f} {r['mean_rounds']:12.2f} {r['seconds']:7.1f}")
+        print(
+            f"{r['phase']:7s} {r['runs']:4d} {r['accuracy']:9.2f} {r['rounds_to_pass']:15.2f} {r['mean_rounds']:12.2f} {r['seconds']:7.1f}"
+        )
     print(f"recall latency: median {latency:.1f} ms over {len(later)} prompts (k={args.k}, {shared.count()} lessons)")
     return 0
 

@@ -13,19 +13,16 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from PIL import Image
 
-from PIL import Image  # noqa: E402
-
-from gems_graph.checkpoint import open_checkpointer  # noqa: E402
-from gems_graph.context import GemsContext  # noqa: E402
-from gems_graph.graph import compile_graph  # noqa: E402
-from tests.fakes import ScriptedChatModel, loop_handler  # noqa: E402
+from gems_graph.checkpoint import open_checkpointer
+from gems_graph.context import GemsContext
+from gems_graph.graph import compile_graph
+from gems_graph.testing import ScriptedChatModel, loop_handler
 
 
 class PreparedImage:
@@ -56,8 +53,14 @@ def db_bytes(path: Path) -> int:
 
 def one_run(rounds: int, workdir: Path, index: int) -> tuple[float, int]:
     db = workdir / f"ckpt_{rounds}_{index}.sqlite"
-    context = GemsContext(generator=PreparedImage(), chat_model=ScriptedChatModel(handler=loop_handler(fix_at_round=None)),
-                          artifact_root=str(workdir / "runs"), max_rounds=rounds, memory="none", max_skills=0)
+    context = GemsContext(
+        generator=PreparedImage(),
+        chat_model=ScriptedChatModel(handler=loop_handler(fix_at_round=None)),
+        artifact_root=str(workdir / "runs"),
+        max_rounds=rounds,
+        memory="none",
+        max_skills=0,
+    )
     with open_checkpointer(str(db)) as saver:
         app = compile_graph(checkpointer=saver)
         start = time.perf_counter()
@@ -84,8 +87,10 @@ def main() -> None:
             per_round_ms.append(ms)
             per_round_kb.append(kb)
             print(f"{rounds:>6} {ms:>18.1f} {kb:>9.1f}")
-        print(f"overall: median {statistics.median(per_round_ms):.1f} ms/round (target <= 15), "
-              f"median {statistics.median(per_round_kb):.1f} KB/round, max {max(per_round_kb):.1f} (target <= 16)")
+        print(
+            f"overall: median {statistics.median(per_round_ms):.1f} ms/round (target <= 15), "
+            f"median {statistics.median(per_round_kb):.1f} KB/round, max {max(per_round_kb):.1f} (target <= 16)"
+        )
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ from pathlib import Path
 from gems_graph.skills import SkillRegistry, default_registry, route_by_triggers
 
 Router = Callable[[str, SkillRegistry], list[str]]
-DEFAULT_DATA = Path(__file__).resolve().parents[1] / "tests" / "data" / "skill_routing.jsonl"
+DEFAULT_DATA = Path(__file__).resolve().parent / "data" / "skill_routing.jsonl"
 
 
 def load_cases(path: Path) -> list[dict]:
@@ -46,9 +46,15 @@ def chat_model_router(model, max_skills: int = 2) -> Router:
     from nodes.skill_planning import plan_with_skills
 
     def route(prompt: str, registry: SkillRegistry) -> list[str]:
-        plan = plan_with_skills(model, prompt=prompt, system_prompt=PLANNER_SYSTEM_PROMPT,
-                                user_prompt=PLANNER_USER_PROMPT.format(prompt=prompt, extra=""),
-                                schema=PlannedPrompt, registry=registry, max_skills=max_skills)
+        plan = plan_with_skills(
+            model,
+            prompt=prompt,
+            system_prompt=PLANNER_SYSTEM_PROMPT,
+            user_prompt=PLANNER_USER_PROMPT.format(prompt=prompt, extra=""),
+            schema=PlannedPrompt,
+            registry=registry,
+            max_skills=max_skills,
+        )
         return list(plan.session.loaded)
 
     return route
@@ -84,8 +90,7 @@ def format_table(result: dict) -> str:
     tp = fp = fn = 0
     for name, s in result["per_skill"].items():
         tp, fp, fn = tp + s["tp"], fp + s["fp"], fn + s["fn"]
-        rows.append(f"{name:<24}{f(_ratio(s['tp'], s['tp'] + s['fp'])):>6}"
-                    f"{f(_ratio(s['tp'], s['tp'] + s['fn'])):>8}{s['tp'] + s['fn']:>9}")
+        rows.append(f"{name:<24}{f(_ratio(s['tp'], s['tp'] + s['fp'])):>6}{f(_ratio(s['tp'], s['tp'] + s['fn'])):>8}{s['tp'] + s['fn']:>9}")
     rows.append(f"{'micro':<24}{f(_ratio(tp, tp + fp)):>6}{f(_ratio(tp, tp + fn)):>8}{tp + fn:>9}")
     rows.append(f"exact-match {result['exact_match']:.2f} over {result['cases']} prompts")
     return "\n".join(rows)
@@ -96,7 +101,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--chat-model", default="triggers", help="'triggers' (declared triggers) or a chat-model spec")
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
     ap.add_argument("--skills-dir", action="append", default=[], help="extra skill folder (repeatable)")
-    ap.add_argument("--limit", type=int, default=None, help="most skills a prompt may route to (default: no cap for triggers, 2 for chat models)")
+    ap.add_argument(
+        "--limit", type=int, default=None, help="most skills a prompt may route to (default: no cap for triggers, 2 for chat models)"
+    )
     ap.add_argument("--show-misses", action="store_true")
     args = ap.parse_args(argv)
     registry = default_registry(args.skills_dir)

@@ -64,8 +64,20 @@ def candidate_path(run_dir: str, round_index: int, index: int, seed: int) -> Pat
 
 
 RUN_JSON_KEYS = (
-    "run_id", "prompt", "status", "error", "score", "best_image", "best", "rounds_used",
-    "checks", "rounds", "notes", "skills", "recalled_lessons", "settings",
+    "run_id",
+    "prompt",
+    "status",
+    "error",
+    "score",
+    "best_image",
+    "best",
+    "rounds_used",
+    "checks",
+    "rounds",
+    "notes",
+    "skills",
+    "recalled_lessons",
+    "settings",
 )
 
 

@@ -7,39 +7,68 @@ same for ``ainvoke``/``astream`` in async apps (the sync SQLite saver refuses as
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
-from typing import Any, AsyncIterator, Iterator
+from typing import Any
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.sqlite import SqliteSaver
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
+from gems_graph.errors import one_line
 from gems_graph.home import default_checkpoint_db
 
 POSTGRES_PREFIXES = ("postgres://", "postgresql://")
 
 
+class CheckpointStoreError(RuntimeError):
+    """The checkpoint store cannot be used; the message names it and what to do."""
+
+
 def _sqlite_path(url: str | None) -> Path:
     path = Path(url.removeprefix("sqlite:")) if url else default_checkpoint_db()
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.is_dir():
+        raise CheckpointStoreError(f"checkpoint database {path} is a folder; give the path of a file")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CheckpointStoreError(f"cannot create the folder of checkpoint database {path}: {exc.strerror or exc}") from None
     return path
+
+
+def _damaged(path: Path, exc: Exception) -> CheckpointStoreError:
+    return CheckpointStoreError(
+        f"checkpoint database {path} cannot be used ({one_line(exc)}); if it is damaged, move it aside "
+        "(the runs in it can no longer be resumed) and run again"
+    )
+
+
+def _postgres_missing() -> CheckpointStoreError:
+    return CheckpointStoreError("postgresql:// checkpoints need the driver: pip install 'gems-graph[postgres]'")
 
 
 @contextmanager
 def open_checkpointer(url: str | None = None) -> Iterator[BaseCheckpointSaver]:
     """``None`` or a path/``sqlite:PATH`` -> SQLite; ``postgresql://...`` -> Postgres."""
     if url and url.startswith(POSTGRES_PREFIXES):
-        from langgraph.checkpoint.postgres import PostgresSaver  # optional dependency
+        try:
+            from langgraph.checkpoint.postgres import PostgresSaver  # optional dependency
+        except ImportError:
+            raise _postgres_missing() from None
 
         with PostgresSaver.from_conn_string(url) as saver:
             saver.setup()
             yield saver
         return
-    conn = sqlite3.connect(str(_sqlite_path(url)), check_same_thread=False)
+    path = _sqlite_path(url)
     try:
+        conn = sqlite3.connect(str(path), check_same_thread=False)
         saver = CompactSqliteSaver(conn)
         saver.setup()
+    except sqlite3.DatabaseError as exc:
+        raise _damaged(path, exc) from None
+    try:
         yield saver
     finally:
         conn.close()
@@ -49,7 +78,10 @@ def open_checkpointer(url: str | None = None) -> Iterator[BaseCheckpointSaver]:
 async def open_async_checkpointer(url: str | None = None) -> AsyncIterator[BaseCheckpointSaver]:
     """The async twin of ``open_checkpointer``, with the same URLs and the same SQLite file format."""
     if url and url.startswith(POSTGRES_PREFIXES):
-        from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver  # optional dependency
+        try:
+            from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver  # optional dependency
+        except ImportError:
+            raise _postgres_missing() from None
 
         async with AsyncPostgresSaver.from_conn_string(url) as saver:
             await saver.setup()

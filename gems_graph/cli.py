@@ -1,36 +1,116 @@
 """The ``gems`` command line: ``gems run PROMPT`` and friends.
 
 Bad input (empty prompt, control characters, too long, unknown backend, bad flag
-values) gives a one-line error and exit code 2 before anything is written.
+values, a folder that cannot be written) gives a one-line error and exit code 2
+before anything is written. A run that fails on the way (an endpoint down, a
+backend error) ends ``failed`` with one line, exit code 1 and the command that
+resumes it. ``main`` is the one error boundary: any other exception is printed as
+one line too, and only ``--debug`` shows the traceback.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import sqlite3
 import sys
+import uuid
+from pathlib import Path
 from typing import Any, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from gems_graph.context import ConfigError, GemsContext
-from gems_graph.registry import BackendLoadError, UnknownBackendError, chat_models, check_spec, generators
+from gems_graph.errors import one_line
 from gems_graph.validation import InvalidPromptError, validate_prompt
 
-app = typer.Typer(help="GEMS: agent-native text-to-image generation with memory and skills, on LangGraph.",
-                  no_args_is_help=True, add_completion=False, rich_markup_mode=None,
-                  pretty_exceptions_enable=False)
+app = typer.Typer(
+    help="GEMS: agent-native text-to-image generation with memory and skills, on LangGraph.",
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode=None,
+    pretty_exceptions_enable=False,
+)
 err = Console(stderr=True, highlight=False)
 
 
-def fail(message: str, code: int = 2) -> None:
-    err.print(f"[red]error:[/red] {message}", markup=True, soft_wrap=True)
+def fail(message: object, code: int = 2) -> None:
+    err.print(f"[red]error:[/red] {escape(str(message))}", markup=True, soft_wrap=True)
     raise typer.Exit(code)
 
 
+_DEBUG = "--debug"
+#: Set by ``main`` when ``--debug`` was given anywhere on the command line.
+debug_mode = False
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        typer.echo(f"gems-graph {version('gems-graph')}")
+        raise typer.Exit()
+
+
 @app.callback()
-def main() -> None:
+def callback(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
+    debug: bool = typer.Option(False, _DEBUG, help="Show tracebacks instead of one-line errors (also after a subcommand)."),
+) -> None:
     """GEMS command line."""
+
+
+def main(argv: list[str] | None = None) -> None:
+    """The ``gems`` console script: the CLI's one error boundary."""
+    global debug_mode
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = debug_mode = _DEBUG in args
+    args = [a for a in args if a != _DEBUG]
+    try:
+        app(args=args, prog_name="gems")
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        sys.exit(130)
+    except Exception as exc:  # noqa: BLE001 - the boundary: one line unless --debug
+        if debug:
+            raise
+        code, message = describe_failure(exc)
+        err.print(f"[red]error:[/red] {escape(message)}", markup=True, soft_wrap=True)
+        err.print("(run with --debug to see the traceback)")
+        sys.exit(code)
+
+
+def describe_failure(exc: BaseException) -> tuple[int, str]:
+    """(exit code, one line) for an error that reached the boundary: 2 for bad input, else 1."""
+    from gems_graph.registry import UnknownBackendError
+
+    if isinstance(exc, (ConfigError, UnknownBackendError, InvalidPromptError)):
+        return 2, one_line(exc)
+    if isinstance(exc, sqlite3.DatabaseError):
+        return 1, (
+            f"a database file is damaged or not a database ({one_line(exc)}); move it aside "
+            "(the checkpoints under $GEMS_HOME, or --checkpoint-db) and run again"
+        )
+    if isinstance(exc, OSError) and exc.filename:
+        return 2, f"cannot use {exc.filename}: {exc.strerror or one_line(exc)}"
+    if isinstance(exc, UnicodeError):
+        return 2, f"the input is not valid text ({one_line(exc)})"
+    return 1, f"{type(exc).__name__}: {one_line(exc)}"
+
+
+def writable_folder(path: str | os.PathLike[str], what: str) -> Path:
+    """Create ``path`` if needed and check that files can be written in it; else a one-line error."""
+    folder = Path(path).expanduser()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".gems-write-test-{uuid.uuid4().hex[:8]}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        fail(f"{what} {folder} is not a folder that can be written ({exc.strerror or one_line(exc)})")
+    return folder
 
 
 @app.command()
@@ -44,29 +124,64 @@ def run(
     seed: Optional[int] = typer.Option(None, "--seed", help="Base seed (default 0)."),
     out: Optional[str] = typer.Option(None, "--out", "-o", help="Artifact root (default $GEMS_HOME/runs)."),
     resume: Optional[str] = typer.Option(None, "--resume", help="Continue the run with this id."),
-    checkpoint_db: Optional[str] = typer.Option(None, "--checkpoint-db", help="SQLite path or postgresql:// URL (default $GEMS_HOME/checkpoints.sqlite)."),
+    checkpoint_db: Optional[str] = typer.Option(
+        None, "--checkpoint-db", help="SQLite path or postgresql:// URL (default $GEMS_HOME/checkpoints.sqlite)."
+    ),
     skills_dir: Optional[list[str]] = typer.Option(None, "--skills-dir", help="Folder of user skills (repeatable)."),
     max_skills: Optional[int] = typer.Option(None, "--max-skills", help="Most skills per prompt (default 2; 0 = off)."),
-    memory: Optional[str] = typer.Option(None, "--memory", help="Experience store: chroma (default), chroma:PATH, chroma://host:port, none."),
-    config: Optional[str] = typer.Option(None, "--config", help="gems.toml to read (default: $GEMS_CONFIG, ./gems.toml, $GEMS_HOME/gems.toml)."),
+    memory: Optional[str] = typer.Option(
+        None, "--memory", help="Experience store: chroma (default), chroma:PATH, chroma://host:port, none."
+    ),
+    steps: Optional[int] = typer.Option(None, "--steps", min=1, max=1000, help="Denoising steps (default: the generator's)."),
+    guidance: Optional[float] = typer.Option(None, "--guidance", min=0.0, max=50.0, help="Guidance scale (default: the generator's)."),
+    width: Optional[int] = typer.Option(None, "--width", min=8, max=8192, help="Image width (default: the generator's)."),
+    height: Optional[int] = typer.Option(None, "--height", min=8, max=8192, help="Image height (default: the generator's)."),
+    stop_rule: Optional[str] = typer.Option(None, "--stop-rule", help="all_pass (default) or threshold."),
+    threshold: Optional[float] = typer.Option(
+        None, "--threshold", min=0.0, max=1.0, help="Score that ends the run under --stop-rule threshold."
+    ),
+    config: Optional[str] = typer.Option(
+        None, "--config", help="gems.toml to read (default: $GEMS_CONFIG, ./gems.toml, $GEMS_HOME/gems.toml)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object on stdout and nothing else there."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress lines; only the result."),
 ) -> None:
     """Run the GEMS loop on PROMPT and print where the best image and run.json are."""
-    from gems_graph.checkpoint import open_checkpointer
+    from gems_graph.checkpoint import CheckpointStoreError, open_checkpointer
     from gems_graph.config import context_kwargs
+    from gems_graph.registry import BackendLoadError, UnknownBackendError, chat_models, check_spec, generators
     from gems_graph.runner import UnknownRunError, run_gems, saved_settings
 
     if resume is None:
-        try:
-            prompt = validate_prompt(prompt if prompt is not None else "", 4000)
+        try:  # the length limit is checked once the settings are known (gems.toml may raise it)
+            prompt = validate_prompt(prompt if prompt is not None else "", sys.maxsize)
         except InvalidPromptError as exc:
             fail(str(exc))
     elif prompt is not None:
         fail("give either a PROMPT or --resume ID, not both")
-    flags = {"generator": generator, "chat_model": chat_model, "critic_model": critic_model, "max_rounds": rounds,
-             "candidates_per_round": candidates, "seed": seed, "artifact_root": out,
-             "skills_dirs": skills_dir or None, "max_skills": max_skills, "memory": memory}
+    flags = {
+        "generator": generator,
+        "chat_model": chat_model,
+        "critic_model": critic_model,
+        "max_rounds": rounds,
+        "candidates_per_round": candidates,
+        "seed": seed,
+        "artifact_root": out,
+        "skills_dirs": skills_dir or None,
+        "max_skills": max_skills,
+        "memory": memory,
+        "steps": steps,
+        "guidance": guidance,
+        "width": width,
+        "height": height,
+        "stop_rule": stop_rule,
+        "score_threshold": threshold,
+    }
     flags = {k: v for k, v in flags.items() if v is not None}
+    from gems_graph.config import unknown_env
+
+    for warning in unknown_env():
+        err.print(f"[yellow]warning:[/yellow] {warning}", soft_wrap=True)
     try:
         # Precedence: flags > (a resumed run's own settings) > GEMS_* env > gems.toml > defaults.
         layered = context_kwargs({}, config_path=config)
@@ -79,17 +194,34 @@ def run(
         check_spec(context.generator, generators)
         check_spec(context.chat_model, chat_models)
         check_spec(context.critic_spec, chat_models)
-    except (ConfigError, UnknownBackendError, BackendLoadError, InvalidPromptError, UnknownRunError, TypeError) as exc:
+    except (
+        ConfigError,
+        UnknownBackendError,
+        BackendLoadError,
+        InvalidPromptError,
+        UnknownRunError,
+        TypeError,
+        CheckpointStoreError,
+    ) as exc:
         fail(str(exc))
+    from gems_graph.home import gems_home
 
-    show = _ProgressPrinter(enabled=not as_json)
+    writable_folder(context.artifact_root or gems_home() / "runs", "--out" if out else "the runs folder")
+
+    show = _ProgressPrinter(enabled=not (as_json or quiet))
+    thread_id = resume or uuid.uuid4().hex[:12]
     try:
         with open_checkpointer(checkpoint_db) as saver:
-            result = run_gems(prompt, context, saver, thread_id=resume, resume=resume is not None, on_event=show)
+            result = run_gems(prompt, context, saver, thread_id=thread_id, resume=resume is not None, on_event=show)
     except UnknownRunError as exc:
         fail(str(exc))
-    except (UnknownBackendError, BackendLoadError, InvalidPromptError) as exc:
+    except (UnknownBackendError, BackendLoadError, InvalidPromptError, CheckpointStoreError) as exc:
         fail(str(exc))
+    except KeyboardInterrupt:
+        err.print(f"interrupted; resume with: gems run --resume {thread_id}")
+        raise typer.Exit(130) from None
+    if result.exception is not None and debug_mode:
+        raise result.exception
     if result.state.get("run_dir"):
         from gems_graph.report import write_report
 
@@ -100,8 +232,8 @@ def run(
     else:
         _print_summary(summary)
     if result.status == "failed":
-        if not as_json:
-            err.print(f"[red]failed:[/red] {summary['error']}\nresume with: gems run --resume {result.thread_id}")
+        err.print(f"[red]failed:[/red] {escape(str(summary['error']))}", markup=True, soft_wrap=True)
+        err.print(f"resume with: gems run --resume {result.thread_id}", soft_wrap=True)
         raise typer.Exit(1)
 
 
@@ -110,29 +242,78 @@ class _ProgressPrinter:
 
     def __init__(self, enabled: bool) -> None:
         self.enabled = enabled
+        self.last_prompt: str | None = None
 
     def __call__(self, ev: dict[str, Any]) -> None:
         if not self.enabled:
             return
         kind = ev.get("event")
-        if kind == "planned":
-            err.print(f"[bold]run folder[/bold] {ev['run_dir']}")
+        if kind == "run_started":
+            err.print(f"[bold]run folder[/bold] {ev['run_dir']}", soft_wrap=True)
+            err.print("loading models ...")
         elif kind == "checks":
-            err.print("[bold]checks[/bold]: " + " | ".join(ev["checks"]))
+            err.print(
+                "[bold]checks[/bold]: " + " | ".join(f"{c['id']} {c['question']}" if isinstance(c, dict) else c for c in ev["checks"]),
+                soft_wrap=True,
+            )
         elif kind == "round_started":
             err.rule(f"round {ev['round']}")
-            err.print(f"prompt: {ev['prompt']}", markup=False)
+            err.print(f"prompt: {ev['prompt']}", markup=False, soft_wrap=True)
+            if self.last_prompt is not None:
+                err.print(f"  change: {prompt_change(self.last_prompt, ev['prompt'])}", markup=False, soft_wrap=True)
+            self.last_prompt = ev["prompt"]
         elif kind == "candidate_ready":
-            where = ev["image"] or f"[red]{ev['error']}[/red]"
+            where = escape(ev["image"]) if ev["image"] else f"[red]{escape(str(ev['error']))}[/red]"
             err.print(f"  candidate {ev['index']} (seed {ev['seed']}): {where}")
         elif kind == "verdicts" and ev.get("score") is not None:
-            err.print(f"  candidate {ev['index']}: score {ev['score']:.2f}  passed {ev['passed']}  failed {ev['failed']}")
+            unanswered = f"  unanswered {' '.join(ev['unanswered'])}" if ev.get("unanswered") else ""
+            err.print(
+                f"  candidate {ev['index']}: score {ev['score']:.2f}  passed {' '.join(ev['passed']) or '-'}  "
+                f"failed {' '.join(ev['failed']) or '-'}{unanswered}",
+                markup=False,
+            )
         elif kind == "new_prompt":
             err.print(f"  experience: {ev['experience']}", markup=False)
         elif kind == "skills_loaded":
             err.print(f"skills: {', '.join(ev.get('skills') or [])}")
         elif kind == "lessons_recalled":
             err.print(f"recalled lessons: {len(ev.get('lessons') or [])}")
+
+
+@app.command("config")
+def config_command(
+    config: Optional[str] = typer.Option(
+        None, "--config", help="gems.toml to read (default: $GEMS_CONFIG, ./gems.toml, $GEMS_HOME/gems.toml)."
+    ),
+    reference: bool = typer.Option(False, "--reference", help="Print a commented gems.toml with every key and its default instead."),
+) -> None:
+    """Print the effective settings and where each came from (default, file, env)."""
+    from gems_graph.config import load_config, unknown_env
+    from gems_graph.config import reference as config_reference
+
+    if reference:
+        sys.stdout.write(config_reference())
+        return
+    try:
+        loaded = load_config(config_path=config)
+    except ConfigError as exc:
+        fail(str(exc))
+    out = Console(highlight=False, soft_wrap=True)
+    out.print(f"# config file: {loaded.path or 'none'}", markup=False)
+    for name, value in loaded.values.items():
+        out.print(f"{name} = {json.dumps(value)}    # {loaded.sources.get(name, 'default')}", markup=False)
+    for warning in unknown_env():
+        err.print(f"[yellow]warning:[/yellow] {warning}", soft_wrap=True)
+
+
+def prompt_change(before: str, after: str) -> str:
+    """What the refiner changed in the prompt, as the words it added and removed."""
+    from gems_graph.memory.lessons import prompt_diff
+
+    added, removed = prompt_diff(before, after)
+    parts = [f"+ {' '.join(added)}"] if added else []
+    parts += [f"- {' '.join(removed)}"] if removed else []
+    return "  ".join(parts) or "same prompt, new seed"
 
 
 def _print_summary(summary: dict[str, Any]) -> None:
@@ -148,12 +329,10 @@ def _print_summary(summary: dict[str, Any]) -> None:
 
 
 def _mount_subcommands() -> None:
-    from gems_graph.skills.cli import skills_app
-
-    from gems_graph.memory.cli import memory_app
-
     from gems_graph.backends.cli import doctor_command, serve_generator_command
+    from gems_graph.memory.cli import memory_app
     from gems_graph.report import report_command
+    from gems_graph.skills.cli import skills_app
 
     app.command("serve-generator", help="Serve a generator spec over HTTP (JSON in, PNG out; /health).")(serve_generator_command)
     app.command("doctor", help="Check the configured backends: imports, device, endpoints, structured output, logprobs.")(doctor_command)
@@ -169,4 +348,4 @@ def _mount_subcommands() -> None:
 _mount_subcommands()
 
 if __name__ == "__main__":  # pragma: no cover
-    app()
+    main()

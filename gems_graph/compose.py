@@ -51,8 +51,14 @@ def _pick_context(context: ContextFrom, state: Mapping[str, Any], config: Runnab
     return parent if isinstance(parent, GemsContext) else GemsContext()
 
 
-def gems_subgraph_node(compiled_graph: Any = None, *, input_from: InputFrom = "prompt",
-                       output_to: OutputTo = "gems", context: ContextFrom = None, name: str = "gems") -> RunnableLambda:
+def gems_subgraph_node(
+    compiled_graph: Any = None,
+    *,
+    input_from: InputFrom = "prompt",
+    output_to: OutputTo = "gems",
+    context: ContextFrom = None,
+    name: str = "gems",
+) -> RunnableLambda:
     """A parent-graph node that runs GEMS on part of the parent state.
 
     ``input_from`` is the parent key that holds the prompt, or a function
@@ -84,6 +90,7 @@ def gems_subgraph_node(compiled_graph: Any = None, *, input_from: InputFrom = "p
     GEMS names its run folder after the thread id, so one parent thread should run
     the node once (or give each call its own ``artifact_root`` in ``context``).
     """
+
     def to_input(state: Mapping[str, Any]) -> dict[str, Any]:
         payload = {"prompt": state[input_from]} if isinstance(input_from, str) else dict(input_from(state))
         if not payload.get("prompt"):
@@ -122,19 +129,22 @@ TOOL_DESCRIPTION = (
 
 def tool_result(out: Mapping[str, Any], thread_id: str) -> str:
     """The JSON the tool returns: only what an agent needs to decide what to say next."""
-    return json.dumps({
-        "status": out.get("status"),
-        "best_image": out.get("best_image"),
-        "score": out.get("score"),
-        "rounds": out.get("rounds_used"),
-        "run_dir": out.get("run_dir"),
-        "run_id": thread_id,
-        "error": out.get("error"),
-    })
+    return json.dumps(
+        {
+            "status": out.get("status"),
+            "best_image": out.get("best_image"),
+            "score": out.get("score"),
+            "rounds": out.get("rounds_used"),
+            "run_dir": out.get("run_dir"),
+            "run_id": thread_id,
+            "error": out.get("error"),
+        }
+    )
 
 
-def as_tool(graph: Any = None, *, context: GemsContext | None = None, name: str = "generate_image",
-            description: str = TOOL_DESCRIPTION) -> BaseTool:
+def as_tool(
+    graph: Any = None, *, context: GemsContext | None = None, name: str = "generate_image", description: str = TOOL_DESCRIPTION
+) -> BaseTool:
     """GEMS as a LangChain tool; each call is a standalone run with a fresh thread id.
 
     ``graph`` defaults to the exported graph (no checkpointer); pass
@@ -166,5 +176,6 @@ def as_tool(graph: Any = None, *, context: GemsContext | None = None, name: str 
             raise ToolException(str(exc)) from exc
         return tool_result(out, thread_id)
 
-    return StructuredTool.from_function(func=generate, coroutine=agenerate, name=name, description=description,
-                                        args_schema=GenerateImageArgs, handle_tool_error=True)
+    return StructuredTool.from_function(
+        func=generate, coroutine=agenerate, name=name, description=description, args_schema=GenerateImageArgs, handle_tool_error=True
+    )

@@ -171,6 +171,21 @@ def parse_env_value(name: str, raw: str, tp: Any) -> Any:
     return text
 
 
+#: ``GEMS_*`` variables that are not settings but are read elsewhere (home, plugins, keys, clients).
+NON_SETTING_VARIABLES = ("HOME", "CONFIG", "PLUGINS", "SKILLS_PATH", "OPENAI_API_KEY", "IMAGES_API_KEY", "CHAT_TIMEOUT", "CHAT_MAX_RETRIES")
+
+
+def unknown_env(environ: typing.Mapping[str, str] | None = None) -> list[str]:
+    """One warning per ``GEMS_*`` variable that nothing reads (a typo, most likely)."""
+    environ = os.environ if environ is None else environ
+    known = [ENV_PREFIX + n.upper() for n in _field_types()] + [ENV_PREFIX + n for n in NON_SETTING_VARIABLES]
+    out = []
+    for name in sorted(n for n in environ if n.startswith(ENV_PREFIX) and n not in known):
+        near = difflib.get_close_matches(name, known, n=1)
+        out.append(f"{name} is not a GEMS setting and is ignored" + (f" (did you mean {near[0]}?)" if near else ""))
+    return out
+
+
 def read_env(environ: typing.Mapping[str, str] | None = None) -> dict[str, Any]:
     environ = os.environ if environ is None else environ
     out: dict[str, Any] = {}

@@ -23,11 +23,16 @@ class GemsContext:
     """Settings of one GEMS run. Every field has a default."""
 
     generator: str = _f("shapes", "Generator spec, e.g. 'shapes', 'diffusers:Tongyi-MAI/Z-Image-Turbo', 'http://host:port'.")
-    chat_model: str = _f("shapes", "Chat-model spec for planner and refiner, e.g. 'shapes', 'openai:gpt-4o-mini', 'openai-compatible:http://127.0.0.1:8000/v1#Qwen3-VL-8B-Instruct'.")
+    chat_model: str = _f(
+        "shapes",
+        "Chat-model spec for planner and refiner, e.g. 'shapes', 'openai:gpt-4o-mini', 'openai-compatible:http://127.0.0.1:8000/v1#Qwen3-VL-8B-Instruct'.",
+    )
     critic_model: str | None = _f(None, "Chat-model spec for the critic (decompose and verify); defaults to chat_model.")
     max_rounds: int = _f(5, "Most rounds of generate-verify-refine (the paper uses 5).")
     candidates_per_round: int = _f(1, "Images generated in parallel each round; the critic keeps the best.")
-    stop_rule: StopRule = _f("all_pass", "Stop early when every check passes ('all_pass') or when the best score reaches score_threshold ('threshold').")
+    stop_rule: StopRule = _f(
+        "all_pass", "Stop early when every check passes ('all_pass') or when the best score reaches score_threshold ('threshold')."
+    )
     score_threshold: float = _f(1.0, "Score (fraction of checks passed) that ends the run under stop_rule='threshold'.")
     width: int | None = _f(None, "Image width override; None uses the generator's default.")
     height: int | None = _f(None, "Image height override; None uses the generator's default.")
@@ -37,14 +42,31 @@ class GemsContext:
     artifact_root: str | None = _f(None, "Folder under which each run gets its own folder; default $GEMS_HOME/runs.")
     refiner_images: int = _f(3, "How many past images (most recent rounds) the refiner sees.")
     max_prompt_chars: int = _f(4000, "Longest prompt accepted, in characters.")
-    skills_dirs: list[str] = field(default_factory=list, metadata={"description": "Folders of user skills (each holds <name>/SKILL.md); they override built-ins of the same name."})
+    skills_dirs: list[str] = field(
+        default_factory=list,
+        metadata={"description": "Folders of user skills (each holds <name>/SKILL.md); they override built-ins of the same name."},
+    )
     max_skills: int = _f(2, "Most skills the planner may load for one prompt (0 turns skills off).")
-    memory: str = _f("chroma", "Experience store: 'chroma' (embedded, under $GEMS_HOME/memory), 'chroma:PATH', 'chroma://host:port', 'store' (LangGraph's runtime.store) or 'none'.")
+    memory: str = _f(
+        "chroma",
+        "Experience store: 'chroma' (embedded, under $GEMS_HOME/memory), 'chroma:PATH', 'chroma://host:port', "
+        "'store' (LangGraph's runtime.store) or 'none'.",
+    )
     recall_k: int = _f(3, "Lessons recalled from past runs at planning (0 recalls nothing).")
     recall_all_families: bool = _f(False, "Recall lessons of every generator family, not only this generator's.")
     human_feedback: bool = _f(False, "Pause after the critic for a person to accept an image or give feedback.")
     verify_concurrency: int = _f(4, "Verification calls to the critic model in flight at once.")
     generation_retries: int = _f(3, "Attempts per candidate on transient generator errors (connection, 429, 5xx, timeout).")
+
+    @classmethod
+    def from_env(cls, config_path: str | None = None, **overrides: Any) -> GemsContext:
+        """The context the CLI would build: defaults < ``gems.toml`` < ``GEMS_*`` < ``overrides``.
+
+        ``GemsContext()`` alone is the defaults only: it reads no file and no variable.
+        """
+        from gems_graph.config import build_context  # config builds on this module
+
+        return build_context(overrides, config_path=config_path)
 
     def __post_init__(self) -> None:
         validate_context(self)
@@ -64,7 +86,11 @@ def validate_context(ctx: GemsContext) -> None:
             raise ConfigError(f"{name}={getattr(ctx, name)!r}: {what}")
 
     need(isinstance(ctx.max_rounds, int) and 1 <= ctx.max_rounds <= 100, "max_rounds", "must be an integer from 1 to 100")
-    need(isinstance(ctx.candidates_per_round, int) and 1 <= ctx.candidates_per_round <= 64, "candidates_per_round", "must be an integer from 1 to 64")
+    need(
+        isinstance(ctx.candidates_per_round, int) and 1 <= ctx.candidates_per_round <= 64,
+        "candidates_per_round",
+        "must be an integer from 1 to 64",
+    )
     need(ctx.stop_rule in ("all_pass", "threshold"), "stop_rule", "must be 'all_pass' or 'threshold'")
     need(0.0 <= float(ctx.score_threshold) <= 1.0, "score_threshold", "must be between 0 and 1")
     for name in ("width", "height", "steps"):

@@ -13,10 +13,8 @@ from __future__ import annotations
 from typing import Any
 
 from langgraph.graph import END, START, StateGraph
-from langgraph.types import RetryPolicy
 
 from gems_graph.context import GemsContext
-from gems_graph.retry import is_transient
 from gems_graph.state import GemsInput, GemsOutput, GemsState
 from nodes.critic import critic, route_after_critic
 from nodes.generator import fan_out, generator
@@ -25,16 +23,13 @@ from nodes.planner import planner
 from nodes.refiner import refiner
 from nodes.remember import remember
 
-#: Model calls that fail on network trouble, 429 or 5xx are retried by LangGraph.
-MODEL_RETRY = RetryPolicy(max_attempts=3, initial_interval=0.5, retry_on=is_transient)
-
 
 def build_graph() -> StateGraph:
     builder = StateGraph(GemsState, context_schema=GemsContext, input_schema=GemsInput, output_schema=GemsOutput)
-    builder.add_node("planner", planner, retry_policy=MODEL_RETRY)
+    builder.add_node("planner", planner)
     builder.add_node("generator", generator)
-    builder.add_node("critic", critic, retry_policy=MODEL_RETRY)
-    builder.add_node("refiner", refiner, retry_policy=MODEL_RETRY)
+    builder.add_node("critic", critic)
+    builder.add_node("refiner", refiner)
     builder.add_node("human_review", human_review)
     builder.add_node("remember", remember)
     builder.add_edge(START, "planner")

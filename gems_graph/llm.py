@@ -110,9 +110,14 @@ def _precomputed_trace_schema(llm: Any) -> Any:
         schema = _json_schema(fmt["schema"])
     except ValueError:
         return llm
-    return RunnableBinding(bound=llm.bound, kwargs={**llm.kwargs, "ls_structured_output_format": {**fmt, "schema": schema}},
-                           config=llm.config, config_factories=llm.config_factories,
-                           custom_input_type=llm.custom_input_type, custom_output_type=llm.custom_output_type)
+    return RunnableBinding(
+        bound=llm.bound,
+        kwargs={**llm.kwargs, "ls_structured_output_format": {**fmt, "schema": schema}},
+        config=llm.config,
+        config_factories=llm.config_factories,
+        custom_input_type=llm.custom_input_type,
+        custom_output_type=llm.custom_output_type,
+    )
 
 
 @functools.lru_cache(maxsize=64)
@@ -150,10 +155,7 @@ def invoke_structured(model: BaseChatModel, schema: type[T], messages: list[Base
         *messages,
         raw if raw is not None else AIMessage(content=""),
         HumanMessage(
-            content=(
-                f"Your previous reply could not be read: {error}. Reply again, following "
-                f"the {schema.__name__} schema exactly."
-            )
+            content=(f"Your previous reply could not be read: {error}. Reply again, following the {schema.__name__} schema exactly.")
         ),
     ]
     if raw is not None and getattr(raw, "tool_calls", None):
@@ -223,6 +225,20 @@ def image_block(ref: ImageRef, max_side: int = DEFAULT_MAX_IMAGE_SIDE) -> dict[s
 
 def text_block(text: str) -> dict[str, Any]:
     return {"type": "text", "text": text}
+
+
+def supports_logprobs(model: Any) -> bool:
+    """Whether the critic should ask ``model`` for top log-probabilities (soft verdicts).
+
+    A backend declares it with a ``supports_logprobs`` attribute or property; models
+    that declare nothing are asked when they take the OpenAI ``logprobs`` and
+    ``top_logprobs`` fields (ChatOpenAI and its kin).
+    """
+    declared = getattr(model, "supports_logprobs", None)
+    if isinstance(declared, bool):
+        return declared
+    fields = getattr(type(model), "model_fields", {})
+    return "logprobs" in fields and "top_logprobs" in fields
 
 
 def yes_probability(message: AIMessage) -> float | None:

@@ -12,13 +12,16 @@ from __future__ import annotations
 
 import base64
 import difflib
+import io
 import json
-import mimetypes
 from html import escape
 from pathlib import Path
 from typing import Any, Optional
 
 import typer
+from PIL import Image
+
+from gems_graph.state import is_failed
 
 REPORT_NAME = "report.html"
 
@@ -61,17 +64,37 @@ def _e(value: Any) -> str:
     return escape("" if value is None else str(value), quote=True)
 
 
+#: Image formats a report may inline (the ones generators write).
+_INLINE_FORMATS = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
+
+
 def image_data_url(path: str | None, run_dir: Path | None = None) -> str | None:
-    """The image as a data URL; a run folder that was moved is searched by relative name."""
+    """The image as a data URL, or None.
+
+    Only files that decode as images are read, and with ``run_dir`` (as the report
+    does) only files inside it: a report is shared, and ``run.json`` is data that
+    anyone could have edited (a ``best_image`` of ``/etc/passwd`` must not end up in
+    the HTML). A run folder that was moved is searched by relative name.
+    """
     if not path:
         return None
     p = Path(path)
-    if not p.is_file() and run_dir is not None:
-        p = run_dir / p.parent.name / p.name  # round_XX/candidate_....png under the moved folder
-    if not p.is_file():
+    if run_dir is not None:
+        root = run_dir.resolve()
+        if not p.is_file() or not p.resolve().is_relative_to(root):
+            p = run_dir / p.parent.name / p.name  # round_XX/candidate_....png under the moved folder
+        if not p.is_file() or not p.resolve().is_relative_to(root):
+            return None
+    elif not p.is_file():
         return None
-    mime = mimetypes.guess_type(p.name)[0] or "image/png"
-    return f"data:{mime};base64,{base64.b64encode(p.read_bytes()).decode('ascii')}"
+    data = p.read_bytes()
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            im.verify()
+            mime = _INLINE_FORMATS.get(im.format or "")
+    except Exception:  # noqa: BLE001 - not an image we inline
+        return None
+    return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}" if mime else None
 
 
 def word_diff(before: str | None, after: str) -> str:
@@ -100,28 +123,44 @@ def score_chart(rounds: list[dict[str, Any]], width: int = 420, height: int = 18
     points = [(r.get("index"), round_best_score(r)) for r in rounds]
     if not points:
         return "<p>No rounds yet.</p>"
-    pad_l, pad_r, pad_t, pad_b = 40, 16, 12, 28
+    pad_l, pad_r, pad_t, pad_b = 44, 16, 22, 34
     n = len(points)
     x_of = (lambda i: pad_l + (width - pad_l - pad_r) * (i / (n - 1))) if n > 1 else (lambda i: pad_l + (width - pad_l - pad_r) / 2)
     y_of = lambda s: pad_t + (height - pad_t - pad_b) * (1 - s)  # noqa: E731
-    out = [f'<svg class="chart" role="img" aria-label="best score by round" width="{width}" height="{height}" '
-           f'viewBox="0 0 {width} {height}" xmlns="http://www.w3.org/2000/svg">']
+    out = [
+        f'<svg class="chart" role="img" aria-label="best score by round" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" xmlns="http://www.w3.org/2000/svg">'
+    ]
     for tick in (0.0, 0.25, 0.5, 0.75, 1.0):
         y = y_of(tick)
-        out.append(f'<line x1="{pad_l}" x2="{width - pad_r}" y1="{y:.1f}" y2="{y:.1f}" stroke="#ddd"/>'
-                   f'<text x="{pad_l - 6}" y="{y + 4:.1f}" text-anchor="end" font-size="11">{tick:.2f}</text>')
+        out.append(
+            f'<line x1="{pad_l}" x2="{width - pad_r}" y1="{y:.1f}" y2="{y:.1f}" stroke="#ddd"/>'
+            f'<text x="{pad_l - 6}" y="{y + 4:.1f}" text-anchor="end" font-size="11">{tick:.2f}</text>'
+        )
     best, line = None, []
     for i, (index, score) in enumerate(points):
         x = x_of(i)
-        out.append(f'<text x="{x:.1f}" y="{height - 8}" text-anchor="middle" font-size="11">{_e(index)}</text>')
+        out.append(f'<text x="{x:.1f}" y="{height - 18}" text-anchor="middle" font-size="11">{_e(index)}</text>')
         if score is None:
             continue
         best = score if best is None else max(best, score)
         line.append(f"{x:.1f},{y_of(best):.1f}")
-        out.append(f'<circle class="round-score" cx="{x:.1f}" cy="{y_of(score):.1f}" r="4" fill="#2a6fdb">'
-                   f'<title>round {_e(index)}: {score:.2f}</title></circle>')
+        out.append(
+            f'<circle class="round-score" cx="{x:.1f}" cy="{y_of(score):.1f}" r="4" fill="#2a6fdb">'
+            f"<title>round {_e(index)}: {score:.2f}</title></circle>"
+        )
     if line:
         out.append(f'<polyline class="best-so-far" points="{" ".join(line)}" fill="none" stroke="#e0701b" stroke-width="2"/>')
+    out.append(
+        f'<text class="axis-title" x="{(pad_l + width - pad_r) / 2:.1f}" y="{height - 1}" text-anchor="middle" '
+        f'font-size="11" fill="#555">round</text>'
+        f'<text class="axis-title" x="10" y="{(pad_t + height - pad_b) / 2:.1f}" text-anchor="middle" font-size="11" '
+        f'fill="#555" transform="rotate(-90 10 {(pad_t + height - pad_b) / 2:.1f})">score</text>'
+        f'<g class="legend" font-size="11"><circle cx="{pad_l + 8}" cy="{pad_t + 4}" r="4" fill="#2a6fdb"/>'
+        f'<text x="{pad_l + 16}" y="{pad_t + 8}">best of the round</text>'
+        f'<line x1="{pad_l + 130}" x2="{pad_l + 146}" y1="{pad_t + 4}" y2="{pad_t + 4}" stroke="#e0701b" stroke-width="2"/>'
+        f'<text x="{pad_l + 150}" y="{pad_t + 8}">best so far</text></g>'
+    )
     out.append("</svg>")
     return "".join(out)
 
@@ -143,7 +182,7 @@ def check_table(checks: list[dict[str, Any]], rounds: list[dict[str, Any]]) -> s
             cls, mark = ("pass", "&#10003;") if passed == len(judged) else (("some", "&#189;") if passed else ("fail", "&#10007;"))
             label = f"{mark}" if len(judged) == 1 else f"{mark} {passed}/{len(judged)}"
             cells.append(f'<td class="{cls}">{label}</td>')
-        rows.append(f"<tr><th class=\"q\">{_e(check.get('question'))} <small>({_e(check.get('source'))})</small></th>{''.join(cells)}</tr>")
+        rows.append(f'<tr><th class="q">{_e(check.get("question"))} <small>({_e(check.get("source"))})</small></th>{"".join(cells)}</tr>')
     return f'<table class="checks"><tr><th>check</th>{head}</tr>{"".join(rows)}</table>'
 
 
@@ -152,17 +191,34 @@ def candidate_figure(cand: dict[str, Any], checks_by_id: dict[str, str], run_dir
     url = image_data_url(image.get("path"), run_dir)
     score = cand.get("score")
     is_best = (cand.get("round"), cand.get("index")) == best_key
-    caption = [f"#{_e(cand.get('index'))} seed {_e(cand.get('seed'))}",
-               f"score {score:.2f}" if score is not None else "not scored"]
+    caption = [f"#{_e(cand.get('index'))} seed {_e(cand.get('seed'))}", f"score {score:.2f}" if score is not None else "not scored"]
     if is_best:
         caption.append("<strong>best</strong>")
     if cand.get("error"):
         caption.append(f'<span class="err">{_e(cand["error"])}</span>')
-    failed = [checks_by_id.get(v.get("check_id"), v.get("check_id")) for v in cand.get("verdicts") or [] if not v.get("passed")]
-    body = (f'<img src="{url}" alt="round {_e(cand.get("round"))} candidate {_e(cand.get("index"))}" '
-            f'width="160" height="160">' if url else '<div class="noimg">no image</div>')
-    fails = f'<ul class="failed">{"".join(f"<li>{_e(q)}</li>" for q in failed)}</ul>' if failed else ""
+    failed = [v.get("check_id") for v in cand.get("verdicts") or [] if is_failed(v)]
+    body = (
+        f'<img src="{url}" alt="round {_e(cand.get("round"))} candidate {_e(cand.get("index"))}" width="160" height="160">'
+        if url
+        else '<div class="noimg">no image</div>'
+    )
+    fails = (
+        '<div class="failed">failed: ' + " ".join(f'<abbr title="{_e(checks_by_id.get(c, c))}">{_e(c)}</abbr>' for c in failed) + "</div>"
+        if failed
+        else ""
+    )
     return f'<figure class="{"best" if is_best else ""}">{body}<figcaption>{" · ".join(caption)}{fails}</figcaption></figure>'
+
+
+def _first_params(rnd: dict[str, Any]) -> dict[str, Any]:
+    cands = rnd.get("candidates") or []
+    return {**(cands[0].get("params") or {}), "seed": cands[0].get("seed")} if cands else {}
+
+
+def settings_changed(before: dict[str, Any], after: dict[str, Any]) -> str:
+    """Generation settings that differ between two rounds' first candidates ("guidance 4.0 -> 5.5, seed 0 -> 1000")."""
+    keys = [k for k in ("guidance", "steps", "width", "height", "negative_prompt", "seed") if before.get(k) != after.get(k)]
+    return ", ".join(f"{k} {before.get(k)} -> {after.get(k)}" for k in keys)
 
 
 def _list(items: list[Any], fmt=lambda x: _e(x)) -> str:
@@ -223,60 +279,68 @@ def render_report(run: dict[str, Any], run_dir: Path) -> str:
 
     sections = []
     prev_prompt = None
+    prev_params: dict[str, Any] = {}
     for r in rounds:
         figures = "".join(candidate_figure(c, checks_by_id, run_dir, best_key) for c in r.get("candidates") or [])
         rs = round_best_score(r)
         exp = f'<p class="experience">Experience: {_e(r["experience"])}</p>' if r.get("experience") else ""
+        params = settings_changed(prev_params, _first_params(r)) if prev_prompt is not None else ""
         if prev_prompt is None:
             changed = ""
         elif prev_prompt.split() == (r.get("prompt") or "").split():
-            changed = " <small>(unchanged)</small>"
+            changed = f" <small>(same prompt; {_e(params or 'new seeds')})</small>"
         else:
-            changed = ' <small>(<ins>added</ins> / <del>removed</del> since the previous round)</small>'
+            changed = " <small>(<ins>added</ins> / <del>removed</del> since the previous round"
+            changed += f"; {_e(params)})</small>" if params else ")</small>"
         sections.append(
             f'<section class="round" id="round-{_e(r.get("index"))}"><h3>Round {_e(r.get("index"))}'
-            f'{f" — best score {rs:.2f}" if rs is not None else ""}</h3>'
+            f"{f' — best score {rs:.2f}' if rs is not None else ''}</h3>"
             f'<p class="p"><b>Prompt</b>{changed}: {word_diff(prev_prompt, r.get("prompt") or "")}</p>'
-            f"<div>{figures}</div>{exp}</section>")
+            f"<div>{figures}</div>{exp}</section>"
+        )
         prev_prompt = r.get("prompt") or ""
+        prev_params = _first_params(r)
 
-    summary = [f"<span>status: <b>{_e(run.get('status'))}</b></span>",
-               f"<span>score: <b>{score:.2f}</b></span>" if isinstance(score, (int, float)) else "<span>score: -</span>",
-               f"<span>rounds: <b>{_e(run.get('rounds_used', len(rounds)))}</b></span>",
-               f"<span>run: {_e(run.get('run_id'))}</span>"]
+    summary = [
+        f"<span>status: <b>{_e(run.get('status'))}</b></span>",
+        f"<span>score: <b>{score:.2f}</b></span>" if isinstance(score, (int, float)) else "<span>score: -</span>",
+        f"<span>rounds: <b>{_e(run.get('rounds_used', len(rounds)))}</b></span>",
+        f"<span>run: {_e(run.get('run_id'))}</span>",
+    ]
     if run.get("error"):
         summary.append(f'<span class="err">error: {_e(run["error"])}</span>')
     settings = run.get("settings") or {}
     backend = ", ".join(f"{k}={_e(settings[k])}" for k in ("generator", "chat_model", "critic_model") if settings.get(k))
     best_url = image_data_url(run.get("best_image"), run_dir)
-    best_html = (f'<figure class="best"><img src="{best_url}" alt="best image" width="240" height="240">'
-                 f"<figcaption>best: round {_e(best.get('round'))}, candidate {_e(best.get('index'))}</figcaption></figure>"
-                 if best_url else "<p>No image.</p>")
+    best_html = (
+        f'<figure class="best"><img src="{best_url}" alt="best image" width="240" height="240">'
+        f"<figcaption>best: round {_e(best.get('round'))}, candidate {_e(best.get('index'))}</figcaption></figure>"
+        if best_url
+        else "<p>No image.</p>"
+    )
 
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>GEMS run {_e(run.get('run_id'))}</title><style>{CSS}</style></head>
+<title>GEMS run {_e(run.get("run_id"))}</title><style>{CSS}</style></head>
 <body>
 <h1>GEMS run report</h1>
-<p class="prompt">{_e(run.get('prompt'))}</p>
-<p class="summary">{''.join(summary)}</p>
-{f'<p><small>{backend}</small></p>' if backend else ''}
+<p class="prompt">{_e(run.get("prompt"))}</p>
+<p class="summary">{"".join(summary)}</p>
+{f"<p><small>{backend}</small></p>" if backend else ""}
 {best_html}
 <h2>Best score by round</h2>
 {score_chart(rounds)}
 <h2>Checks by round</h2>
 {check_table(checks, rounds)}
 <h2>Rounds</h2>
-{''.join(sections) or '<p>No rounds yet.</p>'}
+{"".join(sections) or "<p>No rounds yet.</p>"}
 <h2>Skills loaded</h2>
-{_list(run.get('skills') or [], _skill)}
+{_list(run.get("skills") or [], _skill)}
 <h2>Lessons recalled</h2>
-{_list(run.get('recalled_lessons') or [], _lesson)}
-{f"<p>Lessons written for later runs: {len(run['lessons_written'])}</p>" if run.get('lessons_written') else ''}
-<h2>Experiences</h2>
-{_list([f"round {r.get('index')}: {r['experience']}" for r in rounds if r.get('experience')])}
+{_list(run.get("recalled_lessons") or [], _lesson)}
+{f"<p>Lessons written for later runs: {len(run['lessons_written'])}</p>" if run.get("lessons_written") else ""}
 <h2>Notes</h2>
-{_list(run.get('notes') or [])}
+{_list(run.get("notes") or [])}
 <script>{LOADED_SCRIPT}</script>
 </body></html>
 """

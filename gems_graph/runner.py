@@ -12,7 +12,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from gems_graph.artifacts import write_run_json
 from gems_graph.context import GemsContext
+from gems_graph.errors import one_line
 from gems_graph.graph import compile_graph
 from gems_graph.state import FINAL_STATUSES
 
@@ -25,6 +27,8 @@ class UnknownRunError(LookupError):
 class RunResult:
     thread_id: str
     state: dict[str, Any]
+    #: What stopped a run that ended ``failed`` by raising (kept for ``--debug``).
+    exception: BaseException | None = None
 
     @property
     def status(self) -> str:
@@ -87,7 +91,23 @@ def run_gems(
         payload = None
     else:
         payload = {"prompt": prompt, **(inputs or {})}
-    for mode, chunk in graph.stream(payload, config, context=context, stream_mode=["custom", "updates"]):
-        if mode == "custom" and on_event is not None:
-            on_event(chunk)
+    try:
+        for mode, chunk in graph.stream(payload, config, context=context, stream_mode=["custom", "updates"]):
+            if mode == "custom" and on_event is not None:
+                on_event(chunk)
+    except Exception as exc:  # noqa: BLE001 - a backend failure ends the run as failed, resumable
+        return _failed(graph, config, thread_id, exc)
     return RunResult(thread_id, graph.get_state(config).values)
+
+
+def _failed(graph: Any, config: dict[str, Any], thread_id: str, exc: Exception) -> RunResult:
+    """The run as it stood at its last checkpoint, marked failed with the error's one line.
+
+    The checkpoint itself is left as it was, so ``--resume`` continues from the step that
+    failed once the backend works again; ``run.json`` says failed meanwhile.
+    """
+    values = dict(graph.get_state(config).values)
+    values.update(status="failed", error=one_line(exc))
+    if values.get("run_dir"):
+        write_run_json(values["run_dir"], values)
+    return RunResult(thread_id, values, exc)

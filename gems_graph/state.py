@@ -9,10 +9,10 @@ read only at the moment a chat model is called. A round costs a few KB of state.
 from __future__ import annotations
 
 import operator
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NotRequired
 
 # typing_extensions' TypedDict: pydantic (Studio's input form) rejects typing's on Python < 3.12.
-from typing_extensions import NotRequired, TypedDict
+from typing_extensions import TypedDict
 
 Status = Literal["running", "passed", "threshold_met", "exhausted", "failed", "accepted"]
 FINAL_STATUSES = ("passed", "threshold_met", "exhausted", "failed", "accepted")
@@ -42,6 +42,9 @@ class Verdict(TypedDict):
     answer: str
     #: Probability of "yes" when the model gives log-probabilities, else None.
     probability: float | None
+    #: False when the critic got no answer (the call failed): not a "no", and kept out of
+    #: the score. Absent means answered.
+    answered: NotRequired[bool]
 
 
 class Candidate(TypedDict):
@@ -67,6 +70,43 @@ class Round(TypedDict):
     experience: str | None
     #: The reasoning that produced this round's prompt, kept for compression only.
     thought: str | None
+
+
+def is_answered(v: Verdict) -> bool:
+    return v.get("answered", True)
+
+
+def is_failed(v: Verdict) -> bool:
+    """The critic answered "no" (an unanswered check is not a failure of the image)."""
+    return is_answered(v) and not v["passed"]
+
+
+def verdict_score(verdicts: list[Verdict]) -> float | None:
+    """Fraction of the answered checks that passed; None when none was answered."""
+    answered = [v for v in verdicts if is_answered(v)]
+    return sum(v["passed"] for v in answered) / len(answered) if answered else None
+
+
+def rank_key(candidate: Candidate) -> tuple[int, float]:
+    """How candidates are ranked everywhere: checks passed, then mean P(yes) (1/0 where
+    no probability is known)."""
+    verdicts = [v for v in candidate.get("verdicts") or [] if is_answered(v)]
+    probs = [v["probability"] if v["probability"] is not None else float(v["passed"]) for v in verdicts]
+    return sum(v["passed"] for v in verdicts), (sum(probs) / len(probs) if probs else 0.0)
+
+
+def best_candidate(candidates: list[Candidate], best: Candidate | None = None) -> Candidate | None:
+    """The best judged candidate, starting from ``best``: a later one must rank strictly
+    higher to replace it, so the earliest wins ties (the critic's and the paper's rule)."""
+    for cand in candidates:
+        if cand.get("error") is None and cand.get("score") is not None and (best is None or rank_key(cand) > rank_key(best)):
+            best = cand
+    return best
+
+
+def round_best(rnd: Round) -> Candidate | None:
+    """The best candidate of one round (``best_candidate``'s rule)."""
+    return best_candidate(rnd.get("candidates") or [])
 
 
 def merge_pending(left: list[Candidate] | None, right: list[Candidate] | None) -> list[Candidate]:
@@ -143,6 +183,8 @@ class GemsState(GemsInput, total=False):
     skill_hints: dict[str, Any]
     #: Lessons from past runs recalled at planning ({id, text, similarity}).
     recalled_lessons: list[dict[str, Any]]
+    #: The generator's declared family (lessons are filed and recalled under it).
+    generator_family: str
     #: Ids of the lessons this run wrote to the experience store at its end.
     lessons_written: list[str]
     #: Human feedback note for the refiner (from an interrupt), if any.

@@ -18,15 +18,24 @@ from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 from langgraph.runtime import Runtime
 from pydantic import BaseModel, Field
 
+from gems_graph import prompt_labels as labels
 from gems_graph.artifacts import write_run_json
 from gems_graph.context import GemsContext
+from gems_graph.errors import one_line
 from gems_graph.events import emit
-from gems_graph.llm import StructuredOutputError, answer_is_yes, image_block, invoke_structured, text_block, yes_probability
+from gems_graph.llm import (
+    StructuredOutputError,
+    answer_is_yes,
+    image_block,
+    invoke_structured,
+    supports_logprobs,
+    text_block,
+    yes_probability,
+)
 from gems_graph.registry import resolve_chat_model
-from gems_graph.retry import call_with_retry
 from gems_graph.settings import effective_context
+from gems_graph.state import Candidate, Check, GemsState, Round, Verdict, best_candidate, is_answered, is_failed, verdict_score
 from nodes.skill_planning import merge_skill_checks
-from gems_graph.state import Candidate, Check, GemsState, Round, Verdict
 
 DECOMPOSE_SYSTEM_PROMPT = """\
 You turn an image description into atomic yes/no checks for a visual verifier.
@@ -35,7 +44,7 @@ count, one attribute of one object, or one relation between two objects. Cover
 everything the description asks for and nothing else. Phrase each as a question
 whose correct answer is "yes" when the image matches."""
 
-DECOMPOSE_USER_PROMPT = "Description: {prompt}\nList the checks."
+DECOMPOSE_USER_PROMPT = f"{labels.DESCRIPTION}: {{prompt}}\nList the checks."
 
 VERIFY_SYSTEM_PROMPT = """\
 You are a strict visual verifier. Look at the image and answer the question about
@@ -43,7 +52,7 @@ it with a single word: yes or no."""
 
 #: The request is given as context: skill checks such as "Does each object keep the
 #: colour the prompt gives it?" refer to it.
-VERIFY_USER_PROMPT = "The image was made for this request: {prompt}\nQuestion: {question} Answer yes or no."
+VERIFY_USER_PROMPT = f"{labels.IMAGE_REQUEST}: {{prompt}}\n{labels.QUESTION}: {{question}} Answer yes or no."
 
 
 class Decomposition(BaseModel):
@@ -63,17 +72,21 @@ def decompose(model: BaseChatModel, prompt: str) -> list[Check]:
 
 
 def verify(model: BaseChatModel, check: Check, candidate: Candidate, prompt: str) -> Verdict:
-    """Ask one check about one image; transient failures are retried, others recorded."""
+    """Ask one check about one image; a failure (after the client's own retries) is recorded."""
     assert candidate["image"] is not None
     messages = [
         SystemMessage(VERIFY_SYSTEM_PROMPT),
-        HumanMessage(content=[text_block(VERIFY_USER_PROMPT.format(prompt=prompt, question=check["question"])), image_block(candidate["image"])]),
+        HumanMessage(
+            content=[text_block(VERIFY_USER_PROMPT.format(prompt=prompt, question=check["question"])), image_block(candidate["image"])]
+        ),
     ]
     asking = with_logprobs(model)
     try:
-        reply = call_with_retry(lambda: asking.invoke(messages))
-    except Exception as exc:  # noqa: BLE001 - an unanswered check counts as failed, with the reason kept
-        return Verdict(check_id=check["id"], passed=False, answer=f"error: {type(exc).__name__}: {exc}", probability=None)
+        reply = asking.invoke(messages)
+    except Exception as exc:  # noqa: BLE001 - an unanswered check is recorded as such, not as a "no"
+        return Verdict(
+            check_id=check["id"], passed=False, answer=f"error: {type(exc).__name__}: {one_line(exc)}", probability=None, answered=False
+        )
     text = reply.text if isinstance(reply, AIMessage) else str(reply)
     probability = yes_probability(reply) if isinstance(reply, AIMessage) else None
     passed = answer_is_yes(text) if text.strip() else (probability is not None and probability >= 0.5)
@@ -82,28 +95,13 @@ def verify(model: BaseChatModel, check: Check, candidate: Candidate, prompt: str
 
 def with_logprobs(model: BaseChatModel) -> Any:
     """Ask for top log-probabilities where the endpoint supports them (soft verification)."""
-    from gems_graph.backends.openai_chat import supports_logprobs
 
     return model.bind(logprobs=True, top_logprobs=5) if supports_logprobs(model) else model
 
 
-def score_of(verdicts: list[Verdict]) -> float:
-    return sum(v["passed"] for v in verdicts) / len(verdicts) if verdicts else 0.0
-
-
-def rank_key(candidate: Candidate) -> tuple[int, float]:
-    """Checks passed, then mean P(yes) (1/0 where no probability is known)."""
-    verdicts = candidate["verdicts"]
-    probs = [v["probability"] if v["probability"] is not None else float(v["passed"]) for v in verdicts]
-    return sum(v["passed"] for v in verdicts), (sum(probs) / len(probs) if probs else 0.0)
-
-
 def pick_best(best: Candidate | None, candidates: list[Candidate]) -> Candidate | None:
     """Keep the best so far; a later candidate must be strictly better to replace it."""
-    for cand in candidates:
-        if cand["error"] is None and (best is None or rank_key(cand) > rank_key(best)):
-            best = cand
-    return best
+    return best_candidate(candidates, best)
 
 
 def critic(state: GemsState, runtime: Runtime[GemsContext]) -> dict[str, Any]:
@@ -116,12 +114,12 @@ def critic(state: GemsState, runtime: Runtime[GemsContext]) -> dict[str, Any]:
         try:
             checks = decompose(model, state["prompt"])
         except StructuredOutputError as exc:
-            notes.append(f"critic: {exc}; falling back to one whole-prompt check")
+            notes.append(f"critic: {one_line(exc)}; falling back to one whole-prompt check")
             checks = [Check(id="c1", question=f"Does the image show: {state['prompt']}?", source="prompt")]
         for i, question in enumerate(state.get("extra_checks") or [], 1):
             checks.append(Check(id=f"u{i}", question=question, source="user"))
         checks = merge_skill_checks(checks, state.get("skill_checks"))
-        emit(runtime, "checks", checks=[c["question"] for c in checks])
+        emit(runtime, "checks", checks=[{"id": c["id"], "question": c["question"]} for c in checks])
 
     round_index = state["round_index"]
     candidates = sorted((c for c in state.get("pending") or [] if c["round"] == round_index), key=lambda c: c["index"])
@@ -133,13 +131,22 @@ def critic(state: GemsState, runtime: Runtime[GemsContext]) -> dict[str, Any]:
     judged = []
     for cand in candidates:
         verdicts = by_candidate.get(cand["index"], [])
-        judged.append({**cand, "verdicts": verdicts, "score": score_of(verdicts) if cand["error"] is None else None})
-        emit(runtime, "verdicts", round=round_index, index=cand["index"], score=judged[-1]["score"],
-             passed=[v["check_id"] for v in verdicts if v["passed"]],
-             failed=[v["check_id"] for v in verdicts if not v["passed"]], error=cand["error"])
+        judged.append({**cand, "verdicts": verdicts, "score": verdict_score(verdicts) if cand["error"] is None else None})
+        emit(
+            runtime,
+            "verdicts",
+            round=round_index,
+            index=cand["index"],
+            score=judged[-1]["score"],
+            passed=[v["check_id"] for v in verdicts if v["passed"]],
+            failed=[v["check_id"] for v in verdicts if is_failed(v)],
+            unanswered=[v["check_id"] for v in verdicts if not is_answered(v)],
+            error=cand["error"],
+        )
 
-    this_round = Round(index=round_index, prompt=state["current_prompt"], candidates=judged, experience=None,
-                       thought=state.get("current_thought"))
+    this_round = Round(
+        index=round_index, prompt=state["current_prompt"], candidates=judged, experience=None, thought=state.get("current_thought")
+    )
     best = pick_best(state.get("best"), judged)
     status, error = _status(ctx, round_index, judged, best, checks)
     update: dict[str, Any] = {
@@ -155,11 +162,14 @@ def critic(state: GemsState, runtime: Runtime[GemsContext]) -> dict[str, Any]:
     }
     if first_visit:
         update["checks"] = checks  # written once: every checkpoint stores what changed
-    write_run_json(state["run_dir"], {**state, **update, "checks": checks, "rounds": _merged_rounds(state, this_round),
-                                       "notes": [*(state.get("notes") or []), *notes]})
+    write_run_json(
+        state["run_dir"],
+        {**state, **update, "checks": checks, "rounds": _merged_rounds(state, this_round), "notes": [*(state.get("notes") or []), *notes]},
+    )
     if status != "running":
-        emit(runtime, "run_finished", status=status, score=update["score"], best_image=update["best_image"],
-             rounds=round_index, error=error)
+        emit(
+            runtime, "run_finished", status=status, score=update["score"], best_image=update["best_image"], rounds=round_index, error=error
+        )
     return update
 
 
@@ -172,7 +182,7 @@ def _verify_all(model: BaseChatModel, jobs: list[tuple[Candidate, Check]], concu
         return [verify(model, check, cand, prompt) for cand, check in jobs]
     results: list[Verdict] = []
     for start in range(0, len(jobs), concurrency):
-        batch = jobs[start:start + concurrency]
+        batch = jobs[start : start + concurrency]
         # The node's own thread takes the first job instead of idling on the pool.
         futures = [_VERIFY_POOL.submit(verify, model, check, cand, prompt) for cand, check in batch[1:]]
         results.append(verify(model, batch[0][1], batch[0][0], prompt))
@@ -184,11 +194,17 @@ def _merged_rounds(state: GemsState, this_round: Round) -> list[Round]:
     return [r for r in state.get("rounds") or [] if r["index"] != this_round["index"]] + [this_round]
 
 
-def _status(ctx: GemsContext, round_index: int, judged: list[Candidate], best: Candidate | None,
-            checks: list[Check]) -> tuple[str, str | None]:
+def _status(
+    ctx: GemsContext, round_index: int, judged: list[Candidate], best: Candidate | None, checks: list[Check]
+) -> tuple[str, str | None]:
     if judged and all(c["error"] is not None for c in judged):
         first = judged[0]["error"]
         return "failed", f"every candidate of round {round_index} failed (first error: {first}); resume to retry the round"
+    if judged and all(c["score"] is None for c in judged):
+        first = next((v["answer"] for c in judged for v in c["verdicts"] if not is_answered(v)), "no checks")
+        return "failed", (
+            f"the critic could not judge round {round_index} ({first}); check the critic model's endpoint, then resume to retry the round"
+        )
     if best is not None and best["score"] == 1.0:
         return "passed", None
     if ctx.stop_rule == "threshold" and best is not None and (best["score"] or 0.0) >= ctx.score_threshold:

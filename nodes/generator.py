@@ -16,6 +16,7 @@ from langgraph.types import Send
 from gems_graph.artifacts import candidate_path, save_png
 from gems_graph.backends.base import GenerationRequest
 from gems_graph.context import GemsContext
+from gems_graph.errors import one_line
 from gems_graph.events import emit
 from gems_graph.registry import resolve_generator
 from gems_graph.retry import call_with_retry
@@ -38,22 +39,28 @@ def candidate_seed(base_seed: int, seed_offset: int, index: int) -> int:
     return base_seed + 1000 * seed_offset + index
 
 
-def plan_round(ctx: GemsContext, *, run_dir: str, round_index: int, prompt: str, seed_offset: int,
-               generation: dict[str, Any]) -> list[CandidateTask]:
+def plan_round(
+    ctx: GemsContext, *, run_dir: str, round_index: int, prompt: str, seed_offset: int, generation: dict[str, Any]
+) -> list[CandidateTask]:
     """The candidates of the next round, decided by the planner or refiner and kept in state.
 
     Keeping the plan in state (rather than in the edge) lets a failed round be
     retried on resume, and lets Studio show what each branch will make.
     """
     params = {
-        k: v
-        for k, v in {"width": ctx.width, "height": ctx.height, "steps": ctx.steps, "guidance": ctx.guidance}.items()
-        if v is not None
+        k: v for k, v in {"width": ctx.width, "height": ctx.height, "steps": ctx.steps, "guidance": ctx.guidance}.items() if v is not None
     }
     params.update(generation)
     return [
-        CandidateTask(run_dir=run_dir, round=round_index, index=k, prompt=prompt,
-                      seed=candidate_seed(ctx.seed, seed_offset, k), generation=params, retries=ctx.generation_retries)
+        CandidateTask(
+            run_dir=run_dir,
+            round=round_index,
+            index=k,
+            prompt=prompt,
+            seed=candidate_seed(ctx.seed, seed_offset, k),
+            generation=params,
+            retries=ctx.generation_retries,
+        )
         for k in range(ctx.candidates_per_round)
     ]
 
@@ -82,7 +89,7 @@ def generator(task: CandidateTask, runtime: Runtime[GemsContext]) -> dict[str, A
         image = call_with_retry(lambda: backend.generate(request), attempts=task["retries"])
         image_ref = save_png(image, candidate_path(task["run_dir"], task["round"], task["index"], task["seed"]))
     except Exception as exc:  # noqa: BLE001 - recorded on the candidate, never lost
-        error = f"{type(exc).__name__}: {exc}"
+        error = f"{type(exc).__name__}: {one_line(exc)}"
     candidate = Candidate(
         round=task["round"],
         index=task["index"],
@@ -94,6 +101,13 @@ def generator(task: CandidateTask, runtime: Runtime[GemsContext]) -> dict[str, A
         score=None,
         error=error,
     )
-    emit(runtime, "candidate_ready", round=task["round"], index=task["index"], seed=task["seed"],
-         image=image_ref["path"] if image_ref else None, error=error)
+    emit(
+        runtime,
+        "candidate_ready",
+        round=task["round"],
+        index=task["index"],
+        seed=task["seed"],
+        image=image_ref["path"] if image_ref else None,
+        error=error,
+    )
     return {"pending": [candidate]}

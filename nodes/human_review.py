@@ -9,25 +9,42 @@ the critic decided. Works the same from Python, the CLI and Studio.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Literal
 
 from langgraph.types import interrupt
 
+from gems_graph.context import GemsContext
+from gems_graph.llm import image_data_url
 from gems_graph.state import GemsState
+
+#: Longest side of the thumbnails in the review payload: enough to judge in Studio, a few KB each.
+THUMBNAIL_SIDE = 96
+
+
+def _thumbnail(ref: Any) -> str | None:
+    """A small data-URL preview for the person reviewing (payload only, never state)."""
+    try:
+        return image_data_url(ref, max_side=THUMBNAIL_SIDE)
+    except OSError:
+        return None
 
 
 def review_payload(state: GemsState) -> dict[str, Any]:
+    """What the person sees: each candidate with an absolute image path, a thumbnail
+    Studio can render, its score and its verdicts."""
     last = state["rounds"][-1]
     questions = {c["id"]: c["question"] for c in state.get("checks") or []}
     return {
         "round": last["index"],
         "prompt": last["prompt"],
         "status": state.get("status"),
-        "best_image": state.get("best_image"),
+        "best_image": str(Path(state["best_image"]).resolve()) if state.get("best_image") else None,
         "candidates": [
             {
                 "index": c["index"],
-                "image": c["image"]["path"] if c["image"] else None,
+                "image": str(Path(c["image"]["path"]).resolve()) if c["image"] else None,
+                "thumbnail": _thumbnail(c["image"]) if c["image"] else None,
                 "score": c["score"],
                 "error": c["error"],
                 "verdicts": [{"question": questions.get(v["check_id"], v["check_id"]), "passed": v["passed"]} for v in c["verdicts"]],
@@ -49,10 +66,13 @@ def human_review(state: GemsState) -> dict[str, Any]:
     note = str(answer.get("feedback") or "").strip()
     if not note:
         return {}
-    max_rounds = int((state.get("settings") or {}).get("max_rounds") or 5)
+    max_rounds = int((state.get("settings") or {}).get("max_rounds") or GemsContext.max_rounds)
     more = state["round_index"] < max_rounds and state.get("status") != "failed"
-    return {"feedback": note, "status": "running" if more else state.get("status"),
-            "notes": [f"human feedback after round {state['round_index']}: {note}"]}
+    return {
+        "feedback": note,
+        "status": "running" if more else state.get("status"),
+        "notes": [f"human feedback after round {state['round_index']}: {note}"],
+    }
 
 
 def _accept(state: GemsState, index: Any) -> dict[str, Any]:
@@ -62,9 +82,13 @@ def _accept(state: GemsState, index: Any) -> dict[str, Any]:
         if not chosen:
             raise ValueError(f"no candidate {index!r} with an image in round {state['round_index']}")
         best = chosen[0]
-    return {"status": "accepted", "best": best, "best_image": best["image"]["path"] if best and best["image"] else None,
-            "score": best["score"] if best else None,
-            "notes": [f"accepted by a person after round {state['round_index']}"]}
+    return {
+        "status": "accepted",
+        "best": best,
+        "best_image": best["image"]["path"] if best and best["image"] else None,
+        "score": best["score"] if best else None,
+        "notes": [f"accepted by a person after round {state['round_index']}"],
+    }
 
 
 def route_after_review(state: GemsState) -> Literal["refiner", "remember"]:

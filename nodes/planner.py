@@ -21,18 +21,20 @@ from langgraph.runtime import Runtime
 from langgraph.types import Overwrite
 from pydantic import BaseModel, Field
 
-from gems_graph.artifacts import new_run_folder
+from gems_graph import prompt_labels as labels
+from gems_graph.artifacts import new_run_folder, write_run_json
 from gems_graph.context import GemsContext
+from gems_graph.errors import one_line
 from gems_graph.events import emit
 from gems_graph.home import default_runs_dir
 from gems_graph.llm import StructuredOutputError, invoke_structured
-from gems_graph.registry import resolve_chat_model
-from gems_graph.settings import effective_context
-from gems_graph.state import GemsState
-from gems_graph.validation import validate_prompt
 from gems_graph.memory import MemoryStoreError, generator_family
 from gems_graph.memory.access import lessons_text, store_for_run
+from gems_graph.registry import resolve_chat_model, resolve_generator
+from gems_graph.settings import effective_context
 from gems_graph.skills import default_registry
+from gems_graph.state import GemsState
+from gems_graph.validation import validate_prompt
 from nodes.generator import plan_round
 from nodes.skill_planning import generation_from_hints, plan_with_skills
 
@@ -43,9 +45,9 @@ follow exactly: name every object with its count, colour and other attributes ne
 to it, state spatial relations explicitly, and keep everything the user asked for.
 Do not add objects the user did not ask for. Keep it under 120 words."""
 
-PLANNER_USER_PROMPT = """\
-User request: {prompt}
-{extra}
+PLANNER_USER_PROMPT = f"""\
+{labels.USER_REQUEST}: {{prompt}}
+{{extra}}
 Write the generation prompt."""
 
 
@@ -55,9 +57,13 @@ class PlannedPrompt(BaseModel):
     reasoning: str = Field(default="", description="Brief reasoning about what the image must contain.")
     prompt: str = Field(description="The prompt to send to the image generator.")
     unsupported: list[str] = Field(default_factory=list, description="Words or parts of the request the prompt could not express.")
-    guidance: float | None = Field(default=None, description=(
-        "Guidance scale to start with, or null for the generator's default. Set it only when a "
-        "lesson from past runs says a guidance change fixed a similar prompt."))
+    guidance: float | None = Field(
+        default=None,
+        description=(
+            "Guidance scale to start with, or null for the generator's default. Set it only when a "
+            "lesson from past runs says a guidance change fixed a similar prompt."
+        ),
+    )
 
 
 @functools.lru_cache(maxsize=16)
@@ -70,36 +76,37 @@ def skill_registry(dirs: tuple[str, ...]) -> Any:
     return _cached_registry(dirs, os.environ.get("GEMS_SKILLS_PATH", ""))
 
 
-def recall_lessons(ctx: GemsContext, prompt: str, runtime: Runtime[GemsContext], notes: list[str]) -> list[dict[str, Any]]:
-    """Lessons of past runs most like this prompt; a broken store is noted, not fatal."""
+def recall_lessons(ctx: GemsContext, prompt: str, family: str, runtime: Runtime[GemsContext], notes: list[str]) -> list[dict[str, Any]]:
+    """Lessons of past runs most like this prompt, of this generator family unless
+    ``recall_all_families``; a broken store is noted, not fatal."""
     if ctx.recall_k == 0:
         return []
     try:
         store = store_for_run(ctx.memory, runtime.store)
-        family = None if ctx.recall_all_families else generator_family(ctx.generator)
-        found = store.recall(prompt, k=ctx.recall_k, generator_family=family)
+        found = store.recall(prompt, k=ctx.recall_k, generator_family=None if ctx.recall_all_families else family)
     except MemoryStoreError as exc:
-        notes.append(f"memory: recall failed ({exc})")
+        notes.append(f"memory: recall failed ({one_line(exc)})")
         return []
     return [{"id": x["id"], "text": x["text"], "similarity": round(float(x.get("similarity", 0.0)), 4)} for x in found]
 
 
-def planner(state: GemsState, config: RunnableConfig, runtime: Runtime[GemsContext]) -> dict[str, Any]:
-    ctx = effective_context(state, runtime.context)
-    prompt = validate_prompt(state.get("prompt"), ctx.max_prompt_chars)
-    configurable = config.get("configurable") or {}
-    run_id, run_dir = new_run_folder(Path(ctx.artifact_root) if ctx.artifact_root else default_runs_dir(),
-                                     str(configurable.get("thread_id") or uuid.uuid4().hex),
-                                     str(configurable.get("checkpoint_ns") or ""), thread_ran_before=bool(state.get("run_id")))
-
-    notes: list[str] = []
+def _plan_first_prompt(ctx: GemsContext, prompt: str, runtime: Runtime[GemsContext], notes: list[str]) -> dict[str, Any]:
+    """Recall lessons, load skills and write the first prompt (every model call of the planner)."""
     model = resolve_chat_model(ctx.chat_model)
-    recalled = recall_lessons(ctx, prompt, runtime, notes)
+    family = generator_family(resolve_generator(ctx.generator))
+    recalled = recall_lessons(ctx, prompt, family, runtime, notes)
     if recalled:
         emit(runtime, "lessons_recalled", lessons=[{"id": r["id"], "text": r["text"]} for r in recalled])
     user_prompt = PLANNER_USER_PROMPT.format(prompt=prompt, extra=lessons_text(recalled))
-    plan = plan_with_skills(model, prompt=prompt, system_prompt=PLANNER_SYSTEM_PROMPT, user_prompt=user_prompt,
-                            schema=PlannedPrompt, registry=skill_registry(tuple(ctx.skills_dirs)), max_skills=ctx.max_skills)
+    plan = plan_with_skills(
+        model,
+        prompt=prompt,
+        system_prompt=PLANNER_SYSTEM_PROMPT,
+        user_prompt=user_prompt,
+        schema=PlannedPrompt,
+        registry=skill_registry(tuple(ctx.skills_dirs)),
+        max_skills=ctx.max_skills,
+    )
     if plan.session.loaded:
         emit(runtime, "skills_loaded", skills=list(plan.session.loaded))
     generation = generation_from_hints(plan.session.hints, ctx)
@@ -117,9 +124,43 @@ def planner(state: GemsState, config: RunnableConfig, runtime: Runtime[GemsConte
             generation["guidance"] = float(answer.guidance)
     except StructuredOutputError as exc:
         first_prompt, thought = prompt, None
-        notes.append(f"planner: {exc}; using the user's prompt as is")
+        notes.append(f"planner: {one_line(exc)}; using the user's prompt as is")
 
-    settings = {k: v for k, v in ((f.name, getattr(ctx, f.name)) for f in fields(ctx)) if v is None or isinstance(v, (str, int, float, bool))}
+    return {
+        "first_prompt": first_prompt,
+        "thought": thought,
+        "generation": generation,
+        "plan": plan,
+        "recalled": recalled,
+        "family": family,
+    }
+
+
+def planner(state: GemsState, config: RunnableConfig, runtime: Runtime[GemsContext]) -> dict[str, Any]:
+    ctx = effective_context(state, runtime.context)
+    prompt = validate_prompt(state.get("prompt"), ctx.max_prompt_chars)
+    configurable = config.get("configurable") or {}
+    run_id, run_dir = new_run_folder(
+        Path(ctx.artifact_root) if ctx.artifact_root else default_runs_dir(),
+        str(configurable.get("thread_id") or uuid.uuid4().hex),
+        str(configurable.get("checkpoint_ns") or ""),
+        thread_ran_before=bool(state.get("run_id")),
+    )
+
+    emit(runtime, "run_started", run_dir=str(run_dir))
+    notes: list[str] = []
+    try:
+        planned = _plan_first_prompt(ctx, prompt, runtime, notes)
+    except Exception as exc:
+        # The run exists (its folder, its thread): say in run.json why it stopped, then let the runner mark it failed.
+        write_run_json(str(run_dir), {"run_id": str(run_id), "prompt": prompt, "status": "failed", "error": one_line(exc)})
+        raise
+    first_prompt, thought, generation = planned["first_prompt"], planned["thought"], planned["generation"]
+    plan, recalled, family = planned["plan"], planned["recalled"], planned["family"]
+
+    settings = {
+        k: v for k, v in ((f.name, getattr(ctx, f.name)) for f in fields(ctx)) if v is None or isinstance(v, (str, int, float, bool))
+    }
     emit(runtime, "planned", prompt=first_prompt, run_dir=str(run_dir))
     tasks = plan_round(ctx, run_dir=str(run_dir), round_index=1, prompt=first_prompt, seed_offset=0, generation=generation)
     emit(runtime, "round_started", round=1, prompt=first_prompt, candidates=len(tasks))
@@ -134,6 +175,7 @@ def planner(state: GemsState, config: RunnableConfig, runtime: Runtime[GemsConte
         "current_thought": thought,
         "generation": generation,
         "recalled_lessons": recalled,
+        "generator_family": family,
         **plan.state_update(),
         "seed_offset": 0,
         "pending": None,
@@ -145,5 +187,14 @@ def planner(state: GemsState, config: RunnableConfig, runtime: Runtime[GemsConte
 
 def clean_slate(notes: list[str]) -> dict[str, Any]:
     """What a new run on a thread that already ran must not inherit from the last one."""
-    return {"rounds": Overwrite([]), "notes": Overwrite(notes), "checks": [], "best": None, "best_image": None,
-            "score": None, "rounds_used": 0, "lessons_written": [], "feedback": None}
+    return {
+        "rounds": Overwrite([]),
+        "notes": Overwrite(notes),
+        "checks": [],
+        "best": None,
+        "best_image": None,
+        "score": None,
+        "rounds_used": 0,
+        "lessons_written": [],
+        "feedback": None,
+    }

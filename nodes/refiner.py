@@ -16,16 +16,17 @@ from langchain_core.messages import HumanMessage, SystemMessage
 from langgraph.runtime import Runtime
 from pydantic import BaseModel, Field
 
+from gems_graph import prompt_labels as labels
 from gems_graph.context import GemsContext
+from gems_graph.errors import one_line
 from gems_graph.events import emit
 from gems_graph.llm import StructuredOutputError, image_block, invoke_structured, text_block
+from gems_graph.memory.access import lessons_text
+from gems_graph.memory.trajectory import round_facts, trajectory_view
 from gems_graph.registry import resolve_chat_model
 from gems_graph.settings import effective_context
-from gems_graph.state import Candidate, Check, GemsState, Round
+from gems_graph.state import Candidate, Check, GemsState, Round, round_best
 from nodes.generator import plan_round
-from gems_graph.memory.access import lessons_text
-from gems_graph.memory.lessons import best_candidate
-from gems_graph.memory.trajectory import round_facts, trajectory_view
 
 EXPERIENCE_WORD_LIMIT = 100
 
@@ -34,10 +35,10 @@ You keep the memory of an agent that drives a text-to-image model. Compress one
 round into an experience of under 100 words: what the prompt tried, which checks
 passed and failed in the image, why it likely failed, and what to try next."""
 
-COMPRESS_USER_PROMPT = """\
-Original request: {prompt}
-{facts}
-Reasoning behind this round's prompt: {thought}
+COMPRESS_USER_PROMPT = f"""\
+{labels.ORIGINAL_REQUEST}: {{prompt}}
+{{facts}}
+{labels.REASONING}: {{thought}}
 Write the experience."""
 
 REFINE_SYSTEM_PROMPT = """\
@@ -47,10 +48,10 @@ Restate every failed requirement explicitly and early in the prompt; keep what
 already passed; do not add objects the request did not ask for. You may also ask
 for a new random seed or a different guidance scale."""
 
-REFINE_USER_PROMPT = """\
-Original request: {prompt}
-{trajectory}
-{lessons}{feedback}Write the next prompt."""
+REFINE_USER_PROMPT = f"""\
+{labels.ORIGINAL_REQUEST}: {{prompt}}
+{{trajectory}}
+{{lessons}}{{feedback}}Write the next prompt."""
 
 
 class Experience(BaseModel):
@@ -76,15 +77,17 @@ def clip_words(text: str, limit: int = EXPERIENCE_WORD_LIMIT) -> str:
 def compress_round(model: Any, prompt: str, last: Round, checks: list[Check]) -> tuple[str, str | None]:
     """Return (experience, note); falls back to the bare facts if the model fails."""
     facts = round_facts(last, checks)
-    content: list[dict[str, Any]] = [text_block(COMPRESS_USER_PROMPT.format(prompt=prompt, facts=facts, thought=last.get("thought") or "(none)"))]
-    best: Candidate | None = best_candidate(last)
+    content: list[dict[str, Any]] = [
+        text_block(COMPRESS_USER_PROMPT.format(prompt=prompt, facts=facts, thought=last.get("thought") or "(none)"))
+    ]
+    best: Candidate | None = round_best(last)
     if best is not None and best["image"] is not None:
         content.append(image_block(best["image"]))
     try:
         reply = invoke_structured(model, Experience, [SystemMessage(COMPRESS_SYSTEM_PROMPT), HumanMessage(content=content)])
         return clip_words(reply.value.experience), None
     except StructuredOutputError as exc:
-        return clip_words(facts), f"refiner: compression failed ({exc}); kept the round's facts"
+        return clip_words(facts), f"refiner: compression failed ({one_line(exc)}); kept the round's facts"
 
 
 def _lessons_block(state: GemsState) -> str:
@@ -105,9 +108,12 @@ def refiner(state: GemsState, runtime: Runtime[GemsContext]) -> dict[str, Any]:
     rounds[-1] = last
 
     view = trajectory_view(rounds, checks, max_images=ctx.refiner_images)
-    feedback = f"Feedback from a person: {state['feedback']}\n" if state.get("feedback") else ""
-    content: list[dict[str, Any]] = [text_block(REFINE_USER_PROMPT.format(prompt=state["prompt"], trajectory=view.text,
-                                                          lessons=_lessons_block(state), feedback=feedback))]
+    feedback = f"{labels.FEEDBACK}: {state['feedback']}\n" if state.get("feedback") else ""
+    content: list[dict[str, Any]] = [
+        text_block(
+            REFINE_USER_PROMPT.format(prompt=state["prompt"], trajectory=view.text, lessons=_lessons_block(state), feedback=feedback)
+        )
+    ]
     content += [image_block(ref) for ref in view.images]
     generation = dict(state.get("generation") or {})
     seed_offset = state.get("seed_offset", 0)
@@ -121,11 +127,12 @@ def refiner(state: GemsState, runtime: Runtime[GemsContext]) -> dict[str, Any]:
     except StructuredOutputError as exc:
         next_prompt, thought = state["current_prompt"], None
         seed_offset += 1
-        notes.append(f"refiner: {exc}; retrying the same prompt with new seeds")
+        notes.append(f"refiner: {one_line(exc)}; retrying the same prompt with new seeds")
 
     next_round = state["round_index"] + 1
-    tasks = plan_round(ctx, run_dir=state["run_dir"], round_index=next_round, prompt=next_prompt,
-                       seed_offset=seed_offset, generation=generation)
+    tasks = plan_round(
+        ctx, run_dir=state["run_dir"], round_index=next_round, prompt=next_prompt, seed_offset=seed_offset, generation=generation
+    )
     emit(runtime, "new_prompt", round=next_round, prompt=next_prompt, experience=experience)
     emit(runtime, "round_started", round=next_round, prompt=next_prompt, candidates=len(tasks))
     return {

@@ -13,21 +13,23 @@ from langgraph.runtime import Runtime
 
 from gems_graph.artifacts import write_run_json
 from gems_graph.context import GemsContext
+from gems_graph.errors import one_line
 from gems_graph.events import emit
 from gems_graph.memory import MemoryStoreError, distill_lessons, generator_family
 from gems_graph.memory.access import store_for_run
-from gems_graph.registry import resolve_chat_model
+from gems_graph.memory.store import memory_is_off
+from gems_graph.registry import resolve_chat_model, resolve_generator
 from gems_graph.settings import effective_context
 from gems_graph.state import GemsState
 from nodes.refiner import compress_round
-
-_OFF = ("none", "off", "false", "0", "disabled")
 
 
 def remember(state: GemsState, runtime: Runtime[GemsContext]) -> dict[str, Any]:
     ctx = effective_context(state, runtime.context)
     rounds = list(state.get("rounds") or [])
-    if ctx.memory.strip().lower() in _OFF or not rounds or state.get("best") is None:
+    if memory_is_off(ctx.memory) or not rounds or state.get("best") is None:
+        if state.get("run_dir"):  # the status may have changed since the critic wrote it (a person accepted)
+            write_run_json(state["run_dir"], dict(state))
         return {}
     notes: list[str] = []
     update: dict[str, Any] = {}
@@ -38,16 +40,20 @@ def remember(state: GemsState, runtime: Runtime[GemsContext]) -> dict[str, Any]:
         rounds[-1] = last
         update["rounds"] = [last]
         notes += [note] if note else []
-    lessons = distill_lessons(state["prompt"], rounds, state.get("checks") or [],
-                              generator_family=generator_family(ctx.generator), skills=state.get("skills") or [],
-                              status=state.get("status") or "exhausted")
+    lessons = distill_lessons(
+        state["prompt"],
+        rounds,
+        state.get("checks") or [],
+        generator_family=state.get("generator_family") or generator_family(resolve_generator(ctx.generator)),
+        skills=state.get("skills") or [],
+        status=state.get("status") or "exhausted",
+    )
     ids: list[str] = []
     try:
         ids = store_for_run(ctx.memory, runtime.store).add(lessons) if lessons else []
     except MemoryStoreError as exc:
-        notes.append(f"memory: could not write lessons ({exc})")
+        notes.append(f"memory: could not write lessons ({one_line(exc)})")
     emit(runtime, "lessons_written", ids=ids)
     update.update({"lessons_written": ids, "notes": notes})
-    write_run_json(state["run_dir"], {**state, "rounds": rounds, "lessons_written": ids,
-                                      "notes": [*(state.get("notes") or []), *notes]})
+    write_run_json(state["run_dir"], {**state, "rounds": rounds, "lessons_written": ids, "notes": [*(state.get("notes") or []), *notes]})
     return update

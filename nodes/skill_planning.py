@@ -49,8 +49,7 @@ class SkillPlan:
     loop: ToolLoopResult | None = None
 
     def state_update(self) -> dict[str, Any]:
-        return {"skills": self.session.loaded, "skill_checks": self.session.added_checks,
-                "skill_hints": self.session.hints}
+        return {"skills": self.session.loaded, "skill_checks": self.session.added_checks, "skill_hints": self.session.hints}
 
 
 def planner_messages(session: SkillSession, system_prompt: str, user_prompt: str) -> list[BaseMessage]:
@@ -59,9 +58,17 @@ def planner_messages(session: SkillSession, system_prompt: str, user_prompt: str
     return [SystemMessage(system), HumanMessage(user_prompt)]
 
 
-def plan_with_skills(model: Any, *, prompt: str, system_prompt: str, user_prompt: str,
-                     schema: type[BaseModel], registry: SkillRegistry, max_skills: int = 2,
-                     max_turns: int = 4) -> SkillPlan:
+def plan_with_skills(
+    model: Any,
+    *,
+    prompt: str,
+    system_prompt: str,
+    user_prompt: str,
+    schema: type[BaseModel],
+    registry: SkillRegistry,
+    max_skills: int = 2,
+    max_turns: int = 4,
+) -> SkillPlan:
     """Run the planner's skill loop; ``prompt`` is the user's prompt (fills check placeholders)."""
     session = SkillSession(registry, max_skills=max_skills, prompt=prompt)
     messages = planner_messages(session, system_prompt, user_prompt)

@@ -17,8 +17,16 @@ from pathlib import Path
 import pytest
 
 CHROMIUM = "/usr/bin/chromium"
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--no-first-run", "--disable-dev-shm-usage", "--hide-scrollbars"]
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-dev-shm-usage",
+    "--hide-scrollbars",
+]
 
 
 def ensure_chromium() -> str:
@@ -47,8 +55,9 @@ def _run(args: list[str], timeout: float) -> subprocess.CompletedProcess:
 
 def screenshot(page: Path, png: Path, size: tuple[int, int] = (1200, 2000), timeout: float = 120) -> Path:
     """Render ``page`` (a local HTML file) to ``png``."""
-    res = _run([f"--screenshot={png}", f"--window-size={size[0]},{size[1]}", "--virtual-time-budget=5000",
-                page.resolve().as_uri()], timeout)
+    res = _run(
+        [f"--screenshot={png}", f"--window-size={size[0]},{size[1]}", "--virtual-time-budget=5000", page.resolve().as_uri()], timeout
+    )
     assert png.is_file() and png.stat().st_size > 0, f"no screenshot: {res.stderr[-2000:]}"
     return png
 

@@ -46,7 +46,9 @@ def chroma_server(tmp_path_factory):
     log = open(data / "server.log", "wb")
     proc = subprocess.Popen(
         [_chroma_bin(), "run", "--path", str(data / "db"), "--host", "127.0.0.1", "--port", str(port)],
-        stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "ANONYMIZED_TELEMETRY": "False"},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "ANONYMIZED_TELEMETRY": "False"},
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
@@ -97,5 +99,4 @@ def make_lesson(text: str, family: str = "shapes", **kw):
     """A lesson dict with the fields a distilled one has."""
     from gems_graph.memory.store import normalize_lesson
 
-    return normalize_lesson({"text": text, "prompt": kw.pop("prompt", text), "generator_family": family,
-                             "status": "passed", **kw})
+    return normalize_lesson({"text": text, "prompt": kw.pop("prompt", text), "generator_family": family, "status": "passed", **kw})

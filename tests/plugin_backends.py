@@ -8,7 +8,7 @@ by commas, e.g. ``colour:delay=0.3,log=/tmp/calls.tsv`` and ``scripted:fix=3``.
 from __future__ import annotations
 
 from gems_graph.registry import register_chat_model, register_generator
-from tests.fakes import ColourGenerator, ScriptedChatModel, loop_handler
+from gems_graph.testing import ColourGenerator, ScriptedChatModel, loop_handler
 
 
 def _args(arg: str) -> dict[str, str]:
@@ -17,8 +17,12 @@ def _args(arg: str) -> dict[str, str]:
 
 def _colour(arg: str) -> ColourGenerator:
     a = _args(arg)
-    return ColourGenerator(delay=float(a.get("delay", 0)), log_path=a.get("log"), fail_all=a.get("fail") == "all",
-                           lucky_seeds={int(s) for s in a.get("lucky", "").split("+") if s})
+    return ColourGenerator(
+        delay=float(a.get("delay", 0)),
+        log_path=a.get("log"),
+        fail_all=a.get("fail") == "all",
+        lucky_seeds={int(s) for s in a.get("lucky", "").split("+") if s},
+    )
 
 
 def _scripted(arg: str) -> ScriptedChatModel:

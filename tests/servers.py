@@ -88,8 +88,9 @@ class RecordingServer:
         self.server.server_close()
 
 
-def chat_completion(content: str = "", *, tool_call: dict | None = None, logprobs: list | None = None, model: str = "m",
-                    reasoning: str | None = None) -> dict:
+def chat_completion(
+    content: str = "", *, tool_call: dict | None = None, logprobs: list | None = None, model: str = "m", reasoning: str | None = None
+) -> dict:
     """An OpenAI chat.completion body."""
     message: dict[str, Any] = {"role": "assistant", "content": content}
     if tool_call is not None:
@@ -100,8 +101,14 @@ def chat_completion(content: str = "", *, tool_call: dict | None = None, logprob
     choice: dict[str, Any] = {"index": 0, "message": message, "finish_reason": "stop"}
     if logprobs is not None:
         choice["logprobs"] = {"content": logprobs}
-    return {"id": "c1", "object": "chat.completion", "created": 0, "model": model, "choices": [choice],
-            "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}}
+    return {
+        "id": "c1",
+        "object": "chat.completion",
+        "created": 0,
+        "model": model,
+        "choices": [choice],
+        "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+    }
 
 
 @dataclass
@@ -156,9 +163,25 @@ class LlamaServer:
 
     def __enter__(self) -> LlamaServer:
         cmd = [
-            sys.executable, "-m", "llama_cpp.server", "--model", str(self.model_path), "--model_alias", self.alias,
-            "--host", "127.0.0.1", "--port", str(self.port), "--chat_format", self.chat_format,
-            "--n_ctx", "2048", "--n_threads", "2", "--verbose", "False",
+            sys.executable,
+            "-m",
+            "llama_cpp.server",
+            "--model",
+            str(self.model_path),
+            "--model_alias",
+            self.alias,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--chat_format",
+            self.chat_format,
+            "--n_ctx",
+            "2048",
+            "--n_threads",
+            "2",
+            "--verbose",
+            "False",
         ]
         self.log = open(os.environ.get("GEMS_LLAMA_LOG", os.devnull), "wb")  # noqa: SIM115
         self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT)

@@ -22,8 +22,16 @@ from tests.servers import RecordingServer, chat_completion, free_port, json_repl
 
 @pytest.fixture(autouse=True)
 def _clean_env(monkeypatch, tmp_path):
-    for name in ("GEMS_CONFIG", "GEMS_GENERATOR", "GEMS_CHAT_MODEL", "GEMS_CRITIC_MODEL", "GEMS_MAX_ROUNDS", "GEMS_SEED",
-                 "OPENAI_API_KEY", "GEMS_OPENAI_API_KEY"):
+    for name in (
+        "GEMS_CONFIG",
+        "GEMS_GENERATOR",
+        "GEMS_CHAT_MODEL",
+        "GEMS_CRITIC_MODEL",
+        "GEMS_MAX_ROUNDS",
+        "GEMS_SEED",
+        "OPENAI_API_KEY",
+        "GEMS_OPENAI_API_KEY",
+    ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(tmp_path)
 
@@ -116,8 +124,13 @@ def _openai_like(rec):
 
 def test_doctor_rows_for_endpoint_and_missing_model(tmp_path):
     with RecordingServer(_openai_like) as srv:
-        rows = doctor({"generator": f"diffusers:{tmp_path / 'nope'}", "chat_model": f"openai-compatible:{srv.url}/v1#m",
-                       "critic_model": f"openai-compatible:http://127.0.0.1:{free_port()}/v1#m"})
+        rows = doctor(
+            {
+                "generator": f"diffusers:{tmp_path / 'nope'}",
+                "chat_model": f"openai-compatible:{srv.url}/v1#m",
+                "critic_model": f"openai-compatible:http://127.0.0.1:{free_port()}/v1#m",
+            }
+        )
     by = {(r.role, r.check): r for r in rows}
     assert by[("generator", "model")].status == "fail" and "does not exist" in by[("generator", "model")].detail
     assert by[("chat_model", "reachable")].status == "ok"
@@ -147,8 +160,11 @@ def test_serve_generator_command_in_a_real_process(tmp_path):
     folder = save_sd_pipeline(tmp_path / "tiny-sd")
     port = free_port()
     code = "import typer; from gems_graph.backends.cli import serve_generator_command as c; typer.run(c)"
-    proc = subprocess.Popen([sys.executable, "-c", code, f"diffusers:{folder}?device=cpu&steps=2", "--port", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, f"diffusers:{folder}?device=cpu&steps=2", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     try:
         base = f"http://127.0.0.1:{port}"
         for _ in range(240):

@@ -112,8 +112,13 @@ def test_presets_and_overrides():
 def test_spec_options():
     path, kw = parse_spec("org/m?device=cpu&dtype=float32&offload=1&slicing=0&steps=3&guidance=1.5")
     assert path == "org/m"
-    assert kw == {"device": "cpu", "dtype": "float32", "cpu_offload": True, "attention_slicing": False,
-                  "defaults": {"steps": 3, "guidance": 1.5}}
+    assert kw == {
+        "device": "cpu",
+        "dtype": "float32",
+        "cpu_offload": True,
+        "attention_slicing": False,
+        "defaults": {"steps": 3, "guidance": 1.5},
+    }
     with pytest.raises(ValueError, match="unknown diffusers option 'bogus'"):
         parse_spec("org/m?bogus=1")
     with pytest.raises(ValueError, match="dtype"):
@@ -141,8 +146,10 @@ def test_full_gems_run_with_tiny_pipeline(which, sd_folder, zimage_folder, tmp_p
 
     folder = sd_folder if which == "sd" else zimage_folder
     spec = f"diffusers:{folder}?device=cpu&steps=2&width=32&height=32"
-    result = CliRunner().invoke(app, ["run", "two red circles", "--generator", spec, "--rounds", "1", "--candidates", "2",
-                                      "--out", str(tmp_path / "runs"), "--json"])
+    result = CliRunner().invoke(
+        app,
+        ["run", "two red circles", "--generator", spec, "--rounds", "1", "--candidates", "2", "--out", str(tmp_path / "runs"), "--json"],
+    )
     assert result.exit_code == 0, result.output
     out = json.loads(result.stdout)
     assert out["status"] in ("passed", "exhausted") and out["rounds"] == 1

@@ -11,10 +11,9 @@ import pytest
 from langchain_core.messages import HumanMessage, SystemMessage
 from pydantic import BaseModel, Field
 
-from gems_graph.backends import openai_chat
 from gems_graph.backends.doctor import doctor
-from gems_graph.backends.openai_chat import compatible_from_spec, supports_logprobs
-from gems_graph.llm import invoke_structured, yes_probability
+from gems_graph.backends.openai_chat import compatible_from_spec
+from gems_graph.llm import invoke_structured, supports_logprobs, yes_probability
 from tests.servers import LlamaServer, reset_endpoint_memory, smollm2_gguf
 
 pytest.importorskip("llama_cpp.server", reason="llama-cpp-python[server] is a dev dependency (make setup)")
@@ -65,7 +64,12 @@ def test_logprobs_are_returned_and_parsed(llama):
 
 
 def test_doctor_against_llama(llama):
-    rows = doctor({"chat_model": f"openai-compatible:{llama.base_url}#{llama.alias}?temperature=0&max_tokens=64&max_retries=0&timeout=600", "generator": "shapes"})
+    rows = doctor(
+        {
+            "chat_model": f"openai-compatible:{llama.base_url}#{llama.alias}?temperature=0&max_tokens=64&max_retries=0&timeout=600",
+            "generator": "shapes",
+        }
+    )
     by = {r.check: r for r in rows if r.role == "chat_model"}
     assert by["reachable"].status == "ok"
     assert by["structured output"].status == "ok" and "function_calling" in by["structured output"].detail

@@ -16,7 +16,6 @@ from langchain_core.messages import HumanMessage
 from PIL import Image
 from pydantic import BaseModel
 
-from gems_graph.backends import openai_chat
 from gems_graph.backends.base import GenerationError, GenerationRequest
 from gems_graph.backends.openai_chat import (
     ChatModelNotFoundError,
@@ -25,10 +24,9 @@ from gems_graph.backends.openai_chat import (
     GemsChatOpenAI,
     compatible_from_spec,
     openai_from_spec,
-    supports_logprobs,
 )
 from gems_graph.backends.openai_images import OpenAIImagesGenerator
-from gems_graph.llm import image_block, invoke_structured, reasoning_of, text_block, yes_probability
+from gems_graph.llm import image_block, invoke_structured, reasoning_of, supports_logprobs, text_block, yes_probability
 from gems_graph.registry import resolve_chat_model
 from tests.servers import RecordingServer, chat_completion, free_port, json_reply, reset_endpoint_memory
 
@@ -117,7 +115,11 @@ def test_vision_request_carries_data_url_image_blocks(tmp_path):
 def test_logprobs_requested_and_parsed():
     tops = [{"token": "Yes", "logprob": -0.1, "bytes": None}, {"token": "No", "logprob": -2.5, "bytes": None}]
 
-    with RecordingServer(lambda rec: json_reply(200, chat_completion("Yes", logprobs=[{"token": "Yes", "logprob": -0.1, "bytes": None, "top_logprobs": tops}]))) as srv:
+    with RecordingServer(
+        lambda rec: json_reply(
+            200, chat_completion("Yes", logprobs=[{"token": "Yes", "logprob": -0.1, "bytes": None, "top_logprobs": tops}])
+        )
+    ) as srv:
         model = _model(srv)
         assert supports_logprobs(model)
         msg = model.bind(logprobs=True, top_logprobs=5).invoke([HumanMessage("Is there a cat? Answer yes or no.")])
@@ -161,7 +163,7 @@ def test_wrong_model_name_is_clear():
 def test_server_500_is_retried_then_raised():
     with RecordingServer(lambda rec: json_reply(500, {"error": {"message": "engine crashed"}})) as srv:
         model = _model(srv, retries=1)
-        with pytest.raises(EndpointServerError, match="HTTP 500 after 1 retries: engine crashed") as info:
+        with pytest.raises(EndpointServerError, match="HTTP 500 after 2 attempts: engine crashed") as info:
             model.invoke("hi")
         assert info.value.status_code == 500
         assert len(srv.requests) == 2
@@ -199,8 +201,16 @@ def test_openai_images_b64_and_content_policy(monkeypatch):
     def respond(rec):
         body = rec.json()
         if "forbidden" in body["prompt"]:
-            return json_reply(400, {"error": {"message": "Your request was rejected by the safety system.",
-                                              "type": "image_generation_user_error", "code": "content_policy_violation"}})
+            return json_reply(
+                400,
+                {
+                    "error": {
+                        "message": "Your request was rejected by the safety system.",
+                        "type": "image_generation_user_error",
+                        "code": "content_policy_violation",
+                    }
+                },
+            )
         return json_reply(200, {"created": 0, "data": [{"b64_json": b64}]})
 
     with RecordingServer(respond) as srv:
@@ -230,3 +240,20 @@ async def test_async_fallback_chain():
         model = _model(srv)
         out = await model.with_structured_output(Checks, include_raw=True).ainvoke([HumanMessage("a")])
         assert out["parsed"] == Checks(questions=["A?"]) and model.structured_method() == "function_calling"
+
+
+def test_retries_live_in_one_layer_and_a_dead_endpoint_fails_the_run(tmp_path):
+    """An endpoint that always answers 503 is asked max_retries + 1 times in all, and the
+    run ends failed with the client's message (not a traceback), resumable."""
+    from langgraph.checkpoint.memory import InMemorySaver
+
+    from gems_graph.context import GemsContext
+    from gems_graph.runner import run_gems
+
+    with RecordingServer(lambda rec: json_reply(503, {"error": {"message": "overloaded"}})) as srv:
+        model = _model(srv, retries=2)
+        ctx = GemsContext(chat_model=model, artifact_root=str(tmp_path), memory="none", max_skills=0)
+        result = run_gems("a photo of a red circle", ctx, InMemorySaver())
+    assert result.status == "failed"
+    assert "HTTP 503 after 3 attempts: overloaded" in result.state["error"]
+    assert len(srv.requests) == 3

@@ -10,12 +10,18 @@ from langgraph.types import Command
 from gems_graph.checkpoint import CompactSqliteSaver, open_checkpointer
 from gems_graph.context import GemsContext
 from gems_graph.graph import compile_graph
-from tests.fakes import ColourGenerator, ScriptedChatModel, loop_handler
+from gems_graph.testing import ColourGenerator, ScriptedChatModel, loop_handler
 
 
 def context(tmp_path, **kw) -> GemsContext:
-    return GemsContext(generator=ColourGenerator(), chat_model=ScriptedChatModel(handler=loop_handler(fix_at_round=3)),
-                       artifact_root=str(tmp_path / "runs"), memory="none", max_skills=0, **kw)
+    return GemsContext(
+        generator=ColourGenerator(),
+        chat_model=ScriptedChatModel(handler=loop_handler(fix_at_round=3)),
+        artifact_root=str(tmp_path / "runs"),
+        memory="none",
+        max_skills=0,
+        **kw,
+    )
 
 
 def test_default_saver_versions_channels_with_integers(tmp_path):

@@ -17,10 +17,10 @@ REPO = Path(__file__).resolve().parents[1]
 
 def gems(args, home, *, timeout=300, **popen):
     # Memory is off here (its own tests cover it): loading the embedding model per subprocess is slow.
-    env = {**os.environ, "GEMS_HOME": str(home), "GEMS_PLUGINS": "tests.plugin_backends", "PYTHONPATH": str(REPO),
-           "GEMS_MEMORY": "none"}
-    return subprocess.run([sys.executable, "-m", "gems_graph.cli", *args], capture_output=True, text=True,
-                          env=env, timeout=timeout, cwd=REPO, **popen)
+    env = {**os.environ, "GEMS_HOME": str(home), "GEMS_PLUGINS": "tests.plugin_backends", "PYTHONPATH": str(REPO), "GEMS_MEMORY": "none"}
+    return subprocess.run(
+        [sys.executable, "-m", "gems_graph.cli", *args], capture_output=True, text=True, env=env, timeout=timeout, cwd=home.parent, **popen
+    )
 
 
 BACKENDS = ["--generator", "colour:", "--chat-model", "scripted:fix=3"]
@@ -93,11 +93,21 @@ def test_a_failed_round_exits_1_and_keeps_its_checkpoint(tmp_path):
 def test_sigkill_after_round_2_then_resume_does_not_regenerate(tmp_path):
     log = tmp_path / "calls.tsv"
     home = tmp_path / "home"
-    env = {**os.environ, "GEMS_HOME": str(home), "GEMS_PLUGINS": "tests.plugin_backends", "PYTHONPATH": str(REPO),
-           "GEMS_MEMORY": "none"}
-    args = [sys.executable, "-m", "gems_graph.cli", "run", "a red square", "--generator", f"colour:delay=0.4,log={log}",
-            "--chat-model", "scripted:fix=4", "--rounds", "5"]
-    proc = subprocess.Popen(args, env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    env = {**os.environ, "GEMS_HOME": str(home), "GEMS_PLUGINS": "tests.plugin_backends", "PYTHONPATH": str(REPO), "GEMS_MEMORY": "none"}
+    args = [
+        sys.executable,
+        "-m",
+        "gems_graph.cli",
+        "run",
+        "a red square",
+        "--generator",
+        f"colour:delay=0.4,log={log}",
+        "--chat-model",
+        "scripted:fix=4",
+        "--rounds",
+        "5",
+    ]
+    proc = subprocess.Popen(args, env=env, cwd=home.parent, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     run_json = None
     deadline = time.time() + 300
     while time.time() < deadline:
@@ -115,13 +125,19 @@ def test_sigkill_after_round_2_then_resume_does_not_regenerate(tmp_path):
     assert len(before) == 2
     calls_before = log.read_text().splitlines()
 
-    res = subprocess.run([sys.executable, "-m", "gems_graph.cli", "run", "--resume", run_dir.name, "--json"],
-                         env=env, cwd=REPO, capture_output=True, text=True, timeout=300)
+    res = subprocess.run(
+        [sys.executable, "-m", "gems_graph.cli", "run", "--resume", run_dir.name, "--json"],
+        env=env,
+        cwd=home.parent,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert res.returncode == 0, res.stderr
     summary = json.loads(res.stdout)
     assert summary["status"] == "passed" and summary["rounds"] == 4
     after = {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in run_dir.glob("round_0[12]/*.png")}
     assert after == before  # rounds 1-2 untouched: same files, same bytes
-    new_calls = log.read_text().splitlines()[len(calls_before):]
+    new_calls = log.read_text().splitlines()[len(calls_before) :]
     assert not any(line.startswith("0\t") for line in new_calls)  # round 1's seed never asked again
     assert len(new_calls) <= 3  # at most rounds 3 (if it had started), 3 and 4

@@ -19,9 +19,14 @@ def demo_prompt() -> str:
 
 def test_the_demo_command_needs_several_rounds_and_leaves_images_and_a_report(tmp_path):
     env = {**os.environ, "GEMS_HOME": str(tmp_path / "home")}
-    res = subprocess.run([sys.executable, "-m", "gems_graph.cli", "run", demo_prompt(), "--rounds", "5",
-                          "--out", str(tmp_path / "runs"), "--json"],
-                         capture_output=True, text=True, env=env, cwd=REPO, timeout=900)
+    res = subprocess.run(
+        [sys.executable, "-m", "gems_graph.cli", "run", demo_prompt(), "--rounds", "5", "--out", str(tmp_path / "runs"), "--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=900,
+    )
     assert res.returncode == 0, res.stderr
     summary = json.loads(res.stdout)
     assert summary["status"] in ("passed", "exhausted")
@@ -31,3 +36,7 @@ def test_the_demo_command_needs_several_rounds_and_leaves_images_and_a_report(tm
     assert len(pngs) == summary["rounds"]
     assert (run_dir / "report.html").stat().st_size > 1000
     assert "skills" in summary and (tmp_path / "home" / "memory").exists()  # lessons were written
+    # The loop at work: round 1 failed, and a rewritten prompt (not only a new seed) fixed it.
+    rounds = json.loads((run_dir / "run.json").read_text())["rounds"]
+    assert summary["status"] == "passed" and rounds[0]["candidates"][0]["score"] < 1.0
+    assert rounds[-1]["prompt"] != rounds[0]["prompt"]

@@ -19,6 +19,7 @@ from typer.testing import CliRunner
 from gems_graph.backends.base import GenerationRequest
 from gems_graph.eval import EvalConfig, run_eval
 from gems_graph.eval.harness import EvalConfigError
+from gems_graph.eval.methods import METHODS
 from gems_graph.registry import register_generator
 from gems_graph.shapes.grammar import INVERSE_RELATION, ObjectSpec, Scene, parse_prompt
 from gems_graph.shapes.render import render_scene
@@ -64,8 +65,9 @@ class FaultyRenderer:
 
 
 def _cfg(out, **kw) -> EvalConfig:
-    base = dict(suite="shapes", split="dev", out=str(out), generator=FaultyRenderer(), per_category=2,
-                budget=3, progress=False, memory="none")
+    base = dict(
+        suite="shapes", split="dev", out=str(out), generator=FaultyRenderer(), per_category=2, budget=3, progress=False, memory="none"
+    )
     base.update(kw)
     return EvalConfig(**base)
 
@@ -81,17 +83,17 @@ def test_every_method_runs_and_is_scored_by_the_checker(small_run):
     data = json.loads((out / "results.json").read_text())
     recs = data["records"]
     assert data["incomplete"] == 0 and result["errors"] == 0
-    assert len(recs) == 12 * 5
-    by = {m: [r for r in recs if r["method"] == m] for m in ("single", "rewrite", "search", "loop", "gems")}
+    assert len(recs) == 12 * 7
+    by = {m: [r for r in recs if r["method"] == m] for m in METHODS}
     for m, rs in by.items():
         assert all(r["score"] in (0.0, 1.0) for r in rs), m
         assert all((out / r["final_image"]).is_file() for r in rs), m
-    # Budgets: one image for single/rewrite, exactly N for search, at most N for the loops.
-    assert all(r["images"] == 1 for r in by["single"] + by["rewrite"])
+    # Budgets: one image for single/explicit/rewrite, exactly N for search, at most N for the loops.
+    assert all(r["images"] == 1 for r in by["single"] + by["explicit"] + by["rewrite"])
     assert all(r["images"] == 3 and r["rounds"] == 1 for r in by["search"])
-    assert all(1 <= r["images"] == r["rounds"] <= 3 for r in by["loop"] + by["gems"])
+    assert all(1 <= r["images"] == r["rounds"] <= 3 for r in by["loop"] + by["loop+skills"] + by["gems"])
     # Chat-model calls are counted: none for single, planner + critic for the others.
-    assert all(r["chat_calls"] == 0 for r in by["single"])
+    assert all(r["chat_calls"] == 0 for r in by["single"] + by["explicit"])
     assert all(r["chat_calls"] >= 3 for r in by["rewrite"] + by["search"] + by["loop"])
     from gems_graph.context import context_field_names
 
@@ -107,7 +109,7 @@ def test_every_method_runs_and_is_scored_by_the_checker(small_run):
     assert "| method | score |" in table and "| position |" in table
     assert (out / result["paths"]["plot"].split("/")[-1]).is_file()
     timings = json.loads((out / "timings.json").read_text())
-    assert len(timings["tasks"]) == 60 and all(t is not None and t >= 0 for t in timings["tasks"].values())
+    assert len(timings["tasks"]) == 84 and all(t is not None and t >= 0 for t in timings["tasks"].values())
 
 
 def test_final_image_is_the_one_scored(small_run):
@@ -186,8 +188,25 @@ def test_cli_prints_the_table(tmp_path):
     from gems_graph.eval.cli import eval_app
 
     register_generator("eval-faulty", lambda arg: FaultyRenderer(), replace=True)
-    res = CliRunner().invoke(eval_app, ["shapes", "--split", "test", "--per-category", "1", "--methods", "single,search",
-                                        "--budget", "2", "--generator", "eval-faulty", "--out", str(tmp_path), "--no-progress"])
+    res = CliRunner().invoke(
+        eval_app,
+        [
+            "shapes",
+            "--split",
+            "test",
+            "--per-category",
+            "1",
+            "--methods",
+            "single,search",
+            "--budget",
+            "2",
+            "--generator",
+            "eval-faulty",
+            "--out",
+            str(tmp_path),
+            "--no-progress",
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert "| single |" in res.stdout and "| search |" in res.stdout and "test split" in res.stdout
     res = CliRunner().invoke(eval_app, ["shapes", "--methods", "single,best", "--out", str(tmp_path / "x"), "--no-progress"])
@@ -200,11 +219,28 @@ def test_custom_suite_scored_by_soft_tifa_with_an_offline_judge(tmp_path):
     """A custom JSONL with checks, judged by the shapes chat model (it returns yes/no logprobs)."""
     suite = tmp_path / "mine.jsonl"
     suite.write_text(
-        json.dumps({"id": "pair", "prompt": "a photo of a red circle and a blue square",
-                    "checks": ["Is there a red circle?", "Is there a blue square?"]}) + "\n"
-        + json.dumps({"id": "wrong", "prompt": "a photo of a green triangle", "checks": ["Is there a yellow circle?"]}) + "\n")
-    r = run_eval(EvalConfig(suite="custom", path=str(suite), out=str(tmp_path / "out"), methods=["single"],
-                            generator=FaultyRenderer(error_rate=0.0), judge="shapes", progress=False))
+        json.dumps(
+            {
+                "id": "pair",
+                "prompt": "a photo of a red circle and a blue square",
+                "checks": ["Is there a red circle?", "Is there a blue square?"],
+            }
+        )
+        + "\n"
+        + json.dumps({"id": "wrong", "prompt": "a photo of a green triangle", "checks": ["Is there a yellow circle?"]})
+        + "\n"
+    )
+    r = run_eval(
+        EvalConfig(
+            suite="custom",
+            path=str(suite),
+            out=str(tmp_path / "out"),
+            methods=["single"],
+            generator=FaultyRenderer(error_rate=0.0),
+            judge="shapes",
+            progress=False,
+        )
+    )
     recs = {x["item"]: x for x in json.loads((tmp_path / "out" / "results.json").read_text())["records"]}
     assert recs["pair"]["am"] > 0.5 and recs["pair"]["gm"] > 0.5 and recs["pair"]["judge_calls"] == 2
     assert recs["wrong"]["am"] < 0.5

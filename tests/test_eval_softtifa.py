@@ -91,18 +91,32 @@ def test_geneval2_eval_scores_with_the_judge_and_writes_the_official_json(tmp_pa
     """A GenEval2-format suite end to end: generate, write {prompt: path}, score AM/GM."""
     from gems_graph.backends.openai_chat import GemsChatOpenAI
     from gems_graph.eval import EvalConfig, run_eval
-    from tests.fakes import ColourGenerator
+    from gems_graph.testing import ColourGenerator
 
     suite = tmp_path / "g2.jsonl"
-    lines = [{"prompt": "a green backpack and a pig", "atom_count": 3,
-              "vqa_list": [[FIXTURES[0]["question"], "Yes"], [FIXTURES[1]["question"], "Yes"]], "skills": ["attribute", "object"]},
-             {"prompt": "five bears", "atom_count": 2,
-              "vqa_list": [[FIXTURES[3]["question"], "five"]], "skills": ["count"]}]
+    lines = [
+        {
+            "prompt": "a green backpack and a pig",
+            "atom_count": 3,
+            "vqa_list": [[FIXTURES[0]["question"], "Yes"], [FIXTURES[1]["question"], "Yes"]],
+            "skills": ["attribute", "object"],
+        },
+        {"prompt": "five bears", "atom_count": 2, "vqa_list": [[FIXTURES[3]["question"], "five"]], "skills": ["count"]},
+    ]
     suite.write_text("".join(json.dumps(x) + "\n" for x in lines))
     with RecordingServer(_serve_recorded) as srv:
         judge = GemsChatOpenAI(model="Qwen3-VL-8B-Instruct", api_key="EMPTY", base_url=f"{srv.url}/v1", max_retries=0)
-        r = run_eval(EvalConfig(suite="geneval2", path=str(suite), out=str(tmp_path / "out"), methods=["single"],
-                                generator=ColourGenerator(), judge=judge, progress=False))
+        r = run_eval(
+            EvalConfig(
+                suite="geneval2",
+                path=str(suite),
+                out=str(tmp_path / "out"),
+                methods=["single"],
+                generator=ColourGenerator(),
+                judge=judge,
+                progress=False,
+            )
+        )
     recs = json.loads((tmp_path / "out" / "results.json").read_text())["records"]
     assert [x["am"] for x in recs] == pytest.approx([(0.89 + 0.20) / 2, 0.78], abs=1e-5)
     assert [x["gm"] for x in recs] == pytest.approx([math.sqrt(0.89 * 0.20), 0.78], abs=1e-5)

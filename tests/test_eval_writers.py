@@ -16,7 +16,7 @@ from PIL import Image
 from gems_graph.eval import EvalConfig, load_suite, run_eval
 from gems_graph.eval.suites import SuiteError
 from gems_graph.eval.writers import write_geneval, write_geneval2
-from tests.fakes import ColourGenerator
+from gems_graph.testing import ColourGenerator
 
 DATA = Path(__file__).parents[2] / "shared" / "data"
 GENEVAL = DATA / "geneval" / "evaluation_metadata.jsonl"
@@ -37,8 +37,14 @@ def test_geneval_suite_reads_all_553_prompts_with_their_tags():
     _need(GENEVAL)
     items = load_suite("geneval", GENEVAL)
     assert len(items) == 553
-    assert Counter(i.category for i in items) == {"single_object": 80, "two_object": 99, "counting": 80,
-                                                  "colors": 94, "position": 100, "color_attr": 100}
+    assert Counter(i.category for i in items) == {
+        "single_object": 80,
+        "two_object": 99,
+        "counting": 80,
+        "colors": 94,
+        "position": 100,
+        "color_attr": 100,
+    }
     assert [i.id for i in items[:2]] == ["00000", "00001"] and items[0].prompt == "a photo of a bench"
 
 
@@ -49,7 +55,7 @@ def test_geneval_writer_makes_the_official_layout(tmp_path):
     images = {(it.id, k): _png(tmp_path / f"{it.id}_{k}.png") for it in items for k in range(4)}
     out = write_geneval(tmp_path / "geneval", items, images)
     assert sorted(p.name for p in out.iterdir()) == ["00000", "00001", "00002"]
-    for n, it in enumerate(items):
+    for n in range(len(items)):
         folder = out / f"{n:05d}"
         meta = (folder / "metadata.jsonl").read_text()
         assert meta.strip() == lines[n]  # the prompt's line, verbatim
@@ -59,8 +65,18 @@ def test_geneval_writer_makes_the_official_layout(tmp_path):
 
 def test_geneval_eval_writes_the_layout_for_each_method(tmp_path):
     _need(GENEVAL)
-    r = run_eval(EvalConfig(suite="geneval", path=str(GENEVAL), out=str(tmp_path), methods=["single"], samples=2,
-                            limit=3, generator=ColourGenerator(), progress=False))
+    r = run_eval(
+        EvalConfig(
+            suite="geneval",
+            path=str(GENEVAL),
+            out=str(tmp_path),
+            methods=["single"],
+            samples=2,
+            limit=3,
+            generator=ColourGenerator(),
+            progress=False,
+        )
+    )
     root = Path(r["paths"]["geneval_single"])
     assert root == tmp_path / "geneval" / "single"
     assert sorted(p.name for p in root.iterdir()) == ["00000", "00001", "00002"]
@@ -101,8 +117,17 @@ def _one(tmp_path: Path) -> Path:
 
 def test_custom_suite_checks_become_yes_questions(tmp_path):
     p = tmp_path / "mine.jsonl"
-    p.write_text(json.dumps({"prompt": "a red cube", "id": "cube", "category": "colour", "checks": [
-        "Is there a cube?", ["How many cubes are in the image?", "one"]]}) + "\n")
+    p.write_text(
+        json.dumps(
+            {
+                "prompt": "a red cube",
+                "id": "cube",
+                "category": "colour",
+                "checks": ["Is there a cube?", ["How many cubes are in the image?", "one"]],
+            }
+        )
+        + "\n"
+    )
     (item,) = load_suite("custom", p)
     assert item.id == "cube" and item.category == "colour"
     assert item.vqa == (("Is there a cube?", "Yes"), ("How many cubes are in the image?", "one"))

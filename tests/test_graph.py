@@ -10,7 +10,7 @@ from langgraph.checkpoint.memory import InMemorySaver
 
 from gems_graph.context import GemsContext
 from gems_graph.graph import build_graph, compile_graph, graph
-from tests.fakes import ColourGenerator, ScriptedChatModel, loop_handler
+from gems_graph.testing import ColourGenerator, ScriptedChatModel, loop_handler
 
 
 def run(generator, handler, tmp_path, **ctx):
@@ -113,7 +113,7 @@ def test_the_refiner_sees_the_trajectory_and_images(tmp_path):
 
     def handler(messages, tools):
         if "RefinedPrompt" in tools:
-            from tests.fakes import attached_images, last_text
+            from gems_graph.testing import attached_images, last_text
 
             seen.append((last_text(messages), len(attached_images(messages))))
         return base(messages, tools)
@@ -127,8 +127,9 @@ def test_the_refiner_sees_the_trajectory_and_images(tmp_path):
 
 @pytest.mark.parametrize("prompt", ["", "   ", "a\x00b"])
 def test_the_graph_rejects_bad_prompts(prompt, tmp_path):
-    context = GemsContext(generator=ColourGenerator(), chat_model=ScriptedChatModel(handler=loop_handler()),
-                          artifact_root=str(tmp_path / "runs"))
+    context = GemsContext(
+        generator=ColourGenerator(), chat_model=ScriptedChatModel(handler=loop_handler()), artifact_root=str(tmp_path / "runs")
+    )
     with pytest.raises(ValueError):
         compile_graph().invoke({"prompt": prompt}, context=context)
     assert not (tmp_path / "runs").exists()

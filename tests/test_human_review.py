@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.types import Command
 
 from gems_graph.context import GemsContext
 from gems_graph.graph import compile_graph
-from tests.fakes import ColourGenerator, ScriptedChatModel, last_text, loop_handler
+from gems_graph.testing import ColourGenerator, ScriptedChatModel, last_text, loop_handler
 
 
 def setup(tmp_path, handler=None):
-    context = GemsContext(generator=ColourGenerator(), chat_model=ScriptedChatModel(handler=handler or loop_handler()),
-                          artifact_root=str(tmp_path), human_feedback=True, max_rounds=4, candidates_per_round=2)
+    context = GemsContext(
+        generator=ColourGenerator(),
+        chat_model=ScriptedChatModel(handler=handler or loop_handler()),
+        artifact_root=str(tmp_path),
+        human_feedback=True,
+        max_rounds=4,
+        candidates_per_round=2,
+    )
     return compile_graph(checkpointer=InMemorySaver()), {"configurable": {"thread_id": "h"}}, context
 
 
@@ -22,6 +30,10 @@ def test_pauses_with_candidates_and_verdicts_then_accept_stops_with_that_image(t
     (pause,) = out["__interrupt__"]
     assert pause.value["round"] == 1 and len(pause.value["candidates"]) == 2
     assert pause.value["candidates"][1]["verdicts"][1] == {"question": "Is the square red?", "passed": False}
+    # Studio shows the images: a small thumbnail in the interrupt (never in state), absolute paths.
+    first = pause.value["candidates"][0]
+    assert first["thumbnail"].startswith("data:image/png;base64,") and Path(first["image"]).is_absolute()
+    assert "thumbnail" not in str(app.get_state(cfg).values)
     final = app.invoke(Command(resume={"accept": True, "index": 1}), cfg, context=ctx)
     assert final["status"] == "accepted" and final["best"]["index"] == 1 and final["rounds_used"] == 1
     assert final["best_image"].endswith("candidate_01_seed1.png")
@@ -47,8 +59,22 @@ def test_feedback_reaches_the_refiner(tmp_path):
 
 
 def test_without_human_feedback_nothing_pauses(tmp_path):
-    context = GemsContext(generator=ColourGenerator(), chat_model=ScriptedChatModel(handler=loop_handler(fix_at_round=2)),
-                          artifact_root=str(tmp_path))
-    out = compile_graph(checkpointer=InMemorySaver()).invoke({"prompt": "a red square"}, {"configurable": {"thread_id": "n"}},
-                                                             context=context)
+    context = GemsContext(
+        generator=ColourGenerator(), chat_model=ScriptedChatModel(handler=loop_handler(fix_at_round=2)), artifact_root=str(tmp_path)
+    )
+    out = compile_graph(checkpointer=InMemorySaver()).invoke(
+        {"prompt": "a red square"}, {"configurable": {"thread_id": "n"}}, context=context
+    )
     assert "__interrupt__" not in out and out["status"] == "passed"
+
+
+def test_accepting_with_memory_off_leaves_a_final_run_json(tmp_path):
+    import json
+    from dataclasses import replace
+
+    app, cfg, ctx = setup(tmp_path)
+    ctx = replace(ctx, memory="none")
+    app.invoke({"prompt": "a red square"}, cfg, context=ctx)
+    final = app.invoke(Command(resume={"accept": True}), cfg, context=ctx)
+    record = json.loads((Path(final["run_dir"]) / "run.json").read_text())
+    assert record["status"] == "accepted" == final["status"]

@@ -9,15 +9,18 @@ from PIL import Image
 
 from gems_graph.artifacts import save_png
 from gems_graph.llm import image_data_url, invoke_structured
+from gems_graph.testing import ScriptedChatModel
 from nodes.planner import PlannedPrompt
-from tests.fakes import ScriptedChatModel
 
 
 def test_structured_reply_keeps_the_raw_message_and_its_reasoning():
     def reply(messages, tools):
         assert tools == ["PlannedPrompt"]  # the schema was bound as the one tool
-        return AIMessage(content="", additional_kwargs={"reasoning_content": "think: red first"},
-                         tool_calls=[{"name": "PlannedPrompt", "args": {"prompt": "a red cube"}, "id": "t1"}])
+        return AIMessage(
+            content="",
+            additional_kwargs={"reasoning_content": "think: red first"},
+            tool_calls=[{"name": "PlannedPrompt", "args": {"prompt": "a red cube"}, "id": "t1"}],
+        )
 
     out = invoke_structured(ScriptedChatModel(handler=reply), PlannedPrompt, [HumanMessage("go")])
     assert out.value == PlannedPrompt(prompt="a red cube")
@@ -26,10 +29,12 @@ def test_structured_reply_keeps_the_raw_message_and_its_reasoning():
 
 
 def test_a_reply_with_wrong_arguments_is_repaired_with_the_validation_error_shown():
-    replies = iter([
-        AIMessage(content="", tool_calls=[{"name": "PlannedPrompt", "args": {"promptt": "x"}, "id": "a"}]),
-        AIMessage(content="", tool_calls=[{"name": "PlannedPrompt", "args": {"prompt": "ok"}, "id": "b"}]),
-    ])
+    replies = iter(
+        [
+            AIMessage(content="", tool_calls=[{"name": "PlannedPrompt", "args": {"promptt": "x"}, "id": "a"}]),
+            AIMessage(content="", tool_calls=[{"name": "PlannedPrompt", "args": {"prompt": "ok"}, "id": "b"}]),
+        ]
+    )
     model = ScriptedChatModel(handler=lambda m, t: next(replies))
     out = invoke_structured(model, PlannedPrompt, [HumanMessage("go")])
     assert out.value.prompt == "ok"

@@ -20,8 +20,7 @@ SHARED = "a lesson every run learns"
 def _worker(path: str, w: int) -> None:
     store = open_experience_store(f"chroma:{path}", embeddings=DeterministicFakeEmbedding(size=384))
     for i in range(PER_WORKER):
-        store.add([{"text": f"worker {w} lesson {i}: keep the circles red", "prompt": f"prompt {w}.{i}",
-                    "generator_family": "shapes"}])
+        store.add([{"text": f"worker {w} lesson {i}: keep the circles red", "prompt": f"prompt {w}.{i}", "generator_family": "shapes"}])
         store.recall(f"prompt {w}.{i}", k=3, generator_family="shapes")  # reads interleaved with others' writes
     # every worker confirms the same lesson: one record, and no lost increment of its uses
     store.add([{"text": SHARED, "prompt": "shared", "generator_family": "shapes"}])

@@ -5,7 +5,7 @@ from __future__ import annotations
 from gems_graph.context import GemsContext
 from gems_graph.graph import compile_graph
 from gems_graph.memory import open_experience_store
-from tests.fakes import ColourGenerator, ScriptedChatModel, last_text, loop_handler
+from gems_graph.testing import ColourGenerator, ScriptedChatModel, last_text, loop_handler
 
 
 def run(tmp_path, prompt, seen, **ctx):
@@ -16,8 +16,9 @@ def run(tmp_path, prompt, seen, **ctx):
             seen.append(last_text(messages))
         return base(messages, tools)
 
-    context = GemsContext(generator=ColourGenerator(), chat_model=ScriptedChatModel(handler=handler),
-                          artifact_root=str(tmp_path / "runs"), **ctx)
+    context = GemsContext(
+        generator=ColourGenerator(), chat_model=ScriptedChatModel(handler=handler), artifact_root=str(tmp_path / "runs"), **ctx
+    )
     return compile_graph().invoke({"prompt": prompt}, context=context)
 
 
@@ -45,8 +46,11 @@ def test_recall_is_filtered_to_the_same_generator_family(tmp_path):
         family = "other"
 
     seen: list[str] = []
-    context = GemsContext(generator=OtherFamily(), chat_model=ScriptedChatModel(handler=lambda m, t: (seen.append(last_text(m)), loop_handler(fix_at_round=2)(m, t))[1]),
-                          artifact_root=str(tmp_path / "runs"))
+    context = GemsContext(
+        generator=OtherFamily(),
+        chat_model=ScriptedChatModel(handler=lambda m, t: (seen.append(last_text(m)), loop_handler(fix_at_round=2)(m, t))[1]),
+        artifact_root=str(tmp_path / "runs"),
+    )
     compile_graph().invoke({"prompt": "a red square"}, context=context)
     assert "Lessons from past runs" not in seen[0]
 

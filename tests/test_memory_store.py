@@ -161,8 +161,11 @@ def test_recall_puts_a_lesson_with_a_fix_ahead_of_a_more_similar_one_without(sto
     # "Passed at once" lessons mostly restate their prompt, so they embed closer to a
     # new prompt than a lesson saying what fixed a failure, which is the useful one.
     plain = make_lesson("For 'a photo of two red circles' every check passed in round 1.")
-    fixed = make_lesson("For 'a photo of two red circles': strategy raise-guidance worked in round 2 (score +0.50).",
-                        fix="guidance None->5.5 (same prompt)", score_gain=0.5)
+    fixed = make_lesson(
+        "For 'a photo of two red circles': strategy raise-guidance worked in round 2 (score +0.50).",
+        fix="guidance None->5.5 (same prompt)",
+        score_gain=0.5,
+    )
     unrelated = make_lesson(TEXT, fix="put the words in quotes", score_gain=1.0)
     store.add([plain, fixed, unrelated])
     got = store.recall("a photo of two red circles", k=2, generator_family="shapes")

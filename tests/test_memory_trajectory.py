@@ -18,13 +18,22 @@ def make_round(i: int, passed: set[str], *, candidates: int = 2, prompt_words: i
     cands = []
     for k in range(candidates):
         ok = passed if k == 0 else set()
-        verdicts = [{"check_id": c["id"], "passed": c["id"] in ok, "answer": "yes" if c["id"] in ok else "no",
-                     "probability": None} for c in CHECKS]
-        cands.append({
-            "round": i, "index": k, "prompt": f"p{i}", "seed": i * 1000 + k, "params": {},
-            "image": {"path": f"/runs/r/round{i}_{k}.png", "sha256": f"{i}{k}", "width": 64, "height": 64},
-            "verdicts": verdicts, "score": len(ok) / len(CHECKS), "error": None,
-        })
+        verdicts = [
+            {"check_id": c["id"], "passed": c["id"] in ok, "answer": "yes" if c["id"] in ok else "no", "probability": None} for c in CHECKS
+        ]
+        cands.append(
+            {
+                "round": i,
+                "index": k,
+                "prompt": f"p{i}",
+                "seed": i * 1000 + k,
+                "params": {},
+                "image": {"path": f"/runs/r/round{i}_{k}.png", "sha256": f"{i}{k}", "width": 64, "height": 64},
+                "verdicts": verdicts,
+                "score": len(ok) / len(CHECKS),
+                "error": None,
+            }
+        )
     return {
         "index": i,
         "prompt": f"round {i}: " + " ".join(["two bright red circles right of a square"] * (prompt_words // 7)),
@@ -61,8 +70,7 @@ def test_small_trajectory_is_not_folded_and_large_one_is():
 
 
 def test_size_stays_bounded_as_rounds_grow():
-    sizes = [len(trajectory_view([make_round(i, {"c2"}) for i in range(1, n + 1)], CHECKS, budget_chars=4000).text)
-             for n in range(3, 21)]
+    sizes = [len(trajectory_view([make_round(i, {"c2"}) for i in range(1, n + 1)], CHECKS, budget_chars=4000).text) for n in range(3, 21)]
     assert max(sizes) <= 4000
     assert sizes[-1] >= 2000  # bounded by folding, not by dropping the history
 

@@ -7,15 +7,16 @@ from pathlib import Path
 import pytest
 from langgraph.runtime import Runtime
 from PIL import Image
+from pydantic import ValidationError
 
 from gems_graph.artifacts import save_png
 from gems_graph.context import GemsContext
 from gems_graph.llm import StructuredOutputError, invoke_structured
+from gems_graph.testing import ColourGenerator, ScriptedChatModel, last_text, loop_handler
 from nodes.critic import Decomposition, critic, pick_best
 from nodes.generator import generator, plan_round
 from nodes.planner import PlannedPrompt, planner
 from nodes.refiner import RefinedPrompt, clip_words, refiner
-from tests.fakes import ColourGenerator, ScriptedChatModel, last_text, loop_handler
 
 
 def runtime(events: list | None = None, **ctx) -> Runtime:
@@ -25,8 +26,11 @@ def runtime(events: list | None = None, **ctx) -> Runtime:
 def test_planner_sets_up_the_run_and_plans_round_one(tmp_path):
     events: list = []
     model = ScriptedChatModel(handler=loop_handler())
-    out = planner({"prompt": "  a red square  "}, {"configurable": {"thread_id": "abc"}},
-                  runtime(events, chat_model=model, artifact_root=str(tmp_path), candidates_per_round=3, seed=5))
+    out = planner(
+        {"prompt": "  a red square  "},
+        {"configurable": {"thread_id": "abc"}},
+        runtime(events, chat_model=model, artifact_root=str(tmp_path), candidates_per_round=3, seed=5),
+    )
     assert out["prompt"] == "a red square" and out["current_prompt"] == "a red square"
     assert out["run_dir"] == str(tmp_path / "abc") and Path(out["run_dir"]).is_dir()
     assert [t["seed"] for t in out["round_tasks"]] == [5, 6, 7]
@@ -36,8 +40,11 @@ def test_planner_sets_up_the_run_and_plans_round_one(tmp_path):
 
 def test_planner_falls_back_to_the_users_prompt_when_the_model_cannot_answer(tmp_path):
     model = ScriptedChatModel(handler=lambda messages, tools: "I refuse to use tools")
-    out = planner({"prompt": "a red square"}, {"configurable": {"thread_id": "x"}},
-                  runtime(chat_model=model, artifact_root=str(tmp_path), max_skills=0))
+    out = planner(
+        {"prompt": "a red square"},
+        {"configurable": {"thread_id": "x"}},
+        runtime(chat_model=model, artifact_root=str(tmp_path), max_skills=0),
+    )
     assert out["current_prompt"] == "a red square"
     assert "did not fit the schema after one repair" in out["notes"][0]
 
@@ -57,8 +64,14 @@ def test_structured_output_gets_exactly_one_repair():
 
 def test_generator_saves_the_png_and_records_a_candidate(tmp_path):
     events: list = []
-    (task,) = plan_round(GemsContext(seed=3, guidance=2.5), run_dir=str(tmp_path), round_index=1, prompt="a red square",
-                         seed_offset=0, generation={"negative_prompt": "blur"})
+    (task,) = plan_round(
+        GemsContext(seed=3, guidance=2.5),
+        run_dir=str(tmp_path),
+        round_index=1,
+        prompt="a red square",
+        seed_offset=0,
+        generation={"negative_prompt": "blur"},
+    )
     gen = ColourGenerator()
     out = generator(task, runtime(events, generator=gen))
     (cand,) = out["pending"]
@@ -92,10 +105,28 @@ def _state_with_candidates(tmp_path, colours):
     cands = []
     for i, colour in enumerate(colours):
         ref = save_png(Image.new("RGB", (16, 16), colour), tmp_path / f"c{i}.png") if colour else None
-        cands.append({"round": 1, "index": i, "prompt": "a red square", "seed": i, "params": {}, "image": ref,
-                      "verdicts": [], "score": None, "error": None if colour else "boom"})
-    return {"prompt": "a red square", "run_dir": str(tmp_path), "round_index": 1, "current_prompt": "a red square",
-            "pending": cands, "rounds": [], "settings": {}}
+        cands.append(
+            {
+                "round": 1,
+                "index": i,
+                "prompt": "a red square",
+                "seed": i,
+                "params": {},
+                "image": ref,
+                "verdicts": [],
+                "score": None,
+                "error": None if colour else "boom",
+            }
+        )
+    return {
+        "prompt": "a red square",
+        "run_dir": str(tmp_path),
+        "round_index": 1,
+        "current_prompt": "a red square",
+        "pending": cands,
+        "rounds": [],
+        "settings": {},
+    }
 
 
 def test_critic_decomposes_once_verifies_every_candidate_and_keeps_the_best(tmp_path):
@@ -109,15 +140,22 @@ def test_critic_decomposes_once_verifies_every_candidate_and_keeps_the_best(tmp_
     decompositions = [c for c in model.calls if "Decomposition" in c[0]]
     assert len(decompositions) == 1
     # Second visit: checks exist, no new decomposition.
-    out2 = critic({**state, "checks": out["checks"], "round_index": 2, "pending": [{**state["pending"][0], "round": 2}]},
-                  runtime(chat_model=model, max_rounds=3))
+    out2 = critic(
+        {**state, "checks": out["checks"], "round_index": 2, "pending": [{**state["pending"][0], "round": 2}]},
+        runtime(chat_model=model, max_rounds=3),
+    )
     assert "checks" not in out2 and len([c for c in model.calls if "Decomposition" in c[0]]) == 1
 
 
 def test_ties_keep_the_earliest_and_errors_never_win():
     def cand(r, i, passed, err=None):
-        return {"round": r, "index": i, "verdicts": [{"check_id": "c1", "passed": passed, "answer": "", "probability": None}],
-                "error": err, "score": float(passed)}
+        return {
+            "round": r,
+            "index": i,
+            "verdicts": [{"check_id": "c1", "passed": passed, "answer": "", "probability": None}],
+            "error": err,
+            "score": float(passed),
+        }
 
     first = cand(1, 0, True)
     assert pick_best(None, [first, cand(1, 1, True)]) is first
@@ -167,7 +205,7 @@ def test_refined_guidance_is_carried_into_the_next_round(tmp_path):
 
 
 def test_decomposition_schema_requires_checks():
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError):
         Decomposition.model_validate({})
 
 
@@ -178,7 +216,9 @@ def test_a_planned_guidance_reaches_round_one_unless_the_user_set_one(tmp_path):
         return loop_handler()(messages, tools)
 
     for user_guidance, expected in ((None, 6.0), (3.0, 3.0)):
-        out = planner({"prompt": "a red square"}, {"configurable": {"thread_id": f"g{user_guidance}"}},
-                      runtime(chat_model=ScriptedChatModel(handler=handler), artifact_root=str(tmp_path),
-                              max_skills=0, guidance=user_guidance))
+        out = planner(
+            {"prompt": "a red square"},
+            {"configurable": {"thread_id": f"g{user_guidance}"}},
+            runtime(chat_model=ScriptedChatModel(handler=handler), artifact_root=str(tmp_path), max_skills=0, guidance=user_guidance),
+        )
         assert [t["generation"]["guidance"] for t in out["round_tasks"]] == [expected]

@@ -8,8 +8,8 @@ from langchain_core.messages import AIMessage, SystemMessage, ToolMessage
 
 from gems_graph.context import GemsContext
 from gems_graph.graph import compile_graph
+from gems_graph.testing import ColourGenerator, ScriptedChatModel, loop_handler
 from nodes.planner import PlannedPrompt
-from tests.fakes import ColourGenerator, ScriptedChatModel, loop_handler
 
 
 def skill_loading_handler(wanted: list[str], seen: list[dict]):
@@ -17,11 +17,17 @@ def skill_loading_handler(wanted: list[str], seen: list[dict]):
 
     def handle(messages, tools):
         if "PlannedPrompt" in tools and "load_skill" in tools:
-            seen.append({"tools": list(tools), "system": messages[0].content if isinstance(messages[0], SystemMessage) else "",
-                         "tool_results": [m.content for m in messages if isinstance(m, ToolMessage)]})
+            seen.append(
+                {
+                    "tools": list(tools),
+                    "system": messages[0].content if isinstance(messages[0], SystemMessage) else "",
+                    "tool_results": [m.content for m in messages if isinstance(m, ToolMessage)],
+                }
+            )
             if not any(isinstance(m, ToolMessage) for m in messages):
-                return AIMessage(content="", tool_calls=[{"name": "load_skill", "args": {"name": n}, "id": uuid.uuid4().hex[:6]}
-                                                         for n in wanted])
+                return AIMessage(
+                    content="", tool_calls=[{"name": "load_skill", "args": {"name": n}, "id": uuid.uuid4().hex[:6]} for n in wanted]
+                )
             return PlannedPrompt(reasoning="followed the skills", prompt="three red squares, left third of the frame")
         return base(messages, tools)
 
@@ -29,8 +35,13 @@ def skill_loading_handler(wanted: list[str], seen: list[dict]):
 
 
 def run(handler, tmp_path, **ctx):
-    context = GemsContext(generator=ColourGenerator(lucky_seeds={0}), chat_model=ScriptedChatModel(handler=handler),
-                          artifact_root=str(tmp_path), max_rounds=1, **ctx)
+    context = GemsContext(
+        generator=ColourGenerator(lucky_seeds={0}),
+        chat_model=ScriptedChatModel(handler=handler),
+        artifact_root=str(tmp_path),
+        max_rounds=1,
+        **ctx,
+    )
     return compile_graph().invoke({"prompt": "three red squares on the left"}, context=context)
 
 
@@ -49,9 +60,12 @@ def test_only_descriptions_up_front_then_instructions_and_tools_on_demand(tmp_pa
 
 def test_loaded_skills_and_their_checks_are_recorded_in_state(tmp_path):
     seen: list[dict] = []
-    context = GemsContext(generator=ColourGenerator(lucky_seeds={0}),
-                          chat_model=ScriptedChatModel(handler=skill_loading_handler(["counting"], seen)),
-                          artifact_root=str(tmp_path), max_rounds=1)
+    context = GemsContext(
+        generator=ColourGenerator(lucky_seeds={0}),
+        chat_model=ScriptedChatModel(handler=skill_loading_handler(["counting"], seen)),
+        artifact_root=str(tmp_path),
+        max_rounds=1,
+    )
     app = compile_graph(checkpointer=__import__("langgraph.checkpoint.memory", fromlist=["InMemorySaver"]).InMemorySaver())
     cfg = {"configurable": {"thread_id": "s"}}
     app.invoke({"prompt": "three red squares on the left"}, cfg, context=context)

@@ -14,8 +14,8 @@ from typer.testing import CliRunner
 from gems_graph.context import GemsContext
 from gems_graph.graph import compile_graph
 from gems_graph.report import report_command, word_diff, write_report
+from gems_graph.testing import ColourGenerator, ScriptedChatModel, loop_handler
 from tests.chromium import dump_dom, screenshot
-from tests.fakes import ColourGenerator, ScriptedChatModel, loop_handler
 
 PROMPT = "a red square <script>alert('x')</script> & \"friends\""
 
@@ -23,8 +23,13 @@ PROMPT = "a red square <script>alert('x')</script> & \"friends\""
 @pytest.fixture
 def run_dir(tmp_path) -> Path:
     """Three rounds, two candidates each; round 3 fixes the colour."""
-    context = GemsContext(generator=ColourGenerator(), chat_model=ScriptedChatModel(handler=loop_handler(fix_at_round=3)),
-                          artifact_root=str(tmp_path / "runs"), candidates_per_round=2, memory="none")
+    context = GemsContext(
+        generator=ColourGenerator(),
+        chat_model=ScriptedChatModel(handler=loop_handler(fix_at_round=3)),
+        artifact_root=str(tmp_path / "runs"),
+        candidates_per_round=2,
+        memory="none",
+    )
     out = compile_graph().invoke({"prompt": PROMPT}, context=context)
     assert out["status"] == "passed" and out["rounds_used"] == 3
     run_dir = Path(out["run_dir"])
@@ -106,3 +111,28 @@ def test_report_command_rejects_a_folder_without_a_run(tmp_path, make):
     res = CliRunner().invoke(_cli(), ["report", str(target)])
     assert res.exit_code == 2
     assert "error:" in res.output and ("no run folder" in res.output or "run.json" in res.output)
+
+
+def test_a_report_inlines_only_images_inside_the_run_folder(run_dir, tmp_path):
+    """run.json is data anyone may edit: a best_image naming any other file is not inlined."""
+    secret = tmp_path / "secret.png"
+    secret.write_text("root:x:0:0:not-an-image")
+    fake = run_dir / "round_01" / "notes.png"  # inside the folder, but not an image
+    fake.write_text("hello")
+    record = json.loads((run_dir / "run.json").read_text())
+    for target in ("/etc/passwd", str(secret), str(fake)):
+        record["best_image"] = target
+        (run_dir / "run.json").write_text(json.dumps(record))
+        html = write_report(run_dir).read_text()
+        assert "cm9vdDp4" not in html and "aGVsbG8" not in html  # base64 of the files' first bytes
+    record["best_image"] = str(sorted(run_dir.glob("round_*/*.png"))[0])
+    (run_dir / "run.json").write_text(json.dumps(record))
+    assert "data:image/png;base64," in write_report(run_dir).read_text()
+
+
+def test_round_boxes_say_what_changed_and_the_chart_is_labelled(run_dir):
+    html = write_report(run_dir).read_text()
+    assert "same prompt; seed" in html  # round 2 kept the prompt: the seeds changed
+    assert html.count('class="axis-title"') == 2 and 'class="legend"' in html
+    assert '<abbr title="Is the square red?">c2</abbr>' in html  # failed checks by id, question on hover
+    assert "<h2>Experiences</h2>" not in html and html.count("say red explicitly") == 2  # once per round box

@@ -11,14 +11,16 @@ from gems_graph.shapes.grammar import ObjectSpec, Scene, ShapesGrammarError, des
         ("a photo of two red circles", Scene((ObjectSpec("circle", "red", 2),))),
         ("A PHOTO OF 3 Blue Squares", Scene((ObjectSpec("square", "blue", 3),))),
         ("a photo of a green triangle", Scene((ObjectSpec("triangle", "green"),))),
-        ("a photo of a blue circle and a red triangle",
-         Scene((ObjectSpec("circle", "blue"), ObjectSpec("triangle", "red")))),
-        ("a photo of a red square left of a yellow circle",
-         Scene((ObjectSpec("square", "red"), ObjectSpec("circle", "yellow")), "left of")),
-        ("a photo of a red square to the left of a yellow circle",
-         Scene((ObjectSpec("square", "red"), ObjectSpec("circle", "yellow")), "left of")),
-        ("a photo of a triangle to the right of a square",
-         Scene((ObjectSpec("triangle"), ObjectSpec("square")), "right of")),
+        ("a photo of a blue circle and a red triangle", Scene((ObjectSpec("circle", "blue"), ObjectSpec("triangle", "red")))),
+        (
+            "a photo of a red square left of a yellow circle",
+            Scene((ObjectSpec("square", "red"), ObjectSpec("circle", "yellow")), "left of"),
+        ),
+        (
+            "a photo of a red square to the left of a yellow circle",
+            Scene((ObjectSpec("square", "red"), ObjectSpec("circle", "yellow")), "left of"),
+        ),
+        ("a photo of a triangle to the right of a square", Scene((ObjectSpec("triangle"), ObjectSpec("square")), "right of")),
         ("a photo of an circle above the square", Scene((ObjectSpec("circle"), ObjectSpec("square")), "above")),
         ("a photo of a circle below a square", Scene((ObjectSpec("circle"), ObjectSpec("square")), "below")),
         ("a photo of four squares", Scene((ObjectSpec("square", None, 4),))),
@@ -29,11 +31,14 @@ def test_parse(text, scene):
 
 
 def test_canonical_round_trip():
-    for text in ["a photo of two red circles", "a photo of a red square left of a yellow circle",
-                 "a photo of a blue circle and a red triangle", "a photo of a square"]:
+    for text in [
+        "a photo of two red circles",
+        "a photo of a red square left of a yellow circle",
+        "a photo of a blue circle and a red triangle",
+        "a photo of a square",
+    ]:
         assert describe(parse_prompt(text)) == text
-    assert describe(parse_prompt("A photo of the RED square TO THE LEFT OF a circle")) == \
-        "a photo of a red square left of a circle"
+    assert describe(parse_prompt("A photo of the RED square TO THE LEFT OF a circle")) == "a photo of a red square left of a circle"
 
 
 def test_unknown_words_are_reported():
@@ -47,3 +52,19 @@ def test_nothing_parseable():
         parse_prompt("a photo of a dog")
     with pytest.raises(ShapesGrammarError):
         parse_prompt("")
+
+
+def test_the_explicit_register_parses_places_and_sizes_and_round_trips():
+    text = "a photo of a red circle at the top left, a large red circle at the centre and a red circle at the bottom right"
+    scene = parse_prompt(text)
+    assert scene.explicit and scene.groups() == {("circle", "red"): 3}
+    assert [(o.place, o.size) for o in scene.objects] == [("top left", None), ("centre", "large"), ("bottom right", None)]
+    assert describe(scene) == text
+    # Spelling variants a writer uses: "center", "middle", "corner", "big".
+    variant = parse_prompt("a big blue square at the center and a circle in the top right corner at the top right")
+    assert variant.objects[0] == ObjectSpec("square", "blue", size="large", place="centre")
+    # "left" as a place is not the relation "left of".
+    pair = parse_prompt("a photo of a red square at the left and a blue circle at the right")
+    assert pair.relation is None and [o.place for o in pair.objects] == ["left", "right"]
+    # A place the grammar cannot attach is reported, not dropped.
+    assert "at the top" in parse_prompt("a photo of two circles at the top").unknown_words

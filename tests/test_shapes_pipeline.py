@@ -8,14 +8,16 @@ from gems_graph.shapes.text_encoder import UNK, ShapesTextEncoder
 
 
 def _run(pipe, prompt="a photo of two red circles", seed=0):
-    return pipe(prompt, num_inference_steps=3, guidance_scale=3.0,
-                generator=torch.Generator().manual_seed(seed), output_type="np").images
+    return pipe(prompt, num_inference_steps=3, guidance_scale=3.0, generator=torch.Generator().manual_seed(seed), output_type="np").images
 
 
 def test_call_shapes_and_batches():
     pipe = ShapesPipeline(**get_dummy_components())
-    out = pipe(["a photo of a circle", "a photo of a blue square"], num_inference_steps=2,
-               generator=[torch.Generator().manual_seed(i) for i in range(2)])
+    out = pipe(
+        ["a photo of a circle", "a photo of a blue square"],
+        num_inference_steps=2,
+        generator=[torch.Generator().manual_seed(i) for i in range(2)],
+    )
     assert len(out.images) == 2 and out.images[0].size == (32, 32) and out.images[0].mode == "RGB"
 
 
@@ -35,5 +37,4 @@ def test_tokenizer_unknown_words_and_padding():
     ids = tok.encode("A photo of THE purple square to the left of 2 circles")
     assert len(ids) == tok.max_length
     assert tok.index[UNK] in ids
-    assert tok.words("a photo of a square to the left of two circles") == \
-        tok.words("the photo of a square left of 2 circles")
+    assert tok.words("a photo of a square to the left of two circles") == tok.words("the photo of a square left of 2 circles")

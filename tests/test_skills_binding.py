@@ -9,8 +9,7 @@ from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
 from pydantic import BaseModel
 
-from gems_graph.skills import SkillRegistry, SkillSession, route_by_triggers, run_tool_loop
-from gems_graph.skills import arun_tool_loop
+from gems_graph.skills import SkillRegistry, SkillSession, arun_tool_loop, route_by_triggers, run_tool_loop
 
 
 class ScriptedToolModel(GenericFakeChatModel):
@@ -39,7 +38,7 @@ def registry() -> SkillRegistry:
 
 def test_catalog_text_has_names_and_descriptions_only(registry):
     text = SkillSession(registry).catalog_text()
-    for name, desc in registry.catalog():
+    for name, _desc in registry.catalog():
         assert f"- {name}: " in text
     assert "# Spatial layout" not in text  # instructions are not shown up front
     assert "at most 2" in text
@@ -60,11 +59,21 @@ def test_load_returns_instructions_and_binds_tools(registry):
     assert "regions.md" in msg.content
     assert s.loaded == ["spatial-layout"]
     assert "layout_objects" in [t.name for t in s.tools()]
-    out = s.handle(call("layout_objects", objects=["red cube", "blue ball"],
-                        relations=[{"subject": "red cube", "relation": "left of", "object": "blue ball"}]))
+    out = s.handle(
+        call(
+            "layout_objects",
+            objects=["red cube", "blue ball"],
+            relations=[{"subject": "red cube", "relation": "left of", "object": "blue ball"}],
+        )
+    )
     assert out.status == "success" and "red cube: left half" in out.content
-    assert s.added_checks == [{"id": "spatial-layout-1", "source": "skill:spatial-layout",
-                               "question": "Is every object in the position the prompt gives it relative to the other objects?"}]
+    assert s.added_checks == [
+        {
+            "id": "spatial-layout-1",
+            "source": "skill:spatial-layout",
+            "question": "Is every object in the position the prompt gives it relative to the other objects?",
+        }
+    ]
 
 
 def test_skill_tool_unavailable_before_loading(registry):
@@ -84,10 +93,16 @@ def test_cap_of_two(registry):
     assert s.loaded == ["counting", "negation"]
 
 
-@pytest.mark.parametrize("name, words", [
-    ("../counting", "cannot contain"), ("counting/x", "cannot contain"),
-    ("nope", "unknown skill 'nope'"), (None, "non-empty string"), (3, "non-empty string"),
-])
+@pytest.mark.parametrize(
+    "name, words",
+    [
+        ("../counting", "cannot contain"),
+        ("counting/x", "cannot contain"),
+        ("nope", "unknown skill 'nope'"),
+        (None, "non-empty string"),
+        (3, "non-empty string"),
+    ],
+)
 def test_bad_names_come_back_as_error_messages(registry, name, words):
     s = SkillSession(registry)
     msg = s.handle(call("load_skill", name=name))
@@ -146,13 +161,28 @@ def test_placeholder_template_without_match_adds_nothing(registry):
 
 
 def test_tool_loop_with_scripted_model_two_skills(registry):
-    model = ScriptedToolModel(messages=iter([
-        AIMessage("", tool_calls=[call("load_skill", 1, name="spatial-layout"), call("load_skill", 2, name="counting")]),
-        AIMessage("", tool_calls=[call("layout_objects", 3, objects=["cat 1", "cat 2", "dog"],
-                                       relations=[{"subject": "cat 1", "relation": "left of", "object": "dog"},
-                                                  {"subject": "cat 2", "relation": "left of", "object": "dog"}])]),
-        AIMessage("two cats on the left, one dog on the right"),
-    ]))
+    model = ScriptedToolModel(
+        messages=iter(
+            [
+                AIMessage("", tool_calls=[call("load_skill", 1, name="spatial-layout"), call("load_skill", 2, name="counting")]),
+                AIMessage(
+                    "",
+                    tool_calls=[
+                        call(
+                            "layout_objects",
+                            3,
+                            objects=["cat 1", "cat 2", "dog"],
+                            relations=[
+                                {"subject": "cat 1", "relation": "left of", "object": "dog"},
+                                {"subject": "cat 2", "relation": "left of", "object": "dog"},
+                            ],
+                        )
+                    ],
+                ),
+                AIMessage("two cats on the left, one dog on the right"),
+            ]
+        )
+    )
     model.bound, model.schemas = [], []
     s = SkillSession(registry, prompt="two cats to the left of a dog")
     msgs = [SystemMessage(s.catalog_text()), HumanMessage("two cats to the left of a dog")]
@@ -172,11 +202,14 @@ def test_tool_loop_with_scripted_model_two_skills(registry):
 
 
 async def test_async_tool_loop_refuses_third_skill(registry):
-    model = ScriptedToolModel(messages=iter([
-        AIMessage("", tool_calls=[call("load_skill", i, name=n) for i, n in
-                                  enumerate(["negation", "counting", "text-rendering"])]),
-        AIMessage("done"),
-    ]))
+    model = ScriptedToolModel(
+        messages=iter(
+            [
+                AIMessage("", tool_calls=[call("load_skill", i, name=n) for i, n in enumerate(["negation", "counting", "text-rendering"])]),
+                AIMessage("done"),
+            ]
+        )
+    )
     model.bound, model.schemas = [], []
     s = SkillSession(registry)
     res = await arun_tool_loop(model, s, [HumanMessage("x")])
@@ -187,8 +220,9 @@ async def test_async_tool_loop_refuses_third_skill(registry):
 
 
 def test_tool_loop_stops_after_max_turns(registry):
-    model = ScriptedToolModel(messages=iter(
-        [AIMessage("", tool_calls=[call("load_skill", i, name="counting")]) for i in range(3)] + [AIMessage("final")]))
+    model = ScriptedToolModel(
+        messages=iter([AIMessage("", tool_calls=[call("load_skill", i, name="counting")]) for i in range(3)] + [AIMessage("final")])
+    )
     model.bound, model.schemas = [], []
     res = run_tool_loop(model, SkillSession(registry), [HumanMessage("x")], max_turns=3)
     assert res.message.content == "final" and len(model.bound) == 3
@@ -199,14 +233,17 @@ def test_empty_registry_binds_nothing(tmp_path):
     assert s.tools() == [] and s.catalog_text() == ""
 
 
-@pytest.mark.parametrize("prompt, expected", [
-    ("a red cube to the left of a blue sphere", ["attribute-binding", "spatial-layout"]),
-    ('a sign that says "HELLO"', ["text-rendering"]),
-    ("three cats", ["counting"]),
-    ("a photo of a dog", []),
-    ("a cake without candles", ["negation"]),
-    ("the animal that symbolises Australia", ["world-knowledge"]),
-])
+@pytest.mark.parametrize(
+    "prompt, expected",
+    [
+        ("a red cube to the left of a blue sphere", ["attribute-binding", "spatial-layout"]),
+        ('a sign that says "HELLO"', ["text-rendering"]),
+        ("three cats", ["counting"]),
+        ("a photo of a dog", []),
+        ("a cake without candles", ["negation"]),
+        ("the animal that symbolises Australia", ["world-knowledge"]),
+    ],
+)
 def test_route_by_triggers(registry, prompt, expected):
     assert sorted(route_by_triggers(prompt, registry)) == expected
 
@@ -221,11 +258,15 @@ class Plan(BaseModel):
 
 
 def test_tool_loop_with_final_schema(registry):
-    model = ScriptedToolModel(messages=iter([
-        AIMessage("", tool_calls=[call("load_skill", 1, name="text-rendering")]),
-        AIMessage("", tool_calls=[call("Plan", 2, wrong="x")]),  # invalid: repaired next turn
-        AIMessage("", tool_calls=[call("Plan", 3, prompt='a sign that says "HI"')]),
-    ]))
+    model = ScriptedToolModel(
+        messages=iter(
+            [
+                AIMessage("", tool_calls=[call("load_skill", 1, name="text-rendering")]),
+                AIMessage("", tool_calls=[call("Plan", 2, wrong="x")]),  # invalid: repaired next turn
+                AIMessage("", tool_calls=[call("Plan", 3, prompt='a sign that says "HI"')]),
+            ]
+        )
+    )
     model.bound, model.schemas = [], []
     s = SkillSession(registry, prompt='a sign that says "HI"')
     res = run_tool_loop(model, s, [HumanMessage('a sign that says "HI"')], final_schema=Plan)
@@ -238,9 +279,12 @@ def test_tool_loop_with_final_schema(registry):
 
 
 def test_tool_loop_final_schema_forced_after_max_turns(registry):
-    model = ScriptedToolModel(messages=iter(
-        [AIMessage("", tool_calls=[call("load_skill", i, name="counting")]) for i in range(2)]
-        + [AIMessage("", tool_calls=[call("Plan", 9, prompt="p")])]))
+    model = ScriptedToolModel(
+        messages=iter(
+            [AIMessage("", tool_calls=[call("load_skill", i, name="counting")]) for i in range(2)]
+            + [AIMessage("", tool_calls=[call("Plan", 9, prompt="p")])]
+        )
+    )
     model.bound, model.schemas = [], []
     res = run_tool_loop(model, SkillSession(registry), [HumanMessage("x")], final_schema=Plan, max_turns=2)
     assert res.answer == Plan(prompt="p") and model.bound[-1] == ["Plan"]

@@ -41,8 +41,7 @@ def test_show():
 
 
 def test_show_bad_names():
-    for name, words in (("nope", "unknown skill 'nope'"), ("../counting", "cannot contain"),
-                        ("a/b", "cannot contain")):
+    for name, words in (("nope", "unknown skill 'nope'"), ("../counting", "cannot contain"), ("a/b", "cannot contain")):
         r = run("show", name)
         assert r.exit_code == 2 and words in r.stderr and r.stdout == ""
 

@@ -148,8 +148,17 @@ def test_all_builtin_skills_valid():
     assert root is not None
     skills = [parse_skill_file(p) for p in sorted(root.glob("*/SKILL.md"))]
     names = {s.name for s in skills}
-    assert {"creative-drawing", "aesthetic-drawing", "spatial-layout", "text-rendering", "counting",
-            "attribute-binding", "negation", "photorealistic-people", "world-knowledge"} <= names
+    assert {
+        "creative-drawing",
+        "aesthetic-drawing",
+        "spatial-layout",
+        "text-rendering",
+        "counting",
+        "attribute-binding",
+        "negation",
+        "photorealistic-people",
+        "world-knowledge",
+    } <= names
     for s in skills:
         assert s.triggers and s.checks, s.name
         assert 200 < len(s.instructions) < 4000, s.name

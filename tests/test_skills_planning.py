@@ -11,17 +11,23 @@ from langchain_core.utils.function_calling import convert_to_openai_tool
 
 from gems_graph.context import GemsContext
 from gems_graph.skills import SkillRegistry
+from gems_graph.testing import last_text
 from nodes.planner import PLANNER_SYSTEM_PROMPT, PLANNER_USER_PROMPT, PlannedPrompt
 from nodes.skill_planning import generation_from_hints, merge_skill_checks, plan_with_skills
-from tests.fakes import last_text
 
 PROMPT = 'two red apples and a sign that says "FRESH"'
 
 
 def plan(model, registry, **kw):
-    return plan_with_skills(model, prompt=PROMPT, system_prompt=PLANNER_SYSTEM_PROMPT,
-                            user_prompt=PLANNER_USER_PROMPT.format(prompt=PROMPT, extra=""),
-                            schema=PlannedPrompt, registry=registry, **kw)
+    return plan_with_skills(
+        model,
+        prompt=PROMPT,
+        system_prompt=PLANNER_SYSTEM_PROMPT,
+        user_prompt=PLANNER_USER_PROMPT.format(prompt=PROMPT, extra=""),
+        schema=PlannedPrompt,
+        registry=registry,
+        **kw,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +36,7 @@ def registry():
 
 
 class Replay(GenericFakeChatModel):
-    """Replays AIMessages (tests.fakes.ScriptedChatModel would turn an AIMessage into a
+    """Replays AIMessages (gems_graph.testing.ScriptedChatModel would turn an AIMessage into a
     tool call, since AIMessage is itself a pydantic model) and records every call."""
 
     seen: list = []
@@ -54,10 +60,12 @@ def tc(tool, i, **args):
 
 
 def test_two_skills_loaded_then_planned(registry):
-    model, seen = scripted([
-        AIMessage("", tool_calls=[tc("load_skill", 1, name="counting"), tc("load_skill", 2, name="text-rendering")]),
-        AIMessage("", tool_calls=[tc("PlannedPrompt", 3, prompt='exactly two red apples; a sign that says "FRESH"')]),
-    ])
+    model, seen = scripted(
+        [
+            AIMessage("", tool_calls=[tc("load_skill", 1, name="counting"), tc("load_skill", 2, name="text-rendering")]),
+            AIMessage("", tool_calls=[tc("PlannedPrompt", 3, prompt='exactly two red apples; a sign that says "FRESH"')]),
+        ]
+    )
     p = plan(model, registry)
     assert p.answer.prompt.startswith("exactly two red apples")
     tools_turn1, msgs1 = seen[0]
@@ -92,8 +100,10 @@ def test_generation_hints_do_not_override_user_settings():
 
 def test_merge_skill_checks():
     base = [{"id": "c1", "question": "Are there exactly two red apples in the image?", "source": "prompt"}]
-    extra = [{"id": "counting-1", "question": "Are there exactly two red apples in the image?", "source": "skill:counting"},
-             {"id": "counting-2", "question": "Are the apples separate?", "source": "skill:counting"}]
+    extra = [
+        {"id": "counting-1", "question": "Are there exactly two red apples in the image?", "source": "skill:counting"},
+        {"id": "counting-2", "question": "Are the apples separate?", "source": "skill:counting"},
+    ]
     assert [c["id"] for c in merge_skill_checks(base, extra)] == ["c1", "counting-2"]
     # The same question in other words about the image is not asked twice.
     plain = [{"id": "c1", "question": "Are there exactly four red squares?", "source": "prompt"}]
@@ -106,9 +116,13 @@ def test_merge_skill_checks():
 def test_offline_shapes_model_routes_by_triggers(registry):
     shapes = pytest.importorskip("gems_graph.shapes.chat_model")
     model = shapes.ShapesChatModel()
-    p = plan_with_skills(model, prompt="two red circles to the left of a blue square",
-                         system_prompt=PLANNER_SYSTEM_PROMPT,
-                         user_prompt=PLANNER_USER_PROMPT.format(prompt="two red circles to the left of a blue square", extra=""),
-                         schema=PlannedPrompt, registry=registry)
+    p = plan_with_skills(
+        model,
+        prompt="two red circles to the left of a blue square",
+        system_prompt=PLANNER_SYSTEM_PROMPT,
+        user_prompt=PLANNER_USER_PROMPT.format(prompt="two red circles to the left of a blue square", extra=""),
+        schema=PlannedPrompt,
+        registry=registry,
+    )
     assert p.answer is not None and p.answer.prompt
     assert set(p.session.loaded) <= {"counting", "spatial-layout", "attribute-binding"} and p.session.loaded

@@ -18,12 +18,20 @@ from gems_graph.skills import (
 )
 from gems_graph.skills.model import MAX_RESOURCE_BYTES
 
-BUILTINS = {"creative-drawing", "aesthetic-drawing", "spatial-layout", "text-rendering", "counting",
-            "attribute-binding", "negation", "photorealistic-people", "world-knowledge"}
+BUILTINS = {
+    "creative-drawing",
+    "aesthetic-drawing",
+    "spatial-layout",
+    "text-rendering",
+    "counting",
+    "attribute-binding",
+    "negation",
+    "photorealistic-people",
+    "world-knowledge",
+}
 
 
-def make_skill(root: Path, name: str, description: str = "A test skill. Use in tests.",
-               body: str = "Do it.", metadata: str = "") -> Path:
+def make_skill(root: Path, name: str, description: str = "A test skill. Use in tests.", body: str = "Do it.", metadata: str = "") -> Path:
     d = root / name
     d.mkdir(parents=True, exist_ok=True)
     (d / "SKILL.md").write_text(f"---\nname: {name}\ndescription: {description}\n{metadata}---\n{body}\n")
@@ -80,16 +88,19 @@ def test_env_path_and_extra_dirs(tmp_path, monkeypatch):
     assert {"from-env", "from-arg"} <= set(reg.names())
 
 
-@pytest.mark.parametrize("name, words", [
-    ("../counting", "cannot contain"),
-    ("counting/../negation", "cannot contain"),
-    ("skills/counting", "cannot contain"),
-    ("..", "cannot contain"),
-    ("a\\b", "cannot contain"),
-    ("no-such-skill", "unknown skill 'no-such-skill'"),
-    ("Counting", "lowercase"),
-    ("", "non-empty"),
-])
+@pytest.mark.parametrize(
+    "name, words",
+    [
+        ("../counting", "cannot contain"),
+        ("counting/../negation", "cannot contain"),
+        ("skills/counting", "cannot contain"),
+        ("..", "cannot contain"),
+        ("a\\b", "cannot contain"),
+        ("no-such-skill", "unknown skill 'no-such-skill'"),
+        ("Counting", "lowercase"),
+        ("", "non-empty"),
+    ],
+)
 def test_get_rejects_bad_names(name, words):
     reg = SkillRegistry()
     with pytest.raises(UnknownSkillError, match=None) as ei:
@@ -115,9 +126,10 @@ def ref_registry(tmp_path):
     (refs / "big.md").write_text("z" * (MAX_RESOURCE_BYTES + 1))
     (d / "secret.txt").write_text("outside references")
     (tmp_path / "outside.txt").write_text("outside the skill")
-    if hasattr(os, "symlink"):
-        os.symlink(tmp_path / "outside.txt", refs / "link.md")
-    return SkillRegistry([tmp_path / "skills"], include_builtin=False)
+    registry = SkillRegistry([tmp_path / "skills"], include_builtin=False)
+    # A link out of the folder added after loading (loading refuses one: tests/test_skills_escape.py).
+    os.symlink(tmp_path / "outside.txt", refs / "link.md")
+    return registry
 
 
 def test_read_resource(ref_registry):
@@ -127,19 +139,22 @@ def test_read_resource(ref_registry):
     assert "guide.md" in ref_registry.get("with-refs").references()
 
 
-@pytest.mark.parametrize("file, words", [
-    ("../SKILL.md", "outside the references/ folder"),
-    ("../secret.txt", "outside the references/ folder"),
-    ("../../outside.txt", "outside the references/ folder"),
-    ("sub/../../secret.txt", "outside the references/ folder"),
-    ("link.md", "outside the references/ folder"),
-    ("/etc/passwd", "absolute paths"),
-    ("missing.md", "no reference file"),
-    ("blob.bin", "binary"),
-    ("big.md", "larger than"),
-    ("", "non-empty"),
-    (".", "outside the references/ folder"),
-])
+@pytest.mark.parametrize(
+    "file, words",
+    [
+        ("../SKILL.md", "outside the references/ folder"),
+        ("../secret.txt", "outside the references/ folder"),
+        ("../../outside.txt", "outside the references/ folder"),
+        ("sub/../../secret.txt", "outside the references/ folder"),
+        ("link.md", "outside the references/ folder"),
+        ("/etc/passwd", "absolute paths"),
+        ("missing.md", "no reference file"),
+        ("blob.bin", "binary"),
+        ("big.md", "larger than"),
+        ("", "non-empty"),
+        (".", "outside the references/ folder"),
+    ],
+)
 def test_read_resource_refusals(ref_registry, file, words):
     with pytest.raises(SkillResourceError) as ei:
         ref_registry.read_resource("with-refs", file)

@@ -9,7 +9,7 @@ from pathlib import Path
 from gems_graph.skills import SkillRegistry
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT / "tests" / "data" / "skill_routing.jsonl"
+DATA = ROOT / "benchmarks" / "data" / "skill_routing.jsonl"
 
 
 def load_benchmark():
@@ -51,14 +51,19 @@ def test_benchmark_main_prints_table(capsys):
 def test_chat_model_router_routes_through_the_planners_skill_loop():
     from langchain_core.messages import AIMessage, ToolMessage
 
+    from gems_graph.testing import ScriptedChatModel
     from nodes.planner import PlannedPrompt
-    from tests.fakes import ScriptedChatModel
 
     def handler(messages, tools):
         assert "load_skill" in tools and "PlannedPrompt" in tools
         if not any(isinstance(m, ToolMessage) for m in messages):
-            return AIMessage("", tool_calls=[{"name": "load_skill", "args": {"name": n}, "id": str(i)}
-                                             for i, n in enumerate(["counting", "counting", "negation", "text-rendering"])])
+            return AIMessage(
+                "",
+                tool_calls=[
+                    {"name": "load_skill", "args": {"name": n}, "id": str(i)}
+                    for i, n in enumerate(["counting", "counting", "negation", "text-rendering"])
+                ],
+            )
         return PlannedPrompt(prompt="three cats, no dogs")
 
     route = load_benchmark().chat_model_router(ScriptedChatModel(handler=handler), max_skills=2)

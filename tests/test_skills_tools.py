@@ -43,8 +43,7 @@ def R(s, rel, o):
 
 
 def test_layout_left_right_and_vertical():
-    out = layout_objects(["red cube", "blue ball", "lamp"],
-                         [R("red cube", "left of", "blue ball"), R("lamp", "above", "blue ball")])
+    out = layout_objects(["red cube", "blue ball", "lamp"], [R("red cube", "left of", "blue ball"), R("lamp", "above", "blue ball")])
     assert "- red cube: left half (" in out
     assert "- blue ball: right half, lower half" in out
     assert "- lamp: right half, upper half" in out

@@ -22,6 +22,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.conftest import repo_snapshot
+
 REPO = Path(__file__).resolve().parents[1]
 LANGGRAPH = Path(os.environ.get("VIRTUAL_ENV", REPO / ".venv")) / "bin" / "langgraph"
 CONTEXT = {"generator": "colour:", "chat_model": "scripted:fix=2", "max_rounds": 4, "memory": "none"}
@@ -42,13 +44,25 @@ def server(tmp_path_factory):
     port = free_port()
     state_dir = REPO / ".langgraph_api"
     had_state = state_dir.exists()
-    env = {**os.environ, "LANGGRAPH_CLI_NO_ANALYTICS": "1", "LANGGRAPH_NO_VERSION_CHECK": "1",
-           "GEMS_HOME": str(tmp / "gems_home"), "GEMS_PLUGINS": "tests.plugin_backends",
-           "PYTHONPATH": str(REPO), "ANONYMIZED_TELEMETRY": "False"}
+    env = {
+        **os.environ,
+        "LANGGRAPH_CLI_NO_ANALYTICS": "1",
+        "LANGGRAPH_NO_VERSION_CHECK": "1",
+        "GEMS_HOME": str(tmp / "gems_home"),
+        "GEMS_PLUGINS": "tests.plugin_backends",
+        "PYTHONPATH": str(REPO),
+        "ANONYMIZED_TELEMETRY": "False",
+    }
     log_path = tmp / "langgraph-dev.log"
     with open(log_path, "wb") as log:
-        proc = subprocess.Popen([str(binary), "dev", "--no-browser", "--no-reload", "--port", str(port), "--host", "127.0.0.1"],
-                                cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            [str(binary), "dev", "--no-browser", "--no-reload", "--port", str(port), "--host", "127.0.0.1"],
+            cwd=REPO,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 120
@@ -116,17 +130,23 @@ def test_the_settings_form_has_descriptions_and_defaults(client, assistant_id):
 
 
 def test_a_run_to_completion_then_a_streamed_run_then_the_thread_state(client, assistant_id, server):
+    before = repo_snapshot()
     thread_id = client.post("/threads", json={}).json()["thread_id"]
-    out = client.post(f"/threads/{thread_id}/runs/wait",
-                      json={"assistant_id": assistant_id, "input": {"prompt": "a red square"}, "context": CONTEXT}).json()
+    out = client.post(
+        f"/threads/{thread_id}/runs/wait", json={"assistant_id": assistant_id, "input": {"prompt": "a red square"}, "context": CONTEXT}
+    ).json()
     assert out["status"] == "passed" and out["rounds_used"] == 2 and out["score"] == 1.0
     assert Path(out["best_image"]).is_file()
     assert Path(out["best_image"]).is_relative_to(server["home"])  # run artifacts stay out of the repo
 
     second = client.post("/threads", json={}).json()["thread_id"]
     events: list[tuple[str, dict]] = []
-    body = {"assistant_id": assistant_id, "input": {"prompt": "a red square"}, "stream_mode": ["custom", "updates"],
-            "context": {**CONTEXT, "chat_model": "scripted:fix=3"}}
+    body = {
+        "assistant_id": assistant_id,
+        "input": {"prompt": "a red square"},
+        "stream_mode": ["custom", "updates"],
+        "context": {**CONTEXT, "chat_model": "scripted:fix=3"},
+    }
     with client.stream("POST", f"/threads/{second}/runs/stream", json=body) as resp:
         assert resp.status_code == 200
         event = None
@@ -145,22 +165,24 @@ def test_a_run_to_completion_then_a_streamed_run_then_the_thread_state(client, a
     assert Path(values["best_image"]).is_file()
     assert [r["index"] for r in values["rounds"]] == [1, 2, 3]  # per-round images, verdicts, scores in state
     assert values["rounds"][0]["candidates"][0]["verdicts"]
-    assert not (REPO / "runs").exists()
+    assert repo_snapshot() == before  # the server's runs went to its GEMS_HOME
 
 
 def test_human_review_pauses_in_the_server_and_resumes_with_a_command(client, assistant_id):
     thread_id = client.post("/threads", json={}).json()["thread_id"]
     ctx = {**CONTEXT, "human_feedback": True}
-    client.post(f"/threads/{thread_id}/runs/wait",
-                json={"assistant_id": assistant_id, "input": {"prompt": "a red square"}, "context": ctx})
+    client.post(f"/threads/{thread_id}/runs/wait", json={"assistant_id": assistant_id, "input": {"prompt": "a red square"}, "context": ctx})
     state = client.get(f"/threads/{thread_id}/state").json()
     assert state["next"] == ["human_review"]
     (pause,) = [i for task in state["tasks"] for i in task.get("interrupts", [])]
     assert pause["value"]["round"] == 1 and pause["value"]["candidates"][0]["verdicts"]
     # Feedback goes to the refiner; round 2 pauses again; then accept stops the run there.
-    client.post(f"/threads/{thread_id}/runs/wait",
-                json={"assistant_id": assistant_id, "command": {"resume": {"feedback": "redder"}}, "context": ctx})
+    client.post(
+        f"/threads/{thread_id}/runs/wait",
+        json={"assistant_id": assistant_id, "command": {"resume": {"feedback": "redder"}}, "context": ctx},
+    )
     assert client.get(f"/threads/{thread_id}/state").json()["values"]["rounds_used"] == 2
-    out = client.post(f"/threads/{thread_id}/runs/wait",
-                      json={"assistant_id": assistant_id, "command": {"resume": {"accept": True}}, "context": ctx}).json()
+    out = client.post(
+        f"/threads/{thread_id}/runs/wait", json={"assistant_id": assistant_id, "command": {"resume": {"accept": True}}, "context": ctx}
+    ).json()
     assert out["status"] == "accepted" and out["rounds_used"] == 2

@@ -59,7 +59,11 @@ def sd_dummy_components() -> dict:
         attention_head_dim=2,
     )
     scheduler = DDIMScheduler(
-        beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", clip_sample=False, set_alpha_to_one=False,
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule="scaled_linear",
+        clip_sample=False,
+        set_alpha_to_one=False,
         steps_offset=1,
     )
     torch.manual_seed(0)
@@ -90,8 +94,14 @@ def sd_dummy_components() -> dict:
         )
     )
     return dict(
-        unet=unet, scheduler=scheduler, vae=vae, text_encoder=text_encoder, tokenizer=tokenizer,
-        safety_checker=None, feature_extractor=None, image_encoder=None,
+        unet=unet,
+        scheduler=scheduler,
+        vae=vae,
+        text_encoder=text_encoder,
+        tokenizer=tokenizer,
+        safety_checker=None,
+        feature_extractor=None,
+        image_encoder=None,
     )
 
 
@@ -137,32 +147,59 @@ def zimage_dummy_components() -> dict:
 
     torch.manual_seed(0)
     transformer = ZImageTransformer2DModel(
-        all_patch_size=(2,), all_f_patch_size=(1,), in_channels=16, dim=32, n_layers=2, n_refiner_layers=1,
-        n_heads=2, n_kv_heads=2, norm_eps=1e-5, qk_norm=True, cap_feat_dim=16, rope_theta=256.0,
-        t_scale=1000.0, axes_dims=[8, 4, 4], axes_lens=[256, 32, 32],
+        all_patch_size=(2,),
+        all_f_patch_size=(1,),
+        in_channels=16,
+        dim=32,
+        n_layers=2,
+        n_refiner_layers=1,
+        n_heads=2,
+        n_kv_heads=2,
+        norm_eps=1e-5,
+        qk_norm=True,
+        cap_feat_dim=16,
+        rope_theta=256.0,
+        t_scale=1000.0,
+        axes_dims=[8, 4, 4],
+        axes_lens=[256, 32, 32],
     )
     with torch.no_grad():  # created with torch.empty: fix them so outputs are not NaN
         transformer.x_pad_token.copy_(torch.ones_like(transformer.x_pad_token.data))
         transformer.cap_pad_token.copy_(torch.ones_like(transformer.cap_pad_token.data))
     torch.manual_seed(0)
     vae = AutoencoderKL(
-        in_channels=3, out_channels=3,
+        in_channels=3,
+        out_channels=3,
         down_block_types=["DownEncoderBlock2D", "DownEncoderBlock2D"],
         up_block_types=["UpDecoderBlock2D", "UpDecoderBlock2D"],
-        block_out_channels=[32, 64], layers_per_block=1, latent_channels=16, norm_num_groups=32,
-        sample_size=32, scaling_factor=0.3611, shift_factor=0.1159,
+        block_out_channels=[32, 64],
+        layers_per_block=1,
+        latent_channels=16,
+        norm_num_groups=32,
+        sample_size=32,
+        scaling_factor=0.3611,
+        shift_factor=0.1159,
     )
     tokenizer = tiny_qwen_tokenizer()
     torch.manual_seed(0)
     text_encoder = Qwen3Model(
         Qwen3Config(
-            hidden_size=16, intermediate_size=16, num_hidden_layers=2, num_attention_heads=2,
-            num_key_value_heads=2, head_dim=8, vocab_size=len(tokenizer), max_position_embeddings=512,
+            hidden_size=16,
+            intermediate_size=16,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            num_key_value_heads=2,
+            head_dim=8,
+            vocab_size=len(tokenizer),
+            max_position_embeddings=512,
         )
     )
     return dict(
-        transformer=transformer, vae=vae, scheduler=FlowMatchEulerDiscreteScheduler(),
-        text_encoder=text_encoder, tokenizer=tokenizer,
+        transformer=transformer,
+        vae=vae,
+        scheduler=FlowMatchEulerDiscreteScheduler(),
+        text_encoder=text_encoder,
+        tokenizer=tokenizer,
     )
 
 

@@ -1,7 +1,7 @@
 """Typer command functions for the backends, mounted by ``gems_graph.cli``:
 
-    app.command("serve-generator")(serve_generator_command)
-    app.command("doctor")(doctor_command)
+app.command("serve-generator")(serve_generator_command)
+app.command("doctor")(doctor_command)
 """
 
 from __future__ import annotations
@@ -38,7 +38,9 @@ def serve_generator_command(
 
 
 def doctor_command(
-    config: Optional[str] = typer.Option(None, "--config", help="gems.toml to read (default: $GEMS_CONFIG, ./gems.toml, $GEMS_HOME/gems.toml)."),
+    config: Optional[str] = typer.Option(
+        None, "--config", help="gems.toml to read (default: $GEMS_CONFIG, ./gems.toml, $GEMS_HOME/gems.toml)."
+    ),
     generator: Optional[str] = typer.Option(None, "--generator", "-g", help="Generator spec to check."),
     chat_model: Optional[str] = typer.Option(None, "--chat-model", "-m", help="Chat-model spec to check."),
     critic_model: Optional[str] = typer.Option(None, "--critic-model", help="Critic chat-model spec to check."),

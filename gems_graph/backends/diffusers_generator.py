@@ -34,6 +34,7 @@ from urllib.parse import parse_qsl
 from PIL import Image
 
 from gems_graph.backends.base import GenerationError, GenerationRequest
+from gems_graph.errors import one_line
 from gems_graph.model_loading import dtype_kwarg, quiet_loading
 
 
@@ -203,7 +204,7 @@ class DiffusersGenerator:
                 raise
             except Exception as exc:  # noqa: BLE001 - hub/IO/config errors all mean "cannot load"
                 where = "local folder" if os.path.isdir(path) else "hub id (not a local folder)"
-                raise GenerationError(f"could not load diffusers model {self.path!r} ({where}): {_first_line(exc)}") from exc
+                raise GenerationError(f"could not load diffusers model {self.path!r} ({where}): {one_line(exc)}") from exc
             if self.cpu_offload and device != "cpu":
                 pipe.enable_model_cpu_offload(device=device)
             else:
@@ -299,7 +300,7 @@ class DiffusersGenerator:
         except GenerationError as exc:
             return [exc for _ in reqs]
         except Exception as exc:  # noqa: BLE001 - any pipeline failure becomes a candidate error
-            return [GenerationError(f"{self.family} pipeline failed: {type(exc).__name__}: {_first_line(exc)}") for _ in reqs]
+            return [GenerationError(f"{self.family} pipeline failed: {type(exc).__name__}: {one_line(exc)}") for _ in reqs]
 
     def _call(self, pipe: Any, reqs: list[GenerationRequest], p: dict[str, Any], each: list[dict]) -> list[Any]:
         import numpy as np
@@ -350,11 +351,6 @@ def _free_memory() -> None:
         torch.cuda.empty_cache()
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return (text[0] if text else type(exc).__name__)[:300]
-
-
 _BOOL = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
 _INT_KEYS = {"steps", "width", "height"}
 
@@ -391,7 +387,8 @@ def parse_spec(arg: str) -> tuple[str, dict[str, Any]]:
             kwargs[key] = int(value)
         else:
             raise ValueError(
-                f"unknown diffusers option {key!r}; known: device, dtype, family, offload, slicing, steps, guidance, width, height, negative_prompt, batch_window, max_batch"
+                f"unknown diffusers option {key!r}; known: device, dtype, family, offload, slicing, steps, guidance, "
+                "width, height, negative_prompt, batch_window, max_batch"
             )
     if defaults:
         kwargs["defaults"] = defaults

@@ -16,6 +16,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
+from gems_graph.errors import one_line
+
 OK, WARN, FAIL, SKIP = "ok", "warn", "fail", "skip"
 
 
@@ -76,7 +78,7 @@ def check_generator(spec: str) -> list[Row]:
     try:
         generators._factory(kind)
     except UnknownBackendError as exc:
-        return [Row(role, spec, "kind", FAIL, str(exc))]
+        return [Row(role, spec, "kind", FAIL, one_line(exc))]
     rows = [Row(role, spec, "kind", OK, kind)]
     if kind == "diffusers":
         from gems_graph.backends.diffusers_generator import _looks_local, parse_spec
@@ -85,7 +87,7 @@ def check_generator(spec: str) -> list[Row]:
         try:
             path, kwargs = parse_spec(arg)
         except ValueError as exc:
-            return [*rows, Row(role, spec, "spec", FAIL, str(exc))]
+            return [*rows, Row(role, spec, "spec", FAIL, one_line(exc))]
         rows.append(_device_row(role, spec, kwargs.get("device", "auto")))
         full = os.path.expanduser(path)
         if os.path.isdir(full):
@@ -103,7 +105,7 @@ def check_generator(spec: str) -> list[Row]:
             health = from_spec(arg).health()
             rows.append(Row(role, spec, "reachable", OK, f"{health.get('generator', '?')} ({health.get('family', '?')})"))
         except (GenerationError, ValueError) as exc:
-            rows.append(Row(role, spec, "reachable", FAIL, str(exc)))
+            rows.append(Row(role, spec, "reachable", FAIL, one_line(exc)))
     elif kind == "openai-images":
         rows.append(_imports(role, spec, ["openai"]))
         key = os.environ.get("OPENAI_API_KEY") or os.environ.get("GEMS_OPENAI_API_KEY")
@@ -115,7 +117,7 @@ def check_generator(spec: str) -> list[Row]:
             gen = resolve_generator(spec)
             rows.append(Row(role, spec, "create", OK, f"family {getattr(gen, 'family', '?')}"))
         except Exception as exc:  # noqa: BLE001 - reported as a row
-            rows.append(Row(role, spec, "create", FAIL, str(exc)))
+            rows.append(Row(role, spec, "create", FAIL, one_line(exc)))
     return rows
 
 
@@ -126,9 +128,10 @@ def check_chat_model(role: str, spec: Any, probe: bool = True) -> list[Row]:
     try:
         model = resolve_chat_model(spec)
     except Exception as exc:  # noqa: BLE001 - reported as a row
-        return [Row(role, name, "create", FAIL, str(exc))]
+        return [Row(role, name, "create", FAIL, one_line(exc))]
     rows = [Row(role, name, "create", OK, type(model).__name__)]
-    from gems_graph.backends.openai_chat import GemsChatOpenAI, supports_logprobs
+    from gems_graph.backends.openai_chat import GemsChatOpenAI
+    from gems_graph.llm import supports_logprobs
 
     if isinstance(model, GemsChatOpenAI):
         rows.append(_reachable(role, name, model))
@@ -149,7 +152,7 @@ def _reachable(role: str, name: str, model: Any) -> Row:
     try:
         resp = httpx.get(url, headers={"Authorization": f"Bearer {key}"}, timeout=10)
     except httpx.HTTPError as exc:
-        return Row(role, name, "reachable", FAIL, f"{url}: {type(exc).__name__}: {exc}")
+        return Row(role, name, "reachable", FAIL, f"{url}: {type(exc).__name__}: {one_line(exc)}")
     if resp.status_code == 401:
         return Row(role, name, "reachable", FAIL, f"{url}: API key rejected (401)")
     if resp.status_code != 200:
@@ -171,7 +174,7 @@ def _structured(role: str, name: str, model: Any) -> Row:
     try:
         invoke_structured(_short(model), _Probe, [HumanMessage("Reply with the answer 'ok'.")])
     except Exception as exc:  # noqa: BLE001 - reported as a row
-        return Row(role, name, "structured output", FAIL, f"{type(exc).__name__}: {str(exc)[:200]}")
+        return Row(role, name, "structured output", FAIL, f"{type(exc).__name__}: {one_line(exc, 200)}")
     method = getattr(model, "structured_method", lambda: None)()
     return Row(role, name, "structured output", OK, f"method: {method}" if method else "works")
 
@@ -193,7 +196,7 @@ def _logprobs(role: str, name: str, model: Any, supported: bool) -> Row:
     try:
         msg = _short(model).bind(logprobs=True, top_logprobs=5).invoke([HumanMessage("Is the sky blue on a clear day? Answer yes or no.")])
     except Exception as exc:  # noqa: BLE001 - reported as a row
-        return Row(role, name, "logprobs", FAIL, f"{type(exc).__name__}: {str(exc)[:200]}")
+        return Row(role, name, "logprobs", FAIL, f"{type(exc).__name__}: {one_line(exc, 200)}")
     meta = (msg.response_metadata or {}).get("logprobs")
     if not meta:
         return Row(role, name, "logprobs", WARN, "endpoint returned no logprobs: verdicts will be 0/1")
@@ -209,8 +212,11 @@ def doctor(context: Any = None, *, probe: bool = True) -> list[Row]:
         context = GemsContext()
     elif isinstance(context, dict):
         context = GemsContext(**context)
-    rows = check_generator(context.generator) if isinstance(context.generator, str) else [
-        Row("generator", type(context.generator).__name__, "create", OK, "instance")]
+    rows = (
+        check_generator(context.generator)
+        if isinstance(context.generator, str)
+        else [Row("generator", type(context.generator).__name__, "create", OK, "instance")]
+    )
     rows += check_chat_model("chat_model", context.chat_model, probe)
     if context.critic_model is not None and context.critic_model != context.chat_model:
         rows += check_chat_model("critic_model", context.critic_model, probe)

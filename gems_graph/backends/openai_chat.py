@@ -10,9 +10,12 @@ servers (OpenAI, vLLM, SGLang, Ollama, LM Studio, llama.cpp):
   a 5xx whose message names the feature, as llama-cpp-python sends) or whose reply
   does not parse moves on to the next. The method that worked is
   remembered per endpoint (base URL + model) for the rest of the process.
+* **Retries in one place.** The OpenAI client's own: ``max_retries`` (default 2, so
+  three attempts) with exponential backoff that honours ``Retry-After``; nodes do
+  not retry model calls again, and errors report the true number of attempts.
 * **Logprobs, safely.** ``model.bind(logprobs=True, top_logprobs=5)`` is always
   safe: if the server rejects logprobs the call is retried without them and the
-  endpoint is remembered as not supporting them (``supports_logprobs(model)``).
+  endpoint is remembered as not supporting them (its declared ``supports_logprobs``).
 * **Reasoning kept apart.** ``reasoning_content`` / ``reasoning`` from the server's
   message is copied to ``additional_kwargs`` (``gems_graph.llm.reasoning_of`` reads it).
 * **Clear errors.** Unreachable endpoint -> ``EndpointUnreachableError`` (a
@@ -80,6 +83,12 @@ class GemsChatOpenAI(ChatOpenAI):
         return (str(self.openai_api_base or OPENAI_BASE_URL).rstrip("/"), str(self.model_name))
 
     @property
+    def supports_logprobs(self) -> bool:
+        """Declared capability: yes unless this endpoint has rejected logprobs before
+        (binding them is safe anyway: the call is retried without them)."""
+        return self.endpoint_key not in _no_logprobs
+
+    @property
     def endpoint_url(self) -> str:
         return self.endpoint_key[0]
 
@@ -102,7 +111,9 @@ class GemsChatOpenAI(ChatOpenAI):
         except openai.APIError as exc:
             raise self._translate(exc) from exc
 
-    async def _agenerate(self, messages: list[BaseMessage], stop: list[str] | None = None, run_manager: Any = None, **kwargs: Any) -> ChatResult:
+    async def _agenerate(
+        self, messages: list[BaseMessage], stop: list[str] | None = None, run_manager: Any = None, **kwargs: Any
+    ) -> ChatResult:
         kwargs = self._drop_logprobs_if_unsupported(kwargs)
         try:
             return await super()._agenerate(messages, stop=stop, run_manager=run_manager, **kwargs)
@@ -129,11 +140,14 @@ class GemsChatOpenAI(ChatOpenAI):
         if isinstance(exc, openai.NotFoundError):
             return ChatModelNotFoundError(f"chat endpoint {url} does not serve model {model!r}: {_server_message(exc)}")
         if isinstance(exc, openai.AuthenticationError):
-            return PermissionError(f"chat endpoint {url} rejected the API key (set OPENAI_API_KEY or GEMS_OPENAI_API_KEY): {_server_message(exc)}")
+            return PermissionError(
+                f"chat endpoint {url} rejected the API key (set OPENAI_API_KEY or GEMS_OPENAI_API_KEY): {_server_message(exc)}"
+            )
         if isinstance(exc, openai.InternalServerError) or getattr(exc, "status_code", 0) >= 500:
             status = getattr(exc, "status_code", None)
             return EndpointServerError(
-                f"chat endpoint {url} (model {model!r}) failed with HTTP {status} after {self.max_retries} retries: {_server_message(exc)}",
+                f"chat endpoint {url} (model {model!r}) failed with HTTP {status} after {self.max_retries + 1} attempts: "
+                f"{_server_message(exc)}",
                 status,
             )
         return exc
@@ -141,8 +155,10 @@ class GemsChatOpenAI(ChatOpenAI):
     def _create_chat_result(self, response: Any, generation_info: dict | None = None) -> ChatResult:
         result = super()._create_chat_result(response, generation_info)
         try:
-            raw = response if isinstance(response, dict) else response.model_dump(
-                exclude={"choices": {"__all__": {"message": {"parsed"}}}}, warnings=False
+            raw = (
+                response
+                if isinstance(response, dict)
+                else response.model_dump(exclude={"choices": {"__all__": {"message": {"parsed"}}}}, warnings=False)
             )
             for gen, choice in zip(result.generations, raw.get("choices") or []):
                 msg = choice.get("message") or {}
@@ -156,7 +172,9 @@ class GemsChatOpenAI(ChatOpenAI):
 
     # -- structured output ---------------------------------------------------------------
 
-    def with_structured_output(self, schema: Any = None, *, method: str | None = None, include_raw: bool = False, strict: bool | None = None, **kwargs: Any) -> Runnable:
+    def with_structured_output(
+        self, schema: Any = None, *, method: str | None = None, include_raw: bool = False, strict: bool | None = None, **kwargs: Any
+    ) -> Runnable:
         """Without ``method``: the fallback chain (see the module docstring)."""
         if method is not None or schema is None:
             return super().with_structured_output(schema, method=method or "json_schema", include_raw=include_raw, strict=strict, **kwargs)
@@ -190,20 +208,6 @@ def _server_message(exc: Exception) -> str:
     return str(getattr(exc, "message", exc))[:300]
 
 
-def supports_logprobs(model: Any) -> bool:
-    """Whether the critic should ``bind(logprobs=True, top_logprobs=5)`` on ``model``.
-
-    True for ChatOpenAI-style models unless this endpoint has rejected logprobs before
-    (binding is safe on ``GemsChatOpenAI`` anyway: it retries without them).
-    """
-    if isinstance(model, GemsChatOpenAI):
-        return model.endpoint_key not in _no_logprobs
-    if isinstance(model, ChatOpenAI):
-        return True
-    fields = getattr(type(model), "model_fields", {})
-    return "logprobs" in fields and "top_logprobs" in fields
-
-
 # Errors that mean "this endpoint does not do that method": move on to the next one.
 # Some servers (llama-cpp-python) answer an unknown response_format with a 500 whose
 # body is a request-validation error, so a server error naming the feature counts too.
@@ -230,14 +234,24 @@ class _StructuredChain:
     def _runnable(self, method: str) -> Runnable:
         if method in ("json_schema", "function_calling"):
             return ChatOpenAI.with_structured_output(self.model, self.schema, method=method, include_raw=True, **self.kwargs)
-        bound = self.model.bind(response_format={"type": "json_object"}, **self.kwargs) if method == "json_mode" else self.model.bind(**self.kwargs)
-        return RunnableLambda(lambda msgs, config=None: _parse_json_reply(self.schema, bound.invoke(_with_schema_prompt(self.schema, msgs), config)),
-                              afunc=None)
+        bound = (
+            self.model.bind(response_format={"type": "json_object"}, **self.kwargs)
+            if method == "json_mode"
+            else self.model.bind(**self.kwargs)
+        )
+        return RunnableLambda(
+            lambda msgs, config=None: _parse_json_reply(self.schema, bound.invoke(_with_schema_prompt(self.schema, msgs), config)),
+            afunc=None,
+        )
 
     def _arunnable_call(self, method: str) -> Any:
         if method in ("json_schema", "function_calling"):
             return ChatOpenAI.with_structured_output(self.model, self.schema, method=method, include_raw=True, **self.kwargs).ainvoke
-        bound = self.model.bind(response_format={"type": "json_object"}, **self.kwargs) if method == "json_mode" else self.model.bind(**self.kwargs)
+        bound = (
+            self.model.bind(response_format={"type": "json_object"}, **self.kwargs)
+            if method == "json_mode"
+            else self.model.bind(**self.kwargs)
+        )
 
         async def call(msgs: Any, config: RunnableConfig | None = None) -> dict[str, Any]:
             return _parse_json_reply(self.schema, await bound.ainvoke(_with_schema_prompt(self.schema, msgs), config))
@@ -308,8 +322,7 @@ def _with_schema_prompt(schema: Any, messages: Any) -> list[BaseMessage]:
 
         messages = [HumanMessage(content=messages)]
     note = SystemMessage(
-        content="Reply with one JSON object and nothing else. It must follow this JSON schema:\n"
-        + json.dumps(_json_schema_of(schema))
+        content="Reply with one JSON object and nothing else. It must follow this JSON schema:\n" + json.dumps(_json_schema_of(schema))
     )
     return [*messages, note]
 
@@ -330,9 +343,7 @@ def extract_json(text: str) -> Any:
 
 
 def _parse_json_reply(schema: Any, raw: AIMessage) -> dict[str, Any]:
-    text = raw.content if isinstance(raw.content, str) else "".join(
-        b.get("text", "") for b in raw.content if isinstance(b, dict)
-    )
+    text = raw.content if isinstance(raw.content, str) else "".join(b.get("text", "") for b in raw.content if isinstance(b, dict))
     try:
         data = extract_json(text)
         parsed = schema.model_validate(data) if isinstance(schema, type) and issubclass(schema, BaseModel) else data
@@ -344,7 +355,14 @@ def _parse_json_reply(schema: Any, raw: AIMessage) -> dict[str, Any]:
 # -- factories -------------------------------------------------------------------------------
 
 
-_OPTION_TYPES: dict[str, type] = {"temperature": float, "top_p": float, "max_tokens": int, "timeout": float, "max_retries": int, "seed": int}
+_OPTION_TYPES: dict[str, type] = {
+    "temperature": float,
+    "top_p": float,
+    "max_tokens": int,
+    "timeout": float,
+    "max_retries": int,
+    "seed": int,
+}
 
 
 def _split_options(model: str) -> tuple[str, dict[str, Any]]:
@@ -383,7 +401,9 @@ def compatible_from_spec(arg: str) -> GemsChatOpenAI:
     base_url, sep, model = arg.strip().rpartition("#")
     model, opts = _split_options(model)
     if not sep or not base_url or not model:
-        raise ValueError(f"openai-compatible spec must be <base_url>#<model>, e.g. http://127.0.0.1:8000/v1#Qwen3-VL-8B-Instruct; got {arg!r}")
+        raise ValueError(
+            f"openai-compatible spec must be <base_url>#<model>, e.g. http://127.0.0.1:8000/v1#Qwen3-VL-8B-Instruct; got {arg!r}"
+        )
     if not base_url.lower().startswith(("http://", "https://")):
         raise ValueError(f"openai-compatible base URL must start with http:// or https://, got {base_url!r}")
     key = os.environ.get("GEMS_OPENAI_API_KEY") or os.environ.get("OPENAI_API_KEY") or "EMPTY"

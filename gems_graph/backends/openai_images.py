@@ -91,7 +91,9 @@ class OpenAIImagesGenerator:
 def _message(exc: Exception) -> str:
     body = getattr(exc, "body", None)
     if isinstance(body, dict):
-        msg = body.get("message") or (body.get("error") or {}).get("message") if isinstance(body.get("error"), dict) else body.get("message")
+        msg = (
+            body.get("message") or (body.get("error") or {}).get("message") if isinstance(body.get("error"), dict) else body.get("message")
+        )
         if msg:
             return str(msg)[:300]
     return str(exc)[:300]

@@ -105,10 +105,16 @@ class _Handler(BaseHTTPRequestHandler):
         if self.path.split("?")[0].rstrip("/") != "/health":
             return self._json(404, {"error": "not found; use GET /health or POST /generate"})
         srv = self.server
-        self._json(200, {
-            "status": "ok", "generator": srv.spec, "family": getattr(srv.generator, "family", "unknown"),
-            "busy": srv.busy, "max_concurrency": srv.max_concurrency,
-        })
+        self._json(
+            200,
+            {
+                "status": "ok",
+                "generator": srv.spec,
+                "family": getattr(srv.generator, "family", "unknown"),
+                "busy": srv.busy,
+                "max_concurrency": srv.max_concurrency,
+            },
+        )
 
     def do_POST(self) -> None:  # noqa: N802 - stdlib name
         srv = self.server
@@ -151,8 +157,9 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(200, buf.getvalue(), "image/png")
 
 
-def make_server(spec: str, host: str = "127.0.0.1", port: int = 8765, max_body_bytes: int = 64 * 1024,
-                max_concurrency: int = 1) -> GeneratorServer:
+def make_server(
+    spec: str, host: str = "127.0.0.1", port: int = 8765, max_body_bytes: int = 64 * 1024, max_concurrency: int = 1
+) -> GeneratorServer:
     """Resolve ``spec`` and bind a server (port 0 picks a free one); call ``serve_forever``."""
     from gems_graph.registry import resolve_generator
 
@@ -161,8 +168,9 @@ def make_server(spec: str, host: str = "127.0.0.1", port: int = 8765, max_body_b
     return GeneratorServer((host, port), resolve_generator(spec), spec, max_body_bytes, max_concurrency)
 
 
-def serve_generator(spec: str, host: str = "127.0.0.1", port: int = 8765, max_body_bytes: int = 64 * 1024,
-                    max_concurrency: int = 1) -> None:
+def serve_generator(
+    spec: str, host: str = "127.0.0.1", port: int = 8765, max_body_bytes: int = 64 * 1024, max_concurrency: int = 1
+) -> None:
     """Serve ``spec`` until interrupted (blocking)."""
     server = make_server(spec, host, port, max_body_bytes, max_concurrency)
     try:

@@ -8,8 +8,15 @@ at equal image budgets, on the shapes world, GenEval, GenEval2 or a custom JSONL
 (official scorer layouts), ``harness`` (resumable runs), ``report`` (tables, plot).
 """
 
-from gems_graph.eval.harness import EvalConfig, run_eval
-from gems_graph.eval.methods import METHODS
-from gems_graph.eval.suites import EvalItem, load_suite
+from gems_graph._lazy import lazy_exports
+
+_EXPORTS = {
+    "EvalConfig": "gems_graph.eval.harness",
+    "run_eval": "gems_graph.eval.harness",
+    "METHODS": "gems_graph.eval.methods",
+    "EvalItem": "gems_graph.eval.suites",
+    "load_suite": "gems_graph.eval.suites",
+}
+__getattr__ = lazy_exports(__name__, _EXPORTS)
 
 __all__ = ["METHODS", "EvalConfig", "EvalItem", "load_suite", "run_eval"]

@@ -15,36 +15,50 @@ from typing import Any, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from gems_graph.eval.methods import METHODS
 from gems_graph.eval.suites import SUITES
+from gems_graph.memory.store import memory_is_off
 
 err = Console(stderr=True, highlight=False)
 
 
 def _fail(message: str, code: int = 2) -> None:
-    err.print(f"[red]error:[/red] {message}", markup=True, soft_wrap=True)
+    err.print(f"[red]error:[/red] {escape(str(message))}", markup=True, soft_wrap=True)
     raise typer.Exit(code)
 
 
 def eval_command(
     suite: str = typer.Argument(..., help="shapes | geneval | geneval2 | custom"),
-    path: Optional[str] = typer.Argument(None, help="The suite's JSONL: evaluation_metadata.jsonl (geneval), geneval2_data.jsonl (geneval2), or your prompts (custom)."),
+    path: Optional[str] = typer.Argument(
+        None, help="The suite's JSONL: evaluation_metadata.jsonl (geneval), geneval2_data.jsonl (geneval2), or your prompts (custom)."
+    ),
     split: str = typer.Option("dev", "--split", help="shapes only: 'dev' (tuning) or 'test' (held out, for reported figures)."),
-    methods: str = typer.Option(",".join(METHODS), "--methods", help="Comma-separated subset of single,rewrite,search,loop,gems."),
+    methods: Optional[str] = typer.Option(
+        None, "--methods", help=f"Comma-separated subset of {','.join(METHODS)} (default: all; 'explicit' on the shapes suite only)."
+    ),
     budget: int = typer.Option(5, "--budget", "-n", min=1, help="Images per prompt: N candidates for search, N rounds for loop and gems."),
     samples: int = typer.Option(1, "--samples", min=1, help="Independent final images per prompt and method (GenEval usually uses 4)."),
-    out: Optional[str] = typer.Option(None, "--out", "-o", help="Eval folder (default $GEMS_HOME/evals/<suite>-<split or file>); rerun to resume."),
+    out: Optional[str] = typer.Option(
+        None, "--out", "-o", help="Eval folder (default $GEMS_HOME/evals/<suite>-<split or file>); rerun to resume."
+    ),
     concurrency: int = typer.Option(1, "--concurrency", "-j", min=1, help="Tasks (prompt x method) in flight at once."),
     generator: str = typer.Option("shapes", "--generator", "-g", help="Generator spec."),
     chat_model: str = typer.Option("shapes", "--chat-model", "-m", help="Chat-model spec for planner and refiner."),
     critic_model: Optional[str] = typer.Option(None, "--critic-model", help="Chat-model spec for the critic (default --chat-model)."),
-    judge: Optional[str] = typer.Option(None, "--judge", help="VLM spec for Soft-TIFA scoring (geneval2, custom), e.g. openai-compatible:http://127.0.0.1:8000/v1#Qwen3-VL-8B-Instruct."),
+    judge: Optional[str] = typer.Option(
+        None,
+        "--judge",
+        help="VLM spec for Soft-TIFA scoring (geneval2, custom), e.g. openai-compatible:http://127.0.0.1:8000/v1#Qwen3-VL-8B-Instruct.",
+    ),
     seed: int = typer.Option(0, "--seed", min=0, help="Added to every prompt's seed."),
     limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Only the first N prompts."),
     per_category: Optional[int] = typer.Option(None, "--per-category", min=1, help="Only the first N prompts of each category."),
     category: Optional[list[str]] = typer.Option(None, "--category", help="Only this category (repeatable)."),
-    memory: Optional[str] = typer.Option(None, "--memory", help="Memory spec for the gems method (default: a store inside the eval folder)."),
+    memory: Optional[str] = typer.Option(
+        None, "--memory", help="Memory spec for the gems method (default: a store inside the eval folder)."
+    ),
     max_skills: int = typer.Option(2, "--max-skills", min=0, help="Most skills per prompt for the gems method."),
     skills_dir: Optional[list[str]] = typer.Option(None, "--skills-dir", help="Folder of user skills (repeatable)."),
     steps: Optional[int] = typer.Option(None, "--steps", help="Denoising steps override."),
@@ -54,7 +68,7 @@ def eval_command(
     no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary and paths as one JSON object on stdout."),
 ) -> None:
-    """Compare single, rewrite, search, loop and gems on SUITE at an equal image budget."""
+    """Compare single, rewrite, search, loop, loop+skills and gems on SUITE at an equal image budget."""
     from gems_graph.eval.harness import EvalConfig, EvalConfigError, run_eval, select_items
     from gems_graph.eval.suites import SuiteError
     from gems_graph.home import gems_home
@@ -67,12 +81,32 @@ def eval_command(
     if suite == "geneval" and judge:
         _fail("GenEval is scored by its official detector, not --judge; see the README")
     context = {k: v for k, v in {"steps": steps, "guidance": guidance, "width": width, "height": height}.items() if v is not None}
+    if methods is None:
+        methods = ",".join(m for m in METHODS if suite == "shapes" or m != "explicit")
     name = f"{suite}-{split}" if suite == "shapes" else f"{suite}-{Path(path or '').stem}"
-    cfg = EvalConfig(suite=suite, path=path, split=split, methods=[m.strip() for m in methods.split(",") if m.strip()],
-                     budget=budget, samples=samples, out=out or str(gems_home() / "evals" / name), generator=generator,
-                     chat_model=chat_model, critic_model=critic_model, judge=judge, concurrency=concurrency, seed=seed,
-                     limit=limit, per_category=per_category, categories=category, memory=memory, max_skills=max_skills,
-                     skills_dirs=list(skills_dir or []), context=context, progress=not no_progress)
+    cfg = EvalConfig(
+        suite=suite,
+        path=path,
+        split=split,
+        methods=[m.strip() for m in methods.split(",") if m.strip()],
+        budget=budget,
+        samples=samples,
+        out=out or str(gems_home() / "evals" / name),
+        generator=generator,
+        chat_model=chat_model,
+        critic_model=critic_model,
+        judge=judge,
+        concurrency=concurrency,
+        seed=seed,
+        limit=limit,
+        per_category=per_category,
+        categories=category,
+        memory=memory,
+        max_skills=max_skills,
+        skills_dirs=list(skills_dir or []),
+        context=context,
+        progress=not no_progress,
+    )
     try:
         check_spec(generator, generators)
         for spec in (chat_model, critic_model, judge):
@@ -88,9 +122,10 @@ def eval_command(
     except (EvalConfigError, SuiteError) as exc:
         _fail(str(exc))
     except KeyboardInterrupt:
-        err.print(f"[yellow]interrupted[/yellow]: finished tasks are saved in {cfg.out}/results.jsonl; "
-                  "run the same command again to resume")
-        raise typer.Exit(130)
+        err.print(
+            f"[yellow]interrupted[/yellow]: finished tasks are saved in {cfg.out}/results.jsonl; run the same command again to resume"
+        )
+        raise typer.Exit(130) from None
     _print(result, as_json)
 
 
@@ -102,9 +137,11 @@ def _memory_notes(cfg: Any) -> None:
         return
     if "memory" not in context_field_names():
         err.print("note: this build's graph has no memory setting; 'gems' is the loop with skills")
-    elif cfg.concurrency > 1 and (cfg.memory or "").lower() not in ("none", "off"):
-        err.print("note: 'gems' shares one memory across prompts; with --concurrency > 1 the order in which "
-                  "prompts finish (and so what each recalls) can differ between runs")
+    elif cfg.concurrency > 1 and not memory_is_off(cfg.memory):
+        err.print(
+            "note: 'gems' shares one memory across prompts; with --concurrency > 1 the order in which "
+            "prompts finish (and so what each recalls) can differ between runs"
+        )
 
 
 def _print(result: dict[str, Any], as_json: bool) -> None:

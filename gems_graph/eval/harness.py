@@ -70,12 +70,22 @@ class EvalConfig:
 
     def fingerprint(self) -> dict[str, Any]:
         """What must match for a rerun to continue an out folder (methods may be added)."""
-        return {"suite": self.suite, "path": str(Path(self.path).resolve()) if self.path else None,
-                "split": self.split if self.suite == "shapes" else None, "budget": self.budget,
-                "samples": self.samples, "seed": self.seed, "generator": _name(self.generator),
-                "chat_model": _name(self.chat_model), "critic_model": _name(self.critic_model),
-                "judge": _name(self.judge), "memory": self.memory, "max_skills": self.max_skills,
-                "skills_dirs": list(self.skills_dirs), "context": dict(sorted(self.context.items()))}
+        return {
+            "suite": self.suite,
+            "path": str(Path(self.path).resolve()) if self.path else None,
+            "split": self.split if self.suite == "shapes" else None,
+            "budget": self.budget,
+            "samples": self.samples,
+            "seed": self.seed,
+            "generator": _name(self.generator),
+            "chat_model": _name(self.chat_model),
+            "critic_model": _name(self.critic_model),
+            "judge": _name(self.judge),
+            "memory": self.memory,
+            "max_skills": self.max_skills,
+            "skills_dirs": list(self.skills_dirs),
+            "context": dict(sorted(self.context.items())),
+        }
 
 
 def _name(x: Any) -> Any:
@@ -145,6 +155,10 @@ def run_eval(cfg: EvalConfig, *, on_record: Callable[[dict[str, Any]], None] | N
     methods = list(dict.fromkeys(cfg.methods))
     if not methods or any(m not in METHODS for m in methods):
         raise EvalConfigError(f"methods must be a subset of {', '.join(METHODS)}; got {', '.join(cfg.methods) or 'none'}")
+    if "explicit" in methods and cfg.suite != "shapes":
+        raise EvalConfigError(
+            "the explicit method rewrites prompts in the shapes world's layout register: use it with the shapes suite only"
+        )
     if cfg.budget < 1 or cfg.samples < 1 or cfg.concurrency < 1:
         raise EvalConfigError("budget, samples and concurrency must be >= 1")
     items = select_items(cfg)
@@ -156,9 +170,17 @@ def run_eval(cfg: EvalConfig, *, on_record: Callable[[dict[str, Any]], None] | N
 
     log = ResultLog(out / "results.jsonl")
     done = {k: r for k, r in log.load().items() if not r.get("error")}
-    settings = MethodSettings(out=out, budget=cfg.budget, generator=cfg.generator, chat_model=cfg.chat_model,
-                              critic_model=cfg.critic_model, memory=cfg.memory, max_skills=cfg.max_skills,
-                              skills_dirs=list(cfg.skills_dirs), context=dict(cfg.context))
+    settings = MethodSettings(
+        out=out,
+        budget=cfg.budget,
+        generator=cfg.generator,
+        chat_model=cfg.chat_model,
+        critic_model=cfg.critic_model,
+        memory=cfg.memory,
+        max_skills=cfg.max_skills,
+        skills_dirs=list(cfg.skills_dirs),
+        context=dict(cfg.context),
+    )
     scorer = make_scorer(cfg.suite, cfg.judge)
     scored = cfg.suite == "shapes" or (cfg.judge is not None and cfg.suite in ("geneval2", "custom"))
     # Prompt-major order: an interrupted eval has every method on its first prompts.
@@ -173,17 +195,33 @@ def run_eval(cfg: EvalConfig, *, on_record: Callable[[dict[str, Any]], None] | N
     return finalize(cfg, items, methods, out, log)
 
 
-def _run_task(method: str, item: EvalItem, sample: int, cfg: EvalConfig, settings: MethodSettings,
-              scorer: Callable, scored: bool, out: Path) -> dict[str, Any]:
+def _run_task(
+    method: str, item: EvalItem, sample: int, cfg: EvalConfig, settings: MethodSettings, scorer: Callable, scored: bool, out: Path
+) -> dict[str, Any]:
     seed = item.seed + cfg.seed + SAMPLE_SEED_STRIDE * sample
-    rec: dict[str, Any] = {"key": task_key(method, item, sample), "method": method, "item": item.id,
-                           "index": item.index, "category": item.category, "prompt": item.prompt,
-                           "sample": sample, "seed": seed}
+    rec: dict[str, Any] = {
+        "key": task_key(method, item, sample),
+        "method": method,
+        "item": item.id,
+        "index": item.index,
+        "category": item.category,
+        "prompt": item.prompt,
+        "sample": sample,
+        "seed": seed,
+    }
     try:
         used = run_method(method, item, seed, settings, _task_id(item, sample))
     except Exception as exc:  # noqa: BLE001 - recorded; the task is retried on the next run
-        used = {"final_image": None, "images": 0, "attempts": 0, "rounds": 0, "chat_calls": 0, "status": "error",
-                "error": f"{type(exc).__name__}: {exc}", "wall_s": None}
+        used = {
+            "final_image": None,
+            "images": 0,
+            "attempts": 0,
+            "rounds": 0,
+            "chat_calls": 0,
+            "status": "error",
+            "error": f"{type(exc).__name__}: {exc}",
+            "wall_s": None,
+        }
     final = used.get("final_image")
     if final:
         used["final_image"] = os.path.relpath(final, out)
@@ -198,14 +236,22 @@ def _run_task(method: str, item: EvalItem, sample: int, cfg: EvalConfig, setting
     return rec
 
 
-def _execute(tasks: list, work: Callable, cfg: EvalConfig, total: int, already: int,
-             on_record: Callable[[dict[str, Any]], None] | None) -> None:
+def _execute(
+    tasks: list, work: Callable, cfg: EvalConfig, total: int, already: int, on_record: Callable[[dict[str, Any]], None] | None
+) -> None:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-    progress = Progress(TextColumn("[bold]eval[/bold] {task.description}"), BarColumn(), MofNCompleteColumn(),
-                        TimeElapsedColumn(), TimeRemainingColumn(), console=Console(stderr=True),
-                        disable=not cfg.progress, transient=False)
+    progress = Progress(
+        TextColumn("[bold]eval[/bold] {task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        disable=not cfg.progress,
+        transient=False,
+    )
     with progress, ThreadPoolExecutor(max_workers=cfg.concurrency, thread_name_prefix="gems-eval") as pool:
         bar = progress.add_task("", total=total, completed=already)
         queue = list(tasks)
@@ -231,29 +277,29 @@ def finalize(cfg: EvalConfig, items: list[EvalItem], methods: list[str], out: Pa
     """Rebuild the final files from the log, in suite order."""
     by_key = log.load()
     order = {m: i for i, m in enumerate(methods)}
-    records = [by_key[task_key(m, it, k)] for it in items for k in range(cfg.samples) for m in methods
-               if task_key(m, it, k) in by_key]
+    records = [by_key[task_key(m, it, k)] for it in items for k in range(cfg.samples) for m in methods if task_key(m, it, k) in by_key]
     records.sort(key=lambda r: (r["index"], r["sample"], order[r["method"]]))
     timings = {r["key"]: r.get("wall_s") for r in records}
     records = [{k: v for k, v in r.items() if k != "wall_s"} for r in records]
     summary = summarize(records, methods)
     title = _title(cfg)
     missing = len(items) * cfg.samples * len(methods) - len(records)
-    result = {"settings": {**cfg.fingerprint(), "methods": methods, "prompts": len(items)}, "summary": summary,
-              "incomplete": missing, "records": records}
+    result = {
+        "settings": {**cfg.fingerprint(), "methods": methods, "prompts": len(items)},
+        "summary": summary,
+        "incomplete": missing,
+        "records": records,
+    }
     _write_json(out / "results.json", result)
     _write_json(out / "timings.json", {"total_s": round(sum(t for t in timings.values() if t), 3), "tasks": timings})
     table = markdown(summary, title)
     (out / "results.md").write_text(table, encoding="utf-8")
-    paths = {"results": str(out / "results.json"), "table": str(out / "results.md"),
-             "plot": str(plot(summary, out / "plot", title))}
+    paths = {"results": str(out / "results.json"), "table": str(out / "results.md"), "plot": str(plot(summary, out / "plot", title))}
     paths.update(_official_files(cfg, items, methods, out, records))
-    return {"summary": summary, "table": table, "paths": paths, "incomplete": missing,
-            "errors": sum(1 for r in records if r.get("error"))}
+    return {"summary": summary, "table": table, "paths": paths, "incomplete": missing, "errors": sum(1 for r in records if r.get("error"))}
 
 
-def _official_files(cfg: EvalConfig, items: list[EvalItem], methods: list[str], out: Path,
-                    records: list[dict[str, Any]]) -> dict[str, str]:
+def _official_files(cfg: EvalConfig, items: list[EvalItem], methods: list[str], out: Path, records: list[dict[str, Any]]) -> dict[str, str]:
     paths = {}
     for m in methods:
         imgs = {(r["item"], r["sample"]): str(out / r["final_image"]) for r in records if r["method"] == m and r.get("final_image")}
@@ -279,8 +325,9 @@ def _check_or_write_settings(out: Path, cfg: EvalConfig) -> None:
         before = json.loads(path.read_text(encoding="utf-8"))
         diff = sorted(k for k in set(before) | set(now) if before.get(k) != now.get(k))
         if diff:
-            raise EvalConfigError(f"{out} holds an eval with other settings ({', '.join(diff)}); "
-                                  "use another --out or the same settings to resume")
+            raise EvalConfigError(
+                f"{out} holds an eval with other settings ({', '.join(diff)}); use another --out or the same settings to resume"
+            )
         return
     _write_json(path, now)
 

@@ -3,13 +3,15 @@
 All but ``single`` run the real graph (``compile_graph``) with ``GemsContext``
 settings, so the eval measures the code users run:
 
-| method  | what it does                                  | images  | context                                   |
-| ------- | --------------------------------------------- | ------- | ----------------------------------------- |
-| single  | the raw prompt, one image (no agent)          | 1       | generator called directly                 |
-| rewrite | one planner rewrite, one image                | 1       | max_rounds=1, candidates=1, max_skills=0  |
-| search  | best-of-N by the critic, one round            | N       | max_rounds=1, candidates=N, max_skills=0  |
-| loop    | the GEMS loop without memory or skills        | <= N    | max_rounds=N, max_skills=0, refiner_images=0, memory off |
-| gems    | the full loop: skills and memory on           | <= N    | max_rounds=N, skills and memory as configured |
+| method      | what it does                                  | images | context                                   |
+| ----------- | --------------------------------------------- | ------ | ----------------------------------------- |
+| single      | the raw prompt, one image (no agent)          | 1      | generator called directly                 |
+| explicit    | the scene in the explicit layout register, one image (shapes only) | 1 | generator called directly |
+| rewrite     | one planner rewrite, one image                | 1      | max_rounds=1, candidates=1, max_skills=0  |
+| search      | best-of-N by the critic, one round            | N      | max_rounds=1, candidates=N, max_skills=0  |
+| loop        | the GEMS loop without memory or skills        | <= N   | max_rounds=N, max_skills=0, refiner_images=0, memory off |
+| loop+skills | the loop with skills, still without memory    | <= N   | as loop, with max_skills                  |
+| gems        | the full loop: skills, memory and images      | <= N   | max_rounds=N, skills and memory as configured |
 
 N is the budget. ``rewrite`` and ``search`` still run the critic (its decomposition
 and verification are counted in ``chat_calls``); only ``search`` uses its choice.
@@ -19,41 +21,16 @@ sees calls from every thread the nodes use.
 
 from __future__ import annotations
 
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from langchain_core.callbacks import BaseCallbackHandler
-from langchain_core.language_models import BaseChatModel
-
 from gems_graph.eval.suites import EvalItem
 
-METHODS = ("single", "rewrite", "search", "loop", "gems")
-
-
-class CallCounter(BaseCallbackHandler):
-    """Counts chat-model calls (thread-safe)."""
-
-    def __init__(self) -> None:
-        self.calls = 0
-        self._lock = threading.Lock()
-
-    def on_chat_model_start(self, serialized: Any, messages: Any, **kwargs: Any) -> None:
-        with self._lock:
-            self.calls += 1
-
-
-def counted(model: Any, counter: CallCounter) -> Any:
-    """A copy of ``model`` (spec or instance) that reports its calls to ``counter``."""
-    from gems_graph.registry import resolve_chat_model
-
-    base = resolve_chat_model(model)
-    if not isinstance(base, BaseChatModel):
-        return base
-    existing = base.callbacks if isinstance(base.callbacks, list) else []
-    return base.model_copy(update={"callbacks": [*existing, counter]})
+METHODS = ("single", "explicit", "rewrite", "search", "loop", "loop+skills", "gems")
+#: Methods that call the generator once, without the graph.
+DIRECT_METHODS = ("single", "explicit")
 
 
 @dataclass
@@ -83,6 +60,7 @@ def method_context_fields(method: str, s: MethodSettings) -> dict[str, Any]:
         "rewrite": {"max_rounds": 1, "candidates_per_round": 1, "max_skills": 0},
         "search": {"max_rounds": 1, "candidates_per_round": n, "max_skills": 0},
         "loop": {"max_rounds": n, "candidates_per_round": 1, "max_skills": 0, "refiner_images": 0},
+        "loop+skills": {"max_rounds": n, "candidates_per_round": 1, "max_skills": s.max_skills, "refiner_images": 0},
         "gems": {"max_rounds": n, "candidates_per_round": 1, "max_skills": s.max_skills},
     }[method]
     if has_memory:
@@ -95,40 +73,71 @@ def run_method(method: str, item: EvalItem, seed: int, s: MethodSettings, task_i
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; known: {', '.join(METHODS)}")
     start = time.perf_counter()
-    out = _single(item, seed, s, task_id) if method == "single" else _graph(method, item, seed, s, task_id)
+    if method in DIRECT_METHODS:
+        out = _direct(method, item, seed, s, task_id)
+    else:
+        out = _graph(method, item, seed, s, task_id)
     out["wall_s"] = round(time.perf_counter() - start, 3)
     return out
 
 
-def _single(item: EvalItem, seed: int, s: MethodSettings, task_id: str) -> dict[str, Any]:
+def _direct(method: str, item: EvalItem, seed: int, s: MethodSettings, task_id: str) -> dict[str, Any]:
     from gems_graph.artifacts import save_png
     from gems_graph.backends.base import GenerationRequest
     from gems_graph.registry import resolve_generator
     from gems_graph.retry import call_with_retry
 
     c = s.context
-    request = GenerationRequest(prompt=item.prompt, seed=seed, width=c.get("width"), height=c.get("height"),
-                                steps=c.get("steps"), guidance=c.get("guidance"))
+    prompt = item.prompt
+    if method == "explicit":
+        from gems_graph.shapes.layout import explicit_prompt
+
+        prompt = explicit_prompt(item.prompt, seed)
+    request = GenerationRequest(
+        prompt=prompt, seed=seed, width=c.get("width"), height=c.get("height"), steps=c.get("steps"), guidance=c.get("guidance")
+    )
     gen = resolve_generator(s.generator)
     image = call_with_retry(lambda: gen.generate(request), attempts=int(c.get("generation_retries", 3)))
-    ref = save_png(image, s.out / "runs" / "single" / task_id / f"seed{seed}.png")
-    return {"final_image": ref["path"], "final_sha256": ref["sha256"], "final_prompt": item.prompt, "images": 1,
-            "attempts": 1, "rounds": 1, "chat_calls": 0, "status": "done", "error": None, "critic_score": None,
-            "skills": [], "recalled": 0, "notes": []}
+    ref = save_png(image, s.out / "runs" / method / task_id / f"seed{seed}.png")
+    return {
+        "final_image": ref["path"],
+        "final_sha256": ref["sha256"],
+        "final_prompt": prompt,
+        "images": 1,
+        "attempts": 1,
+        "rounds": 1,
+        "chat_calls": 0,
+        "status": "done",
+        "error": None,
+        "critic_score": None,
+        "skills": [],
+        "recalled": 0,
+        "notes": [],
+    }
 
 
 def _graph(method: str, item: EvalItem, seed: int, s: MethodSettings, task_id: str) -> dict[str, Any]:
     from langgraph.checkpoint.memory import InMemorySaver
 
     from gems_graph.context import GemsContext
+    from gems_graph.eval.call_counter import CallCounter, counted
     from gems_graph.graph import compile_graph
 
     counter = CallCounter()
     chat = counted(s.chat_model, counter)
     critic = counted(s.critic_model, counter) if s.critic_model is not None else chat
-    ctx = GemsContext(**{**s.context, "generator": s.generator, "chat_model": chat, "critic_model": critic,
-                         "seed": seed, "artifact_root": str(s.out / "runs" / method), "skills_dirs": list(s.skills_dirs),
-                         **method_context_fields(method, s)})
+    ctx = GemsContext(
+        **{
+            **s.context,
+            "generator": s.generator,
+            "chat_model": chat,
+            "critic_model": critic,
+            "seed": seed,
+            "artifact_root": str(s.out / "runs" / method),
+            "skills_dirs": list(s.skills_dirs),
+            **method_context_fields(method, s),
+        }
+    )
     graph = compile_graph(checkpointer=InMemorySaver())
     config = {"configurable": {"thread_id": task_id}, "recursion_limit": 10 + 4 * ctx.max_rounds}
     for _ in graph.stream({"prompt": item.prompt}, config, context=ctx, stream_mode="updates"):

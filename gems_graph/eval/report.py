@@ -26,17 +26,26 @@ def _stats(recs: list[dict[str, Any]]) -> dict[str, Any]:
         m = _mean([r[key] for r in recs if r.get(key) is not None])
         return round(m, 3) if m is not None else None
 
-    return {"n": len(recs), "score": pct("score"), "am": pct("am"), "gm": pct("gm"), "images": avg("images"),
-            "attempts": avg("attempts"), "rounds": avg("rounds"), "chat_calls": avg("chat_calls"),
-            "errors": sum(1 for r in recs if r.get("error"))}
+    return {
+        "n": len(recs),
+        "score": pct("score"),
+        "am": pct("am"),
+        "gm": pct("gm"),
+        "images": avg("images"),
+        "attempts": avg("attempts"),
+        "rounds": avg("rounds"),
+        "chat_calls": avg("chat_calls"),
+        "errors": sum(1 for r in recs if r.get("error")),
+    }
 
 
 def summarize(records: list[dict[str, Any]], methods: Sequence[str]) -> dict[str, Any]:
     categories = list(dict.fromkeys(r["category"] for r in records))
     return {
         "methods": {m: _stats([r for r in records if r["method"] == m]) for m in methods},
-        "by_category": {c: {m: _stats([r for r in records if r["method"] == m and r["category"] == c]) for m in methods}
-                        for c in categories},
+        "by_category": {
+            c: {m: _stats([r for r in records if r["method"] == m and r["category"] == c]) for m in methods} for c in categories
+        },
     }
 
 
@@ -106,18 +115,23 @@ def svg_plot(points: list[tuple[str, float, float]], title: str, w: int = 480, h
     xmax = max([p[1] for p in points] + [1.0]) * 1.1
     sx = lambda x: left + (w - left - right) * x / xmax  # noqa: E731
     sy = lambda y: h - bottom - (h - top - bottom) * y / 100  # noqa: E731
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="11">',
-           f'<rect width="{w}" height="{h}" fill="white"/>',
-           f'<text x="{w / 2}" y="18" text-anchor="middle" font-size="12">{escape(title)}</text>',
-           f'<line x1="{left}" y1="{h - bottom}" x2="{w - right}" y2="{h - bottom}" stroke="black"/>',
-           f'<line x1="{left}" y1="{top}" x2="{left}" y2="{h - bottom}" stroke="black"/>']
+    out = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="11">',
+        f'<rect width="{w}" height="{h}" fill="white"/>',
+        f'<text x="{w / 2}" y="18" text-anchor="middle" font-size="12">{escape(title)}</text>',
+        f'<line x1="{left}" y1="{h - bottom}" x2="{w - right}" y2="{h - bottom}" stroke="black"/>',
+        f'<line x1="{left}" y1="{top}" x2="{left}" y2="{h - bottom}" stroke="black"/>',
+    ]
     for y in range(0, 101, 20):
         out.append(f'<text x="{left - 6}" y="{sy(y) + 4:.1f}" text-anchor="end">{y}</text>')
         out.append(f'<line x1="{left}" y1="{sy(y):.1f}" x2="{w - right}" y2="{sy(y):.1f}" stroke="#ddd"/>')
     for x in range(0, int(xmax) + 1):
         out.append(f'<text x="{sx(x):.1f}" y="{h - bottom + 14}" text-anchor="middle">{x}</text>')
     out.append(f'<text x="{(left + w - right) / 2}" y="{h - 8}" text-anchor="middle">images per prompt (mean)</text>')
-    out.append(f'<text x="14" y="{(top + h - bottom) / 2}" text-anchor="middle" transform="rotate(-90 14 {(top + h - bottom) / 2})">score (%)</text>')
+    out.append(
+        f'<text x="14" y="{(top + h - bottom) / 2}" text-anchor="middle" '
+        f'transform="rotate(-90 14 {(top + h - bottom) / 2})">score (%)</text>'
+    )
     for (m, x, y), k in zip(points, _stack(points)):
         out.append(f'<circle cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="4" fill="#3465a4"/>')
         out.append(f'<text x="{sx(x) + 6:.1f}" y="{sy(y) - 6 + 13 * k:.1f}">{escape(m)}</text>')

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from gems_graph.eval.methods import CallCounter, counted
+from gems_graph.eval.call_counter import CallCounter, counted
 from gems_graph.eval.softtifa import SoftTifaJudge
 from gems_graph.eval.suites import EvalItem
 

@@ -23,8 +23,19 @@ from gems_graph.llm import image_data_url, text_block
 
 YES_SPELLINGS = ("Yes", "yes", " yes", " Yes")
 NO_SPELLINGS = ("No", "no", " no", " No")
-NUMBER_WORDS = {"zero": "0", "one": "1", "two": "2", "three": "3", "four": "4", "five": "5", "six": "6",
-                "seven": "7", "eight": "8", "nine": "9", "ten": "10"}
+NUMBER_WORDS = {
+    "zero": "0",
+    "one": "1",
+    "two": "2",
+    "three": "3",
+    "four": "4",
+    "five": "5",
+    "six": "6",
+    "seven": "7",
+    "eight": "8",
+    "nine": "9",
+    "ten": "10",
+}
 _DIGIT_WORDS = {d: w for w, d in NUMBER_WORDS.items()}
 QUESTION_SUFFIX = " Answer in one word."
 DEFAULT_TOP_LOGPROBS = 20
@@ -68,8 +79,10 @@ def first_token_top_logprobs(message: AIMessage) -> list[dict[str, Any]]:
     content = logprobs.get("content") if isinstance(logprobs, dict) else None
     tops = content[0].get("top_logprobs") if content else None
     if not tops:
-        raise SoftTifaError("the VLM returned no top_logprobs; Soft-TIFA needs a server that supports "
-                            "logprobs=true and top_logprobs (vLLM, SGLang, llama.cpp, OpenAI)")
+        raise SoftTifaError(
+            "the VLM returned no top_logprobs; Soft-TIFA needs a server that supports "
+            "logprobs=true and top_logprobs (vLLM, SGLang, llama.cpp, OpenAI)"
+        )
     return list(tops)
 
 

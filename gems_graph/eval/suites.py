@@ -71,8 +71,9 @@ def _shapes_items(split: str) -> tuple[EvalItem, ...]:
     from gems_graph.shapes import suite
 
     items = suite.dev_split() if split == "dev" else suite.test_split()
-    return tuple(EvalItem(id=f"{split}-{i:04d}", index=i, category=it.category, prompt=it.prompt, seed=it.seed)
-                 for i, it in enumerate(items))
+    return tuple(
+        EvalItem(id=f"{split}-{i:04d}", index=i, category=it.category, prompt=it.prompt, seed=it.seed) for i, it in enumerate(items)
+    )
 
 
 def _jsonl(path: Path) -> list[tuple[str, dict[str, Any]]]:
@@ -105,9 +106,16 @@ def _geneval2_item(i: int, raw: str, rec: dict[str, Any], path: Any) -> EvalItem
     if not isinstance(pairs, list) or not all(isinstance(p, list) and len(p) == 2 for p in pairs):
         raise SuiteError(f"{path}:{i + 1}: not a GenEval2 line (needs 'vqa_list' of [question, answer])")
     category = f"atoms_{rec['atom_count']}" if "atom_count" in rec else "all"
-    return EvalItem(id=f"{i:04d}", index=i, category=category, prompt=rec["prompt"], seed=i,
-                    vqa=tuple((str(q), str(a)) for q, a in pairs), raw=raw,
-                    meta={"skills": rec.get("skills"), "atom_count": rec.get("atom_count")})
+    return EvalItem(
+        id=f"{i:04d}",
+        index=i,
+        category=category,
+        prompt=rec["prompt"],
+        seed=i,
+        vqa=tuple((str(q), str(a)) for q, a in pairs),
+        raw=raw,
+        meta={"skills": rec.get("skills"), "atom_count": rec.get("atom_count")},
+    )
 
 
 def _custom_items(lines: list[tuple[str, dict[str, Any]]], path: Any) -> list[EvalItem]:
@@ -125,6 +133,15 @@ def _custom_items(lines: list[tuple[str, dict[str, Any]]], path: Any) -> list[Ev
                 vqa.append((str(c[0]), str(c[1])))
             else:
                 raise SuiteError(f"{path}:{i + 1}: a check is a question or a [question, answer] pair")
-        items.append(EvalItem(id=item_id, index=i, category=str(rec.get("category", "all")), prompt=rec["prompt"],
-                              seed=int(rec.get("seed", i)), vqa=tuple(vqa), raw=raw))
+        items.append(
+            EvalItem(
+                id=item_id,
+                index=i,
+                category=str(rec.get("category", "all")),
+                prompt=rec["prompt"],
+                seed=int(rec.get("seed", i)),
+                vqa=tuple(vqa),
+                raw=raw,
+            )
+        )
     return items

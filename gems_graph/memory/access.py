@@ -10,7 +10,8 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from gems_graph.memory.store import LessonStoreBase, open_experience_store
+from gems_graph import prompt_labels as labels
+from gems_graph.memory.store import LessonStoreBase, memory_is_off, open_experience_store
 
 _cache: dict[tuple[str, str], LessonStoreBase] = {}
 _lock = threading.Lock()
@@ -19,7 +20,7 @@ _lock = threading.Lock()
 def store_for_run(spec: str | None, runtime_store: Any = None) -> LessonStoreBase:
     spec = (spec or "chroma").strip()
     uses_runtime = spec in ("store", "langgraph")
-    if uses_runtime or spec.lower() in ("none", "off", "false", "0", "disabled"):
+    if uses_runtime or memory_is_off(spec):
         return open_experience_store(spec, store=runtime_store)
     from gems_graph.home import gems_home
 
@@ -34,4 +35,4 @@ def lessons_text(lessons: list[dict[str, Any]]) -> str:
     """Recalled lessons as the planner and refiner read them."""
     if not lessons:
         return ""
-    return "Lessons from past runs:\n" + "\n".join(f"- {lesson['text']}" for lesson in lessons)
+    return f"{labels.LESSONS}:\n" + "\n".join(f"- {lesson['text']}" for lesson in lessons)

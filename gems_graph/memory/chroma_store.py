@@ -15,10 +15,12 @@ import logging
 import os
 import threading
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 from urllib.parse import urlparse
 
+from gems_graph.errors import one_line
 from gems_graph.memory.embeddings import chroma_embedding_function, default_embeddings
 from gems_graph.memory.lessons import Lesson
 from gems_graph.memory.store import DEFAULT_MAX_LESSONS, LessonStoreBase, MemoryStoreError, normalize_lesson
@@ -30,11 +32,6 @@ _SQLITE = "chroma.sqlite3"
 logging.getLogger("chromadb.telemetry.product.posthog").setLevel(logging.CRITICAL)
 
 
-def _one_line(e: BaseException) -> str:
-    msg = str(e).strip().splitlines()
-    return (msg[0] if msg else type(e).__name__)[:300]
-
-
 def _settings() -> Any:
     from chromadb.config import Settings
 
@@ -44,8 +41,9 @@ def _settings() -> Any:
 class ChromaExperienceStore(LessonStoreBase):
     """Lessons in one Chroma collection (cosine space)."""
 
-    def __init__(self, client: Any, where: str, *, embeddings: Any = None, embedded: "_Embedded | None" = None,
-                 max_lessons: int = DEFAULT_MAX_LESSONS) -> None:
+    def __init__(
+        self, client: Any, where: str, *, embeddings: Any = None, embedded: _Embedded | None = None, max_lessons: int = DEFAULT_MAX_LESSONS
+    ) -> None:
         self._client = client
         self.where = where
         self.embeddings = embeddings or default_embeddings()
@@ -61,11 +59,9 @@ class ChromaExperienceStore(LessonStoreBase):
         client = self._embedded.client() if self._embedded else self._client
         if self._col_cache is None or self._col_cache[0] is not client:
             try:
-                col = client.get_or_create_collection(
-                    COLLECTION, embedding_function=self._ef, configuration={"hnsw": {"space": "cosine"}}
-                )
+                col = client.get_or_create_collection(COLLECTION, embedding_function=self._ef, configuration={"hnsw": {"space": "cosine"}})
             except Exception as e:  # noqa: BLE001 - any backend failure becomes one clear line
-                raise MemoryStoreError(f"memory store at {self.where} is unusable: {_one_line(e)}") from None
+                raise MemoryStoreError(f"memory store at {self.where} is unusable: {one_line(e)}") from None
             self._col_cache = (client, col)
         return self._col_cache[1]
 
@@ -75,8 +71,9 @@ class ChromaExperienceStore(LessonStoreBase):
 
     # -- opening ------------------------------------------------------------
     @classmethod
-    def open(cls, path: str | Path, *, embeddings: Any = None, create: bool = True,
-             max_lessons: int = DEFAULT_MAX_LESSONS) -> "ChromaExperienceStore":
+    def open(
+        cls, path: str | Path, *, embeddings: Any = None, create: bool = True, max_lessons: int = DEFAULT_MAX_LESSONS
+    ) -> ChromaExperienceStore:
         """Embedded store in folder ``path`` (created unless ``create=False``)."""
         p = Path(path).expanduser().resolve()
         if p.exists() and not p.is_dir():
@@ -97,7 +94,7 @@ class ChromaExperienceStore(LessonStoreBase):
         return cls(None, str(p), embeddings=embeddings, embedded=embedded, max_lessons=max_lessons)
 
     @classmethod
-    def connect(cls, url: str, *, embeddings: Any = None, max_lessons: int = DEFAULT_MAX_LESSONS) -> "ChromaExperienceStore":
+    def connect(cls, url: str, *, embeddings: Any = None, max_lessons: int = DEFAULT_MAX_LESSONS) -> ChromaExperienceStore:
         """A Chroma server (``chroma run``) at ``http(s)://host:port``."""
         u = urlparse(url)
         if not u.hostname:
@@ -109,7 +106,7 @@ class ChromaExperienceStore(LessonStoreBase):
             client = chromadb.HttpClient(host=u.hostname, port=port, ssl=u.scheme == "https", settings=_settings())
             client.heartbeat()
         except Exception as e:  # noqa: BLE001
-            raise MemoryStoreError(f"cannot reach Chroma server at {u.scheme}://{u.hostname}:{port}: {_one_line(e)}") from None
+            raise MemoryStoreError(f"cannot reach Chroma server at {u.scheme}://{u.hostname}:{port}: {one_line(e)}") from None
         return cls(client, f"chroma://{u.hostname}:{port}", embeddings=embeddings, max_lessons=max_lessons)
 
     def __repr__(self) -> str:
@@ -144,7 +141,7 @@ class ChromaExperienceStore(LessonStoreBase):
 
             def __exit__(self, et: Any, e: Any, tb: Any) -> bool:
                 if e is not None and not isinstance(e, MemoryStoreError):
-                    raise MemoryStoreError(f"memory store at {store.where}: {what} failed: {_one_line(e)}") from None
+                    raise MemoryStoreError(f"memory store at {store.where}: {what} failed: {one_line(e)}") from None
                 return False
 
         return _G()
@@ -192,8 +189,12 @@ class ChromaExperienceStore(LessonStoreBase):
                 documents=[l["text"] for l in lessons],
                 embeddings=[self._embed(l["text"]) for l in lessons],
                 metadatas=[
-                    {"lesson": json.dumps(l, ensure_ascii=False), "generator_family": l["generator_family"],
-                     "uses": int(l["uses"]), "created_at": l["created_at"]}
+                    {
+                        "lesson": json.dumps(l, ensure_ascii=False),
+                        "generator_family": l["generator_family"],
+                        "uses": int(l["uses"]),
+                        "created_at": l["created_at"],
+                    }
                     for l in lessons
                 ],
             )
@@ -221,7 +222,7 @@ class ChromaExperienceStore(LessonStoreBase):
     def _delete(self, ids: list[str]) -> None:
         with self._guard("delete"):
             for i in range(0, len(ids), 500):
-                self._col.delete(ids=ids[i:i + 500])
+                self._col.delete(ids=ids[i : i + 500])
 
     def _count(self) -> int:
         with self._guard("count"):
@@ -238,7 +239,7 @@ class _Embedded:
     A process that only reads its own writes never reloads.
     """
 
-    _by_path: dict[str, "_Embedded"] = {}
+    _by_path: dict[str, _Embedded] = {}
     _guard = threading.Lock()
 
     def __init__(self, path: Path) -> None:
@@ -250,7 +251,7 @@ class _Embedded:
         self._mutex = threading.RLock()
 
     @classmethod
-    def for_path(cls, path: Path) -> "_Embedded":
+    def for_path(cls, path: Path) -> _Embedded:
         with cls._guard:
             key = str(path)
             if key not in cls._by_path:
@@ -292,7 +293,7 @@ class _Embedded:
             self._client = chromadb.PersistentClient(path=str(self.path), settings=_settings())
         except Exception as e:  # noqa: BLE001
             self._client = None
-            raise MemoryStoreError(f"memory store at {self.path} is unreadable (corrupt?): {_one_line(e)}") from None
+            raise MemoryStoreError(f"memory store at {self.path} is unreadable (corrupt?): {one_line(e)}") from None
         self._token = token
 
     def _drop(self) -> None:

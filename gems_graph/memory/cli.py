@@ -12,11 +12,15 @@ from typing import Optional
 
 import typer
 
-from gems_graph.memory.store import MemoryStoreError, open_experience_store, strip_lesson
+from gems_graph.memory.store import MemoryStoreError, memory_is_off, open_experience_store, strip_lesson
 
-memory_app = typer.Typer(help="Lessons remembered across runs (Chroma by default, under $GEMS_HOME/memory).",
-                         no_args_is_help=True, add_completion=False, rich_markup_mode=None,
-                         pretty_exceptions_enable=False)
+memory_app = typer.Typer(
+    help="Lessons remembered across runs (Chroma by default, under $GEMS_HOME/memory).",
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode=None,
+    pretty_exceptions_enable=False,
+)
 
 _SPEC_HELP = "Store: 'chroma' (default, $GEMS_HOME/memory), 'chroma:PATH', 'chroma://host:port'."
 
@@ -31,7 +35,7 @@ def _fail(message: str, code: int = 2) -> None:
 
 
 def _store(create: bool = False):  # type: ignore[no-untyped-def]
-    if (_State.spec or "").strip().lower() in ("none", "off"):
+    if memory_is_off(_State.spec):
         _fail("memory is off ('--memory none'): nothing to show")
     try:
         return open_experience_store(_State.spec, create=create)
@@ -52,8 +56,10 @@ def main(memory: Optional[str] = typer.Option(None, "--memory", envvar="GEMS_MEM
 
 
 @memory_app.command("list")
-def list_(limit: int = typer.Option(50, "--limit", "-n", min=1, help="Most lessons to show, newest first."),
-          as_json: bool = typer.Option(False, "--json", help="One JSON object per line.")) -> None:
+def list_(
+    limit: int = typer.Option(50, "--limit", "-n", min=1, help="Most lessons to show, newest first."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object per line."),
+) -> None:
     """List lessons, newest first."""
     store = _store()
     try:
@@ -67,10 +73,12 @@ def list_(limit: int = typer.Option(50, "--limit", "-n", min=1, help="Most lesso
 
 
 @memory_app.command()
-def search(query: str = typer.Argument(..., help="A prompt to find lessons for."),
-           k: int = typer.Option(5, "--k", "-k", min=1, help="How many lessons."),
-           family: Optional[str] = typer.Option(None, "--family", help="Only this generator family (e.g. shapes)."),
-           as_json: bool = typer.Option(False, "--json", help="One JSON object per line.")) -> None:
+def search(
+    query: str = typer.Argument(..., help="A prompt to find lessons for."),
+    k: int = typer.Option(5, "--k", "-k", min=1, help="How many lessons."),
+    family: Optional[str] = typer.Option(None, "--family", help="Only this generator family (e.g. shapes)."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object per line."),
+) -> None:
     """Lessons most similar to QUERY (what the planner would recall)."""
     if not query.strip():
         _fail("empty query")

@@ -103,7 +103,7 @@ def chroma_embedding_function(embeddings: Embeddings) -> Any:
             return {"embeddings": type(self._inner).__name__}
 
         @staticmethod
-        def build_from_config(config: dict[str, Any]) -> "EmbeddingFunction":
+        def build_from_config(config: dict[str, Any]) -> EmbeddingFunction:
             # Only reached when a collection is opened without an explicit function,
             # which this package never does; MiniLM is the only one we can rebuild.
             return LangChainEmbeddingFunction(default_embeddings())

@@ -25,8 +25,7 @@ class LangGraphExperienceStore(LessonStoreBase):
     Example: ``InMemoryStore(index={"dims": 384, "embed": MiniLMEmbeddings(), "fields": ["text"]})``.
     """
 
-    def __init__(self, store: Any, namespace: tuple[str, ...] = DEFAULT_NAMESPACE, *,
-                 max_lessons: int = DEFAULT_MAX_LESSONS) -> None:
+    def __init__(self, store: Any, namespace: tuple[str, ...] = DEFAULT_NAMESPACE, *, max_lessons: int = DEFAULT_MAX_LESSONS) -> None:
         self.store = store
         self.namespace = tuple(namespace)
         self.max_lessons = max_lessons

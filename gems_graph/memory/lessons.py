@@ -13,10 +13,10 @@ from __future__ import annotations
 import difflib
 import hashlib
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, NotRequired, TypedDict
 
-from gems_graph.state import Candidate, Check, Round
+from gems_graph.state import Candidate, Check, Round, is_failed, round_best
 
 #: Lesson texts are cut to this many words: a planner prompt holds a few of them.
 MAX_LESSON_WORDS = 80
@@ -48,30 +48,20 @@ class Lesson(TypedDict):
     similarity: NotRequired[float]
 
 
-def generator_family(spec: Any) -> str:
-    """The family lessons are filed under: the model, not the transport.
-
-    ``shapes`` -> ``shapes``; ``diffusers:Tongyi-MAI/Z-Image-Turbo`` -> ``z-image-turbo``;
-    ``openai-compatible:http://h:8000/v1#flux-dev`` -> ``flux-dev``; a generator object
-    -> its ``family`` attribute (prefer that: the backend knows best). Prompting tricks
-    carry over between deployments of one model, rarely between models.
+def generator_family(generator: Any) -> str:
+    """The family lessons are filed under: what the generator itself declares (its
+    ``family``), so every deployment of one model (diffusers, an image server) shares
+    its lessons. Prompting tricks carry over between deployments of one model, rarely
+    between models. A generator that declares none is filed under its class name.
     """
-    fam = getattr(spec, "family", None)  # a Generator instance says its own family
-    if isinstance(fam, str) and fam:
-        return fam.lower()
-    if not isinstance(spec, str):
-        return type(spec).__name__.lower() if spec is not None else "unknown"
-    s = spec.strip()
-    if "#" in s:
-        s = s.rsplit("#", 1)[1]
-    elif ":" in s and "://" not in s:
-        s = s.split(":", 1)[1] or s.split(":", 1)[0]
-    s = s.rstrip("/").rsplit("/", 1)[-1]
-    return s.lower() or "unknown"
+    fam = getattr(generator, "family", None)
+    if isinstance(fam, str) and fam.strip():
+        return fam.strip().lower()
+    return type(generator).__name__.lower() if generator is not None else "unknown"
 
 
 def _now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
+    return datetime.now(UTC).isoformat(timespec="microseconds")
 
 
 def lesson_id(lesson: Lesson) -> str:
@@ -80,23 +70,12 @@ def lesson_id(lesson: Lesson) -> str:
     return "L" + h.hexdigest()[:15]
 
 
-def best_candidate(rnd: Round) -> Candidate | None:
-    """Highest score; the earliest wins ties (the critic's rule)."""
-    best: Candidate | None = None
-    for c in rnd.get("candidates") or []:
-        if c.get("score") is None:
-            continue
-        if best is None or c["score"] > best["score"]:  # type: ignore[operator]
-            best = c
-    return best
-
-
 def _passed_ids(c: Candidate | None) -> set[str]:
     return {v["check_id"] for v in (c or {}).get("verdicts", []) if v.get("passed")}  # type: ignore[union-attr]
 
 
 def _failed_ids(c: Candidate | None) -> set[str]:
-    return {v["check_id"] for v in (c or {}).get("verdicts", []) if not v.get("passed")}  # type: ignore[union-attr]
+    return {v["check_id"] for v in (c or {}).get("verdicts", []) if is_failed(v)}  # type: ignore[union-attr]
 
 
 def _words(s: str) -> list[str]:
@@ -183,7 +162,7 @@ def distill_lessons(
     - if everything passed at once, one lesson recording the prompt that worked.
     """
     questions = {c["id"]: c["question"] for c in checks}
-    judged = [(r, best_candidate(r)) for r in sorted(rounds, key=lambda r: r["index"])]
+    judged = [(r, round_best(r)) for r in sorted(rounds, key=lambda r: r["index"])]
     judged = [(r, b) for r, b in judged if b is not None]
     if not judged:
         return []
@@ -209,7 +188,8 @@ def distill_lessons(
                 how = _what_worked(rnd.get("experience"))
                 # What worked goes first: texts are clipped, and the checks are the long part.
                 text = (
-                    f'For "{ask}": ' + (f"{how} in round {rnd['index']}" if how else f"round {rnd['index']} fixed it")
+                    f'For "{ask}": '
+                    + (f"{how} in round {rnd['index']}" if how else f"round {rnd['index']} fixed it")
                     + f" (prompt change: {fix}; score {gain:+.2f}). It fixed: {_list_checks(qs)}."
                 )
                 fixes.append(make(text, failed_checks=qs, fix=fix, rounds=rnd["index"], score_gain=gain))
@@ -228,13 +208,13 @@ def distill_lessons(
         )
         if exp:
             text += f" Experience: {_clip_words(exp, 25)}"
-        lessons.append(make(text, failed_checks=qs, fix="", rounds=last_rnd["index"],
-                            score_gain=round(_score(last_best) - _score(first_best), 4)))
+        lessons.append(
+            make(text, failed_checks=qs, fix="", rounds=last_rnd["index"], score_gain=round(_score(last_best) - _score(first_best), 4))
+        )
     elif not lessons:
         text = f'For "{ask}" every check passed in round {last_rnd["index"]} with the prompt: "{_clip_words(last_rnd["prompt"], 40)}".'
         lessons.append(make(text, failed_checks=[], fix="", rounds=last_rnd["index"], score_gain=0.0))
     return lessons[:max_lessons]
 
 
-__all__ = ["Lesson", "distill_lessons", "generator_family", "lesson_id", "best_candidate", "prompt_diff", "MAX_LESSON_WORDS"]
-
+__all__ = ["Lesson", "distill_lessons", "generator_family", "lesson_id", "prompt_diff", "MAX_LESSON_WORDS"]

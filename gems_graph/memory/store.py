@@ -11,8 +11,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from gems_graph.memory.lessons import Lesson, lesson_id
 
@@ -21,8 +22,29 @@ DUPLICATE_SIMILARITY = 0.95
 #: Default collection size cap; past it the least useful lessons are evicted.
 DEFAULT_MAX_LESSONS = 2000
 
-_LESSON_KEYS = ("id", "text", "prompt", "generator_family", "skills", "failed_checks", "fix",
-                "rounds", "score_gain", "status", "created_at", "uses")
+_LESSON_KEYS = (
+    "id",
+    "text",
+    "prompt",
+    "generator_family",
+    "skills",
+    "failed_checks",
+    "fix",
+    "rounds",
+    "score_gain",
+    "status",
+    "created_at",
+    "uses",
+)
+
+
+#: Memory specs that turn memory off.
+MEMORY_OFF = ("none", "off", "false", "0", "disabled")
+
+
+def memory_is_off(spec: str | None) -> bool:
+    """Whether a memory spec turns memory off (an empty spec does not: it means the default)."""
+    return (spec or "").strip().lower() in MEMORY_OFF
 
 
 class MemoryStoreError(RuntimeError):
@@ -32,7 +54,9 @@ class MemoryStoreError(RuntimeError):
 @runtime_checkable
 class ExperienceStore(Protocol):
     def add(self, lessons: Iterable[Lesson]) -> list[str]: ...
-    def recall(self, prompt: str, k: int = 3, generator_family: str | None = None, *, min_similarity: float | None = None) -> list[Lesson]: ...
+    def recall(
+        self, prompt: str, k: int = 3, generator_family: str | None = None, *, min_similarity: float | None = None
+    ) -> list[Lesson]: ...
     def list(self, limit: int = 100) -> list[Lesson]: ...
     def get(self, id: str) -> Lesson | None: ...
     def forget(self, id: str) -> bool: ...
@@ -170,13 +194,17 @@ class LessonStoreBase:
         """
         if k <= 0 or not prompt.strip():
             return []
-        found = [(lesson, sim) for lesson, sim in self._nearest(prompt, k * RECALL_POOL, generator_family)
-                 if min_similarity is None or sim >= min_similarity]
+        found = [
+            (lesson, sim)
+            for lesson, sim in self._nearest(prompt, k * RECALL_POOL, generator_family)
+            if min_similarity is None or sim >= min_similarity
+        ]
         found.sort(key=lambda pair: -(pair[1] + (FIX_BONUS if has_fix(pair[0]) else 0.0)))
         return [{**lesson, "similarity": round(float(sim), 4)} for lesson, sim in found[:k]]  # type: ignore[typeddict-item]
 
-    async def arecall(self, prompt: str, k: int = 3, generator_family: str | None = None, *,
-                      min_similarity: float | None = None) -> list[Lesson]:
+    async def arecall(
+        self, prompt: str, k: int = 3, generator_family: str | None = None, *, min_similarity: float | None = None
+    ) -> list[Lesson]:
         """``recall`` off the event loop (embedding and Chroma calls block)."""
         return await asyncio.to_thread(self.recall, prompt, k, generator_family, min_similarity=min_similarity)
 
@@ -261,8 +289,9 @@ class NullExperienceStore(LessonStoreBase):
         return "NullExperienceStore()"
 
 
-def open_experience_store(spec: str | None = None, *, embeddings: Any = None, create: bool = True,
-                          max_lessons: int = DEFAULT_MAX_LESSONS, store: Any = None) -> LessonStoreBase:
+def open_experience_store(
+    spec: str | None = None, *, embeddings: Any = None, create: bool = True, max_lessons: int = DEFAULT_MAX_LESSONS, store: Any = None
+) -> LessonStoreBase:
     """Open the store a spec names.
 
     ``None``/``"chroma"``: embedded Chroma under ``$GEMS_HOME/memory``;
@@ -275,7 +304,7 @@ def open_experience_store(spec: str | None = None, *, embeddings: Any = None, cr
     ``create=False`` makes a missing embedded store an error (for inspection tools).
     """
     s = (spec or "").strip()
-    if s.lower() in ("none", "off", "false", "0", "disabled"):
+    if memory_is_off(s):
         return NullExperienceStore()
     if s in ("store", "langgraph") or (not s and store is not None and getattr(store, "index_config", None)):
         if store is None:
@@ -287,14 +316,14 @@ def open_experience_store(spec: str | None = None, *, embeddings: Any = None, cr
     from gems_graph.memory.chroma_store import ChromaExperienceStore
 
     if s.startswith(("chroma://", "http://", "https://")):
-        url = "http://" + s[len("chroma://"):] if s.startswith("chroma://") else s
+        url = "http://" + s[len("chroma://") :] if s.startswith("chroma://") else s
         return ChromaExperienceStore.connect(url, embeddings=embeddings, max_lessons=max_lessons)
     if s == "chroma":
         from gems_graph.home import gems_home
 
         path = gems_home() / "memory"
     elif s.startswith("chroma:"):
-        path = Path(s[len("chroma:"):]).expanduser()
+        path = Path(s[len("chroma:") :]).expanduser()
     elif "/" in s or s.startswith("."):
         path = Path(s).expanduser()
     else:

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from gems_graph.memory.lessons import best_candidate
-from gems_graph.state import Check, ImageRef, Round
+from gems_graph import prompt_labels as labels
+from gems_graph.state import Check, ImageRef, Round, is_failed, rank_key, round_best
 
 #: Share of the budget the recent rounds may use when older rounds must be folded.
 _RECENT_SHARE = 0.7
@@ -34,11 +34,11 @@ def _clip(s: str, n: int) -> str:
 
 
 def _verdict_sets(rnd: Round, questions: dict[str, str]) -> tuple[float | None, list[str], list[str]]:
-    best = best_candidate(rnd)
+    best = round_best(rnd)
     if best is None:
         return None, [], []
     passed = [questions.get(v["check_id"], v["check_id"]) for v in best["verdicts"] if v["passed"]]
-    failed = [questions.get(v["check_id"], v["check_id"]) for v in best["verdicts"] if not v["passed"]]
+    failed = [questions.get(v["check_id"], v["check_id"]) for v in best["verdicts"] if is_failed(v)]
     return best["score"], passed, failed
 
 
@@ -49,28 +49,28 @@ def _render_round(rnd: Round, questions: dict[str, str], field_chars: int) -> st
     lines; the shapes world's chat model and tests parse this layout.)
     """
     score, passed, failed = _verdict_sets(rnd, questions)
-    lines = [f"Round {rnd['index']} prompt: {_clip(rnd['prompt'], field_chars)}"]
+    lines = [f"{labels.ROUND_PROMPT.format(index=rnd['index'])}: {_clip(rnd['prompt'], field_chars)}"]
     if score is None:
         errors = "; ".join(sorted({c.get("error") or "" for c in rnd.get("candidates") or []}))
         lines.append(f"  no image (generation failed: {_clip(errors, 200)})")
     else:
-        lines.append(f"  score {score:.2f}")
-        lines.append(f"  passed: {_clip('; '.join(passed), field_chars) or 'none'}")
-        lines.append(f"  failed: {_clip('; '.join(failed), field_chars) or 'none'}")
+        lines.append(f"  {labels.SCORE}: {score:.2f}")
+        lines.append(f"  {labels.PASSED}: {_clip('; '.join(passed), field_chars) or labels.NONE}")
+        lines.append(f"  {labels.FAILED}: {_clip('; '.join(failed), field_chars) or labels.NONE}")
     if rnd.get("experience"):
-        lines.append(f"  experience: {_clip(rnd['experience'] or '', field_chars)}")
+        lines.append(f"  {labels.EXPERIENCE}: {_clip(rnd['experience'] or '', field_chars)}")
     return "\n".join(lines)
 
 
 def _render_summary(rounds: list[Round], questions: dict[str, str], budget: int) -> str:
     """Fold old rounds: best one, checks that kept failing, and their experiences."""
     first, last = rounds[0]["index"], rounds[-1]["index"]
-    head = f"Lessons so far (rounds {first}-{last}, folded):"
+    head = labels.FOLDED.format(first=first, last=last) + ":"
     scored = [(r, _verdict_sets(r, questions)) for r in rounds]
     lines = [head]
     judged = [(r, s) for r, s in scored if s[0] is not None]
     if judged:
-        r, (score, _, _) = max(judged, key=lambda x: (x[1][0], -x[0]["index"]))
+        r, (score, _, _) = max(judged, key=lambda x: (rank_key(round_best(x[0])), -x[0]["index"]))
         lines.append(f"- best was round {r['index']} (score {score:.2f}) with: {_clip(r['prompt'], 300)}")
     fail_count: dict[str, int] = {}
     for _, (_, _, failed) in judged:
@@ -108,7 +108,7 @@ def trajectory_view(
     """
     questions = {c["id"]: c["question"] for c in checks}
     ordered = sorted(rounds, key=lambda r: r["index"])
-    header = "Trajectory so far:\n" if ordered else ""
+    header = f"{labels.TRAJECTORY}:\n" if ordered else ""
     budget_chars = max(0, budget_chars - len(header))
     field_chars = max(80, budget_chars // 4)
     blocks = [_render_round(r, questions, field_chars) for r in ordered]
@@ -121,7 +121,7 @@ def trajectory_view(
         text = "\n\n".join(blocks)
     else:
         keep = 1
-        while keep < len(blocks) and size(blocks[-(keep + 1):]) <= budget_chars * _RECENT_SHARE:
+        while keep < len(blocks) and size(blocks[-(keep + 1) :]) <= budget_chars * _RECENT_SHARE:
             keep += 1
         recent = "\n\n".join(blocks[-keep:])[: int(budget_chars * _RECENT_SHARE)]
         folded = len(blocks) - keep
@@ -131,7 +131,7 @@ def trajectory_view(
     for r in reversed(ordered):
         if len(images) >= max_images:
             break
-        best = best_candidate(r)
+        best = round_best(r)
         if best is not None and best.get("image"):
             images.append(best["image"])  # type: ignore[arg-type]
     images.reverse()

@@ -6,13 +6,24 @@ calls, yes/no verification with log-probabilities, tool calling for skills). It
 recognises a request by the tool it is asked to call (``PlannedPrompt``,
 ``Decomposition``, ``Experience``, ``RefinedPrompt``, ``load_skill``) or, for a
 plain question with an image attached, verifies it by running the pixel checker.
+It reads its inputs by the labels in ``gems_graph.prompt_labels``, the ones the
+node prompts are formatted from.
 
-Refinement uses the strategies a real refiner would: name a colour for a missing
-object whose colour the user left open, restate the failed part first, reorder the
-two objects, use the inverse relation, raise guidance, new seeds; strategies that
-recalled lessons say worked are preferred (the planner starts with one when it
-applies before anything failed). Words it does not know are returned as
-``unsupported`` so the run summary reports them.
+It acts only on what its inputs say, as an LLM would:
+
+* the planner writes the request in the world's terse phrasing (a generic rewrite),
+  unless a loaded skill's instructions tell it to lay the objects out explicitly
+  (``LAYOUT_DIRECTIVE``), or a recalled lesson says a move fixed the same kind of
+  failure (a count, a relation, a missing object) on a similar prompt: then it
+  writes the explicit layout register, every object with its own cell;
+* the refiner reads the failed checks of the last round and the detections in the
+  last image it is shown, and chooses a move: name a colour for a missing object
+  whose colour was left open (``add-colour``), lay out explicitly what failed while
+  keeping the objects that are right where they were (``explicit-layout``), move or
+  add the objects that are still wrong in a layout (``move``), or only change the
+  seed (``new-seed``); moves that recalled lessons say worked come first.
+
+Words it does not know are returned as ``unsupported`` so the run summary reports them.
 """
 
 from __future__ import annotations
@@ -22,37 +33,43 @@ import io
 import math
 import re
 import uuid
+import zlib
 from dataclasses import replace
 from typing import Any
 
+import numpy as np
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from PIL import Image
 
-from gems_graph.shapes.grammar import COLORS, INVERSE_RELATION, ObjectSpec, Scene, ShapesGrammarError, describe, parse_prompt
+from gems_graph import prompt_labels as labels
+from gems_graph.shapes.detect import Detection, detect
+from gems_graph.shapes.grammar import COLORS, PLACES, Scene, ShapesGrammarError, describe, parse_prompt
+from gems_graph.shapes.layout import explicate, flatten
 from gems_graph.shapes.questions import answer_question, checks_for_scene
 
-#: Strategies in the order tried when nothing recalled says otherwise.
-STRATEGIES = ("add-colour", "restate", "reorder", "inverse-relation", "raise-guidance", "new-seed")
-#: Strategies the planner applies up front when a lesson says they worked. Not restate or
-#: add-colour (they need a failure), nor raise-guidance: its round always had a new seed
-#: too, so its lesson says little about guidance, and starting with it cost counting
-#: prompts in ``benchmarks/memory.py``.
-PLANNABLE = ("reorder", "inverse-relation")
-MAX_GUIDANCE = 9.0
-GUIDANCE_STEP = 1.5
+#: Moves in the order tried when nothing recalled says otherwise (first that applies wins).
+STRATEGIES = ("add-colour", "explicit-layout", "move", "new-seed")
+#: Moves the planner applies up front when a lesson says they fixed a similar failure.
+PLANNABLE = ("explicit-layout",)
+#: The instruction in a skill's text that makes the planner write an explicit layout.
+LAYOUT_DIRECTIVE = re.compile(r"\blay (?:the |all |every )?(?:objects?|copies|things) out explicitly\b", re.I)
+_LOAD_SKILL = "load_skill"
 
 
 class ShapesChatModel(BaseChatModel):
     """Deterministic stand-in LLM for the offline shapes world (see module docstring)."""
 
-    default_guidance: float = 4.0
-
     @property
     def _llm_type(self) -> str:
         return "gems-shapes"
+
+    @property
+    def supports_logprobs(self) -> bool:
+        """Declared capability: verdicts carry P(yes) from the checker's confidence."""
+        return True
 
     def bind_tools(self, tools: Any, *, tool_choice: Any = None, **kwargs: Any) -> Any:
         return self.bind(tools=[convert_to_openai_tool(t) for t in tools], tool_choice=tool_choice, **kwargs)
@@ -60,36 +77,50 @@ class ShapesChatModel(BaseChatModel):
     def _generate(self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kwargs: Any) -> ChatResult:
         tools = [t["function"]["name"] for t in kwargs.get("tools") or []]
         text = _human_text(messages)
-        if "load_skill" in tools and "PlannedPrompt" in tools:
-            message = self._plan_with_skills(messages, tools, text)
+        if _LOAD_SKILL in tools and "PlannedPrompt" in tools:
+            message = self._plan_with_skills(messages, text)
         elif "PlannedPrompt" in tools:
-            message = _tool_call("PlannedPrompt", self._plan(_field(text, "User request"), text))
+            message = _tool_call("PlannedPrompt", self._plan(text, _skill_texts(messages)))
         elif "Decomposition" in tools:
-            message = _tool_call("Decomposition", self._decompose(_field(text, "Description")))
+            message = _tool_call("Decomposition", self._decompose(labels.find_field(text, labels.DESCRIPTION) or ""))
         elif "Experience" in tools:
             message = _tool_call("Experience", {"experience": self._compress(text)})
         elif "RefinedPrompt" in tools:
-            message = _tool_call("RefinedPrompt", self._refine(text))
+            message = _tool_call("RefinedPrompt", self._refine(text, _images(messages)))
+        elif len(tools) == 1 and (args := _constrained_answer(kwargs["tools"][0], text)) is not None:
+            message = _tool_call(tools[0], args)
         else:
             message = self._verify(messages, text)
         return ChatResult(generations=[ChatGeneration(message=message)])
 
     # -- planner ---------------------------------------------------------------------
-    def _plan(self, request: str, text: str = "") -> dict[str, Any]:
-        """The request in the world's own words; a strategy recalled lessons say worked is applied up front."""
+    def _plan(self, text: str, skill_texts: dict[str, str] | None = None) -> dict[str, Any]:
+        """The request in the world's words; laid out explicitly when a skill or a lesson says so."""
+        request = labels.find_field(text, labels.USER_REQUEST) or ""
         try:
             scene = parse_prompt(request)
         except ShapesGrammarError as exc:
             return {"reasoning": str(exc), "prompt": request, "unsupported": [request]}
         reasoning = f"{len(scene.objects)} object group(s), relation: {scene.relation or 'none'}"
-        prompt, guidance = describe(scene), None
-        learned = [s for s in _strategies_that_worked(text) if s in PLANNABLE and _applies(s, scene, "")]
-        if learned:
-            prompt, guidance = _apply(learned[0], scene, "", self.default_guidance, 1)
-            reasoning += f"; a recalled lesson says {learned[0]} worked, so starting with it"
-        return {"reasoning": reasoning, "prompt": prompt, "guidance": guidance, "unsupported": list(scene.unknown_words)}
+        why = [
+            f"the {name} skill says to lay the objects out explicitly"
+            for name, body in (skill_texts or {}).items()
+            if LAYOUT_DIRECTIVE.search(body)
+        ]
+        if not why:
+            why = [
+                f"a recalled lesson says {s} fixed {', '.join(sorted(k))} failures on a similar prompt"
+                for s, k in _lesson_moves(text)
+                if s in PLANNABLE and k & failure_kinds(scene)
+            ][:1]
+        if why:
+            prompt = describe(explicate(scene, _rng(request)))
+            reasoning += f"; strategy: explicit-layout, because {why[0]}"
+        else:
+            prompt = describe(scene)
+        return {"reasoning": reasoning, "prompt": prompt, "guidance": None, "unsupported": list(scene.unknown_words)}
 
-    def _plan_with_skills(self, messages: list[BaseMessage], tools: list[str], text: str) -> AIMessage:
+    def _plan_with_skills(self, messages: list[BaseMessage], text: str) -> AIMessage:
         """First turn: load the skills whose triggers match; then answer the plan."""
         already = {m.name for m in messages if isinstance(m, ToolMessage)} | {
             c["args"].get("name") for m in messages if isinstance(m, AIMessage) for c in m.tool_calls
@@ -98,12 +129,13 @@ class ShapesChatModel(BaseChatModel):
             from gems_graph.skills.binding import route_by_triggers
 
             limit = _max_skills_in(messages)
-            wanted = [n for n in route_by_triggers(_field(text, "User request"), limit=limit) if n not in already]
+            request = labels.find_field(text, labels.USER_REQUEST) or ""
+            wanted = [n for n in route_by_triggers(request, limit=limit) if n not in already]
             if wanted:
-                return AIMessage(content="", tool_calls=[
-                    {"name": "load_skill", "args": {"name": n}, "id": uuid.uuid4().hex[:8]} for n in wanted
-                ])
-        return _tool_call("PlannedPrompt", self._plan(_field(text, "User request"), text))
+                return AIMessage(
+                    content="", tool_calls=[{"name": _LOAD_SKILL, "args": {"name": n}, "id": uuid.uuid4().hex[:8]} for n in wanted]
+                )
+        return _tool_call("PlannedPrompt", self._plan(text, _skill_texts(messages)))
 
     # -- critic ----------------------------------------------------------------------
     def _decompose(self, description: str) -> dict[str, Any]:
@@ -114,107 +146,178 @@ class ShapesChatModel(BaseChatModel):
 
     def _verify(self, messages: list[BaseMessage], text: str) -> AIMessage:
         images = _images(messages)
-        if not images:
+        # A bare question (a Soft-TIFA judge's) is the whole text; the critic labels it.
+        question = labels.find_field(text, labels.QUESTION) or " ".join(text.split())
+        question = re.sub(r"\s*Answer (?:only )?(?:with )?yes or no\.?\s*$", "", question, flags=re.I).strip()
+        if not images or not question:
             return AIMessage(content="no")
-        question = _field(text, "Question").replace("Answer yes or no.", "").strip()
-        request = _field(text, "request") if "request:" in text else ""
+        request = labels.find_field(text, labels.IMAGE_REQUEST) or ""
         yes, p_yes = answer_question(question, images[-1], request=request)
         token = "yes" if yes else "no"
         logprobs = {
-            "content": [{
-                "token": token,
-                "logprob": math.log(max(p_yes if yes else 1 - p_yes, 1e-9)),
-                "top_logprobs": [
-                    {"token": "yes", "logprob": math.log(max(p_yes, 1e-9))},
-                    {"token": "no", "logprob": math.log(max(1 - p_yes, 1e-9))},
-                ],
-            }]
+            "content": [
+                {
+                    "token": token,
+                    "logprob": math.log(max(p_yes if yes else 1 - p_yes, 1e-9)),
+                    "top_logprobs": [
+                        {"token": "yes", "logprob": math.log(max(p_yes, 1e-9))},
+                        {"token": "no", "logprob": math.log(max(1 - p_yes, 1e-9))},
+                    ],
+                }
+            ]
         }
         return AIMessage(content=token, response_metadata={"logprobs": logprobs})
 
     # -- refiner ---------------------------------------------------------------------
     def _compress(self, text: str) -> str:
-        round_line = re.search(r"Round (\d+) prompt: (.*)", text)
-        failed = _section(text, "failed")
-        strategy = re.search(r"strategy: ([a-z-]+)", text)
+        rounds = labels.round_prompts(text)
+        failed = labels.find_field(text, labels.FAILED) or ""
+        strategy = re.search(r"strategy: ([a-z-]+)", labels.find_field(text, labels.REASONING) or "")
         tried = f"Tried strategy {strategy.group(1)}. " if strategy else ""
-        if not failed or failed == "none":
-            return f"{tried}Round {round_line.group(1) if round_line else '?'} passed every check; keep this prompt."
-        outcome = f"It still failed: {failed}."
-        return f"{tried}{outcome} Next: restate the failed part first or change the layout words and seed."
+        if not failed or failed == labels.NONE:
+            return f"{tried}Round {rounds[-1][0] if rounds else '?'} passed every check; keep this prompt."
+        return (
+            f"{tried}It still failed: {failed}. Next: lay out explicitly what failed, keep what passed "
+            "where it was, move or add the missing object, or change the seed."
+        )
 
-    def _refine(self, text: str) -> dict[str, Any]:
-        request = _field(text, "Original request")
-        rounds = [int(n) for n in re.findall(r"Round (\d+) prompt", text)]
-        folded = re.search(r"rounds 1-(\d+)", text)
-        last_round = max(rounds + [int(folded.group(1)) if folded else 0]) or 1
-        last_prompt = re.findall(r"Round \d+ prompt: (.*)", text)[-1] if rounds else request
-        failed = _section_last(text, "failed")
+    def _refine(self, text: str, images: list[Image.Image]) -> dict[str, Any]:
+        request = labels.find_field(text, labels.ORIGINAL_REQUEST) or ""
+        rounds = labels.round_prompts(text)
+        last_round, last_prompt = rounds[-1] if rounds else (1, request)
+        failed_lines = labels.find_all(text, labels.FAILED)
+        failed = failed_lines[-1] if failed_lines else ""
+        failed = "" if failed == labels.NONE else failed
         try:
-            scene = parse_prompt(last_prompt)
-        except ShapesGrammarError:
             scene = parse_prompt(request)
+        except ShapesGrammarError:
+            return {
+                "reasoning": "strategy: new-seed; the request is outside this world",
+                "prompt": last_prompt,
+                "new_seed": True,
+                "guidance": None,
+            }
+        try:
+            last = parse_prompt(last_prompt)
+        except ShapesGrammarError:
+            last = scene
+        seen = detect(images[-1]) if images else None
         order = _preferred_strategies(text)
-        applicable = [s for s in order if _applies(s, scene, failed)]
-        strategy = applicable[(last_round - 1) % len(applicable)] if applicable else "new-seed"
-        prompt, guidance = _apply(strategy, scene, failed, self.default_guidance, last_round)
-        return {
-            "reasoning": f"strategy: {strategy}; failed: {failed or 'none'}",
-            "prompt": prompt,
-            "new_seed": True,
-            "guidance": guidance,
-        }
+        strategy = next(s for s in order if _applies(s, scene, last, failed))
+        prompt = _apply(strategy, scene, last, failed, seen, _rng(f"{request}#{last_round}"))
+        return {"reasoning": f"strategy: {strategy}; failed: {failed or labels.NONE}", "prompt": prompt, "new_seed": True, "guidance": None}
+
+
+def failure_kinds(scene: Scene) -> set[str]:
+    """The kinds of check a scene is judged on: ``count``, ``relation``, ``presence``."""
+    kinds = {"presence"}
+    if any(o.count > 1 for o in scene.objects):
+        kinds.add("count")
+    if scene.relation:
+        kinds.add("relation")
+    return kinds
+
+
+def _check_kinds(questions: str) -> set[str]:
+    low = questions.lower()
+    kinds = set()
+    if "exactly" in low:
+        kinds.add("count")
+    if re.search(r"\b(left of|right of|above|below)\b", low):
+        kinds.add("relation")
+    if re.search(r"\bis there\b", low):
+        kinds.add("presence")
+    return kinds
+
+
+def _lesson_moves(text: str) -> list[tuple[str, set[str]]]:
+    """(move, kinds of failure it fixed) for every recalled lesson that names a move that worked.
+
+    The kinds come from the checks the lesson says it fixed, or, when the lesson was
+    clipped before them, from the prompt it was learnt on.
+    """
+    block = text.split(f"{labels.LESSONS}:", 1)[1] if f"{labels.LESSONS}:" in text else ""
+    out = []
+    for line in block.splitlines():
+        m = re.search(r"strategy ([a-z-]+) (?:worked|fixed)", line)
+        if not m or m.group(1) not in STRATEGIES:
+            continue
+        fixed = line.split("It fixed:", 1)[1] if "It fixed:" in line else ""
+        kinds = _check_kinds(fixed)
+        if not kinds and (asked := re.search(r'For "([^"]+)"', line)):
+            try:
+                kinds = failure_kinds(parse_prompt(asked.group(1)))
+            except ShapesGrammarError:
+                kinds = set()
+        out.append((m.group(1), kinds))
+    return out
 
 
 def _strategies_that_worked(text: str) -> list[str]:
-    """Strategies that lessons in ``text`` say worked, most recent mention first, no repeats."""
-    worked = re.findall(r"strategy ([a-z-]+) (?:worked|fixed)", text)
-    return [s for s in dict.fromkeys(worked) if s in STRATEGIES]
+    """Moves that recalled lessons say worked, most recent mention first, no repeats."""
+    return list(dict.fromkeys(s for s, _ in _lesson_moves(text)))
 
 
 def _preferred_strategies(text: str) -> list[str]:
-    """Strategies that recalled lessons say worked come first, in the default order otherwise."""
+    """Moves that recalled lessons say worked come first, in the default order otherwise."""
     preferred = _strategies_that_worked(text)
     return preferred + [s for s in STRATEGIES if s not in preferred]
 
 
-def _applies(strategy: str, scene: Scene, failed: str) -> bool:
-    two = len(scene.objects) == 2
+def _applies(strategy: str, scene: Scene, last: Scene, failed: str) -> bool:
     if strategy == "add-colour":
         return _missing_uncoloured(scene, failed) is not None
-    if strategy == "reorder":
-        return two
-    if strategy == "inverse-relation":
-        return scene.relation is not None
-    if strategy == "restate":
-        return two and bool(failed)
-    return True
+    if strategy == "explicit-layout":
+        return bool(failed) and not last.explicit
+    if strategy == "move":
+        return bool(failed) and last.explicit
+    return strategy == "new-seed"
 
 
-def _apply(strategy: str, scene: Scene, failed: str, guidance: float, round_index: int) -> tuple[str, float | None]:
-    objs = scene.objects
+def _apply(strategy: str, scene: Scene, last: Scene, failed: str, seen: list[Detection] | None, rng: np.random.Generator) -> str:
     if strategy == "add-colour":
         # The user left the colour open and the object did not show: naming one makes it salient.
         i = _missing_uncoloured(scene, failed)
-        used = {o.color for o in objs}
+        used = {o.color for o in scene.objects}
         colour = next(c for c in COLORS if c not in used)
-        recoloured = tuple(replace(o, color=colour) if k == i else o for k, o in enumerate(objs))
-        return describe(Scene(recoloured, scene.relation)), None
-    if strategy == "reorder" and not scene.relation:
-        return describe(Scene((objs[1], objs[0]))), None
-    if strategy in ("reorder", "inverse-relation") and scene.relation:
-        return describe(Scene((objs[1], objs[0]), INVERSE_RELATION[scene.relation])), None
-    if strategy == "restate":
-        # Put the object named in the first failed check first.
-        first = _object_named(failed, objs)
-        if first is not None and first != 0:
-            if scene.relation:
-                return describe(Scene((objs[1], objs[0]), INVERSE_RELATION[scene.relation])), None
-            return describe(Scene((objs[1], objs[0]))), None
-        return describe(scene), None
-    if strategy == "raise-guidance":
-        return describe(scene), min(MAX_GUIDANCE, guidance + GUIDANCE_STEP * round_index)
-    return describe(scene), None
+        scene = Scene(tuple(replace(o, color=colour) if k == i else o for k, o in enumerate(scene.objects)), scene.relation)
+        if not last.explicit:
+            return describe(scene)
+    if strategy == "new-seed":
+        return describe(last)
+    keep = _cells_to_keep(scene, last, failed, seen)
+    return describe(explicate(scene, rng, keep=keep))
+
+
+def _cell_of(d: Detection) -> tuple[int, int]:
+    return (min(2, int(d.cx / 32 * 3)), min(2, int(d.cy / 32 * 3)))
+
+
+def _cells_to_keep(scene: Scene, last: Scene, failed: str, seen: list[Detection] | None) -> dict[int, tuple[int, int]]:
+    """Objects already right in the last image, pinned to the cells where they were drawn.
+
+    An object is right when a detection matches it and, if the last prompt placed it,
+    sits in the cell asked for. Nothing is pinned when the image is not shown, or
+    when a relation failed (the objects must move).
+    """
+    if not seen or (scene.relation and re.search(r"\b(left of|right of|above|below)\b", failed.lower())):
+        return {}
+    asked = {i: PLACES[o.place] for i, o in enumerate(flatten(last)) if o.place}
+    free = list(seen)
+    keep: dict[int, tuple[int, int]] = {}
+    for i, o in enumerate(flatten(scene)):
+        match = next(
+            (
+                d
+                for d in free
+                if d.shape == o.shape and (o.color is None or d.color == o.color) and (i not in asked or _cell_of(d) == asked[i])
+            ),
+            None,
+        )
+        if match is not None and _cell_of(match) not in keep.values():
+            keep[i] = _cell_of(match)
+            free.remove(match)
+    return keep
 
 
 def _missing_uncoloured(scene: Scene, failed: str) -> int | None:
@@ -226,12 +329,37 @@ def _missing_uncoloured(scene: Scene, failed: str) -> int | None:
     return None
 
 
-def _object_named(failed: str, objs: tuple[ObjectSpec, ...]) -> int | None:
-    low = failed.lower()
-    for i, o in enumerate(objs):
-        if o.shape in low and (o.color is None or o.color in low):
-            return i
-    return None
+def _rng(key: str) -> np.random.Generator:
+    """Layout choices are a pure function of what was asked, so runs are reproducible."""
+    return np.random.default_rng(zlib.crc32(key.encode("utf-8")))
+
+
+def _skill_texts(messages: list[BaseMessage]) -> dict[str, str]:
+    """Instructions of the skills loaded in this conversation, by the name they were loaded under."""
+    names = {
+        c["id"]: c["args"].get("name", "") for m in messages if isinstance(m, AIMessage) for c in m.tool_calls if c["name"] == _LOAD_SKILL
+    }
+    return {
+        names[m.tool_call_id]: str(m.content)
+        for m in messages
+        if isinstance(m, ToolMessage) and m.tool_call_id in names and m.status != "error"
+    }
+
+
+def _constrained_answer(tool: dict[str, Any], text: str) -> dict[str, Any] | None:
+    """Answer a schema it has no task for when the schema itself fixes the answer (every
+    required field an enum or a constant, e.g. a health probe's ``answer: "ok"``): the
+    value the request names, else the first allowed one. None when it cannot."""
+    params = tool["function"].get("parameters") or {}
+    props = params.get("properties") or {}
+    args: dict[str, Any] = {}
+    for name in params.get("required") or []:
+        spec = props.get(name) or {}
+        allowed = spec.get("enum") or ([spec["const"]] if "const" in spec else None)
+        if not allowed:
+            return None
+        args[name] = next((v for v in allowed if isinstance(v, str) and re.search(rf"\b{re.escape(v)}\b", text)), allowed[0])
+    return args
 
 
 def _max_skills_in(messages: list[BaseMessage]) -> int:
@@ -251,21 +379,6 @@ def _human_text(messages: list[BaseMessage]) -> str:
                 return m.content
             return "\n".join(b.get("text", "") for b in m.content if isinstance(b, dict) and b.get("type") == "text")
     return ""
-
-
-def _field(text: str, label: str) -> str:
-    m = re.search(rf"{re.escape(label)}:\s*(.*)", text)
-    return m.group(1).strip() if m else text.strip()
-
-
-def _section(text: str, label: str) -> str:
-    m = re.search(rf"^\s*{label}: (.*)$", text, re.M)
-    return m.group(1).strip() if m else ""
-
-
-def _section_last(text: str, label: str) -> str:
-    found = re.findall(rf"^\s*{label}: (.*)$", text, re.M)
-    return found[-1].strip() if found else ""
 
 
 def _images(messages: list[BaseMessage]) -> list[Image.Image]:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from .grammar import ShapesGrammarError, Scene, parse_prompt
+from .grammar import Scene, ShapesGrammarError, parse_prompt
 
 FILL = {"square": 1.0, "circle": 0.80, "triangle": 0.58}
 MIN_AREA = 6.0  # px of ink; smaller blobs are noise
@@ -72,8 +72,7 @@ def _components(mask: np.ndarray) -> list[list[tuple[int, int]]]:
 
 def _dilate(m: np.ndarray) -> np.ndarray:
     p = np.pad(m, 1)
-    return np.logical_or.reduce([p[1 + dy: p.shape[0] - 1 + dy, 1 + dx: p.shape[1] - 1 + dx]
-                                 for dy in (-1, 0, 1) for dx in (-1, 0, 1)])
+    return np.logical_or.reduce([p[1 + dy : p.shape[0] - 1 + dy, 1 + dx : p.shape[1] - 1 + dx] for dy in (-1, 0, 1) for dx in (-1, 0, 1)])
 
 
 def _hard_fill(m: np.ndarray) -> float:
@@ -111,8 +110,7 @@ def detect(image: Image.Image) -> list[Detection]:
             margin = dist[1][0] - dist[0][0]  # how much closer the best prototype is
             aspect = min(w, h) / max(w, h)
             purity = float(np.mean(hue[solid & region] == ci)) if (solid & region).any() else 0.0
-            conf = float(np.clip(margin / 0.12, 0, 1) * np.clip((aspect - 0.5) / 0.3, 0, 1)
-                         * np.clip(area / 20.0, 0, 1) * purity)
+            conf = float(np.clip(margin / 0.12, 0, 1) * np.clip((aspect - 0.5) / 0.3, 0, 1) * np.clip(area / 20.0, 0, 1) * purity)
             dets.append(Detection(shape, name, cx, cy, area, round(conf, 4)))
     return sorted(dets, key=lambda d: -d.area)
 
@@ -134,10 +132,11 @@ def relation_holds(a: Detection, b: Detection, rel: str) -> bool:
 
 def scene_matches(scene: Scene, detections: list[Detection]) -> bool:
     """Exact reading: every asked-for group has its count, nothing extra, relation holds."""
-    if sum(o.count for o in scene.objects) != len(detections):
+    groups = scene.groups()
+    if sum(groups.values()) != len(detections):
         return False
-    for o in scene.objects:
-        if count(detections, o.shape, o.color) != o.count:
+    for (shape, color), n in groups.items():
+        if count(detections, shape, color) != n:
             return False
     if scene.relation:
         a_spec, b_spec = scene.objects

@@ -27,8 +27,7 @@ class ShapesGenerator:
 
     family = "shapes"
 
-    def __init__(self, weights: str | Path | None = None, steps: int = DEFAULT_STEPS,
-                 guidance: float = DEFAULT_GUIDANCE):
+    def __init__(self, weights: str | Path | None = None, steps: int = DEFAULT_STEPS, guidance: float = DEFAULT_GUIDANCE):
         self.weights = Path(weights) if weights else WEIGHTS
         self.steps = steps
         self.guidance = guidance
@@ -46,9 +45,9 @@ class ShapesGenerator:
     def _load(self):
         if self._pipe is None:
             self.available()
-            from .pipeline import ShapesPipeline
-
             from gems_graph.model_loading import dtype_kwarg, quiet_loading
+
+            from .pipeline import ShapesPipeline
 
             # low_cpu_mem_usage=False: the model is 12 MB, and it keeps diffusers from
             # advising to install accelerate on every load.

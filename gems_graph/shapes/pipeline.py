@@ -19,27 +19,37 @@ from .text_encoder import ShapesTextEncoder
 SIZE = 32
 
 
-def unet_config(channels=(48, 96, 128), attn_16: bool = True, heads: int = 2, width: int = 128,
-                patch: int = 2) -> dict:
+def unet_config(channels=(48, 96, 128), attn_16: bool = True, heads: int = 2, width: int = 128, patch: int = 2) -> dict:
     """UNet over 2x2 pixel patches (32x32 RGB -> 16x16x12): 4x cheaper than full resolution,
     which matters on 2 shared CPU cores. Cross-attention on the two coarsest levels
     (8x8 and 4x4 for patch 2), or only the coarsest if not ``attn_16``."""
     down = ["DownBlock2D", "CrossAttnDownBlock2D" if attn_16 else "DownBlock2D", "CrossAttnDownBlock2D"]
     up = ["CrossAttnUpBlock2D", "CrossAttnUpBlock2D" if attn_16 else "UpBlock2D", "UpBlock2D"]
     return dict(
-        sample_size=SIZE // patch, in_channels=3 * patch * patch, out_channels=3 * patch * patch,
+        sample_size=SIZE // patch,
+        in_channels=3 * patch * patch,
+        out_channels=3 * patch * patch,
         block_out_channels=tuple(channels),
-        down_block_types=tuple(down), up_block_types=tuple(up), layers_per_block=1,
-        cross_attention_dim=width, attention_head_dim=heads, norm_num_groups=8,
-        class_embed_type="projection", projection_class_embeddings_input_dim=width,
+        down_block_types=tuple(down),
+        up_block_types=tuple(up),
+        layers_per_block=1,
+        cross_attention_dim=width,
+        attention_head_dim=heads,
+        norm_num_groups=8,
+        class_embed_type="projection",
+        projection_class_embeddings_input_dim=width,
     )
+
+
+#: Object phrases the text encoder tells apart (four objects, with room to spare).
+SEGMENTS = 8
 
 
 def make_components(channels=(48, 96, 128), attn_16=True, width=128, text_layers=2, patch=2) -> dict:
     """Fresh, untrained components (tests use a tiny ``channels``)."""
     return dict(
         unet=UNet2DConditionModel(**unet_config(channels, attn_16, width=width, patch=patch)),
-        text_encoder=ShapesTextEncoder(width=width, layers=text_layers),
+        text_encoder=ShapesTextEncoder(width=width, layers=text_layers, segments=SEGMENTS, phrase_pooling=True),
         scheduler=FlowMatchEulerDiscreteScheduler(num_train_timesteps=1000, shift=1.0),
     )
 
@@ -50,11 +60,16 @@ def get_dummy_components() -> dict:
     return make_components(channels=(8, 16, 16), width=16, text_layers=1)
 
 
-def predict(unet: UNet2DConditionModel, x: torch.Tensor, t, cond: torch.Tensor, pooled: torch.Tensor) -> torch.Tensor:
-    """The UNet's velocity for pixel-space ``x`` (patchify in, unpatchify out)."""
+def predict(
+    unet: UNet2DConditionModel, x: torch.Tensor, t, cond: torch.Tensor, pooled: torch.Tensor, mask: torch.Tensor | None = None
+) -> torch.Tensor:
+    """The UNet's velocity for pixel-space ``x`` (patchify in, unpatchify out); ``mask``
+    marks the text positions cross-attention reads."""
     p = int(round((unet.config.in_channels // 3) ** 0.5))
     h = F.pixel_unshuffle(x, p) if p > 1 else x
-    out = unet(h.to(unet.dtype), t, encoder_hidden_states=cond.to(unet.dtype), class_labels=pooled.to(unet.dtype)).sample
+    out = unet(
+        h.to(unet.dtype), t, encoder_hidden_states=cond.to(unet.dtype), class_labels=pooled.to(unet.dtype), encoder_attention_mask=mask
+    ).sample
     return (F.pixel_shuffle(out, p) if p > 1 else out).float()
 
 
@@ -68,9 +83,10 @@ class ShapesPipeline(DiffusionPipeline):
         self.register_modules(unet=unet, text_encoder=text_encoder, scheduler=scheduler)
 
     @torch.no_grad()
-    def encode_prompt(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+    def encode_prompt(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Per-token states, the pooled vector and the attention mask of the prompts."""
         ids = self.text_encoder.tokenizer(prompts).to(self.device)
-        return self.text_encoder(ids)
+        return (*self.text_encoder(ids), self.text_encoder.attention_mask(ids))
 
     @torch.no_grad()
     def __call__(
@@ -84,11 +100,11 @@ class ShapesPipeline(DiffusionPipeline):
     ):
         prompts = [prompt] if isinstance(prompt, str) else list(prompt)
         n = len(prompts)
-        cond, pooled = self.encode_prompt(prompts)
+        cond, pooled, mask = self.encode_prompt(prompts)
         cfg = guidance_scale > 1.0
         if cfg:
-            ucond, upooled = self.encode_prompt([""] * n)
-            cond, pooled = torch.cat([ucond, cond]), torch.cat([upooled, pooled])
+            ucond, upooled, umask = self.encode_prompt([""] * n)
+            cond, pooled, mask = torch.cat([ucond, cond]), torch.cat([upooled, pooled]), torch.cat([umask, mask])
         p = int(round((self.unet.config.in_channels // 3) ** 0.5))
         shape = (n, 3, self.unet.config.sample_size * p, self.unet.config.sample_size * p)
         x = randn_tensor(shape, generator=generator, device=self.device, dtype=torch.float32)
@@ -98,7 +114,7 @@ class ShapesPipeline(DiffusionPipeline):
             inp = torch.cat([x, x]) if cfg else x
             if hasattr(self.scheduler, "scale_model_input"):
                 inp = self.scheduler.scale_model_input(inp, t)
-            out = predict(self.unet, inp, t, cond, pooled)
+            out = predict(self.unet, inp, t, cond, pooled, mask)
             if cfg:
                 u, c = out.chunk(2)
                 out = u + guidance_scale * (c - u)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageDraw
 
-from .grammar import COLORS, RELATIONS, SHAPES, ObjectSpec, Scene
+from gems_graph.shapes.grammar import COLORS, PLACES, RELATIONS, SHAPES, ObjectSpec, Scene
 
 SIZE = 32
 SCALE = 4
@@ -75,8 +75,31 @@ def _fits(p: tuple[float, float, float], placed: list[tuple[float, float, float]
     return True
 
 
+#: Centre of a grid cell (column or row 0, 1, 2) in output pixels, and the jitter around it.
+CELL_CENTRES = (5.5, 16.0, 26.5)
+CELL_JITTER = 0.75
+#: Object size ranges (px) by size word in the explicit register; None: by how crowded.
+SIZE_RANGE = {"small": (5.0, 6.0), "large": (9.5, 10.5)}
+
+
+def explicit_layout(scene: Scene, rng: np.random.Generator) -> list[Placed]:
+    """Concrete objects of an explicit scene: each at its cell (jittered), sized by its word."""
+    objs = []
+    dense = sum(o.count for o in scene.objects) >= 3
+    for o in scene.objects:
+        color = o.color or _pick(rng, COLORS)[0]
+        col, row = PLACES[o.place] if o.place else (1, 1)
+        lo, hi = SIZE_RANGE.get(o.size or "", (6.5, 7.5) if dense else (7.0, 8.5))
+        x = CELL_CENTRES[col] + float(rng.uniform(-CELL_JITTER, CELL_JITTER))
+        y = CELL_CENTRES[row] + float(rng.uniform(-CELL_JITTER, CELL_JITTER))
+        objs.append(Placed(o.shape, color, x, y, float(rng.uniform(lo, hi))))
+    return objs
+
+
 def layout(scene: Scene, rng: np.random.Generator) -> list[Placed]:
     """Concrete objects: fill in colours, sizes and non-overlapping positions."""
+    if scene.explicit:
+        return explicit_layout(scene, rng)
     items: list[tuple[str, str]] = []
     for o in scene.objects:
         color = o.color or _pick(rng, COLORS)[0]  # one colour per unspecified group

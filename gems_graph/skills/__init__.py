@@ -11,23 +11,38 @@ Public API:
 * ``parse_skill_file`` and the ``Skill*Error`` classes.
 """
 
-from gems_graph.skills.binding import SkillSession, route_by_triggers
-from gems_graph.skills.loop import ToolLoopResult, arun_tool_loop, run_tool_loop
-from gems_graph.skills.model import (
-    Skill,
-    SkillError,
-    SkillOverrideWarning,
-    SkillResourceError,
-    SkillValidationError,
-    UnknownSkillError,
-)
-from gems_graph.skills.parser import parse_skill_file
-from gems_graph.skills.registry import SkillRegistry, builtin_skills_dir, default_registry
-from gems_graph.skills.tools import get_skill_tool, register_skill_tool, skill_tool_names
+from gems_graph._lazy import lazy_exports
+
+_EXPORTS = {
+    **dict.fromkeys(["SkillSession", "route_by_triggers"], "gems_graph.skills.binding"),
+    **dict.fromkeys(["ToolLoopResult", "arun_tool_loop", "run_tool_loop"], "gems_graph.skills.loop"),
+    **dict.fromkeys(
+        ["Skill", "SkillError", "SkillOverrideWarning", "SkillResourceError", "SkillValidationError", "UnknownSkillError"],
+        "gems_graph.skills.model",
+    ),
+    "parse_skill_file": "gems_graph.skills.parser",
+    **dict.fromkeys(["SkillRegistry", "builtin_skills_dir", "default_registry"], "gems_graph.skills.registry"),
+    **dict.fromkeys(["get_skill_tool", "register_skill_tool", "skill_tool_names"], "gems_graph.skills.tools"),
+}
+__getattr__ = lazy_exports(__name__, _EXPORTS)
 
 __all__ = [
-    "Skill", "SkillError", "SkillOverrideWarning", "SkillRegistry", "SkillResourceError",
-    "SkillSession", "SkillValidationError", "UnknownSkillError", "builtin_skills_dir",
-    "default_registry", "get_skill_tool", "parse_skill_file", "register_skill_tool",
-    "ToolLoopResult", "arun_tool_loop", "route_by_triggers", "run_tool_loop", "skill_tool_names",
+    "Skill",
+    "SkillError",
+    "SkillOverrideWarning",
+    "SkillRegistry",
+    "SkillResourceError",
+    "SkillSession",
+    "SkillValidationError",
+    "UnknownSkillError",
+    "builtin_skills_dir",
+    "default_registry",
+    "get_skill_tool",
+    "parse_skill_file",
+    "register_skill_tool",
+    "ToolLoopResult",
+    "arun_tool_loop",
+    "route_by_triggers",
+    "run_tool_loop",
+    "skill_tool_names",
 ]

@@ -20,6 +20,7 @@ from langchain_core.messages import ToolMessage
 from langchain_core.tools import BaseTool, StructuredTool, ToolException
 from pydantic import Field, create_model
 
+from gems_graph.errors import one_line
 from gems_graph.skills.checks import expand_checks
 from gems_graph.skills.model import Skill, SkillError
 from gems_graph.skills.registry import SkillRegistry
@@ -75,8 +76,10 @@ class SkillSession:
         cat = self.registry.catalog()
         if not cat:
             return ""
-        lines = [f"Skills (call {LOAD_SKILL}(name) to read a skill's instructions before writing the prompt; "
-                 f"load only skills that clearly apply, at most {self.max_skills}):"]
+        lines = [
+            f"Skills (call {LOAD_SKILL}(name) to read a skill's instructions before writing the prompt; "
+            f"load only skills that clearly apply, at most {self.max_skills}):"
+        ]
         lines += [f"- {name}: {' '.join(desc.split())}" for name, desc in cat]
         return "\n".join(lines)
 
@@ -97,8 +100,10 @@ class SkillSession:
         if skill in self._loaded:
             return self._instructions_text(skill, again=True)
         if len(self._loaded) >= self.max_skills:
-            raise SkillError(f"refused: at most {self.max_skills} skill(s) per prompt and "
-                             f"{', '.join(self.loaded) or 'none'} already loaded; continue with those")
+            raise SkillError(
+                f"refused: at most {self.max_skills} skill(s) per prompt and "
+                f"{', '.join(self.loaded) or 'none'} already loaded; continue with those"
+            )
         self._loaded.append(skill)
         have = {c["question"] for c in self._checks}
         self._checks += [c for c in expand_checks(skill, self.prompt) if c["question"] not in have]
@@ -136,21 +141,23 @@ class SkillSession:
             tool = next((t for t in self.tools() if t.name == name), None)
             if tool is None:
                 providers = [s.name for s in self.registry if name in s.tools]
-                why = (f"; load the skill that provides it first ({', '.join(providers)})" if providers
-                       else f"; available tools: {', '.join(t.name for t in self.tools())}")
+                why = (
+                    f"; load the skill that provides it first ({', '.join(providers)})"
+                    if providers
+                    else f"; available tools: {', '.join(t.name for t in self.tools())}"
+                )
                 raise SkillError(f"tool {name!r} is not available{why}")
             result = tool.invoke(args)
             return reply(result if isinstance(result, str) else str(result))
         except Exception as e:  # the model gets the message and can correct itself
-            return reply(f"Error: {_one_line(e)}", status="error")
+            return reply(f"Error: {one_line(e)}", status="error")
 
     # -- internals --------------------------------------------------------------
     def _instructions_text(self, skill: Skill, again: bool = False) -> str:
         parts = [f"# Skill: {skill.name}" + (" (already loaded)" if again else ""), skill.instructions]
         checks = [c["question"] for c in self._checks if c["source"] == f"skill:{skill.name}"]
         if checks:
-            parts.append("Checks this skill adds (the image will be verified on them):\n"
-                         + "\n".join(f"- {q}" for q in checks))
+            parts.append("Checks this skill adds (the image will be verified on them):\n" + "\n".join(f"- {q}" for q in checks))
         if skill.tools:
             parts.append(f"Tools now available: {', '.join(skill.tools)}")
         refs = skill.references()
@@ -176,20 +183,25 @@ class SkillSession:
                     return fn(**kw)
                 except SkillError as e:
                     raise ToolException(str(e)) from None
+
             return run
 
         return [
             StructuredTool.from_function(
-                _wrap(self.load), name=LOAD_SKILL, args_schema=load_args, handle_tool_error=True,
-                description="Load a skill: returns its instructions and enables the tools it provides."),
+                _wrap(self.load),
+                name=LOAD_SKILL,
+                args_schema=load_args,
+                handle_tool_error=True,
+                description="Load a skill: returns its instructions and enables the tools it provides.",
+            ),
             StructuredTool.from_function(
-                _wrap(self.read_resource), name=READ_RESOURCE, args_schema=read_args, handle_tool_error=True,
-                description="Read a reference file of a loaded skill (listed when the skill is loaded)."),
+                _wrap(self.read_resource),
+                name=READ_RESOURCE,
+                args_schema=read_args,
+                handle_tool_error=True,
+                description="Read a reference file of a loaded skill (listed when the skill is loaded).",
+            ),
         ]
-
-
-def _one_line(e: BaseException) -> str:
-    return " ".join(str(e).split()) or type(e).__name__
 
 
 # -- routing by declared triggers -----------------------------------------------------
@@ -211,8 +223,7 @@ def trigger_hits(prompt: str, skill: Skill) -> list[str]:
     return [t for t in skill.triggers if _trigger_pattern(t).search(prompt)]
 
 
-def route_by_triggers(prompt: str, registry: SkillRegistry | Iterable[Skill] | None = None,
-                      limit: int | None = None) -> list[str]:
+def route_by_triggers(prompt: str, registry: SkillRegistry | Iterable[Skill] | None = None, limit: int | None = None) -> list[str]:
     """Skills whose declared triggers occur in ``prompt``, most hits first (then by name).
 
     This is how the offline shapes chat model picks skills; real chat models pick

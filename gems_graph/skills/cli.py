@@ -20,8 +20,9 @@ from gems_graph.skills.registry import SkillRegistry, default_registry, skill_fo
 
 skills_app = typer.Typer(help="List, show and validate agent skills (SKILL.md folders).", no_args_is_help=True)
 
-SkillsDir = Annotated[Optional[list[Path]], typer.Option(
-    "--skills-dir", help="Extra folder of skills (repeatable); overrides built-ins of the same name.")]
+SkillsDir = Annotated[
+    Optional[list[Path]], typer.Option("--skills-dir", help="Extra folder of skills (repeatable); overrides built-ins of the same name.")
+]
 
 
 def _fail(problem: str | SkillError) -> None:
@@ -44,13 +45,13 @@ def _registry(dirs: list[Path] | None) -> SkillRegistry:
 
 
 @skills_app.command("list")
-def list_skills(skills_dir: SkillsDir = None,
-                as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+def list_skills(skills_dir: SkillsDir = None, as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
     """List skills: name, where it comes from, and its description."""
     reg = _registry(skills_dir)
     if as_json:
-        typer.echo(json.dumps([{"name": s.name, "description": s.description, "origin": s.origin,
-                                "path": str(s.path)} for s in reg], indent=2))
+        typer.echo(
+            json.dumps([{"name": s.name, "description": s.description, "origin": s.origin, "path": str(s.path)} for s in reg], indent=2)
+        )
         return
     for s in reg:
         origin = "" if s.origin == "builtin" else f"  [{s.origin}]"

@@ -13,8 +13,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-RelationName = Literal["left of", "right of", "above", "below", "on top of", "under",
-                       "in front of", "behind", "next to"]
+RelationName = Literal["left of", "right of", "above", "below", "on top of", "under", "in front of", "behind", "next to"]
 
 
 class Relation(BaseModel):
@@ -26,14 +25,28 @@ class Relation(BaseModel):
 # relation -> (axis, sign): sign +1 means subject comes before object on that axis
 # (x: left to right, y: top to bottom, z: front to back).
 _AXES: dict[str, tuple[str, int]] = {
-    "left of": ("x", 1), "right of": ("x", -1),
-    "above": ("y", 1), "on top of": ("y", 1), "below": ("y", -1), "under": ("y", -1),
-    "in front of": ("z", 1), "behind": ("z", -1), "next to": ("x", 1),
+    "left of": ("x", 1),
+    "right of": ("x", -1),
+    "above": ("y", 1),
+    "on top of": ("y", 1),
+    "below": ("y", -1),
+    "under": ("y", -1),
+    "in front of": ("z", 1),
+    "behind": ("z", -1),
+    "next to": ("x", 1),
 }
-_COLS = {1: ["center"], 2: ["left half", "right half"], 3: ["left third", "center", "right third"],
-         4: ["far left", "center-left", "center-right", "far right"]}
-_ROWS = {1: [""], 2: ["upper half", "lower half"], 3: ["top third", "middle", "bottom third"],
-         4: ["top", "upper middle", "lower middle", "bottom"]}
+_COLS = {
+    1: ["center"],
+    2: ["left half", "right half"],
+    3: ["left third", "center", "right third"],
+    4: ["far left", "center-left", "center-right", "far right"],
+}
+_ROWS = {
+    1: [""],
+    2: ["upper half", "lower half"],
+    3: ["top third", "middle", "bottom third"],
+    4: ["top", "upper middle", "lower middle", "bottom"],
+}
 _DEPTH = {1: [""], 2: ["foreground", "background"], 3: ["foreground", "midground", "background"]}
 
 
@@ -75,9 +88,15 @@ def layout_objects(objects: list[str], relations: list[Relation] | None = None) 
     for n in names:
         # An object no vertical relation mentions may sit at any height (same for depth).
         free_y, free_z = not _touches(n, edges["y"]), not _touches(n, edges["z"])
-        parts = [p for p in (_label(_COLS, ncol, x_rank[n]),
-                             "" if free_y else _label(_ROWS, nrow, y_rank[n]),
-                             "" if free_z else _label(_DEPTH, ndep, z_rank[n])) if p]
+        parts = [
+            p
+            for p in (
+                _label(_COLS, ncol, x_rank[n]),
+                "" if free_y else _label(_ROWS, nrow, y_rank[n]),
+                "" if free_z else _label(_DEPTH, ndep, z_rank[n]),
+            )
+            if p
+        ]
         x0, x1 = x_rank[n] / ncol, (x_rank[n] + 1) / ncol
         y0, y1 = (0.0, 1.0) if free_y else (y_rank[n] / nrow, (y_rank[n] + 1) / nrow)
         where = ", ".join(parts)

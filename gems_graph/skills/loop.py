@@ -29,8 +29,9 @@ class ToolLoopResult:
     answer: BaseModel | None = None
 
 
-def _step(ai: AIMessage, session: SkillSession, final_schema: type[BaseModel] | None,
-          history: list[BaseMessage]) -> tuple[bool, BaseModel | None]:
+def _step(
+    ai: AIMessage, session: SkillSession, final_schema: type[BaseModel] | None, history: list[BaseMessage]
+) -> tuple[bool, BaseModel | None]:
     """Handle one AI turn; return (done, answer)."""
     history.append(ai)
     calls = list(getattr(ai, "tool_calls", None) or [])
@@ -45,8 +46,7 @@ def _step(ai: AIMessage, session: SkillSession, final_schema: type[BaseModel] | 
                 replies.append(ToolMessage(content="Answer received.", tool_call_id=tc.get("id") or "", name=final_name))
             except ValidationError as e:
                 msg = " ".join(str(e).split())[:500]
-                replies.append(ToolMessage(content=f"Error: {msg}", tool_call_id=tc.get("id") or "",
-                                           name=final_name, status="error"))
+                replies.append(ToolMessage(content=f"Error: {msg}", tool_call_id=tc.get("id") or "", name=final_name, status="error"))
         else:
             replies.append(session.handle(tc))
     history.extend(replies)
@@ -57,8 +57,9 @@ def _tools(session: SkillSession, final_schema: type[BaseModel] | None) -> list[
     return [*session.tools(), *([final_schema] if final_schema is not None else [])]
 
 
-def run_tool_loop(model: Any, session: SkillSession, messages: Sequence[BaseMessage], *,
-                  final_schema: type[BaseModel] | None = None, max_turns: int = 6) -> ToolLoopResult:
+def run_tool_loop(
+    model: Any, session: SkillSession, messages: Sequence[BaseMessage], *, final_schema: type[BaseModel] | None = None, max_turns: int = 6
+) -> ToolLoopResult:
     """Let ``model`` call skill tools (and finally ``final_schema``) for at most ``max_turns`` turns.
 
     After ``max_turns`` the model is asked once more with only ``final_schema`` bound
@@ -77,8 +78,9 @@ def run_tool_loop(model: Any, session: SkillSession, messages: Sequence[BaseMess
     return ToolLoopResult(ai, history, answer)
 
 
-async def arun_tool_loop(model: Any, session: SkillSession, messages: Sequence[BaseMessage], *,
-                         final_schema: type[BaseModel] | None = None, max_turns: int = 6) -> ToolLoopResult:
+async def arun_tool_loop(
+    model: Any, session: SkillSession, messages: Sequence[BaseMessage], *, final_schema: type[BaseModel] | None = None, max_turns: int = 6
+) -> ToolLoopResult:
     """Async ``run_tool_loop``."""
     history = list(messages)
     for _ in range(max_turns):
@@ -91,4 +93,3 @@ async def arun_tool_loop(model: Any, session: SkillSession, messages: Sequence[B
     ai = await last.ainvoke(history)
     _, answer = _step(ai, session, final_schema, history)
     return ToolLoopResult(ai, history, answer)
-

@@ -8,11 +8,13 @@ skill folder is ever executed.
 
 from __future__ import annotations
 
+import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Any
 
 #: agentskills.io: 1-64 chars, lowercase letters, digits and single inner hyphens.
 NAME_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
@@ -86,12 +88,30 @@ class Skill:
         return self.path / SKILL_FILE
 
     def references(self) -> list[str]:
-        """Files under ``references/`` (relative to it), sorted; read on request only."""
+        """Files under ``references/`` (relative to it), sorted; read on request only.
+        Files that resolve outside the skill folder are never listed."""
         root = self.path / REFERENCES_DIR
-        if not root.is_dir():
+        inside = self.path.resolve()
+        if not root.is_dir() or not root.resolve().is_relative_to(inside):
             return []
         return sorted(
             p.relative_to(root).as_posix()
             for p in root.rglob("*")
-            if p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts)
+            if p.is_file() and p.resolve().is_relative_to(inside) and not any(part.startswith(".") for part in p.relative_to(root).parts)
         )
+
+
+def escaping_links(folder: Path) -> list[Path]:
+    """Symlinks under ``folder`` (folder links not followed) that resolve outside it.
+
+    A skill folder is read as data: a link out of it would let a skill hand any
+    file on the machine to the chat model.
+    """
+    inside = folder.resolve()
+    found = []
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=False):
+        for name in [*dirnames, *filenames]:
+            p = Path(dirpath) / name
+            if p.is_symlink() and not p.resolve().is_relative_to(inside):
+                found.append(p)
+    return sorted(found)

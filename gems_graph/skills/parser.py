@@ -27,6 +27,7 @@ from gems_graph.skills.model import (
     CheckTemplate,
     Skill,
     SkillValidationError,
+    escaping_links,
 )
 
 #: Top-level keys of the agentskills.io format; ours live under ``metadata``.
@@ -65,8 +66,9 @@ def _line_of(data: bytes, offset: int) -> int:
     return data.count(b"\n", 0, offset) + 1
 
 
-def parse_skill_file(path: Path | str, *, known_tools: Collection[str] | None = None,
-                     expected_name: str | None = None, origin: str = "builtin") -> Skill:
+def parse_skill_file(
+    path: Path | str, *, known_tools: Collection[str] | None = None, expected_name: str | None = None, origin: str = "builtin"
+) -> Skill:
     """Parse ``path`` (a SKILL.md, or a folder holding one) into a ``Skill``.
 
     ``expected_name`` defaults to the folder's name (agentskills.io: they must match).
@@ -77,6 +79,9 @@ def parse_skill_file(path: Path | str, *, known_tools: Collection[str] | None = 
         path = path / SKILL_FILE
     if not path.is_file():
         raise SkillValidationError(path, 0, f"no {SKILL_FILE} here")
+    for link in ([path] if path.is_symlink() else []) + escaping_links(path.parent):
+        if not link.resolve().is_relative_to(path.parent.resolve()):
+            raise SkillValidationError(link, 0, "is a symlink that leads out of the skill folder; a skill may only hold its own files")
     if expected_name is None:
         expected_name = path.resolve().parent.name
     if known_tools is None:
@@ -85,7 +90,7 @@ def parse_skill_file(path: Path | str, *, known_tools: Collection[str] | None = 
         known_tools = skill_tool_names()
     text = read_text_capped(path, MAX_SKILL_FILE_BYTES, what=SKILL_FILE)
     meta, lines, body_line = _split_frontmatter(path, text)
-    body = "\n".join(text.splitlines()[body_line - 1:]).strip()
+    body = "\n".join(text.splitlines()[body_line - 1 :]).strip()
     return _build(path, meta, lines, body, body_line, expected_name, known_tools, origin)
 
 
@@ -128,19 +133,26 @@ def _key_lines(node: Any, offset: int, prefix: str = "") -> dict[str, int]:
     return out
 
 
-def _build(path: Path, meta: dict, lines: dict[str, int], body: str, body_line: int,
-           expected_name: str, known_tools: Collection[str], origin: str) -> Skill:
+def _build(
+    path: Path, meta: dict, lines: dict[str, int], body: str, body_line: int, expected_name: str, known_tools: Collection[str], origin: str
+) -> Skill:
     def fail(key: str, problem: str) -> SkillValidationError:
         return SkillValidationError(path, lines.get(key, 2), problem)
 
     for key in meta:
         if str(key) not in TOP_LEVEL_KEYS:
-            raise fail(str(key), f"unknown frontmatter key {key!r} (allowed: {', '.join(sorted(TOP_LEVEL_KEYS))}; put project fields under 'metadata')")
+            raise fail(
+                str(key),
+                f"unknown frontmatter key {key!r} (allowed: {', '.join(sorted(TOP_LEVEL_KEYS))}; put project fields under 'metadata')",
+            )
     name = meta.get("name")
     if not isinstance(name, str) or not name:
         raise fail("name", "'name' is missing or not a string")
     if len(name) > MAX_NAME_CHARS or not NAME_RE.match(name):
-        raise fail("name", f"invalid name {name!r}: use 1-{MAX_NAME_CHARS} lowercase letters, digits and single hyphens (no leading/trailing hyphen)")
+        raise fail(
+            "name",
+            f"invalid name {name!r}: use 1-{MAX_NAME_CHARS} lowercase letters, digits and single hyphens (no leading/trailing hyphen)",
+        )
     if name != expected_name:
         raise fail("name", f"name {name!r} does not match its folder {expected_name!r}")
     desc = meta.get("description")
@@ -173,9 +185,17 @@ def _build(path: Path, meta: dict, lines: dict[str, int], body: str, body_line: 
             raise fail(f"metadata.tools[{i}]", f"unknown tool {t!r}: not registered with register_skill_tool (known: {known})")
     checks = _checks(md, fail)
     hints = _hints(md, fail)
-    return Skill(name=name, description=desc.strip(), instructions=body, path=path.parent,
-                 triggers=tuple(triggers), checks=checks, tools=tuple(tools),
-                 hints=MappingProxyType(hints), origin=origin)
+    return Skill(
+        name=name,
+        description=desc.strip(),
+        instructions=body,
+        path=path.parent,
+        triggers=tuple(triggers),
+        checks=checks,
+        tools=tuple(tools),
+        hints=MappingProxyType(hints),
+        origin=origin,
+    )
 
 
 def _str_list(md: dict, key: str, fail) -> list[str]:

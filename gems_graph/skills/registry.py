@@ -49,15 +49,13 @@ def skill_folders(root: Path) -> list[Path]:
     """Skill folders under ``root``: ``root`` itself if it holds a SKILL.md, else its children."""
     if (root / SKILL_FILE).is_file():
         return [root]
-    return sorted(p for p in root.iterdir()
-                  if p.is_dir() and not p.name.startswith((".", "_")) and (p / SKILL_FILE).is_file())
+    return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith((".", "_")) and (p / SKILL_FILE).is_file())
 
 
 class SkillRegistry:
     """Skills by name. ``dirs`` are user folders (of skill folders, or one skill folder)."""
 
-    def __init__(self, dirs: Iterable[str | Path] = (), *, include_builtin: bool = True,
-                 builtin_dir: str | Path | None = None) -> None:
+    def __init__(self, dirs: Iterable[str | Path] = (), *, include_builtin: bool = True, builtin_dir: str | Path | None = None) -> None:
         self._skills: dict[str, Skill] = {}
         roots: list[tuple[Path, str]] = []
         if include_builtin:
@@ -119,13 +117,15 @@ class SkillRegistry:
             raise SkillResourceError("file must be a non-empty relative path inside references/")
         rel = file.strip().replace("\\", "/")
         if rel.startswith(f"{REFERENCES_DIR}/"):
-            rel = rel[len(REFERENCES_DIR) + 1:]
+            rel = rel[len(REFERENCES_DIR) + 1 :]
+        inside = skill.path.resolve()
         root = (skill.path / REFERENCES_DIR).resolve()
         if Path(rel).is_absolute() or rel.startswith("/"):
             raise SkillResourceError(f"{file!r}: absolute paths are not allowed; give a path inside references/")
         target = (root / rel).resolve()
-        # resolve() follows symlinks too, so a link pointing out of the folder is refused.
-        if not target.is_relative_to(root) or target == root:
+        # resolve() follows symlinks, and both must stay inside the skill folder itself: a
+        # references/ that is a link elsewhere (say to /etc) is refused like a ../ path.
+        if not root.is_relative_to(inside) or not target.is_relative_to(root) or target == root:
             raise SkillResourceError(f"{file!r} is outside the references/ folder of skill {name!r}")
         if not target.is_file():
             have = ", ".join(skill.references()) or "none"

@@ -21,8 +21,9 @@ _TOOLS: dict[str, BaseTool] = {}
 _LOCK = threading.Lock()
 
 
-def register_skill_tool(name: str | None = None, *, description: str | None = None,
-                        replace: bool = False) -> Callable[[Callable], BaseTool]:
+def register_skill_tool(
+    name: str | None = None, *, description: str | None = None, replace: bool = False
+) -> Callable[[Callable], BaseTool]:
     """Decorator: make ``fn`` a LangChain tool called ``name`` that skills can list.
 
     The argument schema comes from the function's type hints; the description from

@@ -1,4 +1,7 @@
-"""Stand-ins shared by tests: a scripted chat model and a pixel-level test generator.
+"""Stand-ins for tests and benchmarks: a scripted chat model and a pixel-level test generator.
+
+They live in the package (as langchain-core's fake chat models do) so that the test
+suite, the benchmarks and users' own tests share one definition.
 
 ``ScriptedChatModel`` subclasses langchain-core's fake so that ``bind_tools`` and
 ``with_structured_output`` work: a handler sees the messages and the names of the
@@ -10,7 +13,6 @@ from __future__ import annotations
 
 import base64
 import io
-import re
 import threading
 import uuid
 from collections.abc import Callable
@@ -23,7 +25,9 @@ from langchain_core.utils.function_calling import convert_to_openai_tool
 from PIL import Image
 from pydantic import BaseModel
 
+from gems_graph import prompt_labels as labels
 from gems_graph.backends.base import GenerationRequest
+from gems_graph.prompt_labels import find_field
 
 Handler = Callable[[list[BaseMessage], list[str]], Any]
 
@@ -82,8 +86,14 @@ class ColourGenerator:
 
     family = "test-colour"
 
-    def __init__(self, lucky_seeds: set[int] = frozenset(), fail_seeds: set[int] = frozenset(), fail_all: bool = False,
-                 delay: float = 0.0, log_path: str | None = None) -> None:
+    def __init__(
+        self,
+        lucky_seeds: set[int] = frozenset(),
+        fail_seeds: set[int] = frozenset(),
+        fail_all: bool = False,
+        delay: float = 0.0,
+        log_path: str | None = None,
+    ) -> None:
         self.lucky_seeds, self.fail_seeds, self.fail_all = set(lucky_seeds), set(fail_seeds), fail_all
         self.delay, self.log_path = delay, log_path
         self.calls: list[GenerationRequest] = []
@@ -112,8 +122,9 @@ def is_red(image: Image.Image) -> bool:
     return r > b
 
 
-def loop_handler(fix_at_round: int | None = None, checks: tuple[str, ...] = ("Is there a square?", "Is the square red?"),
-                 thought: str | None = None) -> Handler:
+def loop_handler(
+    fix_at_round: int | None = None, checks: tuple[str, ...] = ("Is there a square?", "Is the square red?"), thought: str | None = None
+) -> Handler:
     """A scripted LLM for the colour world.
 
     Decomposes into ``checks``; answers "Is ... red?" by looking at the attached
@@ -127,19 +138,19 @@ def loop_handler(fix_at_round: int | None = None, checks: tuple[str, ...] = ("Is
     def handle(messages: list[BaseMessage], tools: list[str]) -> Any:
         text = last_text(messages)
         if "PlannedPrompt" in tools:
-            request = text.split("User request:", 1)[1].splitlines()[0].strip()
+            request = find_field(text, labels.USER_REQUEST) or ""
             return PlannedPrompt(reasoning=thought or "", prompt=request)
         if "Decomposition" in tools:
             return Decomposition(checks=list(checks))
         if "Experience" in tools:
             return Experience(experience="The square came out blue; say red explicitly.")
         if "RefinedPrompt" in tools:
-            next_round = max(int(n) for n in re.findall(r"Round (\d+) prompt", text)) + 1
-            base = text.split("Original request:", 1)[1].splitlines()[0].strip()
+            next_round = max(i for i, _ in labels.round_prompts(text)) + 1
+            base = find_field(text, labels.ORIGINAL_REQUEST) or ""
             fixed = fix_at_round is not None and next_round >= fix_at_round
             return RefinedPrompt(reasoning="restate the colour", prompt=base + (" FIXED" if fixed else ""), new_seed=True)
         # Verification: a plain yes/no question with the image attached.
-        question = text.split("Question:", 1)[-1]
+        question = find_field(text, labels.QUESTION) or text
         if "red" in question.lower():
             return "yes" if is_red(attached_images(messages)[0]) else "no"
         return "yes"

@@ -1,0 +1,34 @@
+"""Errors as people read them: one line, secrets removed.
+
+Every error text that is stored (state, ``run.json``, checkpoints) or printed (CLI,
+``gems doctor``) goes through ``one_line``, so a server that echoes the API key in
+its error body never gets it written anywhere.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+#: Longest error text kept: enough for a server's message, short enough for a table cell.
+MAX_CHARS = 300
+#: Environment variables whose values are secrets wherever they show up.
+SECRET_VARIABLES = ("OPENAI_API_KEY", "GEMS_OPENAI_API_KEY", "GEMS_IMAGES_API_KEY")
+_SECRET_SHAPES = re.compile(r"(?i)\b(bearer\s+)[^\s'\"]+|\bsk-[A-Za-z0-9_\-]{8,}")
+
+
+def redact(text: str) -> str:
+    """``text`` with configured keys and ``Bearer ...`` / ``sk-...`` tokens replaced by ``***``."""
+    for name in SECRET_VARIABLES:
+        value = os.environ.get(name)
+        if value and len(value) >= 6 and value != "EMPTY":
+            text = text.replace(value, "***")
+    return _SECRET_SHAPES.sub(lambda m: (m.group(1) or "") + "***", text)
+
+
+def one_line(exc: BaseException | str, limit: int = MAX_CHARS) -> str:
+    """The error's message on one line (its type name when it has none), redacted and clipped."""
+    text = exc if isinstance(exc, str) else str(exc)
+    text = " ".join(text.split()) or (type(exc).__name__ if not isinstance(exc, str) else "")
+    text = redact(text)
+    return text if len(text) <= limit else text[: limit - 3] + "..."

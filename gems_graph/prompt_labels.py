@@ -1,0 +1,47 @@
+"""The labels in front of each field of the nodes' prompts: the contract with chat models.
+
+Node prompts are formatted from these constants, and the shapes world's chat model
+reads its inputs back by the same constants, so renaming a label in one place
+cannot silently break the other (a contract test formats every node prompt and
+checks that each field is found). Real LLMs read the same text.
+"""
+
+from __future__ import annotations
+
+import re
+
+USER_REQUEST = "User request"
+ORIGINAL_REQUEST = "Original request"
+DESCRIPTION = "Description"
+QUESTION = "Question"
+IMAGE_REQUEST = "The image was made for this request"
+REASONING = "Reasoning behind this round's prompt"
+FEEDBACK = "Feedback from a person"
+LESSONS = "Lessons from past runs"
+TRAJECTORY = "Trajectory so far"
+#: A round's block: ``Round N prompt: ...`` then indented score / passed / failed / experience lines.
+ROUND_PROMPT = "Round {index} prompt"
+SCORE = "score"
+PASSED = "passed"
+FAILED = "failed"
+EXPERIENCE = "experience"
+#: The summary that replaces older rounds when the trajectory outgrows its budget.
+FOLDED = "Lessons so far (rounds {first}-{last}, folded)"
+NONE = "none"
+
+
+def find_field(text: str, label: str) -> str | None:
+    """The rest of the first line that starts with ``label:`` (after indentation), or None."""
+    m = re.search(rf"^[ \t-]*{re.escape(label)}:[ \t]*(.*)$", text, re.M)
+    return m.group(1).strip() if m else None
+
+
+def find_all(text: str, label: str) -> list[str]:
+    """Every line's value for ``label:``, in order."""
+    return [v.strip() for v in re.findall(rf"^[ \t-]*{re.escape(label)}:[ \t]*(.*)$", text, re.M)]
+
+
+def round_prompts(text: str) -> list[tuple[int, str]]:
+    """``(index, prompt)`` of every ``Round N prompt:`` line."""
+    pattern = re.escape(ROUND_PROMPT).replace(re.escape("{index}"), r"(\d+)")
+    return [(int(n), p.strip()) for n, p in re.findall(rf"^{pattern}:[ \t]*(.*)$", text, re.M)]

@@ -1,0 +1,94 @@
+"""Faults a run meets in the wild end as a clear, resumable state, never as a wrong result."""
+
+from __future__ import annotations
+
+from langgraph.checkpoint.memory import InMemorySaver
+
+from gems_graph.context import GemsContext
+from gems_graph.runner import run_gems
+from gems_graph.state import best_candidate, rank_key, round_best, verdict_score
+from gems_graph.testing import ColourGenerator, ScriptedChatModel, loop_handler
+
+
+def outage_handler(down: dict[str, bool]):
+    """``loop_handler``, except that verification raises while ``down["verify"]`` is set."""
+    base = loop_handler(fix_at_round=1)
+
+    def handle(messages, tools):
+        if not tools and down["verify"]:
+            raise ConnectionError("critic endpoint refused the connection")
+        return base(messages, tools)
+
+    return handle
+
+
+def test_a_critic_outage_is_not_a_bad_image_and_the_run_resumes(tmp_path):
+    down = {"verify": True}
+    ctx = GemsContext(
+        generator=ColourGenerator(),
+        chat_model=ScriptedChatModel(handler=outage_handler(down)),
+        artifact_root=str(tmp_path),
+        memory="none",
+        max_rounds=3,
+    )
+    saver = InMemorySaver()
+    result = run_gems("a red square", ctx, saver, thread_id="t")
+    assert result.status == "failed" and "could not judge round 1" in result.state["error"]
+    (cand,) = result.state["rounds"][0]["candidates"]
+    assert cand["score"] is None and all(v["answered"] is False for v in cand["verdicts"])
+    assert result.state["best"] is None  # nothing was judged, so nothing is "best"
+    down["verify"] = False  # the endpoint is back
+    again = run_gems(None, ctx, saver, thread_id="t", resume=True)
+    assert again.status == "passed" and again.state["score"] == 1.0
+
+
+def test_unanswered_checks_stay_out_of_the_score():
+    answered_no = {"check_id": "c1", "passed": False, "answer": "no", "probability": None}
+    unanswered = {"check_id": "c2", "passed": False, "answer": "error: x", "probability": None, "answered": False}
+    yes = {"check_id": "c3", "passed": True, "answer": "yes", "probability": None}
+    assert verdict_score([yes, unanswered]) == 1.0
+    assert verdict_score([yes, answered_no]) == 0.5
+    assert verdict_score([unanswered]) is None
+
+
+def test_one_ranking_of_candidates_the_earliest_wins_ties():
+    def cand(i, passed, p):
+        return {
+            "round": 1,
+            "index": i,
+            "error": None,
+            "score": 0.5,
+            "verdicts": [
+                {"check_id": "a", "passed": passed, "answer": "", "probability": p},
+                {"check_id": "b", "passed": not passed, "answer": "", "probability": 0.5},
+            ],
+        }
+
+    low, high = cand(0, True, 0.6), cand(1, True, 0.9)
+    assert rank_key(high) > rank_key(low)
+    assert best_candidate([low, high]) is high  # same score, more confident: P(yes) breaks the tie
+    twin = cand(2, True, 0.9)
+    assert best_candidate([high, twin]) is high  # a true tie keeps the earliest
+    assert round_best({"index": 1, "prompt": "", "candidates": [low, high], "experience": None, "thought": None}) is high
+
+
+def test_secrets_echoed_by_a_server_are_never_stored_or_printed(tmp_path, monkeypatch):
+    import json
+
+    from gems_graph.backends.openai_chat import GemsChatOpenAI
+    from gems_graph.errors import one_line
+    from tests.servers import RecordingServer, json_reply
+
+    key = "sk-live-0123456789abcdef"
+    monkeypatch.setenv("GEMS_OPENAI_API_KEY", key)
+    assert one_line(f"bad key {key} and Authorization: Bearer abc.def") == "bad key *** and Authorization: Bearer ***"
+    echo = {"error": {"message": f"invalid api key {key}"}}
+    with RecordingServer(lambda rec: json_reply(500, echo)) as srv:
+        model = GemsChatOpenAI(model="m", api_key=key, base_url=f"{srv.url}/v1", max_retries=0)
+        ctx = GemsContext(chat_model=model, artifact_root=str(tmp_path / "runs"), memory="none", max_skills=0)
+        saver = InMemorySaver()
+        result = run_gems("a photo of a red circle", ctx, saver, thread_id="s")
+    assert result.status == "failed" and "***" in result.state["error"] and key not in result.state["error"]
+    (run_json,) = (tmp_path / "runs").glob("*/run.json")  # the planner failed: its folder says why
+    assert json.loads(run_json.read_text())["status"] == "failed" and key not in run_json.read_text()
+    assert key not in json.dumps(saver.storage, default=str)  # nor in any checkpoint
