@@ -30,7 +30,7 @@ from gems_graph.home import default_runs_dir
 from gems_graph.llm import StructuredOutputError, invoke_structured
 from gems_graph.memory import MemoryStoreError, generator_family
 from gems_graph.memory.access import lessons_text, store_for_run
-from gems_graph.registry import resolve_chat_model, resolve_generator
+from gems_graph.registry import chat_models, check_spec, generators, resolve_chat_model, resolve_generator
 from gems_graph.settings import effective_context
 from gems_graph.skills import default_registry
 from gems_graph.state import GemsState
@@ -139,6 +139,11 @@ def _plan_first_prompt(ctx: GemsContext, prompt: str, runtime: Runtime[GemsConte
 def planner(state: GemsState, config: RunnableConfig, runtime: Runtime[GemsContext]) -> dict[str, Any]:
     ctx = effective_context(state, runtime.context)
     prompt = validate_prompt(state.get("prompt"), ctx.max_prompt_chars)
+    # An unknown backend (say, a typo in a Studio assistant's settings) fails here, with the
+    # CLI's message, before a run folder is made.
+    check_spec(ctx.generator, generators)
+    check_spec(ctx.chat_model, chat_models)
+    check_spec(ctx.critic_spec, chat_models)
     configurable = config.get("configurable") or {}
     run_id, run_dir = new_run_folder(
         Path(ctx.artifact_root) if ctx.artifact_root else default_runs_dir(),

@@ -92,3 +92,15 @@ def test_secrets_echoed_by_a_server_are_never_stored_or_printed(tmp_path, monkey
     (run_json,) = (tmp_path / "runs").glob("*/run.json")  # the planner failed: its folder says why
     assert json.loads(run_json.read_text())["status"] == "failed" and key not in run_json.read_text()
     assert key not in json.dumps(saver.storage, default=str)  # nor in any checkpoint
+
+
+def test_an_unknown_backend_in_a_graph_context_fails_at_planning_before_a_run_folder(tmp_path):
+    import pytest
+
+    from gems_graph.graph import compile_graph
+    from gems_graph.registry import UnknownBackendError
+
+    ctx = GemsContext(generator="nosuch:thing", artifact_root=str(tmp_path / "runs"), memory="none")
+    with pytest.raises(UnknownBackendError, match="unknown generator kind 'nosuch'"):
+        compile_graph().invoke({"prompt": "a red square"}, context=ctx)
+    assert not (tmp_path / "runs").exists()
