@@ -33,7 +33,8 @@ app = typer.Typer(
     rich_markup_mode=None,
     pretty_exceptions_enable=False,
 )
-err = Console(stderr=True, highlight=False)
+# soft_wrap: a line (a path above all) is never broken when stderr is a file or a pipe.
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def fail(message: object, code: int = 2) -> None:
@@ -311,8 +312,8 @@ def prompt_change(before: str, after: str) -> str:
     from gems_graph.memory.lessons import prompt_diff
 
     added, removed = prompt_diff(before, after)
-    parts = [f"+ {' '.join(added)}"] if added else []
-    parts += [f"- {' '.join(removed)}"] if removed else []
+    parts = [f"+ {'; '.join(added)}"] if added else []
+    parts += [f"- {'; '.join(removed)}"] if removed else []
     return "  ".join(parts) or "same prompt, new seed"
 
 

@@ -93,8 +93,11 @@ def test_debug_shows_the_traceback_and_only_then(tmp_path):
 
 
 def test_the_progress_shows_what_the_refiner_changed(tmp_path):
-    res = gems(["run", "a red square", *BACKENDS, "--rounds", "3"], tmp_path)
+    out = tmp_path / ("a-folder-with-a-long-name-" * 4)
+    res = gems(["run", "a red square", *BACKENDS, "--rounds", "3", "--out", str(out)], tmp_path)
     assert res.returncode == 0, res.stderr
+    image = next(out.glob("*/round_01/*.png"))
+    assert any(str(image) in line for line in res.stderr.splitlines())  # no path broken across lines
     assert "run folder" in res.stderr and "loading models" in res.stderr
     assert "change: + FIXED" in res.stderr
     assert "c1 Is there a square?" in res.stderr  # check ids shown with their questions
