@@ -29,7 +29,7 @@ from gems_graph.validation import InvalidPromptError, validate_prompt
 app = typer.Typer(
     help="GEMS: agent-native text-to-image generation with memory and skills, on LangGraph.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     rich_markup_mode=None,
     pretty_exceptions_enable=False,
 )
@@ -340,7 +340,7 @@ def _mount_subcommands() -> None:
 
     from gems_graph.eval.cli import eval_command
 
-    app.command("eval", help="Compare single / rewrite / search / loop / gems at equal image budgets on a suite.")(eval_command)
+    app.command("eval", help="Compare the methods (single ... gems) at equal image budgets on a suite.")(eval_command)
     app.command("report", help="Write RUN_DIR/report.html: rounds, images, checks, experiences, score chart.")(report_command)
     app.add_typer(skills_app, name="skills", help="List, show and validate skills.")
     app.add_typer(memory_app, name="memory", help="Inspect, search, export or wipe the lessons kept across runs.")

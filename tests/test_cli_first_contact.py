@@ -28,6 +28,11 @@ def test_version():
     assert res.returncode == 0 and res.stdout.startswith("gems-graph ")
 
 
+def test_shell_completion_is_offered():
+    res = gems(["--show-completion", "bash"], Path.cwd())
+    assert res.returncode == 0 and "_gems_completion" in res.stdout
+
+
 def test_an_unreachable_chat_endpoint_is_one_line_a_failed_run_and_resumable(tmp_path):
     res = gems(
         [
