@@ -19,6 +19,8 @@ from gems_graph.llm import image_data_url
 from gems_graph.state import GemsState
 
 #: Longest side of the thumbnails in the review payload: enough to judge in Studio, a few KB each.
+#: They live in the interrupt only: LangGraph keeps it with the checkpoint's pending writes until
+#: the person answers, never in the state channels, so checkpoints do not grow round by round.
 THUMBNAIL_SIDE = 96
 
 

@@ -93,6 +93,8 @@ def recall_lessons(ctx: GemsContext, prompt: str, family: str, runtime: Runtime[
 def _plan_first_prompt(ctx: GemsContext, prompt: str, runtime: Runtime[GemsContext], notes: list[str]) -> dict[str, Any]:
     """Recall lessons, load skills and write the first prompt (every model call of the planner)."""
     model = resolve_chat_model(ctx.chat_model)
+    # The generator says its own family (lessons are filed under it); the registry caches the
+    # instance, so the generator node reuses it.
     family = generator_family(resolve_generator(ctx.generator))
     recalled = recall_lessons(ctx, prompt, family, runtime, notes)
     if recalled:

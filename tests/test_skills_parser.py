@@ -8,6 +8,7 @@ import pytest
 
 from gems_graph.skills import SkillValidationError, parse_skill_file
 from gems_graph.skills.model import MAX_SKILL_FILE_BYTES
+from tests.test_skills_registry import BUILTINS
 
 GOOD = """---
 name: my-skill
@@ -148,17 +149,7 @@ def test_all_builtin_skills_valid():
     assert root is not None
     skills = [parse_skill_file(p) for p in sorted(root.glob("*/SKILL.md"))]
     names = {s.name for s in skills}
-    assert {
-        "creative-drawing",
-        "aesthetic-drawing",
-        "spatial-layout",
-        "text-rendering",
-        "counting",
-        "attribute-binding",
-        "negation",
-        "photorealistic-people",
-        "world-knowledge",
-    } <= names
+    assert BUILTINS <= names
     for s in skills:
         assert s.triggers and s.checks, s.name
         assert 200 < len(s.instructions) < 4000, s.name

@@ -47,7 +47,7 @@ from PIL import Image
 from gems_graph import prompt_labels as labels
 from gems_graph.shapes.detect import Detection, detect
 from gems_graph.shapes.grammar import COLORS, PLACES, Scene, ShapesGrammarError, describe, parse_prompt
-from gems_graph.shapes.layout import explicate, flatten
+from gems_graph.shapes.layout import cell_at, explicate, flatten
 from gems_graph.shapes.questions import answer_question, checks_for_scene
 
 #: Moves in the order tried when nothing recalled says otherwise (first that applies wins).
@@ -289,10 +289,6 @@ def _apply(strategy: str, scene: Scene, last: Scene, failed: str, seen: list[Det
     return describe(explicate(scene, rng, keep=keep))
 
 
-def _cell_of(d: Detection) -> tuple[int, int]:
-    return (min(2, int(d.cx / 32 * 3)), min(2, int(d.cy / 32 * 3)))
-
-
 def _cells_to_keep(scene: Scene, last: Scene, failed: str, seen: list[Detection] | None) -> dict[int, tuple[int, int]]:
     """Objects already right in the last image, pinned to the cells where they were drawn.
 
@@ -310,12 +306,12 @@ def _cells_to_keep(scene: Scene, last: Scene, failed: str, seen: list[Detection]
             (
                 d
                 for d in free
-                if d.shape == o.shape and (o.color is None or d.color == o.color) and (i not in asked or _cell_of(d) == asked[i])
+                if d.shape == o.shape and (o.color is None or d.color == o.color) and (i not in asked or cell_at(d.cx, d.cy) == asked[i])
             ),
             None,
         )
-        if match is not None and _cell_of(match) not in keep.values():
-            keep[i] = _cell_of(match)
+        if match is not None and cell_at(match.cx, match.cy) not in keep.values():
+            keep[i] = cell_at(match.cx, match.cy)
             free.remove(match)
     return keep
 

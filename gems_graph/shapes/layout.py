@@ -15,8 +15,14 @@ from itertools import permutations
 import numpy as np
 
 from gems_graph.shapes.grammar import PLACE_OF_CELL, PLACES, ObjectSpec, Scene, ShapesGrammarError, describe, parse_prompt
+from gems_graph.shapes.render import SIZE
 
 CELLS = tuple(PLACES.values())
+
+
+def cell_at(x: float, y: float) -> tuple[int, int]:
+    """The grid cell (column, row) that a point of the image (in pixels) falls in."""
+    return (min(2, max(0, int(x / SIZE * 3))), min(2, max(0, int(y / SIZE * 3))))
 
 
 def relation_cells_ok(relation: str | None, a: tuple[int, int], b: tuple[int, int]) -> bool:
