@@ -29,11 +29,11 @@ from typing import Any
 
 import numpy as np
 
-from gems_graph.checkpoint import open_checkpointer
+from gems_graph.app.runner import run_gems
 from gems_graph.context import GemsContext
 from gems_graph.memory import generator_family, open_experience_store
-from gems_graph.registry import resolve_generator
-from gems_graph.runner import run_gems
+from gems_graph.models.registry import resolve_generator
+from gems_graph.persistence.checkpoint import open_checkpointer
 from gems_graph.shapes.grammar import describe
 from gems_graph.shapes.render import sample_scene
 

@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.chat_model == "triggers":
         router = trigger_router(args.limit)
     else:
-        from gems_graph.registry import resolve_chat_model
+        from gems_graph.models.registry import resolve_chat_model
 
         router = chat_model_router(resolve_chat_model(args.chat_model), max_skills=args.limit or 2)
     t0 = time.perf_counter()

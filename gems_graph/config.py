@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from gems_graph.context import ConfigError, GemsContext
-from gems_graph.home import gems_home
+from gems_graph.persistence.home import gems_home
 
 ENV_PREFIX = "GEMS_"
 

@@ -2,7 +2,7 @@
 
 A dataclass of plain, serialisable fields with defaults and descriptions, so Studio
 shows it as a settings form and the CLI, notebooks and the eval harness configure
-runs the same way. Backends are named by spec strings (see ``gems_graph.registry``);
+runs the same way. Backends are named by spec strings (see ``gems_graph.models.registry``);
 Python callers may put a model object in ``generator``/``chat_model`` instead.
 """
 

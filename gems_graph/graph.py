@@ -43,7 +43,7 @@ def build_graph() -> StateGraph:
 
 
 def compile_graph(checkpointer: Any = None, store: Any = None, **kwargs: Any):
-    """Compile with the given checkpointer/store (e.g. from ``gems_graph.checkpoint``)."""
+    """Compile with the given checkpointer/store (e.g. from ``gems_graph.persistence.checkpoint``)."""
     return build_graph().compile(checkpointer=checkpointer, store=store, name="gems", **kwargs)
 
 

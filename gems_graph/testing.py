@@ -26,7 +26,7 @@ from PIL import Image
 from pydantic import BaseModel
 
 from gems_graph import prompt_labels as labels
-from gems_graph.backends.base import GenerationRequest
+from gems_graph.models.generator import GenerationRequest
 from gems_graph.prompt_labels import find_field
 
 Handler = Callable[[list[BaseMessage], list[str]], Any]

@@ -19,11 +19,10 @@ from langgraph.runtime import Runtime
 from pydantic import BaseModel, Field
 
 from gems_graph import prompt_labels as labels
-from gems_graph.artifacts import write_run_json
 from gems_graph.context import GemsContext
 from gems_graph.errors import one_line
 from gems_graph.events import emit
-from gems_graph.llm import (
+from gems_graph.models.llm import (
     StructuredOutputError,
     answer_is_yes,
     image_block,
@@ -32,7 +31,8 @@ from gems_graph.llm import (
     text_block,
     yes_probability,
 )
-from gems_graph.registry import resolve_chat_model
+from gems_graph.models.registry import resolve_chat_model
+from gems_graph.persistence.artifacts import write_run_json
 from gems_graph.settings import effective_context
 from gems_graph.state import Candidate, Check, GemsState, Round, Verdict, best_candidate, is_answered, is_failed, verdict_score
 from nodes.skill_planning import merge_skill_checks

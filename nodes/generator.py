@@ -13,13 +13,13 @@ from typing import Any, TypedDict
 from langgraph.runtime import Runtime
 from langgraph.types import Send
 
-from gems_graph.artifacts import candidate_path, save_png
-from gems_graph.backends.base import GenerationRequest
 from gems_graph.context import GemsContext
 from gems_graph.errors import one_line
 from gems_graph.events import emit
-from gems_graph.registry import resolve_generator
-from gems_graph.retry import call_with_retry
+from gems_graph.models.generator import GenerationRequest
+from gems_graph.models.registry import resolve_generator
+from gems_graph.models.retry import call_with_retry
+from gems_graph.persistence.artifacts import candidate_path, save_png
 from gems_graph.state import Candidate, GemsState
 
 

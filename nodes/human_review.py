@@ -15,7 +15,7 @@ from typing import Any, Literal
 from langgraph.types import interrupt
 
 from gems_graph.context import GemsContext
-from gems_graph.llm import image_data_url
+from gems_graph.models.llm import image_data_url
 from gems_graph.state import GemsState
 
 #: Longest side of the thumbnails in the review payload: enough to judge in Studio, a few KB each.

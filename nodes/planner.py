@@ -22,15 +22,15 @@ from langgraph.types import Overwrite
 from pydantic import BaseModel, Field
 
 from gems_graph import prompt_labels as labels
-from gems_graph.artifacts import new_run_folder, write_run_json
 from gems_graph.context import GemsContext
 from gems_graph.errors import one_line
 from gems_graph.events import emit
-from gems_graph.home import default_runs_dir
-from gems_graph.llm import StructuredOutputError, invoke_structured
 from gems_graph.memory import MemoryStoreError, generator_family
 from gems_graph.memory.access import lessons_text, store_for_run
-from gems_graph.registry import chat_models, check_spec, generators, resolve_chat_model, resolve_generator
+from gems_graph.models.llm import StructuredOutputError, invoke_structured
+from gems_graph.models.registry import chat_models, check_spec, generators, resolve_chat_model, resolve_generator
+from gems_graph.persistence.artifacts import new_run_folder, write_run_json
+from gems_graph.persistence.home import default_runs_dir
 from gems_graph.settings import effective_context
 from gems_graph.skills import default_registry
 from gems_graph.state import GemsState

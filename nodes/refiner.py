@@ -20,10 +20,10 @@ from gems_graph import prompt_labels as labels
 from gems_graph.context import GemsContext
 from gems_graph.errors import one_line
 from gems_graph.events import emit
-from gems_graph.llm import StructuredOutputError, image_block, invoke_structured, text_block
 from gems_graph.memory.access import lessons_text
 from gems_graph.memory.trajectory import round_facts, trajectory_view
-from gems_graph.registry import resolve_chat_model
+from gems_graph.models.llm import StructuredOutputError, image_block, invoke_structured, text_block
+from gems_graph.models.registry import resolve_chat_model
 from gems_graph.settings import effective_context
 from gems_graph.state import Candidate, Check, GemsState, Round, round_best
 from nodes.generator import plan_round

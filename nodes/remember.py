@@ -11,14 +11,14 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
-from gems_graph.artifacts import write_run_json
 from gems_graph.context import GemsContext
 from gems_graph.errors import one_line
 from gems_graph.events import emit
 from gems_graph.memory import MemoryStoreError, distill_lessons, generator_family
 from gems_graph.memory.access import store_for_run
 from gems_graph.memory.store import memory_is_off
-from gems_graph.registry import resolve_chat_model, resolve_generator
+from gems_graph.models.registry import resolve_chat_model, resolve_generator
+from gems_graph.persistence.artifacts import write_run_json
 from gems_graph.settings import effective_context
 from gems_graph.state import GemsState
 from nodes.refiner import compress_round

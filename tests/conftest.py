@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from gems_graph import registry
+from gems_graph.models import registry
 
 REPO = Path(__file__).resolve().parents[1]
 

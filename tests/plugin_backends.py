@@ -7,7 +7,7 @@ by commas, e.g. ``colour:delay=0.3,log=/tmp/calls.tsv`` and ``scripted:fix=3``.
 
 from __future__ import annotations
 
-from gems_graph.registry import register_chat_model, register_generator
+from gems_graph.models.registry import register_chat_model, register_generator
 from gems_graph.testing import ColourGenerator, ScriptedChatModel, loop_handler
 
 

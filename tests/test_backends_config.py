@@ -175,8 +175,8 @@ def test_serve_generator_command_in_a_real_process(tmp_path):
                 time.sleep(0.25)
         else:
             pytest.fail(f"server did not start: {proc.stderr.read1().decode() if proc.poll() is not None else ''}")
-        from gems_graph.backends.base import GenerationRequest
-        from gems_graph.registry import resolve_generator
+        from gems_graph.models.generator import GenerationRequest
+        from gems_graph.models.registry import resolve_generator
 
         img = resolve_generator(base + "/generate").generate(GenerationRequest("a red circle", seed=1))
         assert img.size == (32, 32)

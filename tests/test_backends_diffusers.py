@@ -7,9 +7,9 @@ import pytest
 import torch
 from PIL import Image
 
-from gems_graph.backends.base import GenerationError, GenerationRequest
 from gems_graph.backends.diffusers_generator import DiffusersGenerator, detect_preset, from_spec, parse_spec
-from gems_graph.registry import resolve_generator
+from gems_graph.models.generator import GenerationError, GenerationRequest
+from gems_graph.models.registry import resolve_generator
 from tests.tiny_pipelines import save_sd_pipeline, save_zimage_pipeline
 
 
@@ -142,7 +142,7 @@ def test_full_gems_run_with_tiny_pipeline(which, sd_folder, zimage_folder, tmp_p
 
     from typer.testing import CliRunner
 
-    from gems_graph.cli import app
+    from gems_graph.app.cli import app
 
     folder = sd_folder if which == "sd" else zimage_folder
     spec = f"diffusers:{folder}?device=cpu&steps=2&width=32&height=32"

@@ -9,10 +9,10 @@ import httpx
 import pytest
 from PIL import Image
 
-from gems_graph import registry
-from gems_graph.backends.base import GenerationError, GenerationRequest
 from gems_graph.backends.http_generator import HttpGenerator, from_spec
-from gems_graph.registry import resolve_generator
+from gems_graph.models import registry
+from gems_graph.models.generator import GenerationError, GenerationRequest
+from gems_graph.models.registry import resolve_generator
 from tests.servers import RecordingServer, ThreadedGeneratorServer, free_port, json_reply
 from tests.tiny_pipelines import save_sd_pipeline
 

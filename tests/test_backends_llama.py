@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 
 from gems_graph.backends.doctor import doctor
 from gems_graph.backends.openai_chat import compatible_from_spec
-from gems_graph.llm import invoke_structured, supports_logprobs, yes_probability
+from gems_graph.models.llm import invoke_structured, supports_logprobs, yes_probability
 from tests.servers import LlamaServer, reset_endpoint_memory, smollm2_gguf
 
 pytest.importorskip("llama_cpp.server", reason="llama-cpp-python[server] is a dev dependency (make setup)")

@@ -16,7 +16,6 @@ from langchain_core.messages import HumanMessage
 from PIL import Image
 from pydantic import BaseModel
 
-from gems_graph.backends.base import GenerationError, GenerationRequest
 from gems_graph.backends.openai_chat import (
     ChatModelNotFoundError,
     EndpointServerError,
@@ -26,8 +25,9 @@ from gems_graph.backends.openai_chat import (
     openai_from_spec,
 )
 from gems_graph.backends.openai_images import OpenAIImagesGenerator
-from gems_graph.llm import image_block, invoke_structured, reasoning_of, supports_logprobs, text_block, yes_probability
-from gems_graph.registry import resolve_chat_model
+from gems_graph.models.generator import GenerationError, GenerationRequest
+from gems_graph.models.llm import image_block, invoke_structured, reasoning_of, supports_logprobs, text_block, yes_probability
+from gems_graph.models.registry import resolve_chat_model
 from tests.servers import RecordingServer, chat_completion, free_port, json_reply, reset_endpoint_memory
 
 
@@ -247,8 +247,8 @@ def test_retries_live_in_one_layer_and_a_dead_endpoint_fails_the_run(tmp_path):
     run ends failed with the client's message (not a traceback), resumable."""
     from langgraph.checkpoint.memory import InMemorySaver
 
+    from gems_graph.app.runner import run_gems
     from gems_graph.context import GemsContext
-    from gems_graph.runner import run_gems
 
     with RecordingServer(lambda rec: json_reply(503, {"error": {"message": "overloaded"}})) as srv:
         model = _model(srv, retries=2)

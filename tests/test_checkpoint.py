@@ -7,9 +7,9 @@ import sqlite3
 from langgraph.checkpoint.sqlite import SqliteSaver
 from langgraph.types import Command
 
-from gems_graph.checkpoint import CompactSqliteSaver, open_checkpointer
 from gems_graph.context import GemsContext
 from gems_graph.graph import compile_graph
+from gems_graph.persistence.checkpoint import CompactSqliteSaver, open_checkpointer
 from gems_graph.testing import ColourGenerator, ScriptedChatModel, loop_handler
 
 
@@ -60,7 +60,7 @@ def test_a_thread_begun_with_string_versions_resumes_under_the_compact_saver(tmp
 
 
 async def test_async_apps_get_a_durable_sqlite_saver_with_the_same_file_format(tmp_path):
-    from gems_graph.checkpoint import open_async_checkpointer
+    from gems_graph.persistence.checkpoint import open_async_checkpointer
 
     db = str(tmp_path / "c.sqlite")
     cfg = {"configurable": {"thread_id": "a"}}

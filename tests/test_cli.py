@@ -19,7 +19,13 @@ def gems(args, home, *, timeout=300, **popen):
     # Memory is off here (its own tests cover it): loading the embedding model per subprocess is slow.
     env = {**os.environ, "GEMS_HOME": str(home), "GEMS_PLUGINS": "tests.plugin_backends", "PYTHONPATH": str(REPO), "GEMS_MEMORY": "none"}
     return subprocess.run(
-        [sys.executable, "-m", "gems_graph.cli", *args], capture_output=True, text=True, env=env, timeout=timeout, cwd=home.parent, **popen
+        [sys.executable, "-m", "gems_graph.app.cli", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+        cwd=home.parent,
+        **popen,
     )
 
 
@@ -97,7 +103,7 @@ def test_sigkill_after_round_2_then_resume_does_not_regenerate(tmp_path):
     args = [
         sys.executable,
         "-m",
-        "gems_graph.cli",
+        "gems_graph.app.cli",
         "run",
         "a red square",
         "--generator",
@@ -126,7 +132,7 @@ def test_sigkill_after_round_2_then_resume_does_not_regenerate(tmp_path):
     calls_before = log.read_text().splitlines()
 
     res = subprocess.run(
-        [sys.executable, "-m", "gems_graph.cli", "run", "--resume", run_dir.name, "--json"],
+        [sys.executable, "-m", "gems_graph.app.cli", "run", "--resume", run_dir.name, "--json"],
         env=env,
         cwd=home.parent,
         capture_output=True,

@@ -19,7 +19,7 @@ BACKENDS = ["--generator", "colour:", "--chat-model", "scripted:fix=2"]
 def gems(args, cwd: Path, env_extra: dict | None = None, timeout: int = 300):
     env = {**os.environ, "GEMS_PLUGINS": "tests.plugin_backends", "PYTHONPATH": str(REPO), "GEMS_MEMORY": "none", **(env_extra or {})}
     return subprocess.run(
-        [sys.executable, "-m", "gems_graph.cli", *args], capture_output=True, text=True, env=env, cwd=cwd, timeout=timeout
+        [sys.executable, "-m", "gems_graph.app.cli", *args], capture_output=True, text=True, env=env, cwd=cwd, timeout=timeout
     )
 
 

@@ -14,7 +14,7 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.graph.message import add_messages
 from langgraph.prebuilt import ToolNode, tools_condition
 
-from gems_graph.compose import as_tool, gems_subgraph_node
+from gems_graph.app.compose import as_tool, gems_subgraph_node
 from gems_graph.context import GemsContext
 from gems_graph.graph import compile_graph
 from gems_graph.testing import ColourGenerator, ScriptedChatModel, loop_handler

@@ -20,7 +20,7 @@ def demo_prompt() -> str:
 def test_the_demo_command_needs_several_rounds_and_leaves_images_and_a_report(tmp_path):
     env = {**os.environ, "GEMS_HOME": str(tmp_path / "home")}
     res = subprocess.run(
-        [sys.executable, "-m", "gems_graph.cli", "run", demo_prompt(), "--rounds", "5", "--out", str(tmp_path / "runs"), "--json"],
+        [sys.executable, "-m", "gems_graph.app.cli", "run", demo_prompt(), "--rounds", "5", "--out", str(tmp_path / "runs"), "--json"],
         capture_output=True,
         text=True,
         env=env,

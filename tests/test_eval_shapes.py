@@ -16,11 +16,11 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from gems_graph.backends.base import GenerationRequest
 from gems_graph.eval import EvalConfig, run_eval
 from gems_graph.eval.harness import EvalConfigError
 from gems_graph.eval.methods import METHODS
-from gems_graph.registry import register_generator
+from gems_graph.models.generator import GenerationRequest
+from gems_graph.models.registry import register_generator
 from gems_graph.shapes.grammar import INVERSE_RELATION, ObjectSpec, Scene, parse_prompt
 from gems_graph.shapes.render import render_scene
 

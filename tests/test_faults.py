@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from langgraph.checkpoint.memory import InMemorySaver
 
+from gems_graph.app.runner import run_gems
 from gems_graph.context import GemsContext
-from gems_graph.runner import run_gems
 from gems_graph.state import best_candidate, rank_key, round_best, verdict_score
 from gems_graph.testing import ColourGenerator, ScriptedChatModel, loop_handler
 
@@ -98,7 +98,7 @@ def test_an_unknown_backend_in_a_graph_context_fails_at_planning_before_a_run_fo
     import pytest
 
     from gems_graph.graph import compile_graph
-    from gems_graph.registry import UnknownBackendError
+    from gems_graph.models.registry import UnknownBackendError
 
     ctx = GemsContext(generator="nosuch:thing", artifact_root=str(tmp_path / "runs"), memory="none")
     with pytest.raises(UnknownBackendError, match="unknown generator kind 'nosuch'"):

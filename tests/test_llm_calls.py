@@ -7,8 +7,8 @@ import hashlib
 from langchain_core.messages import AIMessage, HumanMessage
 from PIL import Image
 
-from gems_graph.artifacts import save_png
-from gems_graph.llm import image_data_url, invoke_structured
+from gems_graph.models.llm import image_data_url, invoke_structured
+from gems_graph.persistence.artifacts import save_png
 from gems_graph.testing import ScriptedChatModel
 from nodes.planner import PlannedPrompt
 

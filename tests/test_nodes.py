@@ -9,9 +9,9 @@ from langgraph.runtime import Runtime
 from PIL import Image
 from pydantic import ValidationError
 
-from gems_graph.artifacts import save_png
 from gems_graph.context import GemsContext
-from gems_graph.llm import StructuredOutputError, invoke_structured
+from gems_graph.models.llm import StructuredOutputError, invoke_structured
+from gems_graph.persistence.artifacts import save_png
 from gems_graph.testing import ColourGenerator, ScriptedChatModel, last_text, loop_handler
 from nodes.critic import Decomposition, critic, pick_best
 from nodes.generator import generator, plan_round

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from gems_graph.context import GemsContext
 from gems_graph.graph import compile_graph
-from gems_graph.report import report_command, word_diff, write_report
+from gems_graph.persistence.report import report_command, word_diff, write_report
 from gems_graph.testing import ColourGenerator, ScriptedChatModel, loop_handler
 from tests.chromium import dump_dom, screenshot
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
 
-from gems_graph.backends.base import GenerationRequest
 from gems_graph.context import GemsContext
 from gems_graph.graph import compile_graph
-from gems_graph.llm import image_block, invoke_structured, text_block, yes_probability
 from gems_graph.memory.access import lessons_text
+from gems_graph.models.generator import GenerationRequest
+from gems_graph.models.llm import image_block, invoke_structured, text_block, yes_probability
 from gems_graph.shapes.chat_model import LAYOUT_DIRECTIVE, ShapesChatModel
 from gems_graph.shapes.grammar import PLACES, ObjectSpec, Scene, parse_prompt
 from gems_graph.shapes.render import render_scene
@@ -102,7 +102,7 @@ def test_a_failed_count_is_refined_into_an_explicit_layout():
 
 
 def test_the_refiner_keeps_what_was_right_where_it_was_and_moves_the_rest(tmp_path):
-    from gems_graph.artifacts import save_png
+    from gems_graph.persistence.artifacts import save_png
 
     # Round 1 drew the red square at the top left, but the blue circle is missing.
     drawn = Scene((ObjectSpec("square", "red", place="top left"),))
@@ -140,7 +140,7 @@ def test_decompose_request_follows_geneval_rules():
 
 
 def test_verify_reads_the_pixels_and_returns_logprobs(tmp_path):
-    from gems_graph.artifacts import save_png
+    from gems_graph.persistence.artifacts import save_png
 
     image, _ = render_scene(parse_prompt("a photo of two blue triangles"), np.random.default_rng(1))
     ref = save_png(image, tmp_path / "x.png")

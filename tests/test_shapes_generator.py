@@ -5,7 +5,7 @@ import threading
 import numpy as np
 import pytest
 
-from gems_graph.backends.base import GenerationError, GenerationRequest, Generator
+from gems_graph.models.generator import GenerationError, GenerationRequest, Generator
 from gems_graph.shapes.generator import ShapesGenerator
 from gems_graph.shapes.pipeline import ShapesPipeline, get_dummy_components
 

@@ -1,4 +1,4 @@
-"""Typer command functions for the backends, mounted by ``gems_graph.cli``:
+"""Typer command functions for the backends, mounted by ``gems_graph.app.cli``:
 
 app.command("serve-generator")(serve_generator_command)
 app.command("doctor")(doctor_command)
@@ -21,7 +21,7 @@ def serve_generator_command(
 ) -> None:
     """Serve a generator over HTTP: POST /generate (JSON or form 'prompt') -> PNG; GET /health."""
     from gems_graph.backends.server import make_server
-    from gems_graph.registry import BackendLoadError, UnknownBackendError
+    from gems_graph.models.registry import BackendLoadError, UnknownBackendError
 
     try:
         server = make_server(spec, host, port, max_body_bytes, max_concurrency)

@@ -33,9 +33,9 @@ from urllib.parse import parse_qsl
 
 from PIL import Image
 
-from gems_graph.backends.base import GenerationError, GenerationRequest
 from gems_graph.errors import one_line
-from gems_graph.model_loading import dtype_kwarg, quiet_loading
+from gems_graph.models.generator import GenerationError, GenerationRequest
+from gems_graph.models.loading import dtype_kwarg, quiet_loading
 
 
 @dataclass(frozen=True)

@@ -71,7 +71,7 @@ def _device_row(role: str, spec: str, requested: str = "auto") -> Row:
 
 
 def check_generator(spec: str) -> list[Row]:
-    from gems_graph.registry import UnknownBackendError, generators, split_spec
+    from gems_graph.models.registry import UnknownBackendError, generators, split_spec
 
     role = "generator"
     kind, arg = split_spec(spec)
@@ -98,8 +98,8 @@ def check_generator(spec: str) -> list[Row]:
         else:
             rows.append(Row(role, spec, "model", WARN, f"hub id {path}: downloaded on first use unless cached"))
     elif kind == "http":
-        from gems_graph.backends.base import GenerationError
         from gems_graph.backends.http_generator import from_spec
+        from gems_graph.models.generator import GenerationError
 
         try:
             health = from_spec(arg).health()
@@ -112,7 +112,7 @@ def check_generator(spec: str) -> list[Row]:
         rows.append(Row(role, spec, "api key", OK if key else FAIL, "set" if key else "set OPENAI_API_KEY or GEMS_OPENAI_API_KEY"))
     else:
         try:
-            from gems_graph.registry import resolve_generator
+            from gems_graph.models.registry import resolve_generator
 
             gen = resolve_generator(spec)
             rows.append(Row(role, spec, "create", OK, f"family {getattr(gen, 'family', '?')}"))
@@ -122,7 +122,7 @@ def check_generator(spec: str) -> list[Row]:
 
 
 def check_chat_model(role: str, spec: Any, probe: bool = True) -> list[Row]:
-    from gems_graph.registry import resolve_chat_model
+    from gems_graph.models.registry import resolve_chat_model
 
     name = spec if isinstance(spec, str) else type(spec).__name__
     try:
@@ -131,7 +131,7 @@ def check_chat_model(role: str, spec: Any, probe: bool = True) -> list[Row]:
         return [Row(role, name, "create", FAIL, one_line(exc))]
     rows = [Row(role, name, "create", OK, type(model).__name__)]
     from gems_graph.backends.openai_chat import GemsChatOpenAI
-    from gems_graph.llm import supports_logprobs
+    from gems_graph.models.llm import supports_logprobs
 
     if isinstance(model, GemsChatOpenAI):
         rows.append(_reachable(role, name, model))
@@ -169,7 +169,7 @@ def _reachable(role: str, name: str, model: Any) -> Row:
 def _structured(role: str, name: str, model: Any) -> Row:
     from langchain_core.messages import HumanMessage
 
-    from gems_graph.llm import invoke_structured
+    from gems_graph.models.llm import invoke_structured
 
     try:
         invoke_structured(_short(model), _Probe, [HumanMessage("Reply with the answer 'ok'.")])
@@ -189,7 +189,7 @@ def _short(model: Any) -> Any:
 def _logprobs(role: str, name: str, model: Any, supported: bool) -> Row:
     from langchain_core.messages import HumanMessage
 
-    from gems_graph.llm import yes_probability
+    from gems_graph.models.llm import yes_probability
 
     if not supported:
         return Row(role, name, "logprobs", WARN, "not supported: verdicts will be 0/1")

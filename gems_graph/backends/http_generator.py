@@ -33,7 +33,7 @@ from urllib.parse import parse_qsl, urlsplit, urlunsplit
 import httpx
 from PIL import Image, UnidentifiedImageError
 
-from gems_graph.backends.base import GenerationError, GenerationRequest
+from gems_graph.models.generator import GenerationError, GenerationRequest
 
 _FALLBACK_TO_FORM = (400, 415, 422)
 

@@ -17,7 +17,7 @@ servers (OpenAI, vLLM, SGLang, Ollama, LM Studio, llama.cpp):
   safe: if the server rejects logprobs the call is retried without them and the
   endpoint is remembered as not supporting them (its declared ``supports_logprobs``).
 * **Reasoning kept apart.** ``reasoning_content`` / ``reasoning`` from the server's
-  message is copied to ``additional_kwargs`` (``gems_graph.llm.reasoning_of`` reads it).
+  message is copied to ``additional_kwargs`` (``gems_graph.models.llm.reasoning_of`` reads it).
 * **Clear errors.** Unreachable endpoint -> ``EndpointUnreachableError`` (a
   ``ConnectionError``, so retry logic treats it as transient) naming the URL; unknown
   model -> ``ChatModelNotFoundError``; 5xx after the client's ``max_retries`` ->

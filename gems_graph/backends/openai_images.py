@@ -16,7 +16,7 @@ from typing import Any
 
 from PIL import Image
 
-from gems_graph.backends.base import GenerationError, GenerationRequest
+from gems_graph.models.generator import GenerationError, GenerationRequest
 
 #: Sizes the Images API accepts; a request is mapped to the nearest aspect ratio.
 _SIZES = {"gpt-image": ["1024x1024", "1536x1024", "1024x1536"], "dall-e-3": ["1024x1024", "1792x1024", "1024x1792"]}

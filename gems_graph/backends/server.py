@@ -23,7 +23,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs
 
-from gems_graph.backends.base import GenerationError, GenerationRequest
+from gems_graph.models.generator import GenerationError, GenerationRequest
 
 log = logging.getLogger(__name__)
 
@@ -161,7 +161,7 @@ def make_server(
     spec: str, host: str = "127.0.0.1", port: int = 8765, max_body_bytes: int = 64 * 1024, max_concurrency: int = 1
 ) -> GeneratorServer:
     """Resolve ``spec`` and bind a server (port 0 picks a free one); call ``serve_forever``."""
-    from gems_graph.registry import resolve_generator
+    from gems_graph.models.registry import resolve_generator
 
     if max_body_bytes < 1 or max_concurrency < 1:
         raise ValueError("max_body_bytes and max_concurrency must be >= 1")

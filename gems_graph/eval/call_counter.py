@@ -8,7 +8,7 @@ from typing import Any
 from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.language_models import BaseChatModel
 
-from gems_graph.registry import resolve_chat_model
+from gems_graph.models.registry import resolve_chat_model
 
 
 class CallCounter(BaseCallbackHandler):

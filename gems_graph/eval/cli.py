@@ -71,8 +71,8 @@ def eval_command(
     """Compare single, rewrite, search, loop, loop+skills and gems on SUITE at an equal image budget."""
     from gems_graph.eval.harness import EvalConfig, EvalConfigError, run_eval, select_items
     from gems_graph.eval.suites import SuiteError
-    from gems_graph.home import gems_home
-    from gems_graph.registry import BackendLoadError, UnknownBackendError, chat_models, check_spec, generators
+    from gems_graph.models.registry import BackendLoadError, UnknownBackendError, chat_models, check_spec, generators
+    from gems_graph.persistence.home import gems_home
 
     if suite not in SUITES:
         _fail(f"unknown suite {suite!r}; known: {', '.join(SUITES)}")

@@ -82,10 +82,10 @@ def run_method(method: str, item: EvalItem, seed: int, s: MethodSettings, task_i
 
 
 def _direct(method: str, item: EvalItem, seed: int, s: MethodSettings, task_id: str) -> dict[str, Any]:
-    from gems_graph.artifacts import save_png
-    from gems_graph.backends.base import GenerationRequest
-    from gems_graph.registry import resolve_generator
-    from gems_graph.retry import call_with_retry
+    from gems_graph.models.generator import GenerationRequest
+    from gems_graph.models.registry import resolve_generator
+    from gems_graph.models.retry import call_with_retry
+    from gems_graph.persistence.artifacts import save_png
 
     c = s.context
     prompt = item.prompt

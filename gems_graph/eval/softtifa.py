@@ -19,7 +19,7 @@ from typing import Any
 
 from langchain_core.messages import AIMessage, HumanMessage
 
-from gems_graph.llm import image_data_url, text_block
+from gems_graph.models.llm import image_data_url, text_block
 
 YES_SPELLINGS = ("Yes", "yes", " yes", " Yes")
 NO_SPELLINGS = ("No", "no", " no", " No")

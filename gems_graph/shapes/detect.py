@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from .grammar import Scene, ShapesGrammarError, parse_prompt
+from gems_graph.shapes.grammar import Scene, ShapesGrammarError, parse_prompt
 
 FILL = {"square": 1.0, "circle": 0.80, "triangle": 0.58}
 MIN_AREA = 6.0  # px of ink; smaller blobs are noise

@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from ..backends.base import GenerationError, GenerationRequest
+from gems_graph.models.generator import GenerationError, GenerationRequest
 
 WEIGHTS = Path(__file__).parent / "weights"
 DEFAULT_STEPS = 20
@@ -45,9 +45,8 @@ class ShapesGenerator:
     def _load(self):
         if self._pipe is None:
             self.available()
-            from gems_graph.model_loading import dtype_kwarg, quiet_loading
-
-            from .pipeline import ShapesPipeline
+            from gems_graph.models.loading import dtype_kwarg, quiet_loading
+            from gems_graph.shapes.pipeline import ShapesPipeline
 
             # low_cpu_mem_usage=False: the model is 12 MB, and it keeps diffusers from
             # advising to install accelerate on every load.

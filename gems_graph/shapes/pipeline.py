@@ -14,7 +14,7 @@ from diffusers import DiffusionPipeline, FlowMatchEulerDiscreteScheduler, ImageP
 from diffusers.utils.torch_utils import randn_tensor
 from PIL import Image
 
-from .text_encoder import ShapesTextEncoder
+from gems_graph.shapes.text_encoder import ShapesTextEncoder
 
 SIZE = 32
 

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .grammar import describe
-from .render import CATEGORIES, sample_scene
+from gems_graph.shapes.grammar import describe
+from gems_graph.shapes.render import CATEGORIES, sample_scene
 
 PER_CATEGORY = 24
 _SEED_BASE = {"dev": 0, "test": 1_000_000}

@@ -25,7 +25,7 @@ from typing import Any
 
 from langchain_core.language_models import BaseChatModel
 
-from gems_graph.backends.base import Generator
+from gems_graph.models.generator import Generator
 
 Factory = Callable[[str], Any]
 

@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> None:
 
 def describe_failure(exc: BaseException) -> tuple[int, str]:
     """(exit code, one line) for an error that reached the boundary: 2 for bad input, else 1."""
-    from gems_graph.registry import UnknownBackendError
+    from gems_graph.models.registry import UnknownBackendError
 
     if isinstance(exc, (ConfigError, UnknownBackendError, InvalidPromptError)):
         return 2, one_line(exc)
@@ -148,10 +148,10 @@ def run(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress lines; only the result."),
 ) -> None:
     """Run the GEMS loop on PROMPT and print where the best image and run.json are."""
-    from gems_graph.checkpoint import CheckpointStoreError, open_checkpointer
+    from gems_graph.app.runner import UnknownRunError, run_gems, saved_settings
     from gems_graph.config import context_kwargs
-    from gems_graph.registry import BackendLoadError, UnknownBackendError, chat_models, check_spec, generators
-    from gems_graph.runner import UnknownRunError, run_gems, saved_settings
+    from gems_graph.models.registry import BackendLoadError, UnknownBackendError, chat_models, check_spec, generators
+    from gems_graph.persistence.checkpoint import CheckpointStoreError, open_checkpointer
 
     if resume is None:
         try:  # the length limit is checked once the settings are known (gems.toml may raise it)
@@ -205,7 +205,7 @@ def run(
         CheckpointStoreError,
     ) as exc:
         fail(str(exc))
-    from gems_graph.home import gems_home
+    from gems_graph.persistence.home import gems_home
 
     writable_folder(context.artifact_root or gems_home() / "runs", "--out" if out else "the runs folder")
 
@@ -224,7 +224,7 @@ def run(
     if result.exception is not None and debug_mode:
         raise result.exception
     if result.state.get("run_dir"):
-        from gems_graph.report import write_report
+        from gems_graph.persistence.report import write_report
 
         write_report(result.state["run_dir"])
     summary = result.summary()
@@ -332,7 +332,7 @@ def _print_summary(summary: dict[str, Any]) -> None:
 def _mount_subcommands() -> None:
     from gems_graph.backends.cli import doctor_command, serve_generator_command
     from gems_graph.memory.cli import memory_app
-    from gems_graph.report import report_command
+    from gems_graph.persistence.report import report_command
     from gems_graph.skills.cli import skills_app
 
     app.command("serve-generator", help="Serve a generator spec over HTTP (JSON in, PNG out; /health).")(serve_generator_command)

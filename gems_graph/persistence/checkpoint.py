@@ -17,7 +17,7 @@ from langgraph.checkpoint.sqlite import SqliteSaver
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
 from gems_graph.errors import one_line
-from gems_graph.home import default_checkpoint_db
+from gems_graph.persistence.home import default_checkpoint_db
 
 POSTGRES_PREFIXES = ("postgres://", "postgresql://")
 

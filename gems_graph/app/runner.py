@@ -12,10 +12,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from gems_graph.artifacts import write_run_json
 from gems_graph.context import GemsContext
 from gems_graph.errors import one_line
 from gems_graph.graph import compile_graph
+from gems_graph.persistence.artifacts import write_run_json
 from gems_graph.state import FINAL_STATUSES
 
 

@@ -1,0 +1,1 @@
+"""Applications on top of the graph: the ``gems`` CLI, the run driver, composition into parent graphs."""

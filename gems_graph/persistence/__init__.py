@@ -1,0 +1,1 @@
+"""What outlives a process: the GEMS home, run folders and images, checkpoints, run reports."""
