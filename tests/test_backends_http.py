@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import threading
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
@@ -37,10 +38,11 @@ def test_serve_diffusers_and_call_through_http_spec(sd_spec):
         assert gen.family == "diffusers"
         img = gen.generate(GenerationRequest("a red circle", seed=3, steps=2))
         assert img.size == (32, 32)
-        # The official GEMS form: POST prompt only, PNG back.
-        resp = httpx.post(srv.url, data={"prompt": "a red circle"}, timeout=60)
-        assert resp.status_code == 200 and resp.headers["content-type"] == "image/png"
-        assert Image.open(io.BytesIO(resp.content)).size == (32, 32)
+        # A form with the prompt, and the official GEMS client's call (prompt in the query, no body): PNG back.
+        for call in ({"data": {"prompt": "a red circle"}}, {"params": {"prompt": "a red circle"}}):
+            resp = httpx.post(srv.url, timeout=60, **call)
+            assert resp.status_code == 200 and resp.headers["content-type"] == "image/png"
+            assert Image.open(io.BytesIO(resp.content)).size == (32, 32)
         # Bad requests are 400 with a reason, not retried.
         with pytest.raises(GenerationError, match="HTTP 400"):
             HttpGenerator(srv.url).generate(GenerationRequest("   ", seed=0))
@@ -117,17 +119,41 @@ def test_unreachable_server_names_the_url():
         HttpGenerator(url, retries=2, backoff=0.01, timeout=5).generate(GenerationRequest("p", seed=0))
 
 
-def test_official_form_server_is_detected_and_remembered():
-    def respond(rec):
-        if rec.headers.get("content-type", "").startswith("application/json"):
-            return 415, "text/plain", b"Unsupported Media Type"
-        assert rec.body == b"prompt=a+cat"
-        return 200, "image/png", _png()
+def official_gems_server(rec):
+    """Answers as the official GEMS servers do (lcqysl/GEMS ``agent/server/z_image.py``:
+    FastAPI ``@app.post("/generate") async def generate_image(prompt: str)``, called by
+    ``requests.post(url, params={"prompt": prompt})``). ``prompt`` is a query parameter:
+    FastAPI ignores any body, so a request without ``?prompt=`` gets its 422."""
+    parts = urlsplit(rec.path)
+    if rec.method != "POST" or parts.path != "/generate":
+        return json_reply(404, {"detail": "Not Found"})
+    query = parse_qs(parts.query, keep_blank_values=True)
+    if "prompt" not in query:
+        return json_reply(422, {"detail": [{"type": "missing", "loc": ["query", "prompt"], "msg": "Field required", "input": None}]})
+    if not query["prompt"][0]:
+        return json_reply(400, {"detail": "Prompt is empty"})
+    return 200, "image/png", _png()
 
-    with RecordingServer(respond) as srv:
+
+def test_official_gems_server_gets_the_prompt_in_the_query_and_is_remembered():
+    with RecordingServer(official_gems_server) as srv:
         gen = HttpGenerator(srv.url + "/generate")
-        assert gen.generate(GenerationRequest("a cat", seed=0)).size == (16, 16)
-        assert gen.form is True
+        assert gen.generate(GenerationRequest("a cat & a dog", seed=0)).size == (16, 16)
+        assert gen.prompt_in_query is True
+        json_try, query_try = srv.requests
+        assert json_try.json()["prompt"] == "a cat & a dog"
+        assert parse_qs(urlsplit(query_try.path).query) == {"prompt": ["a cat & a dog"]} and query_try.body == b""
         gen.generate(GenerationRequest("a cat", seed=1))
-        assert len(srv.requests) == 3  # json, form, then form straight away
-        assert from_spec(srv.url + "#form").form is True
+        assert len(srv.requests) == 3 and parse_qs(urlsplit(srv.requests[2].path).query) == {"prompt": ["a cat"]}
+        # Chosen up front with #query: one request per image.
+        assert from_spec(srv.url + "/generate#query").generate(GenerationRequest("a bird", seed=0)).size == (16, 16)
+        assert len(srv.requests) == 4
+        with pytest.warns(DeprecationWarning, match="#query"):
+            assert from_spec(srv.url + "/generate#form").prompt_in_query is True
+
+
+def test_official_gems_server_refusal_is_not_retried_as_query_twice():
+    with RecordingServer(official_gems_server) as srv:
+        with pytest.raises(GenerationError, match=r"HTTP 400: Prompt is empty"):
+            from_spec(srv.url + "/generate#query").generate(GenerationRequest("", seed=0))
+        assert len(srv.requests) == 1

@@ -335,7 +335,9 @@ def _mount_subcommands() -> None:
     from gems_graph.persistence.report import report_command
     from gems_graph.skills.cli import skills_app
 
-    app.command("serve-generator", help="Serve a generator spec over HTTP (JSON in, PNG out; /health).")(serve_generator_command)
+    app.command("serve-generator", help="Serve a generator spec over HTTP (OpenAI images API, JSON in PNG out; /health).")(
+        serve_generator_command
+    )
     app.command("doctor", help="Check the configured backends: imports, device, endpoints, structured output, logprobs.")(doctor_command)
 
     from gems_graph.eval.cli import eval_command

@@ -18,17 +18,24 @@ def serve_generator_command(
     port: int = typer.Option(8765, "--port", help="Port to listen on (0 picks a free one)."),
     max_body_bytes: int = typer.Option(65536, "--max-body-bytes", help="Larger requests get 413."),
     max_concurrency: int = typer.Option(1, "--max-concurrency", help="Generations at once; more requests get 503 (clients retry)."),
+    served_model_name: Optional[str] = typer.Option(
+        None, "--served-model-name", help="Model id on /v1 (default: the spec's model, e.g. Tongyi-MAI/Z-Image-Turbo)."
+    ),
 ) -> None:
-    """Serve a generator over HTTP: POST /generate (JSON or form 'prompt') -> PNG; GET /health."""
+    """Serve a generator over HTTP: POST /v1/images/generations (OpenAI Images API, as vLLM-Omni),
+    POST /generate (JSON, form or ?prompt=) -> PNG; GET /v1/models, GET /health."""
     from gems_graph.backends.server import make_server
     from gems_graph.models.registry import BackendLoadError, UnknownBackendError
 
     try:
-        server = make_server(spec, host, port, max_body_bytes, max_concurrency)
+        server = make_server(spec, host, port, max_body_bytes, max_concurrency, served_model_name)
     except (UnknownBackendError, BackendLoadError, ValueError, OSError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
-    typer.echo(f"serving {spec} at {server.url} (health: http://{host}:{server.server_address[1]}/health)", err=True)
+    typer.echo(
+        f"serving {spec} at {server.url} and as images-api:{server.base_url}#{server.model_name} (health: {server.root}/health)",
+        err=True,
+    )
     try:
         server.serve_forever()
     except KeyboardInterrupt:

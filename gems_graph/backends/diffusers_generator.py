@@ -25,14 +25,13 @@ from __future__ import annotations
 import inspect
 import os
 import threading
-import time
-from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
 
 from PIL import Image
 
+from gems_graph.backends.batching import BatchCoalescer
 from gems_graph.errors import one_line
 from gems_graph.models.generator import GenerationError, GenerationRequest
 from gems_graph.models.loading import dtype_kwarg, quiet_loading
@@ -136,11 +135,7 @@ class DiffusersGenerator:
         batch_window: float = 0.05,
         max_batch: int = 8,
     ) -> None:
-        self.batch_window = batch_window
-        self.max_batch = max(1, int(max_batch))
-        self._queue: list[tuple[GenerationRequest, Future]] = []
-        self._queue_lock = threading.Lock()
-        self._leader_active = False
+        self._batches = BatchCoalescer(self.generate_batch, window=batch_window, max_batch=max_batch)
         self._device_arg = device
         self._dtype_arg = dtype
         self.cpu_offload = cpu_offload
@@ -233,34 +228,7 @@ class DiffusersGenerator:
     def generate(self, request: GenerationRequest) -> Image.Image:
         """One image; concurrent calls (a round's candidates, fanned out with ``Send``)
         arriving within ``batch_window`` seconds share one pipeline batch."""
-        future: Future = Future()
-        with self._queue_lock:
-            self._queue.append((request, future))
-            lead = not self._leader_active
-            self._leader_active = self._leader_active or lead
-        if lead:
-            self._drain()
-        result = future.result()
-        if isinstance(result, BaseException):
-            raise result
-        return result
-
-    def _drain(self) -> None:
-        """Run queued requests in batches until the queue is empty (the calling thread leads)."""
-        if self.batch_window > 0:
-            time.sleep(self.batch_window)
-        while True:
-            with self._queue_lock:
-                batch, self._queue = self._queue[: self.max_batch], self._queue[self.max_batch :]
-                if not batch:
-                    self._leader_active = False
-                    return
-            try:
-                results: list[Any] = self.generate_batch([r for r, _ in batch])
-            except BaseException as exc:  # noqa: BLE001 - handed to every waiting caller
-                results = [exc] * len(batch)
-            for (_, fut), res in zip(batch, results):
-                fut.set_result(res)
+        return self._batches.submit(request)
 
     def generate_batch(self, requests: list[GenerationRequest]) -> list[Image.Image | GenerationError]:
         """One pipeline call per group of requests sharing parameters; one torch generator per image.

@@ -106,6 +106,14 @@ def check_generator(spec: str) -> list[Row]:
             rows.append(Row(role, spec, "reachable", OK, f"{health.get('generator', '?')} ({health.get('family', '?')})"))
         except (GenerationError, ValueError) as exc:
             rows.append(Row(role, spec, "reachable", FAIL, one_line(exc)))
+    elif kind == "images-api":
+        from gems_graph.backends.images_api import from_spec
+
+        try:
+            gen = from_spec(arg)
+        except ValueError as exc:
+            return [*rows, Row(role, spec, "spec", FAIL, one_line(exc))]
+        rows.append(_models_row(role, spec, gen.base_url, gen.model, gen.api_key))
     elif kind == "openai-images":
         rows.append(_imports(role, spec, ["openai"]))
         key = os.environ.get("OPENAI_API_KEY") or os.environ.get("GEMS_OPENAI_API_KEY")
@@ -145,12 +153,17 @@ def check_chat_model(role: str, spec: Any, probe: bool = True) -> list[Row]:
 
 
 def _reachable(role: str, name: str, model: Any) -> Row:
+    key = model.openai_api_key.get_secret_value() if model.openai_api_key else None
+    return _models_row(role, name, model.endpoint_url, model.model_name, key)
+
+
+def _models_row(role: str, name: str, base_url: str, model: str, key: str | None) -> Row:
+    """``GET {base_url}/models`` of an OpenAI-style server (chat or images): reachable, key accepted, model served."""
     import httpx
 
-    url = model.endpoint_url + "/models"
-    key = model.openai_api_key.get_secret_value() if model.openai_api_key else "EMPTY"
+    url = base_url + "/models"
     try:
-        resp = httpx.get(url, headers={"Authorization": f"Bearer {key}"}, timeout=10)
+        resp = httpx.get(url, headers={"Authorization": f"Bearer {key or 'EMPTY'}"}, timeout=10)
     except httpx.HTTPError as exc:
         return Row(role, name, "reachable", FAIL, f"{url}: {type(exc).__name__}: {one_line(exc)}")
     if resp.status_code == 401:
@@ -161,9 +174,9 @@ def _reachable(role: str, name: str, model: Any) -> Row:
         ids = [m.get("id") for m in resp.json().get("data", [])]
     except (ValueError, AttributeError):
         ids = []
-    if ids and model.model_name not in ids:
-        return Row(role, name, "reachable", WARN, f"{url} does not list {model.model_name!r}; it serves: {', '.join(map(str, ids[:8]))}")
-    return Row(role, name, "reachable", OK, model.endpoint_url)
+    if ids and model not in ids:
+        return Row(role, name, "reachable", WARN, f"{url} does not list {model!r}; it serves: {', '.join(map(str, ids[:8]))}")
+    return Row(role, name, "reachable", OK, base_url)
 
 
 def _structured(role: str, name: str, model: Any) -> Row:

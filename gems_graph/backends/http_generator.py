@@ -1,6 +1,6 @@
 """``http:<url>``: a generator behind a small HTTP protocol (one GPU box, many agents).
 
-Protocol (what ``gems serve-generator`` speaks):
+Protocol (what ``gems serve-generator`` speaks on ``/generate``):
 
 * ``POST <url>`` with a JSON body
   ``{"prompt": str, "seed": int, "width": int?, "height": int?, "steps": int?,
@@ -10,50 +10,58 @@ Protocol (what ``gems serve-generator`` speaks):
 * ``422`` with ``{"error": msg}``: the generator could not make this image (not retried).
 * ``413`` body too large, ``503`` busy (retried), ``GET <root>/health`` -> JSON status.
 
-The official GEMS research servers take a form POST with ``prompt`` only and send a
-PNG back; select that with the fragment ``#form`` (``http:http://gpu:5000/generate#form``).
-A JSON request that such a server rejects with 400/415/422 before any image is made
-is also retried once as a form, and the endpoint is remembered as form-only.
+The official GEMS research servers (``agent/server/z_image.py``: FastAPI
+``@app.post("/generate") def generate_image(prompt: str)``, called as
+``requests.post(url, params={"prompt": prompt})``) take the prompt as a query
+parameter with an empty body, choose their own seed and send a PNG back; select
+that with the fragment ``#query`` (``http:http://gpu:5000/generate#query``). A JSON
+request that such a server rejects with 400/415/422 before any image is made (FastAPI
+answers 422 "query.prompt: Field required") is retried once with the prompt in the
+query, and the endpoint is remembered as query-only. ``#form`` is the old name of
+``#query`` (it described the official protocol wrongly) and still works, with a
+``DeprecationWarning``.
 
 Other fragment options: ``timeout=<seconds>`` (default 600: a cold model can take
 minutes) and ``retries=<n>`` (default 3). Connection errors, timeouts, 429 and 5xx
-are retried with exponential backoff, then raised as ``GenerationError`` naming the URL.
+are retried with exponential backoff (``http_client``, shared with ``images-api:``),
+then raised as ``GenerationError`` naming the URL.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import io
 import threading
-import time
+import warnings
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 import httpx
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
+from gems_graph.backends.http_client import ImageServerClient, decode_b64_image, decode_image, error_text
 from gems_graph.models.generator import GenerationError, GenerationRequest
 
-_FALLBACK_TO_FORM = (400, 415, 422)
+_FALLBACK_TO_QUERY = (400, 415, 422)
 
 
 class HttpGenerator:
     """Client for the HTTP generator protocol above; thread-safe (httpx.Client is)."""
 
-    def __init__(self, url: str, *, form: bool = False, timeout: float = 600.0, retries: int = 3, backoff: float = 0.5) -> None:
+    def __init__(self, url: str, *, prompt_in_query: bool = False, timeout: float = 600.0, retries: int = 3, backoff: float = 0.5) -> None:
         if not url.lower().startswith(("http://", "https://")):
             raise ValueError(f"http generator needs an http(s) URL, got {url!r}")
         self.url = url
-        self.form = form
-        self.retries = max(1, int(retries))
-        self.backoff = backoff
-        self._client = httpx.Client(timeout=httpx.Timeout(timeout, connect=min(10.0, timeout)))
+        #: True for the official GEMS servers: ``POST url?prompt=...``, no body.
+        self.prompt_in_query = prompt_in_query
+        self._http = ImageServerClient(timeout=timeout, retries=retries, backoff=backoff)
         self._family: str | None = None
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
-        return f"HttpGenerator({self.url!r}, form={self.form})"
+        return f"HttpGenerator({self.url!r}, prompt_in_query={self.prompt_in_query})"
+
+    @property
+    def retries(self) -> int:
+        return self._http.retries
 
     @property
     def health_url(self) -> str:
@@ -63,7 +71,7 @@ class HttpGenerator:
     def health(self, timeout: float = 5.0) -> dict[str, Any]:
         """The server's ``GET /health`` JSON; raises ``GenerationError`` when unreachable."""
         try:
-            resp = self._client.get(self.health_url, timeout=timeout)
+            resp = self._http.http.get(self.health_url, timeout=timeout)
             resp.raise_for_status()
             return resp.json()
         except (httpx.HTTPError, ValueError) as exc:
@@ -80,27 +88,14 @@ class HttpGenerator:
         return self._family
 
     def generate(self, request: GenerationRequest) -> Image.Image:
-        last = ""
-        for attempt in range(1, self.retries + 1):
-            try:
-                resp = self._post(request)
-            except (httpx.TimeoutException, httpx.TransportError) as exc:
-                last = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-            else:
-                status = resp.status_code
-                if status == 200:
-                    return _read_image(resp, self.url)
-                if status == 429 or status >= 500:
-                    last = f"HTTP {status}: {_error_text(resp)}"
-                else:
-                    raise GenerationError(f"generator server {self.url} refused the request: HTTP {status}: {_error_text(resp)}")
-            if attempt < self.retries:
-                time.sleep(min(10.0, self.backoff * 2 ** (attempt - 1)))
-        raise GenerationError(f"generator server {self.url} failed after {self.retries} attempts: {last}")
+        resp = self._http.call(lambda http: self._post(http, request), f"generator server {self.url}")
+        if resp.status_code != 200:
+            raise GenerationError(f"generator server {self.url} refused the request: HTTP {resp.status_code}: {error_text(resp)}")
+        return _read_image(resp, self.url)
 
-    def _post(self, request: GenerationRequest) -> httpx.Response:
-        if self.form:
-            return self._client.post(self.url, data={"prompt": request.prompt})
+    def _post(self, http: httpx.Client, request: GenerationRequest) -> httpx.Response:
+        if self.prompt_in_query:
+            return http.post(self.url, params={"prompt": request.prompt})
         body = {
             "prompt": request.prompt,
             "seed": request.seed,
@@ -112,67 +107,58 @@ class HttpGenerator:
         }
         if request.extra:
             body["extra"] = request.extra
-        resp = self._client.post(self.url, json=body)
-        if resp.status_code in _FALLBACK_TO_FORM and not _is_protocol_error(resp):
-            form_resp = self._client.post(self.url, data={"prompt": request.prompt})
-            if form_resp.status_code == 200:
+        resp = http.post(self.url, json=body)
+        if resp.status_code in _FALLBACK_TO_QUERY and not _is_protocol_error(resp):
+            query_resp = http.post(self.url, params={"prompt": request.prompt})
+            if query_resp.status_code == 200:
                 with self._lock:
-                    self.form = True  # remember: this endpoint speaks the form protocol
-            return form_resp
+                    self.prompt_in_query = True  # remember: this endpoint speaks the official GEMS protocol
+            return query_resp
         return resp
 
     def close(self) -> None:
-        self._client.close()
+        self._http.close()
 
 
 def _is_protocol_error(resp: httpx.Response) -> bool:
-    """A 4xx that came from our own server (JSON ``error``) is final, not a form hint."""
+    """A 4xx that came from our own server (JSON ``error``) is final, not a hint to try the query form."""
     try:
         return isinstance(resp.json(), dict) and "error" in resp.json()
     except ValueError:
         return False
 
 
-def _error_text(resp: httpx.Response) -> str:
-    try:
-        data = resp.json()
-        if isinstance(data, dict) and data.get("error"):
-            return str(data["error"])[:300]
-    except ValueError:
-        pass
-    return (resp.text or resp.reason_phrase or "")[:300].strip()
-
-
 def _read_image(resp: httpx.Response, url: str) -> Image.Image:
-    data = resp.content
-    if "json" in resp.headers.get("content-type", ""):
-        try:
-            payload = resp.json()
-            b64 = payload.get("image") or (payload.get("data") or [{}])[0].get("b64_json")
-            data = base64.b64decode(b64)
-        except (ValueError, TypeError, AttributeError, IndexError, binascii.Error) as exc:
-            raise GenerationError(f"generator server {url} sent JSON without an image: {exc}") from exc
+    where = f"generator server {url}"
+    if "json" not in resp.headers.get("content-type", ""):
+        return decode_image(resp.content, where)
     try:
-        img = Image.open(io.BytesIO(data))
-        img.load()
-    except (UnidentifiedImageError, OSError) as exc:
-        raise GenerationError(f"generator server {url} sent something that is not an image ({len(data)} bytes)") from exc
-    return img.convert("RGB")
+        payload = resp.json()
+        b64 = payload.get("image") or (payload.get("data") or [{}])[0].get("b64_json")
+    except (ValueError, TypeError, AttributeError, IndexError) as exc:
+        raise GenerationError(f"{where} sent JSON without an image: {exc}") from exc
+    return decode_b64_image(b64, where)
 
 
 def parse_spec(arg: str) -> tuple[str, dict[str, Any]]:
-    """``"http://host/gen#form&timeout=60"`` -> (url, HttpGenerator keyword arguments)."""
+    """``"http://host/gen#query&timeout=60"`` -> (url, HttpGenerator keyword arguments)."""
     url, _, frag = arg.strip().partition("#")
     kwargs: dict[str, Any] = {}
     for key, value in parse_qsl(frag, keep_blank_values=True):
-        if key == "form":
-            kwargs["form"] = value.lower() not in ("0", "false", "no")
+        if key in ("query", "form"):
+            if key == "form":
+                warnings.warn(
+                    "the http generator option '#form' is now '#query' (the official GEMS servers take the prompt as a query parameter)",
+                    DeprecationWarning,
+                    stacklevel=2,
+                )
+            kwargs["prompt_in_query"] = value.lower() not in ("0", "false", "no")
         elif key == "timeout":
             kwargs["timeout"] = float(value)
         elif key == "retries":
             kwargs["retries"] = int(value)
         else:
-            raise ValueError(f"unknown http generator option {key!r}; known: form, timeout, retries")
+            raise ValueError(f"unknown http generator option {key!r}; known: query, timeout, retries")
     return url, kwargs
 
 

@@ -2,20 +2,21 @@
 
 Uses the openai SDK (already a dependency of langchain-openai), asks for base64
 output, and turns content-policy refusals and other API errors into
-``GenerationError`` so the graph records them on the candidate. The key comes
+``GenerationError`` so the graph records them on the candidate (the refusal rule
+and the image decoding are ``http_client``'s, shared with ``images-api:``, which
+is the backend for self-hosted servers that speak this API: vLLM-Omni, SGLang). The key comes
 from ``OPENAI_API_KEY`` or ``GEMS_OPENAI_API_KEY``; ``OPENAI_BASE_URL`` points it
 at a compatible server. The API has no seed: candidates differ by sampling only.
 """
 
 from __future__ import annotations
 
-import base64
-import io
 import os
 from typing import Any
 
 from PIL import Image
 
+from gems_graph.backends.http_client import decode_b64_image, is_refusal
 from gems_graph.models.generator import GenerationError, GenerationRequest
 
 #: Sizes the Images API accepts; a request is mapped to the nearest aspect ratio.
@@ -71,8 +72,7 @@ class OpenAIImagesGenerator:
         try:
             result = self.client.images.generate(**kwargs)
         except openai.BadRequestError as exc:
-            code = getattr(exc, "code", None) or ""
-            if "content_policy" in str(code) or "safety" in str(exc).lower() or "content policy" in str(exc).lower():
+            if is_refusal(str(getattr(exc, "code", None) or ""), str(exc)):
                 raise GenerationError(f"{self.model} refused the prompt (content policy): {_message(exc)}") from exc
             raise GenerationError(f"{self.model} rejected the request: {_message(exc)}") from exc
         except openai.APIConnectionError as exc:
@@ -80,12 +80,7 @@ class OpenAIImagesGenerator:
         except openai.APIError as exc:
             raise GenerationError(f"{self.model} image generation failed: {_message(exc)}") from exc
         data = (result.data or [None])[0]
-        b64 = getattr(data, "b64_json", None)
-        if not b64:
-            raise GenerationError(f"{self.model} returned no image data")
-        img = Image.open(io.BytesIO(base64.b64decode(b64)))
-        img.load()
-        return img.convert("RGB")
+        return decode_b64_image(getattr(data, "b64_json", None), self.model)
 
 
 def _message(exc: Exception) -> str:

@@ -51,3 +51,17 @@ class Generator(Protocol):
     family: str
 
     def generate(self, request: GenerationRequest) -> Image.Image: ...
+
+
+@runtime_checkable
+class BatchGenerator(Generator, Protocol):
+    """A generator that makes several images in one call more cheaply than one by one.
+
+    ``generate_batch`` returns one result per request, in order, with a
+    ``GenerationError`` in place of an image it could not make. Such a backend
+    coalesces concurrent ``generate`` calls itself (``backends.batching``), so
+    nodes only ever call ``generate``; ``gems serve-generator`` asks for this
+    capability to serve a request for ``n`` images in one batch.
+    """
+
+    def generate_batch(self, requests: list[GenerationRequest]) -> list[Image.Image | GenerationError]: ...

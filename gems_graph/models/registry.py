@@ -1,6 +1,7 @@
 """Backend registry: spec strings -> cached generator and chat-model instances.
 
 A spec is ``kind`` or ``kind:argument`` (``shapes``, ``diffusers:Tongyi-MAI/Z-Image-Turbo``,
+``images-api:http://gpu:8000/v1#Tongyi-MAI/Z-Image-Turbo``,
 ``openai-compatible:http://127.0.0.1:8000/v1#Qwen3-VL-8B-Instruct``). Kinds come from
 three places, so other packages can add backends without touching this one:
 
@@ -38,6 +39,7 @@ _BUILTIN_GENERATORS: dict[str, str] = {
     "diffusers": "gems_graph.backends.diffusers_generator:from_spec",
     "http": "gems_graph.backends.http_generator:from_spec",
     "openai-images": "gems_graph.backends.openai_images:from_spec",
+    "images-api": "gems_graph.backends.images_api:from_spec",
 }
 _BUILTIN_CHAT_MODELS: dict[str, str] = {
     "shapes": "gems_graph.shapes.chat_model:from_spec",

@@ -8,7 +8,17 @@ from typing import TypeVar
 
 T = TypeVar("T")
 
-_TRANSIENT_NAMES = ("Timeout", "ConnectionError", "APIConnectionError", "RateLimitError", "InternalServerError", "ServiceUnavailable")
+#: Matched against the names of the error's classes (its MRO), so subclasses count:
+#: httpx's ``ConnectError``, ``ReadError``, ... are all ``TransportError``.
+_TRANSIENT_NAMES = (
+    "Timeout",
+    "ConnectionError",
+    "APIConnectionError",
+    "RateLimitError",
+    "InternalServerError",
+    "ServiceUnavailable",
+    "TransportError",
+)
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -18,7 +28,7 @@ def is_transient(exc: BaseException) -> bool:
     status = getattr(exc, "status_code", None) or getattr(getattr(exc, "response", None), "status_code", None)
     if isinstance(status, int) and (status == 429 or 500 <= status < 600):
         return True
-    return any(name in type(exc).__name__ for name in _TRANSIENT_NAMES)
+    return any(name in cls.__name__ for cls in type(exc).__mro__ for name in _TRANSIENT_NAMES)
 
 
 def call_with_retry(fn: Callable[[], T], *, attempts: int = 3, base_delay: float = 0.5, max_delay: float = 8.0) -> T:

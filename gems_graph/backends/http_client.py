@@ -1,0 +1,127 @@
+"""What every image-server backend shares: one retry policy, error text, image decoding.
+
+``http:`` (our small protocol and the official GEMS servers) and ``images-api:``
+(vLLM-Omni, SGLang Diffusion, ``gems serve-generator``) both talk to a GPU box
+over HTTP. Transient failures (connection errors, timeouts, 429, 5xx) are retried
+here and only here, with ``gems_graph.models.retry``'s backoff; what is left after the
+last attempt, and every other refusal, becomes a ``GenerationError`` that names
+the server, so the graph records it on the candidate. ``openai-images:`` goes
+through the OpenAI SDK (which retries itself) and shares the refusal rule and the
+image decoding.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+from PIL import Image, UnidentifiedImageError
+
+from gems_graph.errors import one_line
+from gems_graph.models.generator import GenerationError
+from gems_graph.models.retry import call_with_retry
+
+#: Longest backoff between two attempts, in seconds.
+MAX_BACKOFF = 10.0
+
+
+class ImageServerClient:
+    """An ``httpx.Client`` (thread-safe) with the image servers' timeouts and retries."""
+
+    def __init__(self, *, timeout: float = 600.0, retries: int = 3, backoff: float = 0.5, headers: dict[str, str] | None = None) -> None:
+        self.retries = max(1, int(retries))
+        self.backoff = backoff
+        # A cold model can take minutes per image; connecting should not.
+        self.http = httpx.Client(timeout=httpx.Timeout(timeout, connect=min(10.0, timeout)), headers=headers)
+
+    def call(self, send: Callable[[httpx.Client], httpx.Response], where: str) -> httpx.Response:
+        """``send(client)`` until it gets a response that is not transient; return that response.
+
+        ``where`` names the server in the error raised when every attempt failed,
+        e.g. ``"generator server http://gpu:7000/generate"``.
+        """
+
+        def attempt() -> httpx.Response:
+            resp = send(self.http)
+            if resp.status_code == 429 or resp.status_code >= 500:
+                raise httpx.HTTPStatusError(f"HTTP {resp.status_code}: {error_text(resp)}", request=resp.request, response=resp)
+            return resp
+
+        try:
+            return call_with_retry(attempt, attempts=self.retries, base_delay=self.backoff, max_delay=MAX_BACKOFF)
+        except httpx.HTTPStatusError as exc:
+            last = str(exc)
+        except httpx.TransportError as exc:  # includes timeouts
+            last = f"{type(exc).__name__}: {one_line(exc)}" if str(exc) else type(exc).__name__
+        raise GenerationError(f"{where} failed after {self.retries} attempts: {last}")
+
+    def close(self) -> None:
+        self.http.close()
+
+
+def error_text(resp: httpx.Response) -> str:
+    """The server's own words for a failed response, from the JSON shapes servers use.
+
+    ``{"error": "msg"}`` (ours), ``{"error": {"message": ...}}`` (OpenAI),
+    ``{"detail": "msg"}`` or ``{"detail": [{"loc": [...], "msg": ...}]}`` (FastAPI:
+    vLLM-Omni, the official GEMS servers), else the body text.
+    """
+    try:
+        data = resp.json()
+    except ValueError:
+        data = None
+    if isinstance(data, dict):
+        err, detail = data.get("error"), data.get("detail")
+        if isinstance(err, dict) and err.get("message"):
+            return one_line(str(err["message"]))
+        if err:
+            return one_line(str(err))
+        if isinstance(detail, list) and detail and isinstance(detail[0], dict):
+            first = detail[0]
+            where = ".".join(str(p) for p in first.get("loc", []))
+            return one_line(f"{where}: {first.get('msg', '')}" if where else str(first.get("msg", "")))
+        if detail:
+            return one_line(str(detail))
+    return one_line(resp.text or resp.reason_phrase or "")
+
+
+def error_code(resp: httpx.Response) -> str:
+    """OpenAI-style ``error.code`` / ``error.type`` of a failed response ("" when absent)."""
+    try:
+        err = resp.json().get("error")
+    except (ValueError, AttributeError):
+        return ""
+    if isinstance(err, dict):
+        return str(err.get("code") or err.get("type") or "")
+    return ""
+
+
+def is_refusal(code: str, message: str) -> bool:
+    """True when a server declined the prompt itself (content policy, safety), not the request."""
+    text = f"{code} {message}".lower()
+    return "content_policy" in text or "content policy" in text or "safety" in text
+
+
+def decode_image(data: bytes, where: str) -> Image.Image:
+    """PNG/JPEG/... bytes -> an RGB image; ``GenerationError`` naming ``where`` when they are not one."""
+    try:
+        img = Image.open(io.BytesIO(data))
+        img.load()
+    except (UnidentifiedImageError, OSError) as exc:
+        raise GenerationError(f"{where} sent something that is not an image ({len(data)} bytes)") from exc
+    return img.convert("RGB")
+
+
+def decode_b64_image(b64: Any, where: str) -> Image.Image:
+    """A base64 image (``b64_json``) -> an RGB image."""
+    if not isinstance(b64, str) or not b64:
+        raise GenerationError(f"{where} sent no image data (no b64_json)")
+    try:
+        data = base64.b64decode(b64, validate=False)
+    except (binascii.Error, ValueError) as exc:
+        raise GenerationError(f"{where} sent image data that is not base64: {exc}") from exc
+    return decode_image(data, where)

@@ -1,0 +1,242 @@
+"""``images-api:<base_url>#<model>``: an image server that speaks the OpenAI Images API.
+
+For vLLM-Omni (``vllm serve Tongyi-MAI/Z-Image-Turbo --omni``), SGLang Diffusion
+(``sglang serve --model-path ...``) and ``gems serve-generator``, which all serve
+``POST {base_url}/images/generations``::
+
+    images-api:http://gpu-box:8000/v1#Tongyi-MAI/Z-Image-Turbo
+    images-api:http://gpu-box:8000/v1#Qwen/Qwen-Image?batch=4&timeout=900
+
+What was followed: vLLM-Omni's "Image Generation API" page
+(``docs/serving/image_generation_api.md``) and its request model
+(``vllm_omni/entrypoints/openai/protocol/images.py``). The request is JSON with the
+OpenAI fields ``model``, ``prompt``, ``n`` (1-10), ``size`` ("WIDTHxHEIGHT") and
+``response_format`` ("b64_json"), and vLLM-Omni's extension fields ``seed``,
+``num_inference_steps``, ``guidance_scale`` (``true_cfg_scale`` for the Qwen-Image
+family, as the diffusers presets route it), ``negative_prompt`` and
+``extra_params`` (model-specific arguments: a request's ``extra``); a field we
+have no value for is left out so the server uses the model's default. The reply
+is ``{"created", "data": [{"b64_json": ...}, ...]}``. Errors come back as FastAPI's
+``{"detail": ...}`` (400 bad parameters or model mismatch, 422 validation) or 503
+while the engine is not initialised.
+
+Batching: a round's candidates (and other runs' requests in this process) with the
+same prompt and parameters and consecutive seeds go out as one request with ``n``
+and the first seed (``backends.batching``; ``batch=<n>`` caps it, ``batch=1``
+sends one request per image). Candidate seeds of a round are consecutive, so a
+round is one request. Per-image seeds: the API has one ``seed`` per request.
+SGLang Diffusion seeds image ``i`` of a request with ``seed + i``
+(``InputValidationStage._generate_seeds``), and so does ``gems serve-generator``:
+there each candidate's image depends on its own seed only, alone or batched.
+vLLM-Omni seeds one generator for the whole request: the same round gives the same
+images run after run, but image ``i > 0`` is not what its seed alone would give; use
+``batch=1`` where that matters (e.g. re-making one candidate).
+
+Errors: connection errors, timeouts, 429 and 5xx are retried (``http_client``,
+shared with ``http:``; ``retries=<n>``, default 3; ``timeout=<s>``, default 600);
+a 4xx is a ``GenerationError`` with the server's message (a content-policy or
+safety refusal says so), recorded on each candidate of that request. An image the
+server could not make inside an otherwise good reply (``gems serve-generator``
+sends ``{"b64_json": null, "error": msg}`` for it) fails only that candidate.
+
+The key, if the server wants one (``vllm serve --api-key``), comes from
+``GEMS_IMAGES_API_KEY``; it is sent as a bearer token and never logged. The family
+(which lessons memory recalls) comes from the model name, as for ``diffusers:``
+(``Tongyi-MAI/Z-Image-Turbo`` -> ``z-image``), so a diffusers box and a vLLM-Omni
+box serving the same model share lessons; ``family=<name>`` overrides it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Hashable
+from typing import Any
+from urllib.parse import parse_qsl
+
+from PIL import Image
+
+from gems_graph.backends.batching import BatchCoalescer
+from gems_graph.backends.diffusers_generator import PRESETS, detect_preset
+from gems_graph.backends.http_client import ImageServerClient, decode_b64_image, error_code, error_text, is_refusal
+from gems_graph.models.generator import GenerationError, GenerationRequest
+
+#: The most images vLLM-Omni takes in one request (``n`` is 1-10).
+MAX_N = 10
+API_KEY_VARIABLE = "GEMS_IMAGES_API_KEY"
+
+
+def family_for_model(model: str) -> str:
+    """The family of a served model, by name: a known diffusers preset, else the name's last part."""
+    preset = detect_preset(model)
+    if preset is not PRESETS["diffusers"]:
+        return preset.family
+    return model.rstrip("/").rsplit("/", 1)[-1].lower() or "images-api"
+
+
+def size_field(width: int | None, height: int | None) -> str | None:
+    """``"WIDTHxHEIGHT"`` when both are set; otherwise the server's default size."""
+    return f"{int(width)}x{int(height)}" if width and height else None
+
+
+def _batch_key(request: GenerationRequest) -> Hashable:
+    """Requests that can share one API request: same prompt and parameters (seeds may differ)."""
+    extra = tuple(sorted((k, repr(v)) for k, v in request.extra.items()))
+    return (request.prompt, request.width, request.height, request.steps, request.guidance, request.negative_prompt, extra)
+
+
+class ImagesApiGenerator:
+    """Client for ``POST {base_url}/images/generations``; thread-safe, batches per round."""
+
+    def __init__(
+        self,
+        base_url: str,
+        model: str,
+        *,
+        family: str | None = None,
+        max_batch: int = 8,
+        batch_window: float = 0.05,
+        timeout: float = 600.0,
+        retries: int = 3,
+        backoff: float = 0.5,
+        api_key: str | None = None,
+    ) -> None:
+        if not base_url.lower().startswith(("http://", "https://")):
+            raise ValueError(f"images-api base URL must start with http:// or https://, got {base_url!r}")
+        if not model:
+            raise ValueError("images-api needs a model name after '#', e.g. images-api:http://gpu:8000/v1#Tongyi-MAI/Z-Image-Turbo")
+        if not 1 <= int(max_batch) <= MAX_N:
+            raise ValueError(f"images-api option batch={max_batch}: use 1 to {MAX_N} (the API's n)")
+        self.base_url = base_url.rstrip("/")
+        self.model = model
+        self.family = family or family_for_model(model)
+        self.max_batch = int(max_batch)
+        self._guidance_field = "true_cfg_scale" if detect_preset(model).guidance_arg == "true_cfg_scale" else "guidance_scale"
+        key = api_key if api_key is not None else os.environ.get(API_KEY_VARIABLE)
+        self._http = ImageServerClient(
+            timeout=timeout, retries=retries, backoff=backoff, headers={"Authorization": f"Bearer {key}"} if key else None
+        )
+        self._batches = BatchCoalescer(self.generate_batch, window=batch_window, max_batch=self.max_batch, key=_batch_key)
+
+    def __repr__(self) -> str:
+        return f"ImagesApiGenerator({self.base_url!r}, {self.model!r})"
+
+    @property
+    def generations_url(self) -> str:
+        return f"{self.base_url}/images/generations"
+
+    @property
+    def models_url(self) -> str:
+        return f"{self.base_url}/models"
+
+    @property
+    def api_key(self) -> str | None:
+        """The bearer token sent (``gems doctor`` checks ``GET {base_url}/models`` with it)."""
+        auth = self._http.http.headers.get("Authorization", "")
+        return auth.removeprefix("Bearer ") or None
+
+    def generate(self, request: GenerationRequest) -> Image.Image:
+        """One image; concurrent calls with the same prompt and parameters share one request."""
+        return self._batches.submit(request)
+
+    def generate_batch(self, requests: list[GenerationRequest]) -> list[Image.Image | GenerationError]:
+        """One API request per run of consecutive seeds among requests that share a prompt and parameters."""
+        results: list[Any] = [None] * len(requests)
+        groups: dict[Hashable, list[int]] = {}
+        for i, r in enumerate(requests):
+            groups.setdefault(_batch_key(r), []).append(i)
+        for idxs in groups.values():
+            for run in _consecutive_runs(sorted(idxs, key=lambda i: requests[i].seed), requests, self.max_batch):
+                for i, res in zip(run, self._request([requests[i] for i in run])):
+                    results[i] = res
+        return results
+
+    def request_body(self, first: GenerationRequest, n: int) -> dict[str, Any]:
+        """The JSON for ``n`` images of ``first``'s prompt and parameters, seeded from ``first.seed``."""
+        body: dict[str, Any] = {"model": self.model, "prompt": first.prompt, "n": n, "response_format": "b64_json", "seed": first.seed}
+        optional = {
+            "size": size_field(first.width, first.height),
+            "num_inference_steps": first.steps,
+            self._guidance_field: first.guidance,
+            "negative_prompt": first.negative_prompt,
+            "extra_params": dict(first.extra) or None,
+        }
+        body.update({k: v for k, v in optional.items() if v is not None})
+        return body
+
+    def _request(self, reqs: list[GenerationRequest]) -> list[Image.Image | GenerationError]:
+        where = f"image server {self.generations_url}"
+        body = self.request_body(reqs[0], len(reqs))
+        try:
+            resp = self._http.call(lambda http: http.post(self.generations_url, json=body), where)
+        except GenerationError as exc:
+            return [exc] * len(reqs)
+        if resp.status_code != 200:
+            message = error_text(resp)
+            if is_refusal(error_code(resp), message):
+                err = GenerationError(f"{self.model} refused the prompt (content policy): {message}")
+            else:
+                err = GenerationError(f"{where} refused the request: HTTP {resp.status_code}: {message}")
+            return [err] * len(reqs)
+        try:
+            data = resp.json()["data"]
+            if not isinstance(data, list):
+                raise TypeError("'data' is not a list")
+        except (ValueError, KeyError, TypeError) as exc:
+            return [GenerationError(f"{where} sent a reply without a 'data' list: {exc}")] * len(reqs)
+        out: list[Image.Image | GenerationError] = []
+        for k in range(len(reqs)):
+            item = data[k] if k < len(data) and isinstance(data[k], dict) else {}
+            if k >= len(data):
+                out.append(GenerationError(f"{where} returned {len(data)} images for n={len(reqs)}"))
+            elif not item.get("b64_json") and item.get("error"):
+                out.append(GenerationError(f"{where} could not make image {k} of the batch: {item['error']}"))
+            else:
+                try:
+                    out.append(decode_b64_image(item.get("b64_json"), where))
+                except GenerationError as exc:
+                    out.append(exc)
+        return out
+
+    def close(self) -> None:
+        self._http.close()
+
+
+def _consecutive_runs(order: list[int], requests: list[GenerationRequest], limit: int) -> list[list[int]]:
+    """Split indexes (sorted by seed) into runs of consecutive seeds, at most ``limit`` long."""
+    runs: list[list[int]] = []
+    for i in order:
+        run = runs[-1] if runs else None
+        if run and len(run) < limit and requests[i].seed == requests[run[-1]].seed + 1:
+            run.append(i)
+        else:
+            runs.append([i])
+    return runs
+
+
+_OPTIONS = {"batch": int, "batch_window": float, "timeout": float, "retries": int, "family": str}
+
+
+def parse_spec(arg: str) -> tuple[str, str, dict[str, Any]]:
+    """``"http://gpu:8000/v1#Org/Model?batch=4"`` -> (base_url, model, ImagesApiGenerator keyword arguments)."""
+    base_url, sep, rest = arg.strip().rpartition("#")
+    model, _, query = rest.partition("?")
+    model = model.strip()
+    if not sep or not base_url or not model:
+        raise ValueError(
+            f"images-api spec must be <base_url>#<model>, e.g. images-api:http://gpu:8000/v1#Tongyi-MAI/Z-Image-Turbo; got {arg!r}"
+        )
+    kwargs: dict[str, Any] = {}
+    for key, value in parse_qsl(query, keep_blank_values=True):
+        if key not in _OPTIONS:
+            raise ValueError(f"unknown images-api option {key!r}; known: {', '.join(_OPTIONS)}")
+        try:
+            kwargs["max_batch" if key == "batch" else key] = _OPTIONS[key](value)
+        except ValueError:
+            raise ValueError(f"images-api option {key}={value!r} must be a {_OPTIONS[key].__name__}") from None
+    return base_url.strip(), model, kwargs
+
+
+def from_spec(arg: str) -> ImagesApiGenerator:
+    """Registry factory for ``images-api:<base_url>#<model>[?options]``."""
+    base_url, model, kwargs = parse_spec(arg)
+    return ImagesApiGenerator(base_url, model, **kwargs)
