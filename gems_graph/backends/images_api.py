@@ -25,8 +25,8 @@ same prompt and parameters and consecutive seeds go out as one request with ``n`
 and the first seed (``backends.batching``; ``batch=<n>`` caps it, ``batch=1``
 sends one request per image). Candidate seeds of a round are consecutive, so a
 round is one request. Per-image seeds: the API has one ``seed`` per request.
-SGLang Diffusion seeds image ``i`` of a request with ``seed + i``
-(``InputValidationStage._generate_seeds``), and so does ``gems serve-generator``:
+SGLang Diffusion seeds image ``i`` of a request with ``seed + i`` (its input
+validation stage expands one seed into ``n``), and so does ``gems serve-generator``:
 there each candidate's image depends on its own seed only, alone or batched.
 vLLM-Omni seeds one generator for the whole request: the same round gives the same
 images run after run, but image ``i > 0`` is not what its seed alone would give; use

@@ -11,7 +11,8 @@ One GPU box loads the model once; many agents call it. Stdlib only
   An image that fails inside a batch comes back as ``{"b64_json": null, "error": msg}``
   (the rest still arrive); when every image fails the answer is 422.
   Errors are OpenAI-shaped: ``{"error": {"message", "type", "code"}}``.
-* ``GET /v1/models``: ``{"object": "list", "data": [{"id": served model name, ...}]}``;
+* ``GET /v1/models``: ``{"object": "list", "data": [{"id": served model name, "family", ...}]}``
+  (``family`` is ours, for people reading it; clients take the family from the name);
   the name is ``--served-model-name``, else the spec's model (``Tongyi-MAI/Z-Image-Turbo``
   for ``diffusers:Tongyi-MAI/Z-Image-Turbo?device=cuda``). A request naming another
   model gets 400, as vLLM-Omni answers.
