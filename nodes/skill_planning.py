@@ -1,4 +1,4 @@
-"""How the planner uses skills (issue 6): catalog up front, instructions on demand.
+"""How the planner uses skills: catalog up front, instructions on demand.
 
 The planner's system prompt gets the skill catalog (names and descriptions only).
 Its chat model is bound with ``load_skill`` (an enum of the catalog),

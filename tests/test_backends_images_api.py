@@ -329,4 +329,5 @@ def test_doctor_checks_the_model_list(shapes_server):
         assert row.status == "warn" and "Tongyi-MAI/Z-Image-Turbo" in row.detail
     down = {r.check: r for r in check_generator(f"images-api:http://127.0.0.1:{free_port()}/v1#m")}["reachable"]
     assert down.status == "fail"
-    assert {r.check: r for r in check_generator("images-api:http://gpu/v1")}["spec"].status == "fail"
+    bad = {r.check: r for r in check_generator("images-api:http://gpu/v1")}["create"]
+    assert bad.status == "fail" and "<base_url>#<model>" in bad.detail

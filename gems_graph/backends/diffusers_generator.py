@@ -34,6 +34,7 @@ from PIL import Image
 from gems_graph.backends.batching import BatchCoalescer
 from gems_graph.errors import one_line
 from gems_graph.models.generator import GenerationError, GenerationRequest
+from gems_graph.models.health import FAIL, OK, WARN, Health, imports_check
 from gems_graph.models.loading import dtype_kwarg, quiet_loading
 
 
@@ -94,6 +95,22 @@ def pick_device(device: str = "auto") -> str:
     if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
         return "mps"
     return "cpu"
+
+
+def device_check(requested: str = "auto") -> Health:
+    """Which device a pipeline would run on; a CPU is a warning for real models."""
+    try:
+        import torch
+    except ImportError:
+        return Health("device", FAIL, "torch is not installed")
+    device = pick_device(requested)
+    if device == "cpu":
+        return Health("device", WARN, "cpu only: real text-to-image models will be very slow")
+    detail = device
+    if device.startswith("cuda") and torch.cuda.is_available():
+        props = torch.cuda.get_device_properties(0)
+        detail = f"cuda: {props.name}, {props.total_memory / 2**30:.0f} GiB"
+    return Health("device", OK, detail)
 
 
 def pick_dtype(device: str, dtype: Any = None) -> Any:
@@ -157,6 +174,21 @@ class DiffusersGenerator:
 
     def __repr__(self) -> str:
         return f"DiffusersGenerator({self.path!r}, family={self.family!r})"
+
+    def health_checks(self) -> list[Health]:
+        """Packages, device and model folder, without loading the pipeline."""
+        checks = [imports_check(["torch", "diffusers", "transformers"]), device_check(self._device_arg)]
+        if self._pipe is not None:
+            return [*checks, Health("model", OK, "pipeline object")]
+        full = os.path.expanduser(self.path)
+        if os.path.isdir(full):
+            ok = os.path.isfile(os.path.join(full, "model_index.json"))
+            checks.append(Health("model", OK if ok else FAIL, full if ok else f"{full} has no model_index.json"))
+        elif _looks_local(self.path):
+            checks.append(Health("model", FAIL, f"folder {self.path} does not exist"))
+        else:
+            checks.append(Health("model", WARN, f"hub id {self.path}: downloaded on first use unless cached"))
+        return checks
 
     @staticmethod
     def _class_from_model_index(path: str) -> str:

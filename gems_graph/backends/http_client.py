@@ -23,6 +23,7 @@ from PIL import Image, UnidentifiedImageError
 
 from gems_graph.errors import one_line
 from gems_graph.models.generator import GenerationError
+from gems_graph.models.health import FAIL, OK, WARN, Health
 from gems_graph.models.retry import call_with_retry
 
 #: Longest backoff between two attempts, in seconds.
@@ -125,3 +126,23 @@ def decode_b64_image(b64: Any, where: str) -> Image.Image:
     except (binascii.Error, ValueError) as exc:
         raise GenerationError(f"{where} sent image data that is not base64: {exc}") from exc
     return decode_image(data, where)
+
+
+def served_model_check(base_url: str, model: str, key: str | None) -> Health:
+    """``GET {base_url}/models`` of an OpenAI-style server (chat or images): reachable, key accepted, model served."""
+    url = base_url + "/models"
+    try:
+        resp = httpx.get(url, headers={"Authorization": f"Bearer {key or 'EMPTY'}"}, timeout=10)
+    except httpx.HTTPError as exc:
+        return Health("reachable", FAIL, f"{url}: {type(exc).__name__}: {one_line(exc)}")
+    if resp.status_code == 401:
+        return Health("reachable", FAIL, f"{url}: API key rejected (401)")
+    if resp.status_code != 200:
+        return Health("reachable", WARN, f"{url}: HTTP {resp.status_code} (model list not available)")
+    try:
+        ids = [m.get("id") for m in resp.json().get("data", [])]
+    except (ValueError, AttributeError):
+        ids = []
+    if ids and model not in ids:
+        return Health("reachable", WARN, f"{url} does not list {model!r}; it serves: {', '.join(map(str, ids[:8]))}")
+    return Health("reachable", OK, base_url)

@@ -38,7 +38,9 @@ import httpx
 from PIL import Image
 
 from gems_graph.backends.http_client import ImageServerClient, decode_b64_image, decode_image, error_text
+from gems_graph.errors import one_line
 from gems_graph.models.generator import GenerationError, GenerationRequest
+from gems_graph.models.health import FAIL, OK, Health
 
 _FALLBACK_TO_QUERY = (400, 415, 422)
 
@@ -67,6 +69,13 @@ class HttpGenerator:
     def health_url(self) -> str:
         parts = urlsplit(self.url)
         return urlunsplit((parts.scheme, parts.netloc, "/health", "", ""))
+
+    def health_checks(self) -> list[Health]:
+        try:
+            health = self.health()
+        except GenerationError as exc:
+            return [Health("reachable", FAIL, one_line(exc))]
+        return [Health("reachable", OK, f"{health.get('generator', '?')} ({health.get('family', '?')})")]
 
     def health(self, timeout: float = 5.0) -> dict[str, Any]:
         """The server's ``GET /health`` JSON; raises ``GenerationError`` when unreachable."""

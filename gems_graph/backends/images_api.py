@@ -57,8 +57,9 @@ from PIL import Image
 
 from gems_graph.backends.batching import BatchCoalescer
 from gems_graph.backends.diffusers_generator import PRESETS, detect_preset
-from gems_graph.backends.http_client import ImageServerClient, decode_b64_image, error_code, error_text, is_refusal
+from gems_graph.backends.http_client import ImageServerClient, decode_b64_image, error_code, error_text, is_refusal, served_model_check
 from gems_graph.models.generator import GenerationError, GenerationRequest
+from gems_graph.models.health import Health
 
 #: The most images vLLM-Omni takes in one request (``n`` is 1-10).
 MAX_N = 10
@@ -116,6 +117,10 @@ class ImagesApiGenerator:
             timeout=timeout, retries=retries, backoff=backoff, headers={"Authorization": f"Bearer {key}"} if key else None
         )
         self._batches = BatchCoalescer(self.generate_batch, window=batch_window, max_batch=self.max_batch, key=_batch_key)
+
+    def health_checks(self) -> list[Health]:
+        """The server is up, takes the key, and lists the model."""
+        return [served_model_check(self.base_url, self.model, self.api_key)]
 
     def __repr__(self) -> str:
         return f"ImagesApiGenerator({self.base_url!r}, {self.model!r})"

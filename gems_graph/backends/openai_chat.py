@@ -50,6 +50,9 @@ from langchain_core.utils.function_calling import convert_to_openai_tool
 from langchain_openai import ChatOpenAI
 from pydantic import BaseModel, ValidationError
 
+from gems_graph.backends.http_client import served_model_check
+from gems_graph.models.health import Health
+
 #: Structured-output methods in the order they are tried.
 METHODS = ("json_schema", "function_calling", "json_mode", "prompt")
 OPENAI_BASE_URL = "https://api.openai.com/v1"
@@ -91,6 +94,11 @@ class GemsChatOpenAI(ChatOpenAI):
     @property
     def endpoint_url(self) -> str:
         return self.endpoint_key[0]
+
+    def health_checks(self) -> list[Health]:
+        """The endpoint is up, takes the key, and serves the model (no completion is made)."""
+        key = self.openai_api_key.get_secret_value() if self.openai_api_key else None
+        return [served_model_check(self.endpoint_url, str(self.model_name), key)]
 
     def __repr_args__(self) -> Any:
         # Keep repr short and obviously key-free (pydantic already masks SecretStr).

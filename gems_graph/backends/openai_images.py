@@ -18,6 +18,7 @@ from PIL import Image
 
 from gems_graph.backends.http_client import decode_b64_image, is_refusal
 from gems_graph.models.generator import GenerationError, GenerationRequest
+from gems_graph.models.health import FAIL, OK, Health, imports_check
 
 #: Sizes the Images API accepts; a request is mapped to the nearest aspect ratio.
 _SIZES = {"gpt-image": ["1024x1024", "1536x1024", "1024x1536"], "dall-e-3": ["1024x1024", "1792x1024", "1024x1792"]}
@@ -47,6 +48,13 @@ class OpenAIImagesGenerator:
         self._client = client
         self._max_retries = max_retries
         self._timeout = timeout
+
+    def health_checks(self) -> list[Health]:
+        key = api_key()
+        return [
+            imports_check(["openai"]),
+            Health("api key", OK if key else FAIL, "set" if key else "set OPENAI_API_KEY or GEMS_OPENAI_API_KEY"),
+        ]
 
     def __repr__(self) -> str:
         return f"OpenAIImagesGenerator({self.model!r})"

@@ -1,6 +1,6 @@
 """``gems skills list | show NAME | validate PATH``.
 
-The lead's CLI mounts this with ``app.add_typer(skills_app, name="skills")``.
+Mounted on the ``gems`` CLI as ``gems skills``.
 Errors print one line (``file:line: problem`` for invalid skills) on stderr and exit 2,
 like every other bad input of ``gems``.
 """
