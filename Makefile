@@ -25,6 +25,10 @@ $(DEV): $(RUNTIME)
 	# Headless Chromium for the report test (Debian's package; installed only as root, else skipped).
 	command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && export DEBIAN_FRONTEND=noninteractive && \
 	  { apt-get install -y -q chromium || { apt-get update -q && apt-get install -y -q chromium; }; }; } || true
+	# PostgreSQL server binaries for the Postgres tests (Debian's package; installed only as root, else skipped).
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && \
+	  export DEBIAN_FRONTEND=noninteractive && \
+	  { apt-get install -y -q postgresql || { apt-get update -q && apt-get install -y -q postgresql; }; }; } || true
 	touch $(DEV)
 
 # A prompt the shipped model gets wrong in round 1 (seed 0) and the refiner fixes by laying it out.

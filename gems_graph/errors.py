@@ -15,14 +15,17 @@ MAX_CHARS = 300
 #: Environment variables whose values are secrets wherever they show up.
 SECRET_VARIABLES = ("OPENAI_API_KEY", "GEMS_OPENAI_API_KEY", "GEMS_IMAGES_API_KEY")
 _SECRET_SHAPES = re.compile(r"(?i)\b(bearer\s+)[^\s'\"]+|\bsk-[A-Za-z0-9_\-]{8,}")
+#: The password of a URL (``postgresql://user:PASSWORD@host``) or of a ``password=`` parameter.
+_URL_PASSWORD = re.compile(r"(?i)(\b[a-z][a-z0-9+.\-]*://[^\s:/@]*:)[^\s/]+(@)|(\bpassword=)[^\s&'\"]+")
 
 
 def redact(text: str) -> str:
-    """``text`` with configured keys and ``Bearer ...`` / ``sk-...`` tokens replaced by ``***``."""
+    """``text`` with configured keys, ``Bearer ...`` / ``sk-...`` tokens and URL passwords replaced by ``***``."""
     for name in SECRET_VARIABLES:
         value = os.environ.get(name)
         if value and len(value) >= 6 and value != "EMPTY":
             text = text.replace(value, "***")
+    text = _URL_PASSWORD.sub(lambda m: f"{m.group(1)}***{m.group(2)}" if m.group(1) else f"{m.group(3)}***", text)
     return _SECRET_SHAPES.sub(lambda m: (m.group(1) or "") + "***", text)
 
 

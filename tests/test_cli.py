@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.postgres_server import *  # noqa: F401,F403 (fixtures)
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -96,7 +98,9 @@ def test_a_failed_round_exits_1_and_keeps_its_checkpoint(tmp_path):
     assert again["status"] == "passed" and again["rounds"] == 1 and again["thread_id"] == summary["thread_id"]
 
 
-def test_sigkill_after_round_2_then_resume_does_not_regenerate(tmp_path):
+@pytest.mark.parametrize("store", ["sqlite", "postgres"])
+def test_sigkill_after_round_2_then_resume_does_not_regenerate(tmp_path, request, store):
+    db = ["--checkpoint-db", request.getfixturevalue("postgres_url")] if store == "postgres" else []  # sqlite: the default file
     log = tmp_path / "calls.tsv"
     home = tmp_path / "home"
     env = {**os.environ, "GEMS_HOME": str(home), "GEMS_PLUGINS": "tests.plugin_backends", "PYTHONPATH": str(REPO), "GEMS_MEMORY": "none"}
@@ -112,6 +116,7 @@ def test_sigkill_after_round_2_then_resume_does_not_regenerate(tmp_path):
         "scripted:fix=4",
         "--rounds",
         "5",
+        *db,
     ]
     proc = subprocess.Popen(args, env=env, cwd=home.parent, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     run_json = None
@@ -132,7 +137,7 @@ def test_sigkill_after_round_2_then_resume_does_not_regenerate(tmp_path):
     calls_before = log.read_text().splitlines()
 
     res = subprocess.run(
-        [sys.executable, "-m", "gems_graph.app.cli", "run", "--resume", run_dir.name, "--json"],
+        [sys.executable, "-m", "gems_graph.app.cli", "run", "--resume", run_dir.name, "--json", *db],
         env=env,
         cwd=home.parent,
         capture_output=True,
@@ -147,3 +152,4 @@ def test_sigkill_after_round_2_then_resume_does_not_regenerate(tmp_path):
     new_calls = log.read_text().splitlines()[len(calls_before) :]
     assert not any(line.startswith("0\t") for line in new_calls)  # round 1's seed never asked again
     assert len(new_calls) <= 3  # at most rounds 3 (if it had started), 3 and 4
+    assert (home / "checkpoints.sqlite").exists() == (store == "sqlite")  # the run lived in the store it was given

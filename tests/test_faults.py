@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from langgraph.checkpoint.memory import InMemorySaver
 
 from gems_graph.app.runner import run_gems
@@ -70,6 +71,21 @@ def test_one_ranking_of_candidates_the_earliest_wins_ties():
     twin = cand(2, True, 0.9)
     assert best_candidate([high, twin]) is high  # a true tie keeps the earliest
     assert round_best({"index": 1, "prompt": "", "candidates": [low, high], "experience": None, "thought": None}) is high
+
+
+@pytest.mark.parametrize(
+    "text, shown",
+    [
+        ("postgresql://gems:pa@ss@db.internal:5432/gems failed", "postgresql://gems:***@db.internal:5432/gems failed"),
+        ("postgres://u@h/d?sslmode=require&password=zz", "postgres://u@h/d?sslmode=require&password=***"),
+        ("host=h password=abc dbname=x", "host=h password=*** dbname=x"),
+        ("http://127.0.0.1:8000/v1/images", "http://127.0.0.1:8000/v1/images"),  # a port is not a password
+    ],
+)
+def test_passwords_in_urls_and_connection_strings_are_never_shown(text, shown):
+    from gems_graph.errors import one_line
+
+    assert one_line(text) == shown
 
 
 def test_secrets_echoed_by_a_server_are_never_stored_or_printed(tmp_path, monkeypatch):

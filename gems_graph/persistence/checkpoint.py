@@ -2,11 +2,20 @@
 
 ``open_checkpointer`` is for ``invoke``/``stream``; ``open_async_checkpointer`` is the
 same for ``ainvoke``/``astream`` in async apps (the sync SQLite saver refuses async calls).
+
+Postgres: one connection per saver, in autocommit as LangGraph's savers expect. No
+pool: a saver serialises its queries on one lock whatever it is given, so a pool would
+add connections, not throughput; many processes (``gems run``s, eval workers) each
+hold their own. The tables are created on first use under an advisory lock, since
+LangGraph's migrations (``CREATE INDEX CONCURRENTLY``, a version row each) fail when
+several processes set up one fresh database at once.
 """
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
@@ -16,10 +25,18 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.sqlite import SqliteSaver
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
-from gems_graph.errors import one_line
+from gems_graph.errors import one_line, redact
 from gems_graph.persistence.home import default_checkpoint_db
 
 POSTGRES_PREFIXES = ("postgres://", "postgresql://")
+#: Seconds to wait for a Postgres server that does not answer (libpq waits for ever by default).
+CONNECT_TIMEOUT_S = 10
+#: Seconds to wait while another process creates the checkpoint tables.
+SETUP_WAIT_S = 120
+#: An advisory lock held while the checkpoint tables are created or migrated (the key: b"gemsckpt").
+_SETUP_LOCK = int.from_bytes(b"gemsckpt")
+_TRY_LOCK = f"SELECT pg_try_advisory_lock({_SETUP_LOCK}) AS locked"
+_UNLOCK = f"SELECT pg_advisory_unlock({_SETUP_LOCK})"
 
 
 class CheckpointStoreError(RuntimeError):
@@ -48,17 +65,62 @@ def _postgres_missing() -> CheckpointStoreError:
     return CheckpointStoreError("postgresql:// checkpoints need the driver: pip install 'gems-graph[postgres]'")
 
 
+def _postgres_connect_kwargs(url: str) -> dict[str, Any]:
+    """What LangGraph's Postgres savers need of a connection, and a bounded connect."""
+    from psycopg.rows import dict_row
+
+    kwargs: dict[str, Any] = {"autocommit": True, "prepare_threshold": 0, "row_factory": dict_row}
+    if "connect_timeout" not in url:
+        kwargs["connect_timeout"] = CONNECT_TIMEOUT_S
+    return kwargs
+
+
+def _postgres_error(url: str, exc: Exception, *, connecting: bool) -> CheckpointStoreError:
+    detail = one_line(str(exc).removeprefix("connection failed: "))
+    if connecting:
+        return CheckpointStoreError(f"cannot connect to checkpoint database {redact(url)} ({detail})")
+    return CheckpointStoreError(f"cannot set up the checkpoint tables in {redact(url)} ({detail})")
+
+
+def _setup_lock_timeout(url: str) -> CheckpointStoreError:
+    return CheckpointStoreError(f"checkpoint database {redact(url)}: another process held the table setup lock for {SETUP_WAIT_S} s")
+
+
+@contextmanager
+def _postgres_saver(url: str) -> Iterator[BaseCheckpointSaver]:
+    try:
+        import psycopg
+        from langgraph.checkpoint.postgres import PostgresSaver  # optional dependency
+    except ImportError:
+        raise _postgres_missing() from None
+    try:
+        conn = psycopg.Connection.connect(url, **_postgres_connect_kwargs(url))
+    except psycopg.Error as exc:
+        raise _postgres_error(url, exc, connecting=True) from None
+    with conn:
+        saver = PostgresSaver(conn)
+        try:
+            deadline = time.monotonic() + SETUP_WAIT_S
+            # Polled, not a blocking pg_advisory_lock: a session blocked in a statement holds a
+            # snapshot, which another session's CREATE INDEX CONCURRENTLY would wait for.
+            while not conn.execute(_TRY_LOCK).fetchone()["locked"]:
+                if time.monotonic() > deadline:
+                    raise _setup_lock_timeout(url)
+                time.sleep(0.05)
+            try:
+                saver.setup()
+            finally:
+                conn.execute(_UNLOCK)
+        except psycopg.Error as exc:
+            raise _postgres_error(url, exc, connecting=False) from None
+        yield saver
+
+
 @contextmanager
 def open_checkpointer(url: str | None = None) -> Iterator[BaseCheckpointSaver]:
     """``None`` or a path/``sqlite:PATH`` -> SQLite; ``postgresql://...`` -> Postgres."""
     if url and url.startswith(POSTGRES_PREFIXES):
-        try:
-            from langgraph.checkpoint.postgres import PostgresSaver  # optional dependency
-        except ImportError:
-            raise _postgres_missing() from None
-
-        with PostgresSaver.from_conn_string(url) as saver:
-            saver.setup()
+        with _postgres_saver(url) as saver:
             yield saver
         return
     path = _sqlite_path(url)
@@ -75,16 +137,38 @@ def open_checkpointer(url: str | None = None) -> Iterator[BaseCheckpointSaver]:
 
 
 @asynccontextmanager
+async def _async_postgres_saver(url: str) -> AsyncIterator[BaseCheckpointSaver]:
+    try:
+        import psycopg
+        from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver  # optional dependency
+    except ImportError:
+        raise _postgres_missing() from None
+    try:
+        conn = await psycopg.AsyncConnection.connect(url, **_postgres_connect_kwargs(url))
+    except psycopg.Error as exc:
+        raise _postgres_error(url, exc, connecting=True) from None
+    async with conn:
+        saver = AsyncPostgresSaver(conn)
+        try:
+            deadline = time.monotonic() + SETUP_WAIT_S
+            while not (await (await conn.execute(_TRY_LOCK)).fetchone())["locked"]:
+                if time.monotonic() > deadline:
+                    raise _setup_lock_timeout(url)
+                await asyncio.sleep(0.05)
+            try:
+                await saver.setup()
+            finally:
+                await conn.execute(_UNLOCK)
+        except psycopg.Error as exc:
+            raise _postgres_error(url, exc, connecting=False) from None
+        yield saver
+
+
+@asynccontextmanager
 async def open_async_checkpointer(url: str | None = None) -> AsyncIterator[BaseCheckpointSaver]:
     """The async twin of ``open_checkpointer``, with the same URLs and the same SQLite file format."""
     if url and url.startswith(POSTGRES_PREFIXES):
-        try:
-            from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver  # optional dependency
-        except ImportError:
-            raise _postgres_missing() from None
-
-        async with AsyncPostgresSaver.from_conn_string(url) as saver:
-            await saver.setup()
+        async with _async_postgres_saver(url) as saver:
             yield saver
         return
     import aiosqlite
