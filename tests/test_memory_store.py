@@ -149,6 +149,8 @@ def test_runtime_store_with_an_index_is_used_by_default(embeddings, gems_home):
     assert not isinstance(plain, LangGraphExperienceStore)
     with pytest.raises(MemoryStoreError, match="needs a LangGraph store"):
         open_experience_store("store")
+    with pytest.raises(MemoryStoreError, match="needs a LangGraph store with a vector index"):  # asked for by name: say so
+        open_experience_store("store", store=InMemoryStore())
 
 
 async def test_async_wrappers(store):

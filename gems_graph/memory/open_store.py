@@ -36,6 +36,11 @@ def open_experience_store(
     if s in ("store", "langgraph") or (not s and store is not None and getattr(store, "index_config", None)):
         if store is None:
             raise MemoryStoreError(f"memory spec {s!r} needs a LangGraph store (runtime.store), and none was given")
+        if not getattr(store, "index_config", None):  # it would store lessons and never recall one
+            raise MemoryStoreError(
+                f"memory spec {s!r} needs a LangGraph store with a vector index ({type(store).__name__} has none; "
+                "on LangGraph Server set store.index in langgraph.json)"
+            )
         return LangGraphExperienceStore(store, max_lessons=max_lessons)
     s = s or "chroma"
     if s.startswith(("chroma://", "http://", "https://")):
