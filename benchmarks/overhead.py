@@ -7,7 +7,10 @@ median wall time per round, the checkpoint bytes per round, and the bytes the la
 round added (flat: round 10 adds no more than round 2). Targets: <= 10 ms a round,
 <= 8 KB a round, round 10 within 10% of round 2.
 
-    .venv/bin/python benchmarks/overhead.py [--repeats 5]
+    .venv/bin/python benchmarks/overhead.py [--repeats 5] [--postgres postgresql://user:pw@host/db]
+
+``--postgres URL`` measures the same with that database as the checkpointer (each run
+its own thread; bytes are those of the run's thread in LangGraph's tables).
 """
 
 from __future__ import annotations
@@ -53,8 +56,25 @@ def db_bytes(path: Path) -> int:
     return ckpt + writes
 
 
-def one_run(rounds: int, workdir: Path, index: int) -> tuple[float, int]:
+def postgres_thread_bytes(url: str, thread_id: str) -> int:
+    """``db_bytes`` for one thread of a Postgres checkpointer: checkpoints, metadata, channel blobs, writes."""
+    import psycopg
+
+    with psycopg.connect(url) as conn:
+        return sum(
+            conn.execute(query, (thread_id,)).fetchone()[0]
+            for query in (
+                "select coalesce(sum(octet_length(checkpoint::text) + octet_length(metadata::text)), 0)"
+                " from checkpoints where thread_id = %s",
+                "select coalesce(sum(octet_length(blob)), 0) from checkpoint_blobs where thread_id = %s",
+                "select coalesce(sum(octet_length(blob)), 0) from checkpoint_writes where thread_id = %s",
+            )
+        )
+
+
+def one_run(rounds: int, workdir: Path, index: int, postgres: str | None = None) -> tuple[float, int]:
     db = workdir / f"ckpt_{rounds}_{index}.sqlite"
+    thread_id = f"b{rounds}-{index}-{os.getpid()}-{time.time_ns()}"  # unique in a database that outlives the run
     context = GemsContext(
         generator=PreparedImage(),
         chat_model=ScriptedChatModel(handler=loop_handler(fix_at_round=None)),
@@ -63,27 +83,28 @@ def one_run(rounds: int, workdir: Path, index: int) -> tuple[float, int]:
         memory="none",
         max_skills=0,
     )
-    with open_checkpointer(str(db)) as saver:
+    with open_checkpointer(postgres or str(db)) as saver:
         app = compile_graph(checkpointer=saver)
         start = time.perf_counter()
-        out = app.invoke({"prompt": "a red square"}, {"configurable": {"thread_id": f"b{rounds}-{index}"}}, context=context)
+        out = app.invoke({"prompt": "a red square"}, {"configurable": {"thread_id": thread_id}}, context=context)
         elapsed = time.perf_counter() - start
     assert out["rounds_used"] == rounds, out
-    return elapsed, db_bytes(db)
+    return elapsed, postgres_thread_bytes(postgres, thread_id) if postgres else db_bytes(db)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--postgres", metavar="URL", help="checkpoint to this postgresql:// database instead of SQLite")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         os.environ["GEMS_HOME"] = str(workdir / "home")
-        one_run(1, workdir, 99)  # warm-up: imports, first compile
+        one_run(1, workdir, 99, args.postgres)  # warm-up: imports, first compile
         print(f"{'rounds':>6} {'ms/round (median)':>18} {'KB/round':>9} {'KB added by the last round':>27}")
         per_round_ms, per_round_kb, total_bytes = [], [], {0: 0}
         for rounds in [*range(1, 11), 50]:
-            times, sizes = zip(*(one_run(rounds, workdir, i) for i in range(args.repeats if rounds <= 10 else 1)))
+            times, sizes = zip(*(one_run(rounds, workdir, i, args.postgres) for i in range(args.repeats if rounds <= 10 else 1)))
             ms = statistics.median(times) * 1000 / rounds
             total_bytes[rounds] = statistics.median(sizes)
             kb = total_bytes[rounds] / 1024 / rounds
