@@ -122,6 +122,24 @@ def test_an_unreachable_server_is_one_line_naming_the_url_without_its_password(t
     assert f"postgresql://gems:***@127.0.0.1:{url.rsplit(':', 1)[1]}" in message and "refused" in message
 
 
+def test_a_server_that_never_answers_is_given_up_after_the_connect_timeout(monkeypatch):
+    import socket
+    import time
+
+    from gems_graph import checkpoint
+
+    monkeypatch.setattr(checkpoint, "CONNECT_TIMEOUT_S", 2)
+    with socket.socket() as silent:  # accepts the TCP connection (the kernel's backlog), never says a word
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        url = f"postgresql://gems:pw@127.0.0.1:{silent.getsockname()[1]}/gems"
+        start = time.monotonic()
+        with pytest.raises(CheckpointStoreError, match="cannot connect to checkpoint database postgresql://gems:\\*\\*\\*@"):
+            with open_checkpointer(url):
+                pass
+        assert time.monotonic() - start < 30
+
+
 async def test_a_wrong_password_or_database_is_one_line_and_says_which(postgres_server):
     wrong_pw = postgres_server.url_for("postgres", password="not-the-password")
     with pytest.raises(CheckpointStoreError, match="password authentication failed") as info:
