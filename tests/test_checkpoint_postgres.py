@@ -110,6 +110,9 @@ def test_eight_gems_runs_at_once_on_one_fresh_database_lose_nothing(tmp_path, po
             state = app.get_state({"configurable": {"thread_id": s["thread_id"]}}).values
             assert state["prompt"] == f"a red square number {i}" and len(state["rounds"]) == 3
             assert state["best_image"] == s["best_image"]
+    password = postgres_url.split("//", 1)[1].split("@", 1)[0].split(":", 1)[1]
+    files = [f for s in summaries for f in Path(s["run_dir"]).rglob("*") if f.is_file()]
+    assert files and not any(password.encode() in f.read_bytes() for f in files)  # run.json, report: no password
 
 
 def test_an_unreachable_server_is_one_line_naming_the_url_without_its_password(tmp_path):
