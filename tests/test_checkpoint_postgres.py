@@ -129,7 +129,7 @@ def test_a_server_that_never_answers_is_given_up_after_the_connect_timeout(monke
     import socket
     import time
 
-    from gems_graph import checkpoint
+    from gems_graph.persistence import checkpoint
 
     monkeypatch.setattr(checkpoint, "CONNECT_TIMEOUT_S", 2)
     with socket.socket() as silent:  # accepts the TCP connection (the kernel's backlog), never says a word
