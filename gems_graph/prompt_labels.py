@@ -8,6 +8,7 @@ checks that each field is found). Real LLMs read the same text.
 
 from __future__ import annotations
 
+import json
 import re
 
 USER_REQUEST = "User request"
@@ -28,6 +29,25 @@ EXPERIENCE = "experience"
 #: The summary that replaces older rounds when the trajectory outgrows its budget.
 FOLDED = "Lessons so far (rounds {first}-{last}, folded)"
 NONE = "none"
+#: After a skill's description in the planner's catalog: the words it declares it is for (a JSON list).
+SKILL_TRIGGERS = "use when the request mentions"
+
+
+def skill_catalog_line(name: str, description: str, triggers: list[str]) -> str:
+    """One catalog entry: ``- name: description [use when the request mentions: ["...", ...]]``."""
+    line = f"- {name}: {' '.join(description.split())}"
+    return f"{line} [{SKILL_TRIGGERS}: {json.dumps(triggers)}]" if triggers else line
+
+
+def skill_catalog_triggers(text: str) -> dict[str, list[str]]:
+    """Each catalog entry's name and declared triggers, read back from a planner prompt."""
+    out: dict[str, list[str]] = {}
+    for m in re.finditer(rf"^- ([\w.-]+): .*\[{re.escape(SKILL_TRIGGERS)}: (\[.*\])\]$", text, re.M):
+        try:
+            out[m.group(1)] = [str(t) for t in json.loads(m.group(2))]
+        except ValueError:
+            continue
+    return out
 
 
 def find_field(text: str, label: str) -> str | None:

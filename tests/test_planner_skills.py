@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import uuid
+from pathlib import Path
 
 from langchain_core.messages import AIMessage, SystemMessage, ToolMessage
 
@@ -88,3 +90,22 @@ def test_max_skills_zero_plans_without_skills(tmp_path):
     seen: list[dict] = []
     run(skill_loading_handler(["counting"], seen), tmp_path, max_skills=0)
     assert seen == []  # the planner never bound load_skill
+
+
+def test_a_user_skill_folder_is_routed_and_loaded_by_the_default_chat_model(tmp_path):
+    """The shapes model picks skills from the catalog it is shown: the run's skill folders, not only the built-ins."""
+    user = tmp_path / "skills" / "purple-care"
+    user.mkdir(parents=True)
+    user.joinpath("SKILL.md").write_text(
+        "---\nname: purple-care\ndescription: Keep purple objects purple.\nmetadata:\n  triggers: [purple]\n---\n"
+        "Name the colour of every purple object twice.\n"
+    )
+    app = compile_graph()
+    out_state = app.invoke(
+        {"prompt": "a photo of a purple triangle"},
+        {"configurable": {"thread_id": uuid.uuid4().hex}},
+        context=GemsContext(artifact_root=str(tmp_path / "runs"), skills_dirs=[str(tmp_path / "skills")], memory="none", max_rounds=1),
+    )
+    assert out_state["status"] in ("passed", "exhausted")
+    run = json.loads((Path(out_state["run_dir"]) / "run.json").read_text())
+    assert "purple-care" in run["skills"]

@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from PIL import Image
@@ -49,6 +49,7 @@ from gems_graph.shapes.detect import Detection, detect
 from gems_graph.shapes.grammar import COLORS, PLACES, Scene, ShapesGrammarError, describe, parse_prompt
 from gems_graph.shapes.layout import cell_at, explicate, flatten
 from gems_graph.shapes.questions import answer_question, checks_for_scene
+from gems_graph.skills.binding import route_by_declared_triggers
 
 #: Moves in the order tried when nothing recalled says otherwise (first that applies wins).
 STRATEGIES = ("add-colour", "explicit-layout", "move", "new-seed")
@@ -126,11 +127,11 @@ class ShapesChatModel(BaseChatModel):
             c["args"].get("name") for m in messages if isinstance(m, AIMessage) for c in m.tool_calls
         }
         if not any(isinstance(m, ToolMessage) for m in messages):
-            from gems_graph.skills.binding import route_by_triggers
-
             limit = _max_skills_in(messages)
             request = labels.find_field(text, labels.USER_REQUEST) or ""
-            wanted = [n for n in route_by_triggers(request, limit=limit) if n not in already]
+            # The skills on offer are the catalog in the planner's prompt (the run's skill folders).
+            catalog = labels.skill_catalog_triggers("\n".join(str(m.content) for m in messages if isinstance(m, SystemMessage)))
+            wanted = [n for n in route_by_declared_triggers(request, catalog, limit=limit) if n not in already]
             if wanted:
                 return AIMessage(
                     content="", tool_calls=[{"name": _LOAD_SKILL, "args": {"name": n}, "id": uuid.uuid4().hex[:8]} for n in wanted]

@@ -21,6 +21,7 @@ from langchain_core.tools import BaseTool, StructuredTool, ToolException
 from pydantic import Field, create_model
 
 from gems_graph.errors import one_line
+from gems_graph.prompt_labels import skill_catalog_line
 from gems_graph.skills.checks import expand_checks
 from gems_graph.skills.model import Skill, SkillError
 from gems_graph.skills.registry import SkillRegistry
@@ -80,7 +81,7 @@ class SkillSession:
             f"Skills (call {LOAD_SKILL}(name) to read a skill's instructions before writing the prompt; "
             f"load only skills that clearly apply, at most {self.max_skills}):"
         ]
-        lines += [f"- {name}: {' '.join(desc.split())}" for name, desc in cat]
+        lines += [skill_catalog_line(name, desc, list(self.registry.get(name).triggers)) for name, desc in cat]
         return "\n".join(lines)
 
     def tools(self) -> list[BaseTool]:
@@ -218,26 +219,27 @@ def _trigger_pattern(trigger: str) -> re.Pattern[str]:
     return re.compile(r"(?<![\w])" + body + (r"" if prefix else r"(?![\w])"), re.I)
 
 
-def trigger_hits(prompt: str, skill: Skill) -> list[str]:
-    """The triggers of ``skill`` that occur in ``prompt``."""
-    return [t for t in skill.triggers if _trigger_pattern(t).search(prompt)]
+def trigger_hits(prompt: str, triggers: Iterable[str]) -> list[str]:
+    """The ``triggers`` (a skill's declared ones) that occur in ``prompt``."""
+    return [t for t in triggers if _trigger_pattern(t).search(prompt)]
+
+
+def route_by_declared_triggers(prompt: str, triggers_by_skill: dict[str, list[str]], limit: int | None = None) -> list[str]:
+    """Names whose triggers occur in ``prompt``, most hits first (then by name); the first ``limit``."""
+    scored = sorted((-len(hits), name) for name, triggers in triggers_by_skill.items() if (hits := trigger_hits(prompt, triggers)))
+    names = [n for _, n in scored]
+    return names if limit is None else names[:limit]
 
 
 def route_by_triggers(prompt: str, registry: SkillRegistry | Iterable[Skill] | None = None, limit: int | None = None) -> list[str]:
-    """Skills whose declared triggers occur in ``prompt``, most hits first (then by name).
+    """Skills of ``registry`` (default: ``default_registry()``) whose declared triggers occur in ``prompt``.
 
-    This is how the offline shapes chat model picks skills; real chat models pick
-    through ``load_skill``. ``registry`` defaults to ``default_registry()``;
-    ``limit`` keeps the first ``limit`` names.
+    The offline shapes chat model routes the same way, from the triggers the planner's
+    catalog lists (``route_by_declared_triggers``); real chat models pick through
+    ``load_skill``. ``limit`` keeps the first ``limit`` names.
     """
     if registry is None:
         from gems_graph.skills.registry import default_registry
 
         registry = default_registry()
-    scored = []
-    for skill in registry:
-        hits = trigger_hits(prompt, skill)
-        if hits:
-            scored.append((-len(hits), skill.name))
-    names = [n for _, n in sorted(scored)]
-    return names if limit is None else names[:limit]
+    return route_by_declared_triggers(prompt, {skill.name: list(skill.triggers) for skill in registry}, limit)
