@@ -87,8 +87,9 @@ def gems_subgraph_node(
         builder.add_edge(START, "write")
         builder.add_edge("write", "illustrate")
 
-    GEMS names its run folder after the thread id, so one parent thread should run
-    the node once (or give each call its own ``artifact_root`` in ``context``).
+    Each call keeps its own run folder, named after the parent's thread, this node
+    and its task (``<thread>-<node>-<task>``), so a parent may call GEMS many times
+    in one thread; a resumed parent finds the same folder again.
     """
 
     def to_input(state: Mapping[str, Any]) -> dict[str, Any]:
