@@ -223,3 +223,41 @@ def test_human_review_inside_the_subgraph_pauses_and_resumes_the_parent(tmp_path
     assert paused["__interrupt__"][0].value["round"] == 2
     out = app.invoke(Command(resume={"accept": True}), config)
     assert out["log"] == ["wrote the scene", "gems: accepted"] and Path(out["illustration"]).is_file()
+
+
+def test_the_default_gems_node_is_a_subgraph_langgraph_can_see_into(tmp_path):
+    """As the README writes it (no compiled graph passed): xray shows GEMS's nodes, get_state the inner state."""
+    app = parent_graph(gems_subgraph_node(input_from="scene", output_to=to_story, context=colour_context(tmp_path)), InMemorySaver())
+    inner = set(app.get_graph(xray=1).nodes)
+    assert {"illustrate:planner", "illustrate:critic", "illustrate:refiner"} <= inner
+    # Paused inside GEMS (a review interrupt), the parent's state shows the inner run's state.
+    reviewed = parent_graph(
+        gems_subgraph_node(
+            input_from="scene", output_to=to_story, context=colour_context(tmp_path, fix_at_round=None, human_feedback=True)
+        ),
+        InMemorySaver(),
+    )
+    cfg = {"configurable": {"thread_id": "peek"}}
+    reviewed.invoke({}, cfg)
+    inner_state = reviewed.get_state(cfg, subgraphs=True).tasks[0].state
+    assert inner_state.values["prompt"] == "a red square" and inner_state.next == ("human_review",)
+
+
+def test_calling_gems_twice_inside_one_node_and_again_on_the_same_thread_never_reuses_a_folder(tmp_path):
+    node = gems_subgraph_node(input_from="scene", output_to=lambda out, s: {"log": [out["run_dir"]]}, context=colour_context(tmp_path))
+
+    def twice(state, config):
+        first = node.invoke({"scene": "a red square"}, config)["log"][0]
+        second = node.invoke({"scene": "a blue square"}, config)["log"][0]
+        return {"log": [*(state.get("log") or []), first, second]}
+
+    builder = StateGraph(Story)
+    builder.add_node("twice", twice)
+    builder.add_edge(START, "twice")
+    app = builder.compile(checkpointer=InMemorySaver())
+    cfg = {"configurable": {"thread_id": "album"}}
+    folders = app.invoke({"log": []}, cfg)["log"]
+    folders += app.invoke({"log": []}, cfg)["log"]
+    assert len(set(folders)) == 4, folders
+    prompts = [json.loads((Path(f) / "run.json").read_text())["prompt"] for f in folders]
+    assert prompts == ["a red square", "a blue square", "a red square", "a blue square"]

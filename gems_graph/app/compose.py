@@ -101,13 +101,15 @@ def gems_subgraph_node(
     def to_update(out: GemsOutput, state: Mapping[str, Any]) -> dict[str, Any]:
         return {output_to: dict(out)} if isinstance(output_to, str) else output_to(out, state)
 
+    # Resolved now, not per call: LangGraph finds a subgraph among a node's closure
+    # variables, which is what makes xray drawings and ``get_state(subgraphs=True)`` work.
+    graph = compiled_graph or _default_graph()
+
     def run(state: Mapping[str, Any], config: RunnableConfig) -> dict[str, Any]:
-        graph = compiled_graph or _default_graph()
         out = graph.invoke(to_input(state), config, context=_pick_context(context, state, config))
         return to_update(out, state)
 
     async def arun(state: Mapping[str, Any], config: RunnableConfig) -> dict[str, Any]:
-        graph = compiled_graph or _default_graph()
         out = await graph.ainvoke(to_input(state), config, context=_pick_context(context, state, config))
         return to_update(out, state)
 

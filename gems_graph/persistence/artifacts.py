@@ -32,6 +32,12 @@ def save_png(image: Image.Image, path: Path) -> ImageRef:
     return ImageRef(path=str(path), sha256=hashlib.sha256(data).hexdigest(), width=image.width, height=image.height)
 
 
+def _ns_part(part: str) -> str:
+    """``node:<task id>`` -> ``node-<first 8 of the id>``; a call counter stays as it is."""
+    node, _, task = part.partition(":")
+    return f"{node}-{task[:8]}" if task else node
+
+
 def new_run_folder(root: Path, thread_id: str, checkpoint_ns: str = "", *, thread_ran_before: bool = False) -> tuple[str, Path]:
     """The run's id and folder: ``root/<thread id>`` for a run of its own thread.
 
@@ -39,16 +45,14 @@ def new_run_folder(root: Path, thread_id: str, checkpoint_ns: str = "", *, threa
     enclosing graphs' ``node:<task>`` parts before it when GEMS runs as a subgraph).
 
     A GEMS subgraph is named after its parent's thread, node and task
-    (``<thread>-<node>-<task>``), so each call of it keeps its own folder and a
-    resumed parent finds the same one. A new run on a thread that already ran (a new
+    (``<thread>-<node>-<task>``; LangGraph numbers further calls from the same task,
+    ``-1``, ``-2``), so each call of it keeps its own folder and a resumed parent
+    finds the same one. A new run on a thread that already ran (a new
     prompt sent in Studio) gets ``-2``, ``-3``... and leaves the earlier folder alone.
     Otherwise the folder is reused: re-running a thread from scratch rewrites it.
     """
-    base = thread_id
     enclosing = checkpoint_ns.split("|")[:-1]  # the last part is this planner task's own
-    if enclosing:
-        node, _, task = enclosing[-1].partition(":")
-        base = f"{thread_id}-{node}-{task[:8]}" if task else f"{thread_id}-{node}"
+    base = "-".join([thread_id, *(_ns_part(part) for part in enclosing)])
     run_id = base
     for n in range(2, 10_000):
         if not thread_ran_before or not (root / run_id / "run.json").exists():
