@@ -27,7 +27,9 @@ from nodes.remember import remember
 def build_graph() -> StateGraph:
     builder = StateGraph(GemsState, context_schema=GemsContext, input_schema=GemsInput, output_schema=GemsOutput)
     builder.add_node("planner", planner)
-    builder.add_node("generator", generator)
+    # A generator task is a ``Send`` payload (``CandidateTask``), not state: declaring the
+    # state as its input keeps the payload's keys out of the graph's channels and Studio's schema.
+    builder.add_node("generator", generator, input_schema=GemsState)
     builder.add_node("critic", critic)
     builder.add_node("refiner", refiner)
     builder.add_node("human_review", human_review)

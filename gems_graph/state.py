@@ -13,6 +13,7 @@ import operator
 from typing import Annotated, Any, Literal, NotRequired
 
 from langgraph.channels.delta import DeltaChannel
+from pydantic import ConfigDict
 
 # typing_extensions' TypedDict: pydantic (Studio's input form) rejects typing's on Python < 3.12.
 from typing_extensions import TypedDict
@@ -152,24 +153,40 @@ def merge_round_writes(left: list[Round] | None, writes: list[list[Round]]) -> l
 class GemsInput(TypedDict):
     """What a caller passes: the prompt, and optionally per-run overrides."""
 
+    # Field docstrings become the descriptions in the graph's JSON schema (Studio's input form).
+    __pydantic_config__ = ConfigDict(use_attribute_docstrings=True)  # type: ignore[misc]
+
     prompt: str
+    """What the image should show, as a user would write it."""
     max_rounds: NotRequired[int]
+    """Rounds of generate -> judge -> refine at most (default: the context's, 5)."""
     candidates_per_round: NotRequired[int]
+    """Images made in parallel each round (default: the context's, 1)."""
     seed: NotRequired[int]
-    #: Extra yes/no questions the user wants verified besides the decomposed ones.
+    """Base seed of the run's images (default: the context's, 0)."""
     extra_checks: NotRequired[list[str]]
+    """Extra yes/no questions to verify besides the ones decomposed from the prompt."""
 
 
 class GemsOutput(TypedDict, total=False):
     """What a caller gets back."""
 
+    __pydantic_config__ = ConfigDict(use_attribute_docstrings=True)  # type: ignore[misc]
+
     status: Status
+    """passed | threshold_met | exhausted | accepted | failed (running while paused)."""
     best: Candidate | None
+    """The best candidate of the run: most checks passed, then the highest mean score."""
     best_image: str | None
+    """Absolute path of the best image (under run_dir)."""
     score: float | None
+    """The best candidate's score in [0, 1]."""
     rounds_used: int
+    """Rounds that ran."""
     run_dir: str
+    """The run folder: images, run.json, report.html."""
     error: str | None
+    """Why the run failed, in one line (None unless status is failed)."""
 
 
 class GemsState(GemsInput, total=False):

@@ -127,6 +127,13 @@ def test_the_settings_form_has_descriptions_and_defaults(client, assistant_id):
     assert schemas["input_schema"] is not None, "no input schema: use typing_extensions.TypedDict in gems_graph/state.py"
     assert "prompt" in schemas["input_schema"]["properties"]
     assert "best_image" in schemas["output_schema"]["properties"]
+    # Every input and output field says what it is.
+    for schema in ("input_schema", "output_schema"):
+        undescribed = [k for k, v in schemas[schema]["properties"].items() if not v.get("description")]
+        assert not undescribed, f"{schema} fields without a description: {undescribed}"
+    # The state is the run's state, not the generator's Send payload (round, index, retries).
+    state = schemas["state_schema"]["properties"]
+    assert "rounds" in state and not {"index", "retries", "round"} & set(state)
 
 
 def test_a_run_to_completion_then_a_streamed_run_then_the_thread_state(client, assistant_id, server):
