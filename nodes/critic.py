@@ -33,8 +33,9 @@ from gems_graph.models.llm import (
 )
 from gems_graph.models.registry import resolve_chat_model
 from gems_graph.persistence.artifacts import write_run_json
+from gems_graph.records import Candidate, Check, Round, Verdict, best_candidate, is_answered, is_failed, verdict_score
 from gems_graph.settings import effective_context
-from gems_graph.state import Candidate, Check, GemsState, Round, Verdict, best_candidate, is_answered, is_failed, verdict_score
+from gems_graph.state import GemsState
 from nodes.skill_planning import merge_skill_checks
 
 DECOMPOSE_SYSTEM_PROMPT = """\

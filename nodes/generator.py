@@ -20,7 +20,8 @@ from gems_graph.models.generator import GenerationRequest
 from gems_graph.models.registry import resolve_generator
 from gems_graph.models.retry import call_with_retry
 from gems_graph.persistence.artifacts import candidate_path, save_png
-from gems_graph.state import Candidate, GemsState
+from gems_graph.records import Candidate
+from gems_graph.state import GemsState
 
 
 class CandidateTask(TypedDict):

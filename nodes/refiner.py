@@ -24,8 +24,9 @@ from gems_graph.memory.access import lessons_text
 from gems_graph.memory.trajectory import round_facts, trajectory_view
 from gems_graph.models.llm import StructuredOutputError, image_block, invoke_structured, text_block
 from gems_graph.models.registry import resolve_chat_model
+from gems_graph.records import Candidate, Check, Round, round_best
 from gems_graph.settings import effective_context
-from gems_graph.state import Candidate, Check, GemsState, Round, round_best
+from gems_graph.state import GemsState
 from nodes.generator import plan_round
 
 EXPERIENCE_WORD_LIMIT = 100

@@ -16,10 +16,10 @@ from tests.conftest import REPO
 BACKENDS = ["--generator", "colour:", "--chat-model", "scripted:fix=2"]
 
 
-def gems(args, cwd: Path, env_extra: dict | None = None, timeout: int = 300):
+def gems(args, cwd: Path, env_extra: dict | None = None, timeout: int = 300, stdin: str = ""):
     env = {**os.environ, "GEMS_PLUGINS": "tests.plugin_backends", "PYTHONPATH": str(REPO), "GEMS_MEMORY": "none", **(env_extra or {})}
     return subprocess.run(
-        [sys.executable, "-m", "gems_graph.app.cli", *args], capture_output=True, text=True, env=env, cwd=cwd, timeout=timeout
+        [sys.executable, "-m", "gems_graph.app.cli", *args], capture_output=True, text=True, env=env, cwd=cwd, timeout=timeout, input=stdin
     )
 
 
@@ -138,3 +138,24 @@ def test_postgres_without_the_driver_says_which_extra_to_install(tmp_path):
         pytest.skip("the postgres extra is installed here")
     res = gems(["run", "a red square", *BACKENDS, "--checkpoint-db", "postgresql://127.0.0.1:1/x"], tmp_path)
     assert res.returncode == 2 and "gems-graph[postgres]" in res.stderr
+
+
+def test_human_feedback_asks_in_the_terminal_and_a_note_reaches_the_refiner(tmp_path):
+    args = ["run", "a red square", *BACKENDS, "--human-feedback", "--rounds", "3", "--out", str(tmp_path / "runs"), "--json"]
+    res = gems(args, tmp_path, stdin="make it redder\naccept\n")
+    assert res.returncode == 0, res.stderr
+    out = json.loads(res.stdout)
+    assert out["status"] == "accepted" and out["rounds"] == 2
+    assert "review of round 1" in res.stderr and "failed: " in res.stderr and "[0] " in res.stderr
+    assert "human feedback after round 1: make it redder" in out["notes"]
+
+
+def test_human_feedback_without_an_answer_pauses_and_resume_asks_again(tmp_path):
+    args = ["run", "a red square", *BACKENDS, "--human-feedback", "--out", str(tmp_path / "runs"), "--json"]
+    res = gems(args, tmp_path, stdin="")
+    assert res.returncode == 0, res.stderr
+    paused = json.loads(res.stdout)
+    assert paused["status"] == "running" and f"resume with: gems run --resume {paused['thread_id']}" in res.stderr
+    res = gems(["run", "--resume", paused["thread_id"], "--json"], tmp_path, stdin="accept 0\n")
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout)["status"] == "accepted"

@@ -7,7 +7,7 @@ from langgraph.checkpoint.memory import InMemorySaver
 
 from gems_graph.app.runner import run_gems
 from gems_graph.context import GemsContext
-from gems_graph.state import best_candidate, rank_key, round_best, verdict_score
+from gems_graph.records import best_candidate, rank_key, round_best, verdict_score
 from gems_graph.testing import ColourGenerator, ScriptedChatModel, loop_handler
 
 

@@ -18,7 +18,7 @@ REPO = Path(__file__).resolve().parents[1]
 #: Higher imports lower, never the reverse. Modules of one rank may import each other.
 RANK = {
     "errors": 0, "prompt_labels": 0, "_lazy": 0, "_moved": 0,
-    "context": 1, "state": 1, "config": 1, "settings": 1, "events": 1, "validation": 1, "persistence": 1,
+    "context": 1, "state": 1, "records": 0, "config": 1, "settings": 1, "events": 1, "validation": 1, "persistence": 1,
     "models": 2,
     "backends": 3,
     "memory": 4, "skills": 4, "shapes": 4,
@@ -94,9 +94,11 @@ def test_old_import_paths_warn_and_give_the_same_module(old, new):
     assert proc.returncode == 0, proc.stderr
 
 
-def test_importing_the_package_stays_light():
-    """``import gems_graph`` (and so ``gems --help``) must not pull in the heavy stacks."""
-    code = "import sys, gems_graph; print(sorted(m for m in ('torch', 'diffusers', 'chromadb', 'langchain_core') if m in sys.modules))"
+@pytest.mark.parametrize("module", ["gems_graph", "gems_graph.app.cli"])
+def test_importing_the_package_and_the_cli_stays_light(module):
+    """``import gems_graph`` and ``gems --help`` must not pull in the heavy stacks."""
+    heavy = ("torch", "diffusers", "chromadb", "langchain_core", "langgraph")
+    code = f"import sys, {module}; print(sorted(m for m in {heavy!r} if m in sys.modules))"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=60)
     assert proc.stdout.strip() == "[]", proc.stdout + proc.stderr
 

@@ -144,6 +144,11 @@ def run(
     config: Optional[str] = typer.Option(
         None, "--config", help="gems.toml to read (default: $GEMS_CONFIG, ./gems.toml, $GEMS_HOME/gems.toml)."
     ),
+    human_feedback: Optional[bool] = typer.Option(
+        None,
+        "--human-feedback/--no-human-feedback",
+        help="After each round, show the candidates and ask: accept [INDEX], a note for the refiner, or Enter to go on.",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object on stdout and nothing else there."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress lines; only the result."),
 ) -> None:
@@ -177,6 +182,7 @@ def run(
         "height": height,
         "stop_rule": stop_rule,
         "score_threshold": threshold,
+        "human_feedback": human_feedback,
     }
     flags = {k: v for k, v in flags.items() if v is not None}
     from gems_graph.config import unknown_env
@@ -213,7 +219,9 @@ def run(
     thread_id = resume or uuid.uuid4().hex[:12]
     try:
         with open_checkpointer(checkpoint_db) as saver:
-            result = run_gems(prompt, context, saver, thread_id=thread_id, resume=resume is not None, on_event=show)
+            result = run_gems(
+                prompt, context, saver, thread_id=thread_id, resume=resume is not None, on_event=show, on_review=ask_for_review
+            )
     except UnknownRunError as exc:
         fail(str(exc))
     except (UnknownBackendError, BackendLoadError, InvalidPromptError, CheckpointStoreError) as exc:
@@ -232,6 +240,10 @@ def run(
         sys.stdout.write(json.dumps(summary) + "\n")
     else:
         _print_summary(summary)
+    if result.review is not None:
+        err.print(
+            f"paused for review after round {result.review['round']}; resume with: gems run --resume {result.thread_id}", soft_wrap=True
+        )
     if result.status == "failed":
         err.print(f"[red]failed:[/red] {escape(str(summary['error']))}", markup=True, soft_wrap=True)
         err.print(f"resume with: gems run --resume {result.thread_id}", soft_wrap=True)
@@ -315,6 +327,33 @@ def prompt_change(before: str, after: str) -> str:
     parts = [f"+ {'; '.join(added)}"] if added else []
     parts += [f"- {'; '.join(removed)}"] if removed else []
     return "  ".join(parts) or "same prompt, new seed"
+
+
+def ask_for_review(review: dict[str, Any]) -> dict[str, Any] | None:
+    """The terminal side of ``human_review``: show the round's candidates, read one answer line.
+
+    ``accept`` (or ``a``) keeps the best image, ``accept N`` candidate N; any other text is
+    a note for the refiner; an empty line goes on without one. End of input (Ctrl-D, or
+    no terminal) leaves the run paused, to answer later with ``gems run --resume ID``.
+    """
+    err.rule(f"review of round {review['round']}")
+    err.print(f"prompt: {review['prompt']}", markup=False, soft_wrap=True)
+    for cand in review["candidates"]:
+        failed = [v["question"] for v in cand["verdicts"] if not v["passed"]]
+        score = "-" if cand["score"] is None else f"{cand['score']:.2f}"
+        err.print(f"  [{cand['index']}] {cand['image'] or cand['error']}  score {score}", markup=False, soft_wrap=True)
+        for question in failed:
+            err.print(f"      failed: {question}", markup=False, soft_wrap=True)
+    err.print("accept [INDEX] | a note for the refiner | Enter to go on | Ctrl-D to pause: ", end="")
+    line = sys.stdin.readline()
+    if not line:
+        err.print("")
+        return None
+    answer = line.strip()
+    word, _, rest = answer.partition(" ")
+    if word.lower() in ("a", "accept"):
+        return {"accept": True, **({"index": int(rest)} if rest.strip().isdigit() else {})}
+    return {"feedback": answer} if answer else {}
 
 
 def _print_summary(summary: dict[str, Any]) -> None:

@@ -12,11 +12,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from langgraph.types import Command
+
 from gems_graph.context import GemsContext
 from gems_graph.errors import one_line
 from gems_graph.graph import compile_graph
 from gems_graph.persistence.artifacts import write_run_json
-from gems_graph.state import FINAL_STATUSES
+from gems_graph.records import FINAL_STATUSES
 
 
 class UnknownRunError(LookupError):
@@ -29,6 +31,8 @@ class RunResult:
     state: dict[str, Any]
     #: What stopped a run that ended ``failed`` by raising (kept for ``--debug``).
     exception: BaseException | None = None
+    #: The review a paused run waits for (``human_review``'s interrupt payload), if any.
+    review: dict[str, Any] | None = None
 
     @property
     def status(self) -> str:
@@ -72,8 +76,14 @@ def run_gems(
     store: Any = None,
     on_event: Callable[[dict[str, Any]], None] | None = None,
     inputs: dict[str, Any] | None = None,
+    on_review: Callable[[dict[str, Any]], Any] | None = None,
 ) -> RunResult:
-    """Run a new thread, or continue ``thread_id`` when ``resume`` is set."""
+    """Run a new thread, or continue ``thread_id`` when ``resume`` is set.
+
+    When the run pauses for a person (``human_feedback``), ``on_review`` gets the
+    review payload and returns the answer (``{"accept": True}``, ``{"feedback": ...}``)
+    to resume with, or None to leave the run paused; without it the run stays paused.
+    """
     graph = compile_graph(checkpointer=checkpointer, store=store)
     thread_id = thread_id or uuid.uuid4().hex[:12]
     config = {"configurable": {"thread_id": thread_id}}
@@ -91,13 +101,19 @@ def run_gems(
         payload = None
     else:
         payload = {"prompt": prompt, **(inputs or {})}
-    try:
-        for mode, chunk in graph.stream(payload, config, context=context, stream_mode=["custom", "updates"]):
-            if mode == "custom" and on_event is not None:
-                on_event(chunk)
-    except Exception as exc:  # noqa: BLE001 - a backend failure ends the run as failed, resumable
-        return _failed(graph, config, thread_id, exc)
-    return RunResult(thread_id, graph.get_state(config).values)
+    while True:
+        try:
+            for mode, chunk in graph.stream(payload, config, context=context, stream_mode=["custom", "updates"]):
+                if mode == "custom" and on_event is not None:
+                    on_event(chunk)
+        except Exception as exc:  # noqa: BLE001 - a backend failure ends the run as failed, resumable
+            return _failed(graph, config, thread_id, exc)
+        snapshot = graph.get_state(config)
+        review = next((i.value for task in snapshot.tasks for i in task.interrupts), None)
+        answer = on_review(review) if review is not None and on_review is not None else None
+        if answer is None:
+            return RunResult(thread_id, snapshot.values, review=review)
+        payload = Command(resume=answer)
 
 
 def _failed(graph: Any, config: dict[str, Any], thread_id: str, exc: Exception) -> RunResult:

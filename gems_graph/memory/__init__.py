@@ -7,28 +7,16 @@
   ``$GEMS_HOME/memory``; a Chroma server; or LangGraph's ``BaseStore``).
 - ``ExperienceStore.recall``: at planning, the lessons most similar to the new prompt.
 
-Heavy imports (chromadb, sentence-transformers) happen only when a store is opened.
+Names are imported on first use; chromadb and sentence-transformers only when a store is opened.
 """
 
-from gems_graph.memory.lessons import Lesson, distill_lessons, generator_family
-from gems_graph.memory.open_store import open_experience_store
-from gems_graph.memory.store import (
-    ExperienceStore,
-    LessonStoreBase,
-    MemoryStoreError,
-    NullExperienceStore,
-)
-from gems_graph.memory.trajectory import TrajectoryView, trajectory_view
+from gems_graph._lazy import lazy_exports
 
-__all__ = [
-    "ExperienceStore",
-    "Lesson",
-    "LessonStoreBase",
-    "MemoryStoreError",
-    "NullExperienceStore",
-    "TrajectoryView",
-    "distill_lessons",
-    "generator_family",
-    "open_experience_store",
-    "trajectory_view",
-]
+_EXPORTS = {
+    **dict.fromkeys(["Lesson", "distill_lessons", "generator_family"], "gems_graph.memory.lessons"),
+    **dict.fromkeys(["ExperienceStore", "LessonStoreBase", "MemoryStoreError", "NullExperienceStore"], "gems_graph.memory.store"),
+    "open_experience_store": "gems_graph.memory.open_store",
+    **dict.fromkeys(["TrajectoryView", "trajectory_view"], "gems_graph.memory.trajectory"),
+}
+__all__ = sorted(_EXPORTS)
+__getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -12,7 +12,6 @@ from typing import Optional
 
 import typer
 
-from gems_graph.memory.open_store import open_experience_store
 from gems_graph.memory.store import MemoryStoreError, memory_is_off, strip_lesson
 
 memory_app = typer.Typer(
@@ -38,6 +37,9 @@ def _fail(message: str, code: int = 2) -> None:
 def _store(create: bool = False):  # type: ignore[no-untyped-def]
     if memory_is_off(_State.spec):
         _fail("memory is off ('--memory none'): nothing to show")
+    # Imported here: the store's modules pull in the embedding stack, and `gems --help` must not.
+    from gems_graph.memory.open_store import open_experience_store
+
     try:
         return open_experience_store(_State.spec, create=create)
     except MemoryStoreError as e:

@@ -16,7 +16,7 @@ import re
 from datetime import UTC, datetime
 from typing import Any, NotRequired, TypedDict
 
-from gems_graph.state import Candidate, Check, Round, is_failed, round_best
+from gems_graph.records import Candidate, Check, Round, is_failed, round_best
 
 #: Lesson texts are cut to this many words: a planner prompt holds a few of them.
 MAX_LESSON_WORDS = 80

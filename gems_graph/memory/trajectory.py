@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from gems_graph import prompt_labels as labels
-from gems_graph.state import Check, ImageRef, Round, is_failed, rank_key, round_best
+from gems_graph.records import Check, ImageRef, Round, is_failed, rank_key, round_best
 
 #: Share of the budget the recent rounds may use when older rounds must be folded.
 _RECENT_SHARE = 0.7

@@ -25,7 +25,7 @@ from langchain_core.utils.function_calling import convert_to_json_schema
 from PIL import Image
 from pydantic import BaseModel, ValidationError
 
-from gems_graph.state import ImageRef
+from gems_graph.records import ImageRef
 
 T = TypeVar("T", bound=BaseModel)
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from PIL import Image
 
-from gems_graph.state import ImageRef
+from gems_graph.records import ImageRef
 
 
 def save_png(image: Image.Image, path: Path) -> ImageRef:

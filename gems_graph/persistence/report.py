@@ -21,7 +21,7 @@ from typing import Any, Optional
 import typer
 from PIL import Image
 
-from gems_graph.state import is_failed
+from gems_graph.records import is_failed
 
 REPORT_NAME = "report.html"
 
