@@ -10,58 +10,16 @@ so methods that try more seeds or rewrite prompts have something to fix. Pass
 from __future__ import annotations
 
 import json
-import zlib
 
-import numpy as np
 import pytest
 from typer.testing import CliRunner
 
 from gems_graph.eval import EvalConfig, run_eval
 from gems_graph.eval.harness import EvalConfigError
 from gems_graph.eval.methods import METHODS
-from gems_graph.models.generator import GenerationRequest
 from gems_graph.models.registry import register_generator
-from gems_graph.shapes.grammar import INVERSE_RELATION, ObjectSpec, Scene, parse_prompt
-from gems_graph.shapes.render import render_scene
-
-
-def faulty(scene: Scene, roll: int) -> Scene:
-    """One typical mistake for the scene, chosen by ``roll``."""
-    objs = list(scene.objects)
-    if scene.relation:
-        return Scene(tuple(objs), INVERSE_RELATION[scene.relation])
-    if len(objs) == 2:
-        a, b = objs
-        if a.color and b.color and roll % 2:
-            return Scene((ObjectSpec(a.shape, b.color, a.count), ObjectSpec(b.shape, a.color, b.count)))
-        return Scene((a,))
-    o = objs[0]
-    if o.count > 1:
-        return Scene((ObjectSpec(o.shape, o.color, o.count - 1 if o.count == 4 else o.count + 1),))
-    other = {"circle": "square", "square": "triangle", "triangle": "circle"}[o.shape]
-    return Scene((ObjectSpec(other, o.color, 1),))
-
-
-class FaultyRenderer:
-    """Procedural shapes with injected errors on about half of the (prompt, seed) pairs."""
-
-    family = "test-shapes"
-
-    def __init__(self, error_rate: float = 0.5, interrupt_after: int | None = None) -> None:
-        self.error_rate = error_rate
-        self.interrupt_after = interrupt_after
-        self.calls = 0
-
-    def generate(self, request: GenerationRequest):
-        self.calls += 1
-        if self.interrupt_after is not None and self.calls > self.interrupt_after:
-            raise KeyboardInterrupt("simulated Ctrl-C in the middle of a task")
-        scene = parse_prompt(request.prompt)
-        roll = zlib.crc32(f"{request.prompt}|{request.seed}".encode())
-        if (roll % 1000) / 1000 < self.error_rate:
-            scene = faulty(scene, roll // 1000)
-        image, _ = render_scene(scene, np.random.default_rng(request.seed))
-        return image
+from gems_graph.shapes.grammar import parse_prompt
+from tests.plugin_backends import FaultyRenderer
 
 
 def _cfg(out, **kw) -> EvalConfig:

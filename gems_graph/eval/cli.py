@@ -43,7 +43,15 @@ def eval_command(
     out: Optional[str] = typer.Option(
         None, "--out", "-o", help="Eval folder (default $GEMS_HOME/evals/<suite>-<split or file>); rerun to resume."
     ),
-    concurrency: int = typer.Option(1, "--concurrency", "-j", min=1, help="Tasks (prompt x method) in flight at once."),
+    concurrency: Optional[int] = typer.Option(
+        None, "--concurrency", "-j", min=1, help="Tasks (prompt x method) in flight at once (default 1; with Ray: the cluster's CPU slots)."
+    ),
+    executor: str = typer.Option("local", "--executor", help="local (threads in this process) or ray (tasks on a Ray cluster)."),
+    address: Optional[str] = typer.Option(
+        None, "--address", help="Ray cluster address (HOST:PORT, ray://HOST:10001, auto); default $RAY_ADDRESS or a new local cluster."
+    ),
+    ray_cpus: float = typer.Option(1.0, "--ray-cpus", min=0.0, help="CPUs each Ray task reserves."),
+    ray_gpus: float = typer.Option(0.0, "--ray-gpus", min=0.0, help="GPUs each Ray task reserves (0.25: four tasks share a GPU)."),
     generator: str = typer.Option("shapes", "--generator", "-g", help="Generator spec."),
     chat_model: str = typer.Option("shapes", "--chat-model", "-m", help="Chat-model spec for planner and refiner."),
     critic_model: Optional[str] = typer.Option(None, "--critic-model", help="Chat-model spec for the critic (default --chat-model)."),
@@ -69,7 +77,7 @@ def eval_command(
     as_json: bool = typer.Option(False, "--json", help="Print the summary and paths as one JSON object on stdout."),
 ) -> None:
     """Compare single, rewrite, search, loop, loop+skills and gems on SUITE at an equal image budget."""
-    from gems_graph.eval.harness import EvalConfig, EvalConfigError, run_eval, select_items
+    from gems_graph.eval.harness import EXECUTORS, EvalConfig, EvalConfigError, run_eval, select_items
     from gems_graph.eval.suites import SuiteError
     from gems_graph.models.registry import BackendLoadError, UnknownBackendError, chat_models, check_spec, generators
     from gems_graph.persistence.home import gems_home
@@ -80,6 +88,17 @@ def eval_command(
         _fail(f"suite {suite!r} needs PATH (its JSONL file)")
     if suite == "geneval" and judge:
         _fail("GenEval is scored by its official detector, not --judge; see the README")
+    if executor not in EXECUTORS:
+        _fail(f"unknown executor {executor!r}; known: {', '.join(EXECUTORS)}")
+    if executor == "local" and address:
+        _fail("--address names a Ray cluster: use it with --executor ray")
+    if executor == "ray":
+        from gems_graph.eval.ray_executor import import_ray
+
+        try:
+            import_ray()  # fail before anything runs
+        except EvalConfigError as exc:
+            _fail(str(exc))
     context = {k: v for k, v in {"steps": steps, "guidance": guidance, "width": width, "height": height}.items() if v is not None}
     if methods is None:
         methods = ",".join(m for m in METHODS if suite == "shapes" or m != "explicit")
@@ -106,6 +125,10 @@ def eval_command(
         skills_dirs=list(skills_dir or []),
         context=context,
         progress=not no_progress,
+        executor=executor,
+        address=address,
+        task_cpus=ray_cpus,
+        task_gpus=ray_gpus,
     )
     try:
         check_spec(generator, generators)
@@ -137,7 +160,7 @@ def _memory_notes(cfg: Any) -> None:
         return
     if "memory" not in context_field_names():
         err.print("note: this build's graph has no memory setting; 'gems' is the loop with skills")
-    elif cfg.concurrency > 1 and not memory_is_off(cfg.memory):
+    elif ((cfg.concurrency or 1) > 1 or cfg.executor == "ray") and not memory_is_off(cfg.memory):
         err.print(
             "note: 'gems' shares one memory across prompts; with --concurrency > 1 the order in which "
             "prompts finish (and so what each recalls) can differ between runs"

@@ -13,6 +13,10 @@ writes the same ``results.json`` as an uninterrupted one:
 * ``geneval/<method>/`` or ``geneval2/<method>.json``  what the official scorers read
 * ``runs/<method>/<task>/``  every run's images and ``run.json``
 
+Tasks run on threads of this process (``executor="local"``, the default) or as Ray
+tasks on a cluster (``executor="ray"``, ``gems_graph.eval.ray_executor``); both
+use the same seeds and the same log, so either can resume the other's eval.
+
 Seeds: sample k of an item uses ``item.seed + seed + 10_000_000 * k`` as the run's
 base seed, the same for every method, so methods are compared on the same noise.
 """
@@ -36,6 +40,7 @@ from gems_graph.eval.suites import EvalItem, load_suite
 from gems_graph.eval.writers import write_geneval, write_geneval2
 
 SAMPLE_SEED_STRIDE = 10_000_000
+EXECUTORS = ("local", "ray")
 
 
 class EvalConfigError(ValueError):
@@ -56,7 +61,8 @@ class EvalConfig:
     critic_model: Any = None
     #: Chat-model spec (or instance) of the VLM that scores GenEval2/custom with Soft-TIFA.
     judge: Any = None
-    concurrency: int = 1
+    #: Tasks in flight at once; None: 1 locally, every CPU slot of the cluster on Ray.
+    concurrency: int | None = None
     seed: int = 0
     limit: int | None = None
     per_category: int | None = None
@@ -67,6 +73,13 @@ class EvalConfig:
     #: Extra ``GemsContext`` fields for every run (width, height, steps, guidance, ...).
     context: dict[str, Any] = field(default_factory=dict)
     progress: bool = True
+    #: "local" (threads here) or "ray" (tasks on a Ray cluster); not part of the fingerprint.
+    executor: str = "local"
+    #: Ray cluster address (``ray://...``, ``HOST:PORT``, ``auto``); None: $RAY_ADDRESS or a new local cluster.
+    address: str | None = None
+    #: Ray resources each task reserves (a fractional GPU lets tasks share one).
+    task_cpus: float = 1.0
+    task_gpus: float = 0.0
 
     def fingerprint(self) -> dict[str, Any]:
         """What must match for a rerun to continue an out folder (methods may be added)."""
@@ -159,12 +172,14 @@ def run_eval(cfg: EvalConfig, *, on_record: Callable[[dict[str, Any]], None] | N
         raise EvalConfigError(
             "the explicit method rewrites prompts in the shapes world's layout register: use it with the shapes suite only"
         )
-    if cfg.budget < 1 or cfg.samples < 1 or cfg.concurrency < 1:
+    if cfg.budget < 1 or cfg.samples < 1 or (cfg.concurrency is not None and cfg.concurrency < 1):
         raise EvalConfigError("budget, samples and concurrency must be >= 1")
+    if cfg.executor not in EXECUTORS:
+        raise EvalConfigError(f"unknown executor {cfg.executor!r}; known: {', '.join(EXECUTORS)}")
     items = select_items(cfg)
     if not items:
         raise EvalConfigError("no prompts selected")
-    out = Path(cfg.out)
+    out = Path(cfg.out).absolute()  # absolute: Ray workers run in other folders
     out.mkdir(parents=True, exist_ok=True)
     _check_or_write_settings(out, cfg)
 
@@ -186,20 +201,28 @@ def run_eval(cfg: EvalConfig, *, on_record: Callable[[dict[str, Any]], None] | N
     # Prompt-major order: an interrupted eval has every method on its first prompts.
     tasks = [(it, k, m) for it in items for k in range(cfg.samples) for m in methods if task_key(m, it, k) not in done]
 
-    def work(item: EvalItem, sample: int, method: str) -> dict[str, Any]:
-        rec = _run_task(method, item, sample, cfg, settings, scorer, scored, out)
-        log.append(rec)
-        return rec
+    total = len(items) * cfg.samples * len(methods)
+    if cfg.executor == "ray":
+        from gems_graph.eval.ray_executor import RayTaskPool
 
-    _execute(tasks, work, cfg, len(items) * cfg.samples * len(methods), len(done), on_record)
+        with RayTaskPool(cfg, settings, scored, out, log) as pool:
+            _execute(tasks, pool.submit, pool.cancel, pool.in_flight(cfg.concurrency), cfg, total, len(done), on_record)
+    else:
+
+        def work(item: EvalItem, sample: int, method: str) -> dict[str, Any]:
+            rec = run_task(method, item, sample, cfg, settings, scorer, scored, out)
+            log.append(rec)
+            return rec
+
+        in_flight = cfg.concurrency or 1
+        with ThreadPoolExecutor(max_workers=in_flight, thread_name_prefix="gems-eval") as threads:
+            _execute(tasks, lambda *task: threads.submit(work, *task), Future.cancel, in_flight, cfg, total, len(done), on_record)
     return finalize(cfg, items, methods, out, log)
 
 
-def _run_task(
-    method: str, item: EvalItem, sample: int, cfg: EvalConfig, settings: MethodSettings, scorer: Callable, scored: bool, out: Path
-) -> dict[str, Any]:
-    seed = item.seed + cfg.seed + SAMPLE_SEED_STRIDE * sample
-    rec: dict[str, Any] = {
+def task_record(method: str, item: EvalItem, sample: int, cfg: EvalConfig) -> dict[str, Any]:
+    """What identifies a task in the log, its seed included."""
+    return {
         "key": task_key(method, item, sample),
         "method": method,
         "item": item.id,
@@ -207,26 +230,45 @@ def _run_task(
         "category": item.category,
         "prompt": item.prompt,
         "sample": sample,
-        "seed": seed,
+        "seed": item.seed + cfg.seed + SAMPLE_SEED_STRIDE * sample,
     }
+
+
+def no_image_score(cfg: EvalConfig, item: EvalItem, scored: bool) -> float | None:
+    """A scored task that made no image counts as a failure (0), not as missing."""
+    return 0.0 if scored and (cfg.suite == "shapes" or item.vqa) else None
+
+
+def failed_task(rec: dict[str, Any], exc: BaseException, score: float | None) -> dict[str, Any]:
+    """The record of a task that made no image; it is retried on the next run."""
+    return {
+        **rec,
+        "final_image": None,
+        "images": 0,
+        "attempts": 0,
+        "rounds": 0,
+        "chat_calls": 0,
+        "status": "error",
+        "error": f"{type(exc).__name__}: {exc}",
+        "wall_s": None,
+        "score": score,
+    }
+
+
+def run_task(
+    method: str, item: EvalItem, sample: int, cfg: EvalConfig, settings: MethodSettings, scorer: Callable, scored: bool, out: Path
+) -> dict[str, Any]:
+    """Run one task and score its image; an exception becomes an error record."""
+    rec = task_record(method, item, sample, cfg)
     try:
-        used = run_method(method, item, seed, settings, _task_id(item, sample))
+        used = run_method(method, item, rec["seed"], settings, _task_id(item, sample))
     except Exception as exc:  # noqa: BLE001 - recorded; the task is retried on the next run
-        used = {
-            "final_image": None,
-            "images": 0,
-            "attempts": 0,
-            "rounds": 0,
-            "chat_calls": 0,
-            "status": "error",
-            "error": f"{type(exc).__name__}: {exc}",
-            "wall_s": None,
-        }
+        return failed_task(rec, exc, no_image_score(cfg, item, scored))
     final = used.get("final_image")
     if final:
         used["final_image"] = os.path.relpath(final, out)
     rec.update(used)
-    rec["score"] = 0.0 if scored and (cfg.suite == "shapes" or item.vqa) else None  # no image: the method failed
+    rec["score"] = no_image_score(cfg, item, scored)
     if final:
         try:
             rec.update(scorer(item, final))
@@ -237,8 +279,16 @@ def _run_task(
 
 
 def _execute(
-    tasks: list, work: Callable, cfg: EvalConfig, total: int, already: int, on_record: Callable[[dict[str, Any]], None] | None
+    tasks: list,
+    submit: Callable[..., Future],
+    cancel: Callable[[Future], Any],
+    in_flight: int,
+    cfg: EvalConfig,
+    total: int,
+    already: int,
+    on_record: Callable[[dict[str, Any]], None] | None,
 ) -> None:
+    """Keep ``in_flight`` tasks submitted and show progress; every executor goes through here."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
@@ -252,14 +302,14 @@ def _execute(
         disable=not cfg.progress,
         transient=False,
     )
-    with progress, ThreadPoolExecutor(max_workers=cfg.concurrency, thread_name_prefix="gems-eval") as pool:
+    with progress:
         bar = progress.add_task("", total=total, completed=already)
         queue = list(tasks)
         running: set[Future] = set()
         try:
             while queue or running:
-                while queue and len(running) < cfg.concurrency:  # submit lazily: an interrupt leaves little in flight
-                    running.add(pool.submit(work, *queue.pop(0)))
+                while queue and len(running) < in_flight:  # submit lazily: an interrupt leaves little in flight
+                    running.add(submit(*queue.pop(0)))
                 finished, running = wait(running, return_when=FIRST_COMPLETED)
                 for fut in finished:
                     rec = fut.result()  # a BaseException (interrupt) from a task stops the eval here
@@ -269,7 +319,7 @@ def _execute(
                         on_record(rec)
         except BaseException:
             for fut in running:
-                fut.cancel()
+                cancel(fut)
             raise
 
 
