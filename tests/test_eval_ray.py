@@ -156,3 +156,17 @@ def test_ray_executor_needs_ray_installed(tmp_path, monkeypatch):
     assert res.exit_code == 2
     assert "needs Ray, which is not installed: pip install 'gems-graph[ray]'" in res.output
     assert "Traceback" not in res.output and not (tmp_path / "e").exists()
+
+
+def test_an_address_nobody_listens_at_fails_in_seconds():
+    from gems_graph.eval.harness import EvalConfigError
+    from gems_graph.eval.ray_executor import check_reachable
+    from tests.servers import free_port
+
+    address = f"127.0.0.1:{free_port()}"
+    start = time.perf_counter()
+    with pytest.raises(EvalConfigError, match=f"no Ray cluster answers at {address}"):
+        check_reachable(address)
+    assert time.perf_counter() - start < 5
+    with pytest.raises(EvalConfigError, match="is not HOST:PORT"):
+        check_reachable("gpu-box")

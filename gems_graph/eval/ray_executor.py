@@ -60,6 +60,22 @@ def _scorer(cfg: EvalConfig) -> Any:
     return _SCORERS[key]
 
 
+def check_reachable(address: str | None, timeout: float = 5.0) -> None:
+    """Fail in seconds on a HOST:PORT nobody listens at (Ray itself retries for minutes)."""
+    if not address or address in ("auto", "local"):
+        return
+    hostport = address.split("://", 1)[-1].rstrip("/")
+    host, _, port = hostport.rpartition(":")
+    if not host or not port.isdigit():
+        raise EvalConfigError(f"Ray address {address!r} is not HOST:PORT, ray://HOST:PORT or auto")
+    import socket
+
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as exc:
+        raise EvalConfigError(f"no Ray cluster answers at {address} ({exc.strerror or exc}); start one with `ray start --head`") from None
+
+
 class RayTaskPool:
     """``submit(item, sample, method) -> Future`` of the task's record, backed by Ray tasks.
 
@@ -78,6 +94,7 @@ class RayTaskPool:
         if not ray.is_initialized():
             import logging
 
+            check_reachable(self.cfg.address or os.environ.get("RAY_ADDRESS"))
             try:
                 ray.init(address=self.cfg.address, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
             except (ConnectionError, ValueError, RuntimeError) as exc:
