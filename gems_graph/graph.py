@@ -10,30 +10,66 @@ for apps, the CLI and notebooks, with SQLite by default.
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
+import functools
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from langgraph._internal._runnable import RunnableCallable
 from langgraph.graph import END, START, StateGraph
 
 from gems_graph.context import GemsContext
 from gems_graph.state import GemsInput, GemsOutput, GemsState
 from nodes.critic import critic, route_after_critic
-from nodes.generator import fan_out, generator
+from nodes.generator import agenerator, fan_out, generator
 from nodes.human_review import human_review, route_after_review
 from nodes.planner import planner
 from nodes.refiner import refiner
 from nodes.remember import remember
 
+#: Threads for the sync nodes of async runs. They mostly wait on chat-model calls, so one
+#: process with many runs in flight needs many; the event loop's default pool
+#: (min(32, CPUs + 4) threads) would cap how many runs make progress at once.
+NODE_THREADS = 256
+_node_pool: ThreadPoolExecutor | None = None
+_node_pool_lock = threading.Lock()
+
+
+def _pool() -> ThreadPoolExecutor:
+    global _node_pool
+    with _node_pool_lock:
+        if _node_pool is None:
+            _node_pool = ThreadPoolExecutor(max_workers=NODE_THREADS, thread_name_prefix="gems-node")
+        return _node_pool
+
+
+def threaded_node(fn: Callable[..., Any]) -> RunnableCallable:
+    """``fn`` as a node whose async path runs it on the graph's node pool (context kept)."""
+
+    @functools.wraps(fn)
+    async def afn(*args: Any, **kwargs: Any) -> Any:
+        call = functools.partial(contextvars.copy_context().run, fn, *args, **kwargs)
+        return await asyncio.get_running_loop().run_in_executor(_pool(), call)
+
+    return RunnableCallable(fn, afn, name=fn.__name__, trace=False)
+
 
 def build_graph() -> StateGraph:
     builder = StateGraph(GemsState, context_schema=GemsContext, input_schema=GemsInput, output_schema=GemsOutput)
-    builder.add_node("planner", planner)
-    # A generator task is a ``Send`` payload (``CandidateTask``), not state: declaring the
-    # state as its input keeps the payload's keys out of the graph's channels and Studio's schema.
-    builder.add_node("generator", generator, input_schema=GemsState)
-    builder.add_node("critic", critic)
-    builder.add_node("refiner", refiner)
+    builder.add_node("planner", threaded_node(planner))
+    # Both paths, so `ainvoke` awaits the backend (and a batching backend sees every run's
+    # requests at once) while `invoke` stays sync; LangGraph's own wrapping of a sync node
+    # would run it on the event loop's small default thread pool. A generator task is a
+    # ``Send`` payload (``CandidateTask``), not state: declaring the state as its input keeps
+    # the payload's keys out of the graph's channels and Studio's schema.
+    builder.add_node("generator", RunnableCallable(generator, agenerator, name="generator", trace=False), input_schema=GemsState)
+    builder.add_node("critic", threaded_node(critic))
+    builder.add_node("refiner", threaded_node(refiner))
     builder.add_node("human_review", human_review)
-    builder.add_node("remember", remember)
+    builder.add_node("remember", threaded_node(remember))
     builder.add_edge(START, "planner")
     builder.add_conditional_edges("planner", fan_out, ["generator"])
     builder.add_edge("generator", "critic")

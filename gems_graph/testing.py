@@ -1,4 +1,6 @@
-"""Stand-ins for tests and benchmarks: a scripted chat model and a pixel-level test generator.
+"""Stand-ins for tests and benchmarks: a scripted chat model and a pixel-level test generator,
+and latency models of a GPU image server and a VLM endpoint (``BatchingGpuModel``,
+``LatencyChatModel``) for throughput measurements.
 
 They live in the package (as langchain-core's fake chat models do) so that the test
 suite, the benchmarks and users' own tests share one definition.
@@ -11,9 +13,11 @@ an ``AIMessage``.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import io
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -43,6 +47,9 @@ class ScriptedChatModel(FakeMessagesListChatModel):
         return self.bind(tools=[convert_to_openai_tool(t) for t in tools], tool_choice=tool_choice, **kwargs)
 
     def _generate(self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kwargs: Any) -> ChatResult:
+        return self._reply(messages, kwargs)
+
+    def _reply(self, messages: list[BaseMessage], kwargs: dict[str, Any]) -> ChatResult:
         names = [t["function"]["name"] for t in kwargs.get("tools") or []]
         out = self.handler(messages, names)
         self.calls.append((names, last_text(messages)))
@@ -100,8 +107,6 @@ class ColourGenerator:
         self._lock = threading.Lock()
 
     def generate(self, request: GenerationRequest) -> Image.Image:
-        import time
-
         with self._lock:
             self.calls.append(request)
             if self.log_path:
@@ -115,6 +120,66 @@ class ColourGenerator:
         shade = (request.seed * 7) % 40  # seeds differ in pixels, like real samples
         colour = (200 + shade, 10, 10) if red else (10, 10, 200 + shade)
         return Image.new("RGB", (16, 16), colour)
+
+
+class LatencyChatModel(ScriptedChatModel):
+    """A scripted chat model that takes ``latency`` seconds per call, like a VLM endpoint.
+
+    ``ainvoke`` waits with ``asyncio.sleep`` (no thread held), ``invoke`` with
+    ``time.sleep``; ``call_times`` records when each call finished.
+    """
+
+    latency: float = 0.0
+    call_times: list[float] = []
+
+    def _generate(self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kwargs: Any) -> ChatResult:
+        time.sleep(self.latency)
+        return self._timed(self._reply(messages, kwargs))
+
+    async def _agenerate(self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kwargs: Any) -> ChatResult:
+        await asyncio.sleep(self.latency)
+        return self._timed(self._reply(messages, kwargs))
+
+    def _timed(self, result: ChatResult) -> ChatResult:
+        self.call_times.append(time.perf_counter())
+        return result
+
+
+class BatchingGpuModel:
+    """A generator that behaves like a GPU server: ``batch_latency`` seconds per batch of up to
+    ``max_batch_size`` images, coalescing concurrent requests (``BatchCoalescer``).
+
+    Images come from ``painter`` (a ``ColourGenerator`` by default), so the loop has
+    something real to verify; ``image_times`` records when each image was made.
+    """
+
+    family = "test-gpu"
+
+    def __init__(self, batch_latency: float, max_batch_size: int, painter: Any = None) -> None:
+        from gems_graph.backends.batching import BatchCoalescer
+
+        self.batch_latency = batch_latency
+        self.painter = painter or ColourGenerator()
+        self.image_times: list[float] = []
+        self._batcher = BatchCoalescer(self._run_batch, window=0.0, max_batch=max_batch_size)
+        self.max_batch_size = max_batch_size
+
+    @property
+    def batches(self) -> list[int]:
+        return self._batcher.batches
+
+    def _run_batch(self, requests: Any) -> list[Image.Image]:
+        time.sleep(self.batch_latency)
+        images = [self.painter.generate(r) for r in requests]
+        now = time.perf_counter()
+        self.image_times += [now] * len(images)
+        return images
+
+    def generate(self, request: GenerationRequest) -> Image.Image:
+        return self._batcher.submit(request)
+
+    async def agenerate(self, request: GenerationRequest) -> Image.Image:
+        return await self._batcher.asubmit(request)
 
 
 def is_red(image: Image.Image) -> bool:

@@ -174,7 +174,8 @@ def critic(state: GemsState, runtime: Runtime[GemsContext]) -> dict[str, Any]:
     return update
 
 
-_VERIFY_POOL = ThreadPoolExecutor(max_workers=16, thread_name_prefix="gems-verify")
+#: Shared by every run of the process (many runs in flight each verify several checks).
+_VERIFY_POOL = ThreadPoolExecutor(max_workers=128, thread_name_prefix="gems-verify")
 
 
 def _verify_all(model: BaseChatModel, jobs: list[tuple[Candidate, Check]], concurrency: int, prompt: str) -> list[Verdict]:

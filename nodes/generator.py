@@ -4,10 +4,17 @@
 ``CandidateTask`` per candidate. Each branch calls the generator backend with
 retries on transient errors, stores the PNG under the run folder and returns a
 ``Candidate``. A failure is recorded on that candidate only; the others go on.
+
+The node has a sync path (``generator``, for ``invoke``/``stream``) and an async one
+(``agenerator``, for ``ainvoke``/``astream``). The async path awaits a backend that
+declares ``agenerate`` (e.g. one behind a ``BatchCoalescer``), so many runs in
+flight in one process hand their requests to the backend at once and it can batch
+them; a backend without it is called on a thread.
 """
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any, TypedDict
 
 from langgraph.runtime import Runtime
@@ -18,7 +25,7 @@ from gems_graph.errors import one_line
 from gems_graph.events import emit
 from gems_graph.models.generator import GenerationRequest
 from gems_graph.models.registry import resolve_generator
-from gems_graph.models.retry import call_with_retry
+from gems_graph.models.retry import acall_with_retry, call_with_retry
 from gems_graph.persistence.artifacts import candidate_path, save_png
 from gems_graph.records import Candidate
 from gems_graph.state import GemsState
@@ -73,8 +80,39 @@ def fan_out(state: GemsState) -> list[Send]:
 
 def generator(task: CandidateTask, runtime: Runtime[GemsContext]) -> dict[str, Any]:
     ctx = runtime.context or GemsContext()
+    request = _request(task)
+    image_ref, error = None, None
+    try:
+        backend = resolve_generator(ctx.generator)
+        image = call_with_retry(lambda: backend.generate(request), attempts=task["retries"])
+        image_ref = save_png(image, candidate_path(task["run_dir"], task["round"], task["index"], task["seed"]))
+    except Exception as exc:  # noqa: BLE001 - recorded on the candidate, never lost
+        error = f"{type(exc).__name__}: {one_line(exc)}"
+    return _finish(task, request, image_ref, error, runtime)
+
+
+async def agenerator(task: CandidateTask, runtime: Runtime[GemsContext]) -> dict[str, Any]:
+    """``generator`` for async runs: awaits ``agenerate`` where the backend declares it."""
+    ctx = runtime.context or GemsContext()
+    request = _request(task)
+    image_ref, error = None, None
+    try:
+        backend = resolve_generator(ctx.generator)
+        agenerate = getattr(backend, "agenerate", None)
+        if callable(agenerate):
+            image = await acall_with_retry(lambda: agenerate(request), attempts=task["retries"])
+        else:
+            image = await asyncio.to_thread(call_with_retry, lambda: backend.generate(request), attempts=task["retries"])
+        path = candidate_path(task["run_dir"], task["round"], task["index"], task["seed"])
+        image_ref = await asyncio.to_thread(save_png, image, path)  # PNG encoding is CPU work: off the loop
+    except Exception as exc:  # noqa: BLE001 - recorded on the candidate, never lost
+        error = f"{type(exc).__name__}: {one_line(exc)}"
+    return _finish(task, request, image_ref, error, runtime)
+
+
+def _request(task: CandidateTask) -> GenerationRequest:
     gen = dict(task["generation"])
-    request = GenerationRequest(
+    return GenerationRequest(
         prompt=task["prompt"],
         seed=task["seed"],
         width=gen.pop("width", None),
@@ -84,13 +122,11 @@ def generator(task: CandidateTask, runtime: Runtime[GemsContext]) -> dict[str, A
         negative_prompt=gen.pop("negative_prompt", None),
         extra=gen,
     )
-    image_ref, error = None, None
-    try:
-        backend = resolve_generator(ctx.generator)
-        image = call_with_retry(lambda: backend.generate(request), attempts=task["retries"])
-        image_ref = save_png(image, candidate_path(task["run_dir"], task["round"], task["index"], task["seed"]))
-    except Exception as exc:  # noqa: BLE001 - recorded on the candidate, never lost
-        error = f"{type(exc).__name__}: {one_line(exc)}"
+
+
+def _finish(
+    task: CandidateTask, request: GenerationRequest, image_ref: Any, error: str | None, runtime: Runtime[GemsContext]
+) -> dict[str, Any]:
     candidate = Candidate(
         round=task["round"],
         index=task["index"],

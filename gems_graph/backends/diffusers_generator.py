@@ -262,6 +262,10 @@ class DiffusersGenerator:
         arriving within ``batch_window`` seconds share one pipeline batch."""
         return self._batches.submit(request)
 
+    async def agenerate(self, request: GenerationRequest) -> Image.Image:
+        """``generate`` under ``ainvoke``: runs in flight hand their requests over without holding threads."""
+        return await self._batches.asubmit(request)
+
     def generate_batch(self, requests: list[GenerationRequest]) -> list[Image.Image | GenerationError]:
         """One pipeline call per group of requests sharing parameters; one torch generator per image.
 

@@ -143,6 +143,10 @@ class ImagesApiGenerator:
         """One image; concurrent calls with the same prompt and parameters share one request."""
         return self._batches.submit(request)
 
+    async def agenerate(self, request: GenerationRequest) -> Image.Image:
+        """``generate`` under ``ainvoke``: runs in flight hand their requests over without holding threads."""
+        return await self._batches.asubmit(request)
+
     def generate_batch(self, requests: list[GenerationRequest]) -> list[Image.Image | GenerationError]:
         """One API request per run of consecutive seeds among requests that share a prompt and parameters."""
         results: list[Any] = [None] * len(requests)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -39,5 +40,21 @@ def call_with_retry(fn: Callable[[], T], *, attempts: int = 3, base_delay: float
         except Exception as exc:
             if attempt >= attempts or not is_transient(exc):
                 raise
-            time.sleep(min(max_delay, base_delay * 2 ** (attempt - 1)))
+            time.sleep(_backoff(attempt, base_delay, max_delay))
     raise AssertionError("unreachable")
+
+
+async def acall_with_retry(fn: Callable[[], Awaitable[T]], *, attempts: int = 3, base_delay: float = 0.5, max_delay: float = 8.0) -> T:
+    """``call_with_retry`` for a coroutine: the waits between attempts don't hold a thread."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return await fn()
+        except Exception as exc:
+            if attempt >= attempts or not is_transient(exc):
+                raise
+            await asyncio.sleep(_backoff(attempt, base_delay, max_delay))
+    raise AssertionError("unreachable")
+
+
+def _backoff(attempt: int, base_delay: float, max_delay: float) -> float:
+    return min(max_delay, base_delay * 2 ** (attempt - 1))

@@ -1,0 +1,223 @@
+"""Throughput with many runs in flight in one process (async ``ainvoke`` of the compiled graph).
+
+Modelled backends (``gems_graph.testing``): a GPU image server that takes
+``--batch-latency`` seconds per batch of up to ``--max-batch`` images and coalesces
+concurrent requests from different runs (``BatchingGpuModel``), and a VLM endpoint
+that takes ``--chat-latency`` seconds per call (``LatencyChatModel``). Every run is
+the GEMS loop (1 candidate a round, skills and memory off) that passes at round
+``--rounds``, so each run makes exactly that many images.
+
+For each N, N runs are kept in flight (a finished run is replaced at once); after a
+warm-up, images and VLM calls are counted over ``--window`` seconds. The ideal is
+what the generator's batching allows:
+
+    ideal images/s = min(B / L,  N * R / T_run)      T_run = R * L + 3R * c
+
+(B batch size, L batch latency, R rounds, c chat latency; a run waits on 3 chat
+calls in sequence a round: planner, decompose and one wave of parallel
+verifications in round 1; compress, refine and verifications in each later round). Target: at N = 64,
+at least 85% of the ideal, with the batches full.
+
+The real shapes model on the CPU follows (small N, its own chat model): it makes
+one image at a time (it declares no batching), so its ideal is 1 / (time per
+image measured alone).
+
+    .venv/bin/python benchmarks/throughput.py [--ns 1,4,16,64] [--shapes-ns 1,2] [--no-shapes]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from langchain_core.callbacks import BaseCallbackHandler
+from langgraph.checkpoint.memory import InMemorySaver
+
+from gems_graph.context import GemsContext
+from gems_graph.graph import compile_graph
+from gems_graph.testing import BatchingGpuModel, LatencyChatModel, loop_handler
+
+
+def loop_context(generator: Any, chat_model: Any, rounds: int, root: Path) -> GemsContext:
+    return GemsContext(
+        generator=generator,
+        chat_model=chat_model,
+        max_rounds=rounds,
+        candidates_per_round=1,
+        max_skills=0,
+        memory="none",
+        refiner_images=0,
+        artifact_root=str(root),
+    )
+
+
+async def keep_in_flight(n: int, ctx: GemsContext, prompts: list[str], warmup: float, window: float) -> tuple[float, float, int]:
+    """Keep ``n`` runs going; return (window start, window end, runs finished in the window)."""
+    graph = compile_graph(checkpointer=InMemorySaver())
+    ids = itertools.count()
+    finished: list[float] = []
+
+    async def slot() -> None:
+        while True:
+            i = next(ids)
+            config = {"configurable": {"thread_id": f"run-{i}"}, "recursion_limit": 10 + 4 * ctx.max_rounds}
+            await graph.ainvoke({"prompt": prompts[i % len(prompts)]}, config, context=ctx)
+            finished.append(time.perf_counter())
+
+    tasks = [asyncio.create_task(slot()) for _ in range(n)]
+    await asyncio.sleep(warmup)
+    start = time.perf_counter()
+    await asyncio.sleep(window)
+    end = time.perf_counter()
+    for t in tasks:
+        t.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    for t in tasks:  # a run that failed (not cancelled) would make the figures meaningless
+        if not t.cancelled() and t.exception() is not None:
+            raise t.exception()
+    return start, end, sum(1 for f in finished if start <= f <= end)
+
+
+def in_window(times: list[float], start: float, end: float) -> int:
+    return sum(1 for t in times if start <= t <= end)
+
+
+def modelled(args: argparse.Namespace, root: Path) -> list[dict[str, Any]]:
+    B, L, c, R = args.max_batch, args.batch_latency, args.chat_latency, args.rounds
+    t_run = R * L + 3 * R * c
+    rows = []
+    for n in args.ns:
+        gpu = BatchingGpuModel(L, B)
+        chat = LatencyChatModel(handler=loop_handler(fix_at_round=R), latency=c)
+        ctx = loop_context(_SyncOnly(gpu) if args.sync_generator else gpu, chat, R, root / f"n{n}")
+        warmup = args.warmup if args.warmup is not None else 1.5 * t_run
+        start, end, runs = asyncio.run(keep_in_flight(n, ctx, ["a red square"], warmup, args.window))
+        secs = end - start
+        images = in_window(gpu.image_times, start, end) / secs
+        calls = in_window(chat.call_times, start, end) / secs
+        ideal = min(B / L, n * R / t_run)
+        calls_per_image = len(chat.call_times) / max(1, len(gpu.image_times))
+        batches = gpu.batches[len(gpu.batches) // 4 :] or [0]  # past the ramp-up
+        rows.append(
+            {
+                "n": n,
+                "images_s": images,
+                "ideal_images_s": ideal,
+                "vlm_s": calls,
+                "ideal_vlm_s": ideal * calls_per_image,
+                "efficiency": images / ideal,
+                "mean_batch": statistics.mean(batches),
+                "runs_s": runs / secs,
+            }
+        )
+        print(
+            f"N={n:>3}  images/s {images:6.2f} (ideal {ideal:6.2f}, {100 * images / ideal:5.1f}%)  "
+            f"VLM calls/s {calls:7.2f} (ideal {ideal * calls_per_image:7.2f})  mean batch {statistics.mean(batches):4.1f}/{B}",
+            flush=True,
+        )
+    return rows
+
+
+def shapes(args: argparse.Namespace, root: Path) -> list[dict[str, Any]]:
+    from gems_graph.backends.base import GenerationRequest
+    from gems_graph.eval.call_counter import counted
+    from gems_graph.registry import resolve_generator
+    from gems_graph.shapes.suite import dev_split
+
+    gen = resolve_generator("shapes")
+    gen.generate(GenerationRequest(prompt="a red circle", seed=0))  # load the weights before timing
+    alone = []
+    for seed in range(1, 4):
+        t = time.perf_counter()
+        gen.generate(GenerationRequest(prompt="a red circle and a blue square", seed=seed))
+        alone.append(time.perf_counter() - t)
+    per_image = statistics.median(alone)
+    prompts = [it.prompt for it in dev_split()][:16]
+
+    timed = _TimedGenerator(gen)
+    calls_timer = _CallTimes()
+    chat = counted("shapes", calls_timer)
+    rows = []
+    for n in args.shapes_ns:
+        ctx = loop_context(timed, chat, args.rounds, root / f"shapes{n}")
+        start, end, runs = asyncio.run(keep_in_flight(n, ctx, prompts, args.shapes_warmup, args.shapes_window))
+        secs = end - start
+        images = in_window(timed.image_times, start, end) / secs
+        calls = in_window(calls_timer.times, start, end) / secs
+        ideal = 1 / per_image
+        rows.append({"n": n, "images_s": images, "ideal_images_s": ideal, "vlm_s": calls, "efficiency": images / ideal})
+        print(
+            f"shapes N={n:>2}  images/s {images:5.3f} (ideal {ideal:5.3f} = 1/{per_image:.2f}s, {100 * images / ideal:5.1f}%)  "
+            f"chat calls/s {calls:6.2f}",
+            flush=True,
+        )
+    return rows
+
+
+class _SyncOnly:
+    """The generator without its ``agenerate``: how a backend that declares no async path is run."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner, self.family = inner, inner.family
+
+    def generate(self, request: Any) -> Any:
+        return self.inner.generate(request)
+
+
+class _CallTimes(BaseCallbackHandler):
+    """When each chat-model call ended."""
+
+    def __init__(self) -> None:
+        self.times: list[float] = []
+
+    def on_llm_end(self, response: Any, **kwargs: Any) -> None:
+        self.times.append(time.perf_counter())
+
+
+class _TimedGenerator:
+    """Wraps a generator to timestamp every image it makes."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner, self.family, self.image_times = inner, inner.family, []
+
+    def generate(self, request: Any) -> Any:
+        image = self.inner.generate(request)
+        self.image_times.append(time.perf_counter())
+        return image
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--ns", default="1,4,16,64", help="Runs in flight, comma-separated.")
+    p.add_argument("--batch-latency", type=float, default=1.0, help="Seconds per generator batch (L).")
+    p.add_argument("--max-batch", type=int, default=8, help="Largest batch the generator runs (B).")
+    p.add_argument("--chat-latency", type=float, default=0.2, help="Seconds per VLM call (c).")
+    p.add_argument("--rounds", type=int, default=3, help="Rounds (= images) per run (R).")
+    p.add_argument("--window", type=float, default=20.0, help="Seconds measured per N.")
+    p.add_argument("--warmup", type=float, default=None, help="Seconds before measuring (default 1.5 runs).")
+    p.add_argument("--shapes-ns", default="1,2", help="Runs in flight with the real shapes model.")
+    p.add_argument("--shapes-window", type=float, default=40.0)
+    p.add_argument("--shapes-warmup", type=float, default=10.0)
+    p.add_argument("--no-shapes", action="store_true", help="Skip the real shapes model.")
+    p.add_argument(
+        "--sync-generator", action="store_true", help="Hide the modelled GPU's agenerate: the node calls it on a thread (for comparison)."
+    )
+    args = p.parse_args()
+    args.ns = [int(x) for x in args.ns.split(",")]
+    args.shapes_ns = [int(x) for x in args.shapes_ns.split(",")]
+    B, L, c, R = args.max_batch, args.batch_latency, args.chat_latency, args.rounds
+    print(f"modelled: batch {B} images per {L:g} s (ideal {B / L:g} images/s), VLM {c:g} s a call, {R} rounds a run", flush=True)
+    with tempfile.TemporaryDirectory(prefix="gems-throughput-") as tmp:
+        modelled(args, Path(tmp))
+        if not args.no_shapes:
+            shapes(args, Path(tmp))
+
+
+if __name__ == "__main__":
+    main()
