@@ -141,9 +141,9 @@ def modelled(args: argparse.Namespace, root: Path) -> list[dict[str, Any]]:
 
 
 def shapes(args: argparse.Namespace, root: Path) -> list[dict[str, Any]]:
-    from gems_graph.backends.base import GenerationRequest
     from gems_graph.eval.call_counter import counted
-    from gems_graph.registry import resolve_generator
+    from gems_graph.models.generator import GenerationRequest
+    from gems_graph.models.registry import resolve_generator
     from gems_graph.shapes.suite import dev_split
 
     gen = resolve_generator("shapes")

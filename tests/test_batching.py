@@ -14,10 +14,10 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from langgraph.checkpoint.memory import InMemorySaver
 
-from gems_graph.backends.base import GenerationRequest
 from gems_graph.backends.batching import BatchCoalescer
 from gems_graph.context import GemsContext
 from gems_graph.graph import compile_graph
+from gems_graph.models.generator import GenerationRequest
 from gems_graph.testing import BatchingGpuModel, ColourGenerator, LatencyChatModel, ScriptedChatModel, loop_handler
 
 

@@ -91,7 +91,7 @@ def _gems_eval(out: Path, log: Path, address: str, home: Path) -> list[str]:
     return [
         sys.executable,
         "-m",
-        "gems_graph.cli",
+        "gems_graph.app.cli",
         "eval",
         "shapes",
         "--methods",
