@@ -151,17 +151,18 @@ class BatchingGpuModel:
 
     Images come from ``painter`` (a ``ColourGenerator`` by default), so the loop has
     something real to verify; ``image_times`` records when each image was made.
+    ``window`` is how long the first request of a batch waits for company (0: none).
     """
 
     family = "test-gpu"
 
-    def __init__(self, batch_latency: float, max_batch_size: int, painter: Any = None) -> None:
+    def __init__(self, batch_latency: float, max_batch_size: int, painter: Any = None, window: float = 0.0) -> None:
         from gems_graph.backends.batching import BatchCoalescer
 
         self.batch_latency = batch_latency
         self.painter = painter or ColourGenerator()
         self.image_times: list[float] = []
-        self._batcher = BatchCoalescer(self._run_batch, window=0.0, max_batch=max_batch_size)
+        self._batcher = BatchCoalescer(self._run_batch, window=window, max_batch=max_batch_size)
         self.max_batch_size = max_batch_size
 
     @property

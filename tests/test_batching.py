@@ -68,7 +68,8 @@ def _outcome(state) -> tuple:
 
 
 async def test_runs_in_flight_coalesce_into_batches_and_match_sync_runs(tmp_path):
-    gpu = BatchingGpuModel(batch_latency=0.3, max_batch_size=64)
+    # A short batch window, so on a busy machine the runs' planners need not finish within one batch.
+    gpu = BatchingGpuModel(batch_latency=0.3, max_batch_size=64, window=0.5)
     chat = LatencyChatModel(handler=loop_handler(fix_at_round=2), latency=0.05)
     ctx = _context(gpu, chat, tmp_path)
     graph = compile_graph(checkpointer=InMemorySaver())
@@ -82,9 +83,9 @@ async def test_runs_in_flight_coalesce_into_batches_and_match_sync_runs(tmp_path
     elapsed = time.perf_counter() - start
 
     assert all(s["status"] == "passed" and s["rounds_used"] == 2 for s in states)
-    assert sum(gpu.batches) == 2 * runs
+    assert sum(gpu.batches) == 2 * runs, gpu.batches
     assert max(gpu.batches) > 32  # requests of more runs than threads met in one batch
-    assert elapsed < 10 * 0.3  # a handful of batches, not 80 images one at a time
+    assert elapsed < 10 * (0.3 + 0.5)  # a handful of batches, not 80 images one at a time
 
     sync = [graph.invoke({"prompt": "a red square"}, config(i, "sync"), context=ctx) for i in range(2)]
     assert [_outcome(s) for s in sync] == [_outcome(s) for s in states[:2]]
