@@ -1,4 +1,4 @@
-"""Layered configuration: ``gems.toml`` < ``GEMS_*`` environment variables < CLI flags.
+"""Layered configuration: a preset < ``gems.toml`` < ``GEMS_*`` environment variables < CLI flags.
 
 Every key is a ``GemsContext`` field, spelt the same in each layer::
 
@@ -19,6 +19,11 @@ value means None for optional fields; lists are comma-separated); ``GEMS_*`` var
 (``GEMS_HOME``, ``GEMS_CONFIG``, ``GEMS_PLUGINS``, ``GEMS_OPENAI_API_KEY``, ...) are
 left to their own readers. API keys never go in the file: they come from the
 environment only (see ``gems_graph.backends.openai_chat``).
+
+A preset (``gems_graph.presets``, e.g. ``gems-paper``) replaces the defaults it
+names; it is picked by the ``preset`` argument (``--preset``), else ``GEMS_PRESET``,
+else a top-level ``preset = "NAME"`` in the file. Its values are reported with the
+source ``preset:NAME``.
 """
 
 from __future__ import annotations
@@ -34,8 +39,11 @@ from typing import Any
 
 from gems_graph.context import ConfigError, GemsContext
 from gems_graph.persistence.home import gems_home
+from gems_graph.presets import GENERATION_KEYS, get_preset, preset_generation
 
 ENV_PREFIX = "GEMS_"
+#: The file key (and ``GEMS_PRESET``) that names a preset; not a ``GemsContext`` field.
+PRESET_KEY = "preset"
 
 
 class ConfigFileError(ConfigError):
@@ -49,6 +57,8 @@ class LoadedConfig:
     values: dict[str, Any]
     sources: dict[str, str] = field(default_factory=dict)
     path: Path | None = None
+    #: The preset in effect, if any.
+    preset: str | None = None
 
     def context(self) -> GemsContext:
         return GemsContext(**self.values)
@@ -137,6 +147,11 @@ def read_config_file(path: Path) -> dict[str, Any]:
     types_ = _field_types()
     out: dict[str, Any] = {}
     for key, value in data.items():
+        if key == PRESET_KEY:
+            if not isinstance(value, str):
+                raise ConfigFileError(f"{path}: {PRESET_KEY} = {value!r} must be a preset name (a string)")
+            out[key] = value
+            continue
         if key not in types_:
             raise _unknown(key, str(path), sorted(types_))
         out[key] = _check_type(key, value, types_[key], str(path))
@@ -172,7 +187,17 @@ def parse_env_value(name: str, raw: str, tp: Any) -> Any:
 
 
 #: ``GEMS_*`` variables that are not settings but are read elsewhere (home, plugins, keys, clients).
-NON_SETTING_VARIABLES = ("HOME", "CONFIG", "PLUGINS", "SKILLS_PATH", "OPENAI_API_KEY", "IMAGES_API_KEY", "CHAT_TIMEOUT", "CHAT_MAX_RETRIES")
+NON_SETTING_VARIABLES = (
+    "HOME",
+    "CONFIG",
+    "PRESET",
+    "PLUGINS",
+    "SKILLS_PATH",
+    "OPENAI_API_KEY",
+    "IMAGES_API_KEY",
+    "CHAT_TIMEOUT",
+    "CHAT_MAX_RETRIES",
+)
 
 
 def unknown_env(environ: typing.Mapping[str, str] | None = None) -> list[str]:
@@ -201,8 +226,10 @@ def load_config(
     *,
     config_path: str | os.PathLike | None = None,
     environ: typing.Mapping[str, str] | None = None,
+    preset: str | None = None,
 ) -> LoadedConfig:
-    """Merge defaults < file < env < flags (flags that are None are "not given")."""
+    """Merge defaults < preset < file < env < flags (flags that are None are "not given")."""
+    environ = os.environ if environ is None else environ
     loaded = LoadedConfig(values={}, sources={})
     for f in fields(GemsContext):
         default = _default(f)
@@ -210,9 +237,18 @@ def load_config(
             loaded.values[f.name] = default
             loaded.sources[f.name] = "default"
     path = find_config_file(config_path)
+    file_values = read_config_file(path) if path is not None else {}
+    preset = preset or environ.get(ENV_PREFIX + PRESET_KEY.upper()) or file_values.pop(PRESET_KEY, None)
+    file_values.pop(PRESET_KEY, None)
+    chosen = get_preset(preset) if preset else None
+    if chosen is not None:
+        loaded.preset = chosen.name
+        for k, v in chosen.values.items():
+            loaded.values[k] = v
+            loaded.sources[k] = f"preset:{chosen.name}"
     if path is not None:
         loaded.path = path
-        for k, v in read_config_file(path).items():
+        for k, v in file_values.items():
             loaded.values[k] = v
             loaded.sources[k] = f"file:{path}"
     for k, v in read_env(environ).items():
@@ -226,22 +262,38 @@ def load_config(
             raise _unknown(k, "flags", sorted(known))
         loaded.values[k] = v
         loaded.sources[k] = "flag"
+    if chosen is not None:
+        # Per-family sizes and steps, once every layer has said which generator it is.
+        family, generation = preset_generation(chosen, loaded.values.get("generator"))
+        for k in GENERATION_KEYS:
+            if k in generation and loaded.sources.get(k) == "default":
+                loaded.values[k] = generation[k]
+                loaded.sources[k] = f"preset:{chosen.name} ({family})"
     return loaded
 
 
-def context_kwargs(flags: dict[str, Any] | None = None, *, config_path: str | os.PathLike | None = None) -> dict[str, Any]:
+def context_kwargs(
+    flags: dict[str, Any] | None = None, *, config_path: str | os.PathLike | None = None, preset: str | None = None
+) -> dict[str, Any]:
     """Keyword arguments for ``GemsContext`` after merging every layer."""
-    return dict(load_config(flags, config_path=config_path).values)
+    return dict(load_config(flags, config_path=config_path, preset=preset).values)
 
 
-def build_context(flags: dict[str, Any] | None = None, *, config_path: str | os.PathLike | None = None) -> GemsContext:
+def build_context(
+    flags: dict[str, Any] | None = None, *, config_path: str | os.PathLike | None = None, preset: str | None = None
+) -> GemsContext:
     """The merged ``GemsContext`` (validated by its own ``__post_init__``)."""
-    return load_config(flags, config_path=config_path).context()
+    return load_config(flags, config_path=config_path, preset=preset).context()
 
 
 def reference() -> str:
     """A commented ``gems.toml`` listing every key with its default: the config reference."""
-    lines = ["# gems.toml: every key is optional; env GEMS_<KEY> and CLI flags override it."]
+    lines = [
+        "# gems.toml: every key is optional; env GEMS_<KEY> and CLI flags override it.",
+        "",
+        "# A named preset (gems-paper: the official GEMS setup) replaces the defaults below; keys set here override it.",
+        '# preset = "gems-paper"',
+    ]
     for f in fields(GemsContext):
         desc = f.metadata.get("description", "")
         default = _default(f)

@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
+from gems_graph.state import TieBreak
+
 StopRule = Literal["all_pass", "threshold"]
 
 
@@ -40,7 +42,7 @@ class GemsContext:
     guidance: float | None = _f(None, "Guidance scale override; None uses the generator's default.")
     seed: int = _f(0, "Base seed; candidate k of seed epoch e uses seed + 1000*e + k.")
     artifact_root: str | None = _f(None, "Folder under which each run gets its own folder; default $GEMS_HOME/runs.")
-    refiner_images: int = _f(3, "How many past images (most recent rounds) the refiner sees.")
+    refiner_images: int = _f(3, "How many past images (most recent rounds) the refiner sees; -1 shows every past round's (the paper).")
     max_prompt_chars: int = _f(4000, "Longest prompt accepted, in characters.")
     skills_dirs: list[str] = field(
         default_factory=list,
@@ -54,19 +56,30 @@ class GemsContext:
     )
     recall_k: int = _f(3, "Lessons recalled from past runs at planning (0 recalls nothing).")
     recall_all_families: bool = _f(False, "Recall lessons of every generator family, not only this generator's.")
+    verdict_probabilities: bool = _f(
+        True,
+        "Ask the critic model for log-probabilities and keep P(yes) on each verdict where it gives them; "
+        "false keeps plain yes/no verdicts (the paper).",
+    )
+    tie_break: TieBreak = _f(
+        "probability",
+        "Among candidates that pass as many checks: 'probability' keeps the higher mean P(yes), then the earliest; "
+        "'earliest' keeps the earliest image (the paper).",
+    )
     human_feedback: bool = _f(False, "Pause after the critic for a person to accept an image or give feedback.")
     verify_concurrency: int = _f(4, "Verification calls to the critic model in flight at once.")
     generation_retries: int = _f(3, "Attempts per candidate on transient generator errors (connection, 429, 5xx, timeout).")
 
     @classmethod
-    def from_env(cls, config_path: str | None = None, **overrides: Any) -> GemsContext:
-        """The context the CLI would build: defaults < ``gems.toml`` < ``GEMS_*`` < ``overrides``.
+    def from_env(cls, config_path: str | None = None, preset: str | None = None, **overrides: Any) -> GemsContext:
+        """The context the CLI would build: defaults < ``preset`` < ``gems.toml`` < ``GEMS_*`` < ``overrides``.
 
         ``GemsContext()`` alone is the defaults only: it reads no file and no variable.
+        ``GemsContext.from_env(preset="gems-paper", generator=...)`` is the paper's setup.
         """
         from gems_graph.config import build_context  # config builds on this module
 
-        return build_context(overrides, config_path=config_path)
+        return build_context(overrides, config_path=config_path, preset=preset)
 
     def __post_init__(self) -> None:
         validate_context(self)
@@ -98,7 +111,9 @@ def validate_context(ctx: GemsContext) -> None:
         need(v is None or (isinstance(v, int) and v > 0), name, "must be a positive integer or None")
     need(ctx.guidance is None or float(ctx.guidance) >= 0, "guidance", "must be >= 0 or None")
     need(isinstance(ctx.seed, int) and ctx.seed >= 0, "seed", "must be a non-negative integer")
-    need(isinstance(ctx.refiner_images, int) and ctx.refiner_images >= 0, "refiner_images", "must be >= 0")
+    need(isinstance(ctx.refiner_images, int) and ctx.refiner_images >= -1, "refiner_images", "must be >= 0, or -1 for every past round")
+    need(ctx.tie_break in ("probability", "earliest"), "tie_break", "must be 'probability' or 'earliest'")
+    need(isinstance(ctx.verdict_probabilities, bool), "verdict_probabilities", "must be true or false")
     need(isinstance(ctx.max_prompt_chars, int) and ctx.max_prompt_chars > 0, "max_prompt_chars", "must be a positive integer")
     need(isinstance(ctx.max_skills, int) and 0 <= ctx.max_skills <= 8, "max_skills", "must be an integer from 0 to 8")
     need(isinstance(ctx.recall_k, int) and 0 <= ctx.recall_k <= 20, "recall_k", "must be an integer from 0 to 20")

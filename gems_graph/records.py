@@ -16,6 +16,9 @@ from typing import Any, Literal, NotRequired
 from typing_extensions import TypedDict
 
 Status = Literal["running", "passed", "threshold_met", "exhausted", "failed", "accepted"]
+#: How candidates that pass as many checks are ordered: by mean P(yes), then the earliest
+#: ("probability"), or the earliest alone ("earliest", the paper's rule).
+TieBreak = Literal["probability", "earliest"]
 FINAL_STATUSES = ("passed", "threshold_met", "exhausted", "failed", "accepted")
 
 
@@ -88,23 +91,30 @@ def verdict_score(verdicts: list[Verdict]) -> float | None:
     return sum(v["passed"] for v in answered) / len(answered) if answered else None
 
 
-def rank_key(candidate: Candidate) -> tuple[int, float]:
-    """How candidates are ranked everywhere: checks passed, then mean P(yes) (1/0 where
-    no probability is known)."""
+def rank_key(candidate: Candidate, tie_break: TieBreak = "probability") -> tuple[int, float]:
+    """How candidates are ranked everywhere: checks passed, then (under ``tie_break``
+    "probability") mean P(yes), 1/0 where no probability is known. Under "earliest" the
+    second part is 0, so among equal pass counts the earliest is kept (``best_candidate``)."""
     verdicts = [v for v in candidate.get("verdicts") or [] if is_answered(v)]
+    if tie_break == "earliest":
+        return sum(v["passed"] for v in verdicts), 0.0
     probs = [v["probability"] if v["probability"] is not None else float(v["passed"]) for v in verdicts]
     return sum(v["passed"] for v in verdicts), (sum(probs) / len(probs) if probs else 0.0)
 
 
-def best_candidate(candidates: list[Candidate], best: Candidate | None = None) -> Candidate | None:
+def best_candidate(candidates: list[Candidate], best: Candidate | None = None, tie_break: TieBreak = "probability") -> Candidate | None:
     """The best judged candidate, starting from ``best``: a later one must rank strictly
-    higher to replace it, so the earliest wins ties (the critic's and the paper's rule)."""
+    higher to replace it, so the earliest wins exact ties (the critic's and the paper's rule)."""
     for cand in candidates:
-        if cand.get("error") is None and cand.get("score") is not None and (best is None or rank_key(cand) > rank_key(best)):
+        if (
+            cand.get("error") is None
+            and cand.get("score") is not None
+            and (best is None or rank_key(cand, tie_break) > rank_key(best, tie_break))
+        ):
             best = cand
     return best
 
 
-def round_best(rnd: Round) -> Candidate | None:
+def round_best(rnd: Round, tie_break: TieBreak = "probability") -> Candidate | None:
     """The best candidate of one round (``best_candidate``'s rule)."""
-    return best_candidate(rnd.get("candidates") or [])
+    return best_candidate(rnd.get("candidates") or [], tie_break=tie_break)

@@ -3,9 +3,10 @@
 On its first visit it asks the critic model for atomic yes/no checks of the
 *original* prompt (structured output). Every check of every candidate is then
 asked as a plain yes/no question with the image attached, in parallel; where the
-model returns log-probabilities, the verdict carries P(yes). Candidates are scored
-by checks passed, then mean probability; the best so far is kept (earliest wins
-an exact tie), and the route decides: stop or refine.
+model returns log-probabilities (and ``verdict_probabilities`` is on), the verdict
+carries P(yes). Candidates are ranked by ``gems_graph.state.rank_key`` under the
+context's ``tie_break``; the best so far is kept (earliest wins an exact tie), and
+the route decides: stop or refine.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from gems_graph.models.llm import (
 )
 from gems_graph.models.registry import resolve_chat_model
 from gems_graph.persistence.artifacts import write_run_json
-from gems_graph.records import Candidate, Check, Round, Verdict, best_candidate, is_answered, is_failed, verdict_score
+from gems_graph.records import Candidate, Check, Round, TieBreak, Verdict, best_candidate, is_answered, is_failed, verdict_score
 from gems_graph.settings import effective_context
 from gems_graph.state import GemsState
 from nodes.skill_planning import merge_skill_checks
@@ -72,8 +73,10 @@ def decompose(model: BaseChatModel, prompt: str) -> list[Check]:
     return [Check(id=f"c{i}", question=q, source="prompt") for i, q in enumerate(dict.fromkeys(questions), 1)]
 
 
-def verify(model: BaseChatModel, check: Check, candidate: Candidate, prompt: str) -> Verdict:
-    """Ask one check about one image; a failure (after the client's own retries) is recorded."""
+def verify(model: BaseChatModel, check: Check, candidate: Candidate, prompt: str, probabilities: bool = True) -> Verdict:
+    """Ask one check about one image; a failure (after the client's own retries) is recorded.
+
+    ``probabilities=False`` asks for the answer alone and keeps the verdict binary (the paper)."""
     assert candidate["image"] is not None
     messages = [
         SystemMessage(VERIFY_SYSTEM_PROMPT),
@@ -81,7 +84,7 @@ def verify(model: BaseChatModel, check: Check, candidate: Candidate, prompt: str
             content=[text_block(VERIFY_USER_PROMPT.format(prompt=prompt, question=check["question"])), image_block(candidate["image"])]
         ),
     ]
-    asking = with_logprobs(model)
+    asking = with_logprobs(model) if probabilities else model
     try:
         reply = asking.invoke(messages)
     except Exception as exc:  # noqa: BLE001 - an unanswered check is recorded as such, not as a "no"
@@ -89,7 +92,7 @@ def verify(model: BaseChatModel, check: Check, candidate: Candidate, prompt: str
             check_id=check["id"], passed=False, answer=f"error: {type(exc).__name__}: {one_line(exc)}", probability=None, answered=False
         )
     text = reply.text if isinstance(reply, AIMessage) else str(reply)
-    probability = yes_probability(reply) if isinstance(reply, AIMessage) else None
+    probability = yes_probability(reply) if probabilities and isinstance(reply, AIMessage) else None
     passed = answer_is_yes(text) if text.strip() else (probability is not None and probability >= 0.5)
     return Verdict(check_id=check["id"], passed=passed, answer=text.strip()[:200], probability=probability)
 
@@ -100,9 +103,9 @@ def with_logprobs(model: BaseChatModel) -> Any:
     return model.bind(logprobs=True, top_logprobs=5) if supports_logprobs(model) else model
 
 
-def pick_best(best: Candidate | None, candidates: list[Candidate]) -> Candidate | None:
+def pick_best(best: Candidate | None, candidates: list[Candidate], tie_break: TieBreak = "probability") -> Candidate | None:
     """Keep the best so far; a later candidate must be strictly better to replace it."""
-    return best_candidate(candidates, best)
+    return best_candidate(candidates, best, tie_break)
 
 
 def critic(state: GemsState, runtime: Runtime[GemsContext]) -> dict[str, Any]:
@@ -125,7 +128,7 @@ def critic(state: GemsState, runtime: Runtime[GemsContext]) -> dict[str, Any]:
     round_index = state["round_index"]
     candidates = sorted((c for c in state.get("pending") or [] if c["round"] == round_index), key=lambda c: c["index"])
     jobs = [(c, ch) for c in candidates if c["error"] is None for ch in checks]
-    answers = _verify_all(model, jobs, ctx.verify_concurrency, state["prompt"])
+    answers = _verify_all(model, jobs, ctx.verify_concurrency, state["prompt"], ctx.verdict_probabilities)
     by_candidate: dict[int, list[Verdict]] = {}
     for (cand, _), verdict in zip(jobs, answers):
         by_candidate.setdefault(cand["index"], []).append(verdict)
@@ -148,7 +151,7 @@ def critic(state: GemsState, runtime: Runtime[GemsContext]) -> dict[str, Any]:
     this_round = Round(
         index=round_index, prompt=state["current_prompt"], candidates=judged, experience=None, thought=state.get("current_thought")
     )
-    best = pick_best(state.get("best"), judged)
+    best = pick_best(state.get("best"), judged, ctx.tie_break)
     status, error = _status(ctx, round_index, judged, best, checks)
     update: dict[str, Any] = {
         "rounds": [this_round],
@@ -178,16 +181,18 @@ def critic(state: GemsState, runtime: Runtime[GemsContext]) -> dict[str, Any]:
 _VERIFY_POOL = ThreadPoolExecutor(max_workers=128, thread_name_prefix="gems-verify")
 
 
-def _verify_all(model: BaseChatModel, jobs: list[tuple[Candidate, Check]], concurrency: int, prompt: str) -> list[Verdict]:
+def _verify_all(
+    model: BaseChatModel, jobs: list[tuple[Candidate, Check]], concurrency: int, prompt: str, probabilities: bool = True
+) -> list[Verdict]:
     """Verify jobs on a shared pool (threads are costly to start), ``concurrency`` at a time."""
     if len(jobs) <= 1 or concurrency <= 1:
-        return [verify(model, check, cand, prompt) for cand, check in jobs]
+        return [verify(model, check, cand, prompt, probabilities) for cand, check in jobs]
     results: list[Verdict] = []
     for start in range(0, len(jobs), concurrency):
         batch = jobs[start : start + concurrency]
         # The node's own thread takes the first job instead of idling on the pool.
-        futures = [_VERIFY_POOL.submit(verify, model, check, cand, prompt) for cand, check in batch[1:]]
-        results.append(verify(model, batch[0][1], batch[0][0], prompt))
+        futures = [_VERIFY_POOL.submit(verify, model, check, cand, prompt, probabilities) for cand, check in batch[1:]]
+        results.append(verify(model, batch[0][1], batch[0][0], prompt, probabilities))
         results += [f.result() for f in futures]
     return results
 

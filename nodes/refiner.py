@@ -4,8 +4,8 @@ Two structured calls. First the round's facts (prompt, passed and failed checks)
 the reasoning that produced its prompt and its best image are compressed into an
 experience of under 100 words: the raw reasoning is never passed on. Then the next
 prompt is written from the original intent and the trajectory (each round's prompt,
-failed and passed checks and experience, plus the last few images), reinforcing what
-failed and protecting what passed.
+failed and passed checks and experience, plus the last ``refiner_images`` images, or
+every round's with -1 as in the paper), reinforcing what failed and protecting what passed.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from gems_graph.memory.access import lessons_text
 from gems_graph.memory.trajectory import round_facts, trajectory_view
 from gems_graph.models.llm import StructuredOutputError, image_block, invoke_structured, text_block
 from gems_graph.models.registry import resolve_chat_model
-from gems_graph.records import Candidate, Check, Round, round_best
+from gems_graph.records import Candidate, Check, Round, TieBreak, round_best
 from gems_graph.settings import effective_context
 from gems_graph.state import GemsState
 from nodes.generator import plan_round
@@ -75,13 +75,15 @@ def clip_words(text: str, limit: int = EXPERIENCE_WORD_LIMIT) -> str:
     return text.strip() if len(words) < limit else " ".join(words[: limit - 1]) + " ..."
 
 
-def compress_round(model: Any, prompt: str, last: Round, checks: list[Check]) -> tuple[str, str | None]:
+def compress_round(
+    model: Any, prompt: str, last: Round, checks: list[Check], tie_break: TieBreak = "probability"
+) -> tuple[str, str | None]:
     """Return (experience, note); falls back to the bare facts if the model fails."""
     facts = round_facts(last, checks)
     content: list[dict[str, Any]] = [
         text_block(COMPRESS_USER_PROMPT.format(prompt=prompt, facts=facts, thought=last.get("thought") or "(none)"))
     ]
-    best: Candidate | None = round_best(last)
+    best: Candidate | None = round_best(last, tie_break)
     if best is not None and best["image"] is not None:
         content.append(image_block(best["image"]))
     try:
@@ -103,12 +105,12 @@ def refiner(state: GemsState, runtime: Runtime[GemsContext]) -> dict[str, Any]:
     rounds = list(state.get("rounds") or [])
     notes: list[str] = []
 
-    experience, note = compress_round(model, state["prompt"], rounds[-1], checks)
+    experience, note = compress_round(model, state["prompt"], rounds[-1], checks, ctx.tie_break)
     notes += [note] if note else []
     last = {**rounds[-1], "experience": experience}
     rounds[-1] = last
 
-    view = trajectory_view(rounds, checks, max_images=ctx.refiner_images)
+    view = trajectory_view(rounds, checks, max_images=ctx.refiner_images, tie_break=ctx.tie_break)
     feedback = f"{labels.FEEDBACK}: {state['feedback']}\n" if state.get("feedback") else ""
     content: list[dict[str, Any]] = [
         text_block(

@@ -149,6 +149,9 @@ def run(
         "--human-feedback/--no-human-feedback",
         help="After each round, show the candidates and ask: accept [INDEX], a note for the refiner, or Enter to go on.",
     ),
+    preset: Optional[str] = typer.Option(
+        None, "--preset", help="Named settings in place of the defaults, e.g. gems-paper (the official GEMS setup); flags override it."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object on stdout and nothing else there."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress lines; only the result."),
 ) -> None:
@@ -190,8 +193,9 @@ def run(
     for warning in unknown_env():
         err.print(f"[yellow]warning:[/yellow] {warning}", soft_wrap=True)
     try:
-        # Precedence: flags > (a resumed run's own settings) > GEMS_* env > gems.toml > defaults.
-        layered = context_kwargs({}, config_path=config)
+        # Precedence: flags > (a resumed run's own settings) > GEMS_* env > gems.toml > preset > defaults.
+        # The flags go in too: a preset's per-family sizes follow the generator they name.
+        layered = context_kwargs(flags, config_path=config, preset=preset)
         if resume is not None:
             with open_checkpointer(checkpoint_db) as saver:
                 layered.update(saved_settings(saver, resume))
@@ -299,8 +303,12 @@ def config_command(
         None, "--config", help="gems.toml to read (default: $GEMS_CONFIG, ./gems.toml, $GEMS_HOME/gems.toml)."
     ),
     reference: bool = typer.Option(False, "--reference", help="Print a commented gems.toml with every key and its default instead."),
+    preset: Optional[str] = typer.Option(None, "--preset", help="Show the settings with this preset (e.g. gems-paper) in effect."),
+    generator: Optional[str] = typer.Option(
+        None, "--generator", "-g", help="Generator spec to show them for (a preset's sizes and steps depend on it)."
+    ),
 ) -> None:
-    """Print the effective settings and where each came from (default, file, env)."""
+    """Print the effective settings and where each came from (default, preset, file, env)."""
     from gems_graph.config import load_config, unknown_env
     from gems_graph.config import reference as config_reference
 
@@ -308,11 +316,13 @@ def config_command(
         sys.stdout.write(config_reference())
         return
     try:
-        loaded = load_config(config_path=config)
+        loaded = load_config({"generator": generator}, config_path=config, preset=preset)
     except ConfigError as exc:
         fail(str(exc))
     out = Console(highlight=False, soft_wrap=True)
     out.print(f"# config file: {loaded.path or 'none'}", markup=False)
+    if loaded.preset:
+        out.print(f"# preset: {loaded.preset}", markup=False)
     for name, value in loaded.values.items():
         out.print(f"{name} = {json.dumps(value)}    # {loaded.sources.get(name, 'default')}", markup=False)
     for warning in unknown_env():

@@ -17,6 +17,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from gems_graph.context import ConfigError
 from gems_graph.eval.methods import METHODS
 from gems_graph.eval.suites import SUITES
 from gems_graph.memory.store import memory_is_off
@@ -38,7 +39,9 @@ def eval_command(
     methods: Optional[str] = typer.Option(
         None, "--methods", help=f"Comma-separated subset of {','.join(METHODS)} (default: all; 'explicit' on the shapes suite only)."
     ),
-    budget: int = typer.Option(5, "--budget", "-n", min=1, help="Images per prompt: N candidates for search, N rounds for loop and gems."),
+    budget: Optional[int] = typer.Option(
+        None, "--budget", "-n", min=1, help="Images per prompt: N candidates for search, N rounds for loop and gems (default 5)."
+    ),
     samples: int = typer.Option(1, "--samples", min=1, help="Independent final images per prompt and method (GenEval usually uses 4)."),
     out: Optional[str] = typer.Option(
         None, "--out", "-o", help="Eval folder (default $GEMS_HOME/evals/<suite>-<split or file>); rerun to resume."
@@ -67,12 +70,17 @@ def eval_command(
     memory: Optional[str] = typer.Option(
         None, "--memory", help="Memory spec for the gems method (default: a store inside the eval folder)."
     ),
-    max_skills: int = typer.Option(2, "--max-skills", min=0, help="Most skills per prompt for the gems method."),
+    max_skills: Optional[int] = typer.Option(None, "--max-skills", min=0, help="Most skills per prompt for the gems method (default 2)."),
     skills_dir: Optional[list[str]] = typer.Option(None, "--skills-dir", help="Folder of user skills (repeatable)."),
     steps: Optional[int] = typer.Option(None, "--steps", help="Denoising steps override."),
     guidance: Optional[float] = typer.Option(None, "--guidance", help="Guidance scale override."),
     width: Optional[int] = typer.Option(None, "--width"),
     height: Optional[int] = typer.Option(None, "--height"),
+    preset: Optional[str] = typer.Option(
+        None,
+        "--preset",
+        help="Named settings, e.g. gems-paper (the official GEMS setup; methods default to single,gems); flags override it.",
+    ),
     no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary and paths as one JSON object on stdout."),
 ) -> None:
@@ -99,9 +107,16 @@ def eval_command(
             import_ray()  # fail before anything runs
         except EvalConfigError as exc:
             _fail(str(exc))
-    context = {k: v for k, v in {"steps": steps, "guidance": guidance, "width": width, "height": height}.items() if v is not None}
+    try:
+        context, preset_values = preset_settings(preset, generator)
+    except ConfigError as exc:
+        _fail(str(exc))
+    budget = budget if budget is not None else preset_values.get("max_rounds", 5)
+    max_skills = max_skills if max_skills is not None else preset_values.get("max_skills", 2)
+    memory = memory if memory is not None else preset_values.get("memory")
+    context.update({k: v for k, v in {"steps": steps, "guidance": guidance, "width": width, "height": height}.items() if v is not None})
     if methods is None:
-        methods = ",".join(m for m in METHODS if suite == "shapes" or m != "explicit")
+        methods = "single,gems" if preset else ",".join(m for m in METHODS if suite == "shapes" or m != "explicit")
     name = f"{suite}-{split}" if suite == "shapes" else f"{suite}-{Path(path or '').stem}"
     cfg = EvalConfig(
         suite=suite,
@@ -150,6 +165,23 @@ def eval_command(
         )
         raise typer.Exit(130) from None
     _print(result, as_json)
+
+
+#: Preset values the eval owns: rounds are the budget, skills and memory its own options.
+_EVAL_OWNED = ("max_rounds", "max_skills", "memory")
+
+
+def preset_settings(preset: str | None, generator: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(``GemsContext`` fields a preset gives every run of an eval, with the generator's
+    family sizes; the values of ``_EVAL_OWNED`` it sets, for the eval's own options)."""
+    from gems_graph.presets import get_preset, preset_generation
+
+    if not preset:
+        return {}, {}
+    chosen = get_preset(preset)
+    context = {k: v for k, v in chosen.values.items() if k not in _EVAL_OWNED}
+    context.update(preset_generation(chosen, generator)[1])
+    return context, {k: chosen.values[k] for k in _EVAL_OWNED if k in chosen.values}
 
 
 def _memory_notes(cfg: Any) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from gems_graph import prompt_labels as labels
-from gems_graph.records import Check, ImageRef, Round, is_failed, rank_key, round_best
+from gems_graph.records import Check, ImageRef, Round, TieBreak, is_failed, rank_key, round_best
 
 #: Share of the budget the recent rounds may use when older rounds must be folded.
 _RECENT_SHARE = 0.7
@@ -33,8 +33,8 @@ def _clip(s: str, n: int) -> str:
     return s if len(s) <= n else s[: max(0, n - 3)] + "..."
 
 
-def _verdict_sets(rnd: Round, questions: dict[str, str]) -> tuple[float | None, list[str], list[str]]:
-    best = round_best(rnd)
+def _verdict_sets(rnd: Round, questions: dict[str, str], tie_break: TieBreak = "probability") -> tuple[float | None, list[str], list[str]]:
+    best = round_best(rnd, tie_break)
     if best is None:
         return None, [], []
     passed = [questions.get(v["check_id"], v["check_id"]) for v in best["verdicts"] if v["passed"]]
@@ -42,13 +42,13 @@ def _verdict_sets(rnd: Round, questions: dict[str, str]) -> tuple[float | None, 
     return best["score"], passed, failed
 
 
-def _render_round(rnd: Round, questions: dict[str, str], field_chars: int) -> str:
+def _render_round(rnd: Round, questions: dict[str, str], field_chars: int, tie_break: TieBreak = "probability") -> str:
     """One round's facts, in the line format the refiner and the shapes chat model read.
 
     (``Round N prompt: ...`` then indented ``score``/``passed``/``failed``/``experience``
     lines; the shapes world's chat model and tests parse this layout.)
     """
-    score, passed, failed = _verdict_sets(rnd, questions)
+    score, passed, failed = _verdict_sets(rnd, questions, tie_break)
     lines = [f"{labels.ROUND_PROMPT.format(index=rnd['index'])}: {_clip(rnd['prompt'], field_chars)}"]
     if score is None:
         errors = "; ".join(sorted({c.get("error") or "" for c in rnd.get("candidates") or []}))
@@ -62,15 +62,15 @@ def _render_round(rnd: Round, questions: dict[str, str], field_chars: int) -> st
     return "\n".join(lines)
 
 
-def _render_summary(rounds: list[Round], questions: dict[str, str], budget: int) -> str:
+def _render_summary(rounds: list[Round], questions: dict[str, str], budget: int, tie_break: TieBreak = "probability") -> str:
     """Fold old rounds: best one, checks that kept failing, and their experiences."""
     first, last = rounds[0]["index"], rounds[-1]["index"]
     head = labels.FOLDED.format(first=first, last=last) + ":"
-    scored = [(r, _verdict_sets(r, questions)) for r in rounds]
+    scored = [(r, _verdict_sets(r, questions, tie_break)) for r in rounds]
     lines = [head]
     judged = [(r, s) for r, s in scored if s[0] is not None]
     if judged:
-        r, (score, _, _) = max(judged, key=lambda x: (rank_key(round_best(x[0])), -x[0]["index"]))
+        r, (score, _, _) = max(judged, key=lambda x: (rank_key(round_best(x[0], tie_break), tie_break), -x[0]["index"]))
         lines.append(f"- best was round {r['index']} (score {score:.2f}) with: {_clip(r['prompt'], 300)}")
     fail_count: dict[str, int] = {}
     for _, (_, _, failed) in judged:
@@ -99,19 +99,21 @@ def trajectory_view(
     *,
     budget_chars: int = 6000,
     max_images: int = 3,
+    tie_break: TieBreak = "probability",
 ) -> TrajectoryView:
     """Render the trajectory for the refiner within ``budget_chars`` characters.
 
     Recent rounds appear in full (prompt, failed and passed checks, experience); when
     they would overflow the budget, the older ones become one summary. Images are the
-    best candidate's of the most recent rounds that have one, oldest first.
+    best candidate's (under ``tie_break``) of the ``max_images`` most recent rounds that
+    have one, oldest first; ``max_images=-1`` takes every round's, as the paper's refiner sees.
     """
     questions = {c["id"]: c["question"] for c in checks}
     ordered = sorted(rounds, key=lambda r: r["index"])
     header = f"{labels.TRAJECTORY}:\n" if ordered else ""
     budget_chars = max(0, budget_chars - len(header))
     field_chars = max(80, budget_chars // 4)
-    blocks = [_render_round(r, questions, field_chars) for r in ordered]
+    blocks = [_render_round(r, questions, field_chars, tie_break) for r in ordered]
 
     def size(bs: list[str]) -> int:
         return sum(len(b) for b in bs) + max(0, len(bs) - 1) * 2
@@ -125,13 +127,13 @@ def trajectory_view(
             keep += 1
         recent = "\n\n".join(blocks[-keep:])[: int(budget_chars * _RECENT_SHARE)]
         folded = len(blocks) - keep
-        summary = _render_summary(ordered[:folded], questions, budget_chars - len(recent) - 2) if folded else ""
+        summary = _render_summary(ordered[:folded], questions, budget_chars - len(recent) - 2, tie_break) if folded else ""
         text = (summary + "\n\n" + recent) if summary else recent
     images: list[ImageRef] = []
     for r in reversed(ordered):
-        if len(images) >= max_images:
+        if 0 <= max_images <= len(images):
             break
-        best = round_best(r)
+        best = round_best(r, tie_break)
         if best is not None and best.get("image"):
             images.append(best["image"])  # type: ignore[arg-type]
     images.reverse()
