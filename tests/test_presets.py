@@ -170,3 +170,23 @@ def test_refiner_images_minus_one_shows_every_past_round(tmp_path):
     assert trajectory_view(rounds, checks, max_images=0).images == []
     with pytest.raises(ConfigError, match="refiner_images"):
         GemsContext(refiner_images=-2)
+
+
+def test_gems_run_with_the_preset_keeps_explicit_flags(tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "GEMS_HOME": str(tmp_path / "home"), "GEMS_PLUGINS": "tests.plugin_backends", "PYTHONPATH": str(repo)}
+    args = ["run", "a red square", "-g", "colour:", "-m", "scripted:fix=9", "--preset", "gems-paper", "--rounds", "2", "--json"]
+    res = subprocess.run(
+        [sys.executable, "-m", "gems_graph.cli", *args], capture_output=True, text=True, env=env, timeout=120, cwd=tmp_path
+    )
+    assert res.returncode == 0, res.stderr
+    summary = json.loads(res.stdout)
+    assert summary["rounds"] == 2 and summary["status"] == "exhausted"  # --rounds beats the preset's 5
+    settings = json.loads(Path(summary["run_dir"], "run.json").read_text())["settings"]
+    assert settings["max_rounds"] == 2 and settings["memory"] == "none" and settings["max_skills"] == 1
+    assert settings["verdict_probabilities"] is False and settings["tie_break"] == "earliest" and settings["refiner_images"] == -1

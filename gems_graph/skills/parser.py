@@ -1,5 +1,12 @@
 """Parse and validate one ``SKILL.md``: YAML frontmatter + Markdown instructions.
 
+The official GEMS format (github.com/lcqysl/GEMS, ``agent/skills/<id>/SKILL.md``) is
+read as it is: no frontmatter, a ``## Description`` section and a ``## Instructions``
+section (everything below it). The name comes from the folder, lower-cased with
+``_`` turned into ``-`` (``aesthetic_drawing`` -> ``aesthetic-drawing``), so such a
+folder overrides a built-in of the same name like any user skill; it declares no
+triggers, checks, tools or hints, and is validated by the same rules.
+
 Every problem is a ``SkillValidationError`` naming the file, the line and what is
 wrong, so ``gems skills validate`` can point an author at it. Files are read with a
 size cap (a 10 MB SKILL.md is refused after reading at most the cap) and must be
@@ -89,16 +96,67 @@ def parse_skill_file(
 
         known_tools = skill_tool_names()
     text = read_text_capped(path, MAX_SKILL_FILE_BYTES, what=SKILL_FILE)
+    if not text.lstrip("\n").startswith("---") and _heading_line(text.splitlines(), DESCRIPTION_HEADING) is not None:
+        meta, lines, body, body_line = _official_sections(path, text, expected_name)
+        return _build(path, meta, lines, body, body_line, meta["name"], known_tools, origin)
     meta, lines, body_line = _split_frontmatter(path, text)
     body = "\n".join(text.splitlines()[body_line - 1 :]).strip()
     return _build(path, meta, lines, body, body_line, expected_name, known_tools, origin)
+
+
+DESCRIPTION_HEADING = "## description"
+INSTRUCTIONS_HEADING = "## instructions"
+
+
+def official_name(folder: str) -> str:
+    """The skill name of an official GEMS skill folder (``text_rendering`` -> ``text-rendering``)."""
+    return folder.strip().lower().replace("_", "-")
+
+
+def _heading_line(rows: list[str], heading: str) -> int | None:
+    """Index of the first row that is ``heading`` (case and trailing spaces aside)."""
+    return next((i for i, r in enumerate(rows) if r.strip().lower() == heading), None)
+
+
+def _official_sections(path: Path, text: str, folder: str) -> tuple[dict, dict[str, int], str, int]:
+    """(meta, key lines, instructions, first instructions line) of an official GEMS SKILL.md."""
+    rows = text.splitlines()
+    d = _heading_line(rows, DESCRIPTION_HEADING)
+    assert d is not None
+    i = _heading_line(rows, INSTRUCTIONS_HEADING)
+    if i is None:
+        raise SkillValidationError(
+            path, d + 1, "has a '## Description' heading but no '## Instructions' heading (the official GEMS format needs both)"
+        )
+    if i < d:
+        raise SkillValidationError(
+            path, i + 1, "'## Instructions' must come after '## Description' (everything below it is the instructions)"
+        )
+    name = official_name(folder)
+    if len(name) > MAX_NAME_CHARS or not NAME_RE.match(name):
+        raise SkillValidationError(
+            path, 1, f"folder name {folder!r} cannot be a skill name: use lowercase letters, digits and single '-' or '_' between them"
+        )
+    end = next((k for k in range(d + 1, len(rows)) if rows[k].startswith("##")), len(rows))
+    description = "\n".join(rows[d + 1 : end]).strip()
+    if not description:
+        raise SkillValidationError(path, d + 1, "the '## Description' section is empty: say what the skill does and when to use it")
+    body = "\n".join(rows[i + 1 :]).strip()
+    if not body:
+        raise SkillValidationError(path, i + 1, "the '## Instructions' section is empty")
+    return {"name": name, "description": description}, {"name": 1, "description": d + 2}, body, i + 2
 
 
 def _split_frontmatter(path: Path, text: str) -> tuple[dict, dict[str, int], int]:
     """Return (frontmatter mapping, key -> line, first body line)."""
     rows = text.splitlines()
     if not rows or rows[0].strip() != "---":
-        raise SkillValidationError(path, 1, "missing frontmatter: the file must start with a '---' line")
+        raise SkillValidationError(
+            path,
+            1,
+            "missing frontmatter: the file must start with a '---' line "
+            "(or use the official GEMS '## Description' and '## Instructions' headings)",
+        )
     end = next((i for i in range(1, len(rows)) if rows[i].strip() == "---"), None)
     if end is None:
         raise SkillValidationError(path, 1, "frontmatter is not closed: no second '---' line")
