@@ -32,9 +32,10 @@ FIXTURES = json.loads((Path(__file__).parent / "data" / "eval_softtifa_responses
 def test_answer_spellings_follow_the_official_script():
     assert answer_spellings("Is the backpack green?", "Yes") == ("Yes", "yes", " yes", " Yes")
     assert answer_spellings("Is the cat asleep?", "no") == ("No", "no", " no", " No")
-    assert set(answer_spellings("How many bears are in the image?", "five")) == {"five", " five", "5", " 5"}
-    assert set(answer_spellings("How many cars are in the image?", "3")) == {"three", " three", "3", " 3"}
-    assert set(answer_spellings("How many cars are in the image?", "one")) == {"one", " one", "1", " 1"}
+    # The official answer_list: [answer, answer.capitalize(), ' '+answer, ' '+answer.capitalize(), digit, ' '+digit]
+    assert set(answer_spellings("How many bears are in the image?", "five")) == {"five", " five", "Five", " Five", "5", " 5"}
+    assert set(answer_spellings("How many cars are in the image?", "3")) == {"three", " three", "Three", " Three", "3", " 3"}
+    assert set(answer_spellings("How many cars are in the image?", "one")) == {"one", " one", "One", " One", "1", " 1"}
 
 
 @pytest.mark.parametrize("case", FIXTURES, ids=[c["name"] for c in FIXTURES])
@@ -118,10 +119,10 @@ def test_geneval2_eval_scores_with_the_judge_and_writes_the_official_json(tmp_pa
             )
         )
     recs = json.loads((tmp_path / "out" / "results.json").read_text())["records"]
-    assert [x["am"] for x in recs] == pytest.approx([(0.89 + 0.20) / 2, 0.78], abs=1e-5)
-    assert [x["gm"] for x in recs] == pytest.approx([math.sqrt(0.89 * 0.20), 0.78], abs=1e-5)
+    assert [x["am"] for x in recs] == pytest.approx([(0.89 + 0.20) / 2, 0.90], abs=1e-5)
+    assert [x["gm"] for x in recs] == pytest.approx([math.sqrt(0.89 * 0.20), 0.90], abs=1e-5)
     s = r["summary"]["methods"]["single"]
-    assert s["gm"] == pytest.approx(100 * (math.sqrt(0.89 * 0.2) + 0.78) / 2, abs=0.01)
+    assert s["gm"] == pytest.approx(100 * (math.sqrt(0.89 * 0.2) + 0.90) / 2, abs=0.01)
     mapping = json.loads(Path(r["paths"]["geneval2_single"]).read_text())
     assert set(mapping) == {"a green backpack and a pig", "five bears"}
     assert all(Path(p).is_absolute() and Path(p).is_file() for p in mapping.values())

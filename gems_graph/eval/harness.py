@@ -11,6 +11,7 @@ writes the same ``results.json`` as an uninterrupted one:
 * ``plot.png|svg``  score vs images per prompt
 * ``timings.json``  wall time per task (differs run to run by nature)
 * ``geneval/<method>/`` or ``geneval2/<method>.json``  what the official scorers read
+  (the GenEval2 file is rewritten as each prompt finishes, so it is never behind the log)
 * ``runs/<method>/<task>/``  every run's images and ``run.json``
 
 Tasks run on threads of this process (``executor="local"``, the default) or as Ray
@@ -37,7 +38,7 @@ from gems_graph.eval.methods import METHODS, MethodSettings, run_method
 from gems_graph.eval.report import markdown, plot, summarize
 from gems_graph.eval.scoring import make_scorer
 from gems_graph.eval.suites import EvalItem, load_suite
-from gems_graph.eval.writers import write_geneval, write_geneval2
+from gems_graph.eval.writers import GenEval2File, geneval2_file_name, write_geneval, write_geneval2
 
 SAMPLE_SEED_STRIDE = 10_000_000
 EXECUTORS = ("local", "ray")
@@ -200,24 +201,42 @@ def run_eval(cfg: EvalConfig, *, on_record: Callable[[dict[str, Any]], None] | N
     scored = cfg.suite == "shapes" or (cfg.judge is not None and cfg.suite in ("geneval2", "custom"))
     # Prompt-major order: an interrupted eval has every method on its first prompts.
     tasks = [(it, k, m) for it in items for k in range(cfg.samples) for m in methods if task_key(m, it, k) not in done]
+    official = _incremental_official_files(cfg, items, methods, out, done)
 
+    # The official file first: whatever the log holds, the file holds too (a task killed
+    # in between is redone on resume and its entry rewritten).
+    results = OfficialFileFirst(log, official, out)
     total = len(items) * cfg.samples * len(methods)
     if cfg.executor == "ray":
         from gems_graph.eval.ray_executor import RayTaskPool
 
-        with RayTaskPool(cfg, settings, scored, out, log) as pool:
+        with RayTaskPool(cfg, settings, scored, out, results) as pool:
             _execute(tasks, pool.submit, pool.cancel, pool.in_flight(cfg.concurrency), cfg, total, len(done), on_record)
     else:
 
         def work(item: EvalItem, sample: int, method: str) -> dict[str, Any]:
             rec = run_task(method, item, sample, cfg, settings, scorer, scored, out)
-            log.append(rec)
+            results.append(rec)
             return rec
 
         in_flight = cfg.concurrency or 1
         with ThreadPoolExecutor(max_workers=in_flight, thread_name_prefix="gems-eval") as threads:
             _execute(tasks, lambda *task: threads.submit(work, *task), Future.cancel, in_flight, cfg, total, len(done), on_record)
     return finalize(cfg, items, methods, out, log)
+
+
+class OfficialFileFirst:
+    """The results log, with each finished image entered in its official ``{prompt: image}`` file
+    before the log line is written (both executors append through this)."""
+
+    def __init__(self, log: ResultLog, official: dict[tuple[str, int], Any], out: Path) -> None:
+        self.log, self.official, self.out = log, official, out
+
+    def append(self, record: dict[str, Any]) -> None:
+        target = self.official.get((record.get("method"), record.get("sample")))
+        if record.get("final_image") and target is not None:
+            target.add(record["item"], str(self.out / record["final_image"]))
+        self.log.append(record)
 
 
 def task_record(method: str, item: EvalItem, sample: int, cfg: EvalConfig) -> dict[str, Any]:
@@ -349,6 +368,25 @@ def finalize(cfg: EvalConfig, items: list[EvalItem], methods: list[str], out: Pa
     return {"summary": summary, "table": table, "paths": paths, "incomplete": missing, "errors": sum(1 for r in records if r.get("error"))}
 
 
+def _incremental_official_files(
+    cfg: EvalConfig, items: list[EvalItem], methods: list[str], out: Path, done: dict[str, dict[str, Any]]
+) -> dict[tuple[str, int], GenEval2File]:
+    """GenEval2's ``{prompt: image}`` files, kept up to date as tasks finish (seeded with
+    what a previous, interrupted run finished)."""
+    if cfg.suite != "geneval2":
+        return {}
+    files = {}
+    for m in methods:
+        for k in range(cfg.samples):
+            have = {
+                r["item"]: str(out / r["final_image"])
+                for r in done.values()
+                if r["method"] == m and r["sample"] == k and r.get("final_image")
+            }
+            files[m, k] = GenEval2File(out / "geneval2" / geneval2_file_name(m, k, cfg.samples), items, have)
+    return files
+
+
 def _official_files(cfg: EvalConfig, items: list[EvalItem], methods: list[str], out: Path, records: list[dict[str, Any]]) -> dict[str, str]:
     paths = {}
     for m in methods:
@@ -357,7 +395,7 @@ def _official_files(cfg: EvalConfig, items: list[EvalItem], methods: list[str], 
             paths[f"geneval_{m}"] = str(write_geneval(out / "geneval" / m, items, imgs))
         elif cfg.suite == "geneval2":
             for k in range(cfg.samples):
-                name = f"{m}.json" if cfg.samples == 1 else f"{m}_sample{k}.json"
+                name = geneval2_file_name(m, k, cfg.samples)
                 per = {i: p for (i, s), p in imgs.items() if s == k}
                 paths[f"geneval2_{m}" + ("" if cfg.samples == 1 else f"_{k}")] = str(write_geneval2(out / "geneval2" / name, items, per))
     return paths

@@ -1,6 +1,9 @@
 """Summaries of an eval: per method and per category, as JSON, Markdown and a plot.
 
 Scores are percentages (100 x the mean over prompts, as GenEval and GenEval2 report).
+GenEval2 evals are broken down as its ``soft_tifa_analysis.py`` does: per atom count
+(prompt level, Soft-TIFA GM: the categories ``atoms_N``) and per skill (atom level,
+Soft-TIFA AM: the sum of the atoms' scores over the number of atoms of that skill).
 Only deterministic figures go in here (no wall time), so a resumed eval writes the
 same report as an uninterrupted one; timings go to ``timings.json``.
 """
@@ -39,14 +42,36 @@ def _stats(recs: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+#: GenEval2's skills, in the order its analysis script prints them.
+GENEVAL2_SKILLS = ("object", "attribute", "count", "position", "verb")
+
+
+def by_skill(records: list[dict[str, Any]], methods: Sequence[str]) -> dict[str, dict[str, float | None]]:
+    """Per skill and method: 100 x mean score of the atoms of that skill (Soft-TIFA AM, atom level)."""
+    atoms = [(r["method"], a) for r in records for a in r.get("atoms") or [] if a.get("skill")]
+    seen = {a["skill"] for _, a in atoms}
+    skills = [k for k in GENEVAL2_SKILLS if k in seen] + sorted(seen - set(GENEVAL2_SKILLS))
+    out: dict[str, dict[str, float | None]] = {}
+    for k in skills:
+        out[k] = {}
+        for m in methods:
+            ps = [a["p"] for meth, a in atoms if meth == m and a["skill"] == k]
+            out[k][m] = round(100 * sum(ps) / len(ps), 2) if ps else None
+    return out
+
+
 def summarize(records: list[dict[str, Any]], methods: Sequence[str]) -> dict[str, Any]:
     categories = list(dict.fromkeys(r["category"] for r in records))
-    return {
+    summary = {
         "methods": {m: _stats([r for r in records if r["method"] == m]) for m in methods},
         "by_category": {
             c: {m: _stats([r for r in records if r["method"] == m and r["category"] == c]) for m in methods} for c in categories
         },
     }
+    skills = by_skill(records, methods)
+    if skills:
+        summary["by_skill"] = skills
+    return summary
 
 
 def _fmt(x: Any, digits: int = 1) -> str:
@@ -65,10 +90,21 @@ def markdown(summary: dict[str, Any], title: str) -> str:
         lines.append("| " + " | ".join(row) + " |")
     cats = summary["by_category"]
     if len(cats) > 1 or any(c != "all" for c in cats):
-        lines += ["", "Score by category:", "", "| category | " + " | ".join(ms) + " |", "|---|" + "---|" * len(ms)]
-        for c, per in cats.items():
+        atoms = all(c.startswith("atoms_") for c in cats)
+        head = "Score (Soft-TIFA GM) by atom count:" if atoms else "Score by category:"
+        lines += ["", head, "", "| category | " + " | ".join(ms) + " |", "|---|" + "---|" * len(ms)]
+        for c, per in sorted(cats.items(), key=lambda kv: _atom_order(kv[0])) if atoms else cats.items():
             lines.append(f"| {c} | " + " | ".join(_fmt(per[m]["score"]) for m in ms) + " |")
+    if summary.get("by_skill"):
+        lines += ["", "Soft-TIFA AM by skill (atom level):", "", "| skill | " + " | ".join(ms) + " |", "|---|" + "---|" * len(ms)]
+        for k, per in summary["by_skill"].items():
+            lines.append(f"| {k} | " + " | ".join(_fmt(per[m]) for m in ms) + " |")
     return "\n".join(lines) + "\n"
+
+
+def _atom_order(category: str) -> tuple[int, str]:
+    n = category.removeprefix("atoms_")
+    return (int(n), "") if n.isdigit() else (10**6, category)
 
 
 def plot(summary: dict[str, Any], path: Path, title: str) -> Path:

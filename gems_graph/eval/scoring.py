@@ -43,6 +43,10 @@ def make_scorer(suite: str, judge: Any = None) -> Scorer:
         if not item.vqa:
             return {"score": None}
         r = tifa.score(item.vqa, image_path)
+        skills = (item.meta or {}).get("skills")
+        if skills:  # GenEval2 names a skill per atom; the per-skill table averages atoms by it
+            for atom, skill in zip(r["atoms"], skills):
+                atom["skill"] = skill
         return {"score": r["gm"], "am": r["am"], "gm": r["gm"], "atoms": r["atoms"], "judge_calls": len(r["atoms"])}
 
     return soft_tifa

@@ -3,8 +3,8 @@
 Follows the official script: each [question, answer] pair is asked as
 ``"<question> Answer in one word."`` with the image; the atom's score is the
 probability of the expected answer's first token, summed over its spellings
-("Yes"/"yes"/" yes"/" Yes"; for "How many" questions the number word and its digit,
-each with and without a leading space). AM = arithmetic mean over a prompt's atoms,
+("Yes"/"yes"/" yes"/" Yes"; for "How many" questions the number word, capitalised or
+not, and its digit, each with and without a leading space). AM = arithmetic mean over a prompt's atoms,
 GM = geometric mean (0 if any atom is 0); the benchmark reports 100 x the mean over
 prompts. The official script reads the full softmax of a local model; an API gives
 only the top-k tokens, so ask for enough (20, OpenAI's maximum) that the answer's
@@ -53,7 +53,7 @@ def answer_spellings(question: str, answer: str) -> tuple[str, ...]:
     if question.strip().lower().startswith("how many"):
         word = a.lower() if a.lower() in NUMBER_WORDS else _DIGIT_WORDS.get(a)
         digit = NUMBER_WORDS.get(a.lower(), a if a.isdigit() else None)
-        forms = [f for f in (word, digit) if f]
+        forms = [f for f in (word, word.capitalize() if word else None, digit) if f]
         return tuple(dict.fromkeys(s for f in forms for s in (f, " " + f)))
     if a.lower() == "yes":
         return YES_SPELLINGS

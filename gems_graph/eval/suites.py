@@ -105,6 +105,9 @@ def _geneval2_item(i: int, raw: str, rec: dict[str, Any], path: Any) -> EvalItem
     pairs = rec.get("vqa_list")
     if not isinstance(pairs, list) or not all(isinstance(p, list) and len(p) == 2 for p in pairs):
         raise SuiteError(f"{path}:{i + 1}: not a GenEval2 line (needs 'vqa_list' of [question, answer])")
+    skills = rec.get("skills")
+    if skills is not None and (not isinstance(skills, list) or len(skills) != len(pairs)):
+        raise SuiteError(f"{path}:{i + 1}: 'skills' must name one skill per [question, answer] pair ({len(pairs)})")
     category = f"atoms_{rec['atom_count']}" if "atom_count" in rec else "all"
     return EvalItem(
         id=f"{i:04d}",

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import threading
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,29 @@ def write_geneval2(path: Path, items: Iterable[EvalItem], images: dict[str, str]
     tmp.write_text(json.dumps(mapping, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     os.replace(tmp, path)
     return path
+
+
+class GenEval2File:
+    """One method's ``{prompt: image path}`` file, rewritten (atomically) each time a prompt
+    finishes, so a crash loses nothing already generated. The official script
+    (lcqysl/GEMS ``eval/GenEval2.py``) writes it only once every worker is done."""
+
+    def __init__(self, path: Path, items: Iterable[EvalItem], images: dict[str, str] | None = None) -> None:
+        self.path = path
+        self.items = list(items)
+        self._images = dict(images or {})
+        self._lock = threading.Lock()
+        write_geneval2(self.path, self.items, self._images)
+
+    def add(self, item_id: str, image_path: str) -> None:
+        with self._lock:
+            self._images[item_id] = image_path
+            write_geneval2(self.path, self.items, self._images)
+
+
+def geneval2_file_name(method: str, sample: int, samples: int) -> str:
+    """``<method>.json``, or ``<method>_sample<k>.json`` when there are several samples."""
+    return f"{method}.json" if samples == 1 else f"{method}_sample{sample}.json"
 
 
 def _copy(src: Path, dst: Path) -> None:
