@@ -19,8 +19,8 @@ import argparse
 import sys
 import time
 
-from gems_graph.backends.base import GenerationRequest
 from gems_graph.backends.diffusers_generator import DiffusersGenerator
+from gems_graph.models.generator import GenerationRequest
 
 PROMPT = "a red bicycle leaning on a green door, two cats on the step, golden hour"
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
-from gems_graph.state import TieBreak
+from gems_graph.records import TieBreak
 
 StopRule = Literal["all_pass", "threshold"]
 

@@ -91,7 +91,7 @@ def generator_model(spec: Any, *, health_timeout: float = 3.0) -> str | None:
     """
     if not isinstance(spec, str):
         return None
-    from gems_graph.registry import split_spec
+    from gems_graph.models.registry import split_spec
 
     kind, arg = split_spec(spec)
     if kind == "diffusers":

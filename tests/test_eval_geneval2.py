@@ -67,7 +67,7 @@ def _eval(args, home, **popen):
     # One torch thread: on a shared CPU, torch's thread pool spinning costs more than it gives.
     env = {**os.environ, "GEMS_HOME": str(home), "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     return subprocess.Popen(
-        [sys.executable, "-m", "gems_graph.cli", "eval", *args],
+        [sys.executable, "-m", "gems_graph.app.cli", "eval", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

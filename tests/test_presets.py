@@ -16,13 +16,13 @@ import pytest
 from langgraph.runtime import Runtime
 from PIL import Image
 
-from gems_graph.artifacts import save_png
 from gems_graph.config import load_config
 from gems_graph.context import ConfigError, GemsContext
 from gems_graph.memory.trajectory import trajectory_view
+from gems_graph.models.registry import resolve_chat_model
+from gems_graph.persistence.artifacts import save_png
 from gems_graph.presets import UnknownPresetError
-from gems_graph.registry import resolve_chat_model
-from gems_graph.state import best_candidate
+from gems_graph.records import best_candidate
 from nodes.critic import critic
 from tests.servers import RecordingServer, chat_completion, json_reply, reset_endpoint_memory
 
@@ -182,7 +182,7 @@ def test_gems_run_with_the_preset_keeps_explicit_flags(tmp_path):
     env = {**os.environ, "GEMS_HOME": str(tmp_path / "home"), "GEMS_PLUGINS": "tests.plugin_backends", "PYTHONPATH": str(repo)}
     args = ["run", "a red square", "-g", "colour:", "-m", "scripted:fix=9", "--preset", "gems-paper", "--rounds", "2", "--json"]
     res = subprocess.run(
-        [sys.executable, "-m", "gems_graph.cli", *args], capture_output=True, text=True, env=env, timeout=120, cwd=tmp_path
+        [sys.executable, "-m", "gems_graph.app.cli", *args], capture_output=True, text=True, env=env, timeout=120, cwd=tmp_path
     )
     assert res.returncode == 0, res.stderr
     summary = json.loads(res.stdout)
