@@ -12,6 +12,7 @@ from gems_graph._lazy import lazy_exports
 _EXPORTS = {
     "GemsContext": "gems_graph.context",
     "ConfigError": "gems_graph.context",
+    "load_context": "gems_graph.config",
     "build_graph": "gems_graph.graph",
     "compile_graph": "gems_graph.graph",
     "GemsState": "gems_graph.state",

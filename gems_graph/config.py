@@ -310,3 +310,12 @@ def _toml_value(v: Any) -> str:
     if isinstance(v, str):
         return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
     return repr(v)
+
+
+def load_context(config_path: str | None = None, preset: str | None = None, **overrides: Any) -> GemsContext:
+    """The context the CLI would build: defaults < ``preset`` < ``gems.toml`` < ``GEMS_*`` < ``overrides``.
+
+    ``GemsContext()`` alone is the defaults only: it reads no file and no variable.
+    ``load_context(preset="gems-paper", generator=...)`` is the paper's setup.
+    """
+    return build_context(overrides, config_path=config_path, preset=preset)

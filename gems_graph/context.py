@@ -70,17 +70,6 @@ class GemsContext:
     verify_concurrency: int = _f(4, "Verification calls to the critic model in flight at once.")
     generation_retries: int = _f(3, "Attempts per candidate on transient generator errors (connection, 429, 5xx, timeout).")
 
-    @classmethod
-    def from_env(cls, config_path: str | None = None, preset: str | None = None, **overrides: Any) -> GemsContext:
-        """The context the CLI would build: defaults < ``preset`` < ``gems.toml`` < ``GEMS_*`` < ``overrides``.
-
-        ``GemsContext()`` alone is the defaults only: it reads no file and no variable.
-        ``GemsContext.from_env(preset="gems-paper", generator=...)`` is the paper's setup.
-        """
-        from gems_graph.config import build_context  # config builds on this module
-
-        return build_context(overrides, config_path=config_path, preset=preset)
-
     def __post_init__(self) -> None:
         validate_context(self)
 
