@@ -118,6 +118,17 @@ class GeneratorServer(ThreadingHTTPServer):
             self.slots.release()
 
 
+def _json_object(body: bytes) -> dict[str, Any]:
+    """A request body that must be a JSON object (empty counts as ``{}``); ``ValueError`` otherwise."""
+    try:
+        parsed = json.loads(body.decode("utf-8") or "{}")
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"body is not JSON: {exc}") from exc
+    if not isinstance(parsed, dict):
+        raise ValueError("body must be a JSON object")
+    return parsed
+
+
 def parse_request(body: bytes, content_type: str, query: str = "") -> GenerationRequest:
     """A JSON or form body, or a query string (the official GEMS call) -> ``GenerationRequest``;
     ``ValueError`` with a reason when bad."""
@@ -125,13 +136,7 @@ def parse_request(body: bytes, content_type: str, query: str = "") -> Generation
     if "application/x-www-form-urlencoded" in content_type:
         data.update({k: v[0] for k, v in parse_qs(body.decode("utf-8"), keep_blank_values=True).items()})
     elif body.strip() or not data:
-        try:
-            parsed = json.loads(body.decode("utf-8") or "{}")
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise ValueError(f"body is not JSON: {exc}") from exc
-        if not isinstance(parsed, dict):
-            raise ValueError("body must be a JSON object")
-        data.update(parsed)
+        data.update(_json_object(body))
     prompt = data.get("prompt")
     if not isinstance(prompt, str) or not prompt.strip():
         raise ValueError("'prompt' must be a non-empty string")
@@ -150,12 +155,7 @@ def parse_request(body: bytes, content_type: str, query: str = "") -> Generation
 
 def parse_images_request(body: bytes, model_name: str) -> tuple[GenerationRequest, int]:
     """An OpenAI Images API body (vLLM-Omni's fields) -> (the first image's request, n)."""
-    try:
-        data = json.loads(body.decode("utf-8") or "{}")
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ValueError(f"body is not JSON: {exc}") from exc
-    if not isinstance(data, dict):
-        raise ValueError("body must be a JSON object")
+    data = _json_object(body)
     prompt = data.get("prompt")
     if not isinstance(prompt, str) or not prompt.strip():
         raise ValueError("'prompt' must be a non-empty string")
