@@ -257,3 +257,17 @@ def test_retries_live_in_one_layer_and_a_dead_endpoint_fails_the_run(tmp_path):
     assert result.status == "failed"
     assert "HTTP 503 after 3 attempts: overloaded" in result.state["error"]
     assert len(srv.requests) == 3
+
+
+def test_which_key_goes_where_when_both_variables_are_set(monkeypatch):
+    """A real OpenAI key is sent to a third-party server only when no GEMS key is set."""
+    from gems_graph.backends.openai_chat import compatible_from_spec, openai_from_spec
+    from gems_graph.backends.openai_images import api_key
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-real-openai")
+    monkeypatch.setenv("GEMS_OPENAI_API_KEY", "local-server-key")
+    assert openai_from_spec("gpt-4o-mini").openai_api_key.get_secret_value() == "sk-real-openai"
+    assert api_key() == "sk-real-openai"
+    assert compatible_from_spec("http://127.0.0.1:9/v1#m").openai_api_key.get_secret_value() == "local-server-key"
+    monkeypatch.delenv("GEMS_OPENAI_API_KEY")
+    assert compatible_from_spec("http://127.0.0.1:9/v1#m").openai_api_key.get_secret_value() == "sk-real-openai"

@@ -50,6 +50,7 @@ from langchain_core.utils.function_calling import convert_to_openai_tool
 from langchain_openai import ChatOpenAI
 from pydantic import BaseModel, ValidationError
 
+from gems_graph.backends.api_keys import openai_api_key
 from gems_graph.backends.http_client import served_model_check
 from gems_graph.models.health import Health
 
@@ -397,7 +398,7 @@ def openai_from_spec(arg: str) -> GemsChatOpenAI:
     model, opts = _split_options(arg.strip())
     if not model:
         raise ValueError("openai needs a model name, e.g. openai:gpt-4o-mini")
-    key = os.environ.get("OPENAI_API_KEY") or os.environ.get("GEMS_OPENAI_API_KEY")
+    key = openai_api_key(official=True)
     if not key:
         raise ValueError(f"openai:{model} needs an API key: set OPENAI_API_KEY or GEMS_OPENAI_API_KEY")
     base_url = os.environ.get("OPENAI_BASE_URL") or None
@@ -414,5 +415,5 @@ def compatible_from_spec(arg: str) -> GemsChatOpenAI:
         )
     if not base_url.lower().startswith(("http://", "https://")):
         raise ValueError(f"openai-compatible base URL must start with http:// or https://, got {base_url!r}")
-    key = os.environ.get("GEMS_OPENAI_API_KEY") or os.environ.get("OPENAI_API_KEY") or "EMPTY"
+    key = openai_api_key(official=False) or "EMPTY"
     return GemsChatOpenAI(model=model, api_key=key, base_url=base_url.rstrip("/"), **opts)

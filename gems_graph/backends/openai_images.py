@@ -11,11 +11,11 @@ at a compatible server. The API has no seed: candidates differ by sampling only.
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from PIL import Image
 
+from gems_graph.backends.api_keys import openai_api_key
 from gems_graph.backends.http_client import decode_b64_image, is_refusal
 from gems_graph.models.generator import GenerationError, GenerationRequest
 from gems_graph.models.health import FAIL, OK, Health, imports_check
@@ -25,7 +25,7 @@ _SIZES = {"gpt-image": ["1024x1024", "1536x1024", "1024x1536"], "dall-e-3": ["10
 
 
 def api_key() -> str | None:
-    return os.environ.get("OPENAI_API_KEY") or os.environ.get("GEMS_OPENAI_API_KEY")
+    return openai_api_key(official=True)
 
 
 def _size_for(model: str, width: int | None, height: int | None) -> str | None:
