@@ -27,6 +27,7 @@ from gems_graph.models.registry import resolve_chat_model
 from gems_graph.records import Candidate, Check, Round, TieBreak, round_best
 from gems_graph.settings import effective_context
 from gems_graph.state import GemsState
+from gems_graph.text import clip_words
 from nodes.generator import plan_round
 
 EXPERIENCE_WORD_LIMIT = 100
@@ -70,9 +71,9 @@ class RefinedPrompt(BaseModel):
     guidance: float | None = Field(default=None, description="Guidance scale for the next round, or null to keep it.")
 
 
-def clip_words(text: str, limit: int = EXPERIENCE_WORD_LIMIT) -> str:
-    words = text.split()
-    return text.strip() if len(words) < limit else " ".join(words[: limit - 1]) + " ..."
+def clip_experience(text: str) -> str:
+    """Under ``EXPERIENCE_WORD_LIMIT`` words, the ellipsis of a cut counted as one."""
+    return clip_words(text, EXPERIENCE_WORD_LIMIT - 1)
 
 
 def compress_round(
@@ -88,9 +89,9 @@ def compress_round(
         content.append(image_block(best["image"]))
     try:
         reply = invoke_structured(model, Experience, [SystemMessage(COMPRESS_SYSTEM_PROMPT), HumanMessage(content=content)])
-        return clip_words(reply.value.experience), None
+        return clip_experience(reply.value.experience), None
     except StructuredOutputError as exc:
-        return clip_words(facts), f"refiner: compression failed ({one_line(exc)}); kept the round's facts"
+        return clip_experience(facts), f"refiner: compression failed ({one_line(exc)}); kept the round's facts"
 
 
 def _lessons_block(state: GemsState) -> str:

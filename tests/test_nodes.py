@@ -16,7 +16,7 @@ from gems_graph.testing import ColourGenerator, ScriptedChatModel, last_text, lo
 from nodes.critic import Decomposition, critic, pick_best
 from nodes.generator import generator, plan_round
 from nodes.planner import PlannedPrompt, planner
-from nodes.refiner import RefinedPrompt, clip_words, refiner
+from nodes.refiner import RefinedPrompt, clip_experience, refiner
 
 
 def runtime(events: list | None = None, **ctx) -> Runtime:
@@ -186,8 +186,8 @@ def test_refiner_compresses_then_writes_the_next_prompt_without_raw_thoughts(tmp
 
 
 def test_experiences_are_clipped_under_100_words():
-    assert len(clip_words("word " * 300).split()) == 100
-    assert clip_words("short one") == "short one"
+    assert len(clip_experience("word " * 300).split()) == 100
+    assert clip_experience("short one") == "short one"
 
 
 def test_refined_guidance_is_carried_into_the_next_round(tmp_path):

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Any, NotRequired, TypedDict
 
 from gems_graph.records import Candidate, Check, Round, is_failed, round_best
+from gems_graph.text import clip_words
 
 #: Lesson texts are cut to this many words: a planner prompt holds a few of them.
 MAX_LESSON_WORDS = 80
@@ -95,13 +96,8 @@ def prompt_diff(before: str, after: str) -> tuple[list[str], list[str]]:
     return added, removed
 
 
-def _clip_words(s: str, n: int) -> str:
-    w = _words(s)
-    return s.strip() if len(w) <= n else " ".join(w[:n]) + " ..."
-
-
 def _list_checks(qs: list[str], shown: int = 2) -> str:
-    head = "; ".join(_clip_words(q, 14) for q in qs[:shown])
+    head = "; ".join(clip_words(q, 14) for q in qs[:shown])
     return head + (f" (+{len(qs) - shown} more)" if len(qs) > shown else "")
 
 
@@ -122,7 +118,7 @@ def describe_fix(before: str, after: str, params: str = "", max_words: int = 30)
         parts.append("removed " + "; ".join(f'"{p}"' for p in removed))
     if not added and not removed:
         parts = [f"{params} (same prompt)"] if params else ["same prompt, new seed"]
-    return _clip_words(", ".join(parts), max_words)
+    return clip_words(", ".join(parts), max_words)
 
 
 def _what_worked(experience: str | None) -> str:
@@ -136,8 +132,8 @@ def _what_worked(experience: str | None) -> str:
     first = re.split(r"(?<=[.!?])\s", experience.strip(), maxsplit=1)[0].rstrip(".!? ")
     m = re.match(r"(?i)(?:i |we )?tried (.+)", first)
     if m:
-        return _clip_words(m.group(1), 20) + " worked"
-    return "what worked: " + _clip_words(first, 20)
+        return clip_words(m.group(1), 20) + " worked"
+    return "what worked: " + clip_words(first, 20)
 
 
 def _score(c: Candidate | None) -> float:
@@ -168,10 +164,10 @@ def distill_lessons(
         return []
     skills = list(skills or [])
     base = dict(prompt=prompt, generator_family=generator_family, skills=skills, status=status, uses=1)
-    ask = _clip_words(prompt, 20)
+    ask = clip_words(prompt, 20)
 
     def make(text: str, **kw: object) -> Lesson:
-        lesson = Lesson(id="", text=_clip_words(text, MAX_LESSON_WORDS), created_at=_now_iso(), **base, **kw)  # type: ignore[typeddict-item]
+        lesson = Lesson(id="", text=clip_words(text, MAX_LESSON_WORDS), created_at=_now_iso(), **base, **kw)  # type: ignore[typeddict-item]
         lesson["id"] = lesson_id(lesson)
         return lesson
 
@@ -204,15 +200,15 @@ def distill_lessons(
         exp = next((r.get("experience") for r, _ in reversed(judged) if r.get("experience")), None)
         text = (
             f'For "{ask}" still failing after {last_rnd["index"]} round(s): {_list_checks(qs)}. '
-            f'Last prompt: "{_clip_words(last_rnd["prompt"], 25)}".'
+            f'Last prompt: "{clip_words(last_rnd["prompt"], 25)}".'
         )
         if exp:
-            text += f" Experience: {_clip_words(exp, 25)}"
+            text += f" Experience: {clip_words(exp, 25)}"
         lessons.append(
             make(text, failed_checks=qs, fix="", rounds=last_rnd["index"], score_gain=round(_score(last_best) - _score(first_best), 4))
         )
     elif not lessons:
-        text = f'For "{ask}" every check passed in round {last_rnd["index"]} with the prompt: "{_clip_words(last_rnd["prompt"], 40)}".'
+        text = f'For "{ask}" every check passed in round {last_rnd["index"]} with the prompt: "{clip_words(last_rnd["prompt"], 40)}".'
         lessons.append(make(text, failed_checks=[], fix="", rounds=last_rnd["index"], score_gain=0.0))
     return lessons[:max_lessons]
 

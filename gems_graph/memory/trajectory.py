@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from gems_graph import prompt_labels as labels
 from gems_graph.records import Check, ImageRef, Round, TieBreak, is_failed, rank_key, round_best
+from gems_graph.text import clip_chars
 
 #: Share of the budget the recent rounds may use when older rounds must be folded.
 _RECENT_SHARE = 0.7
@@ -26,11 +27,6 @@ class TrajectoryView:
     images: list[ImageRef] = field(default_factory=list)
     #: How many older rounds were folded into the summary (0 when all fit).
     folded_rounds: int = 0
-
-
-def _clip(s: str, n: int) -> str:
-    s = " ".join((s or "").split())
-    return s if len(s) <= n else s[: max(0, n - 3)] + "..."
 
 
 def _verdict_sets(rnd: Round, questions: dict[str, str], tie_break: TieBreak = "probability") -> tuple[float | None, list[str], list[str]]:
@@ -49,16 +45,16 @@ def _render_round(rnd: Round, questions: dict[str, str], field_chars: int, tie_b
     lines; the shapes world's chat model and tests parse this layout.)
     """
     score, passed, failed = _verdict_sets(rnd, questions, tie_break)
-    lines = [f"{labels.ROUND_PROMPT.format(index=rnd['index'])}: {_clip(rnd['prompt'], field_chars)}"]
+    lines = [f"{labels.ROUND_PROMPT.format(index=rnd['index'])}: {clip_chars(rnd['prompt'], field_chars)}"]
     if score is None:
         errors = "; ".join(sorted({c.get("error") or "" for c in rnd.get("candidates") or []}))
-        lines.append(f"  no image (generation failed: {_clip(errors, 200)})")
+        lines.append(f"  no image (generation failed: {clip_chars(errors, 200)})")
     else:
         lines.append(f"  {labels.SCORE}: {score:.2f}")
-        lines.append(f"  {labels.PASSED}: {_clip('; '.join(passed), field_chars) or labels.NONE}")
-        lines.append(f"  {labels.FAILED}: {_clip('; '.join(failed), field_chars) or labels.NONE}")
+        lines.append(f"  {labels.PASSED}: {clip_chars('; '.join(passed), field_chars) or labels.NONE}")
+        lines.append(f"  {labels.FAILED}: {clip_chars('; '.join(failed), field_chars) or labels.NONE}")
     if rnd.get("experience"):
-        lines.append(f"  {labels.EXPERIENCE}: {_clip(rnd['experience'] or '', field_chars)}")
+        lines.append(f"  {labels.EXPERIENCE}: {clip_chars(rnd['experience'] or '', field_chars)}")
     return "\n".join(lines)
 
 
@@ -71,18 +67,18 @@ def _render_summary(rounds: list[Round], questions: dict[str, str], budget: int,
     judged = [(r, s) for r, s in scored if s[0] is not None]
     if judged:
         r, (score, _, _) = max(judged, key=lambda x: (rank_key(round_best(x[0], tie_break), tie_break), -x[0]["index"]))
-        lines.append(f"- best was round {r['index']} (score {score:.2f}) with: {_clip(r['prompt'], 300)}")
+        lines.append(f"- best was round {r['index']} (score {score:.2f}) with: {clip_chars(r['prompt'], 300)}")
     fail_count: dict[str, int] = {}
     for _, (_, _, failed) in judged:
         for q in failed:
             fail_count[q] = fail_count.get(q, 0) + 1
     if fail_count:
         top = sorted(fail_count.items(), key=lambda kv: -kv[1])[:8]
-        lines.append("- kept failing: " + "; ".join(f"{_clip(q, 120)} (x{n})" for q, n in top))
+        lines.append("- kept failing: " + "; ".join(f"{clip_chars(q, 120)} (x{n})" for q, n in top))
     # Newest experiences first: they already include what earlier ones taught.
     for r in reversed(rounds):
         if r.get("experience"):
-            lines.append(f"- round {r['index']}: {_clip(r['experience'] or '', 300)}")
+            lines.append(f"- round {r['index']}: {clip_chars(r['experience'] or '', 300)}")
     out: list[str] = []
     used = 0
     for line in lines:
