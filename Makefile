@@ -4,6 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 RUNTIME := $(VENV)/.runtime-installed
 DEV := $(VENV)/.dev-installed
+# The LangGraph Agent Server (langhost) pins its own langgraph-api: a venv of its own.
+SERVER_VENV := .venv-server
+SERVER := $(SERVER_VENV)/.server-installed
 
 .PHONY: setup setup-dev demo test lint notebooks clean
 
@@ -17,7 +20,14 @@ $(RUNTIME): pyproject.toml
 	$(BIN)/pip install -q -e .
 	touch $(RUNTIME)
 
-setup-dev: $(DEV)
+setup-dev: $(DEV) $(SERVER)
+
+$(SERVER): pyproject.toml
+	test -x $(SERVER_VENV)/bin/python || $(PY) -m venv $(SERVER_VENV)
+	$(SERVER_VENV)/bin/pip install -q --upgrade pip
+	$(SERVER_VENV)/bin/python -c "import torch" 2>/dev/null || $(SERVER_VENV)/bin/pip install -q torch==2.13.0
+	$(SERVER_VENV)/bin/pip install -q -e '.[agent-server]'
+	touch $(SERVER)
 
 $(DEV): $(RUNTIME)
 	# llama-cpp-python (a real OpenAI-compatible test server) builds from source; portable flags.
@@ -29,6 +39,9 @@ $(DEV): $(RUNTIME)
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && \
 	  export DEBIAN_FRONTEND=noninteractive && \
 	  { apt-get install -y -q postgresql || { apt-get update -q && apt-get install -y -q postgresql; }; }; } || true
+	# Redis for the LangGraph-server test (Debian's package; installed only as root, else skipped).
+	command -v redis-server >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && export DEBIAN_FRONTEND=noninteractive && \
+	  { apt-get install -y -q redis-server || { apt-get update -q && apt-get install -y -q redis-server; }; }; } || true
 	touch $(DEV)
 
 # A prompt the shipped model gets wrong in round 1 (seed 0) and the refiner fixes by laying it out.
@@ -49,4 +62,4 @@ notebooks: setup-dev
 	$(BIN)/python notebooks/execute.py notebooks/01_quickstart.ipynb notebooks/02_memory_and_skills.ipynb
 
 clean:
-	rm -rf $(VENV) .pytest_cache build *.egg-info
+	rm -rf $(VENV) $(SERVER_VENV) .pytest_cache build *.egg-info
