@@ -41,9 +41,11 @@ LANGHOST = SERVER_BIN / "langhost"
 RUNS = 20
 WORKERS = 2
 JOBS_PER_WORKER = 2
-#: Seconds between a worker's heartbeats; a run whose heartbeat is missing for twice
-#: this is swept back to the queue. The default (120 s) is sized for long production runs.
-HEARTBEAT_S = 2
+#: The runtime's heartbeat period: a run whose heartbeat is missing for twice this is swept
+#: back to the queue. The default (120 s) is sized for production; with 3 s a dead worker's
+#: runs are back in the queue within about 12 s, and a live worker's event loop would have to
+#: stall for 6 s to lose a run it holds.
+HEARTBEAT_S = 3
 #: The shapes world's defaults (generator, chat model, embedded Chroma memory), two rounds at most.
 CONTEXT = {"max_rounds": 2}
 
@@ -77,6 +79,9 @@ def agent_server(postgres_server, redis_server, tmp_path):
         "REDIS_URI": redis_server.url,
         "GEMS_HOME": str(home),
         "LG_BG_JOB_HEARTBEAT": str(HEARTBEAT_S),
+        # Four runs at once on two cores: one torch thread each (the default, a thread per core
+        # in every run, took half again as much CPU time for the same 20 runs).
+        "OMP_NUM_THREADS": "1",
         "LANGGRAPH_CLI_NO_ANALYTICS": "1",
         "LANGGRAPH_NO_VERSION_CHECK": "1",
         "ANONYMIZED_TELEMETRY": "False",
