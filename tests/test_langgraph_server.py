@@ -95,7 +95,7 @@ def agent_server(postgres_server, redis_server, tmp_path):
     assert prepared.returncode == 0, prepared.stderr[-3000:]
     log_path = tmp_path / "langhost.log"
     cmd = [str(LANGHOST), "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(WORKERS)]
-    cmd += ["--n-jobs-per-worker", str(JOBS_PER_WORKER), "--server-log-level", "WARNING"]
+    cmd += ["--n-jobs-per-worker", str(JOBS_PER_WORKER)]
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
