@@ -13,7 +13,8 @@ answer schema. What loading added is returned for the graph state:
 * ``skill_hints``  - merged generation hints (negative prompt, guidance, ...); the
   ones the user did not set explicitly go into ``generation``.
 
-A model that cannot call tools (``bind_tools`` not implemented) plans without skills.
+A model that cannot call tools (``bind_tools`` not implemented), or whose replies in
+the skill loop cannot be read even when asked again, plans without skills.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from typing import Any
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 from pydantic import BaseModel
 
+from gems_graph.models.llm import MalformedReplyError
 from gems_graph.skills import SkillRegistry, SkillSession, ToolLoopResult, run_tool_loop
 
 #: Added to the planner's system prompt, before the catalog.
@@ -77,6 +79,9 @@ def plan_with_skills(
     try:
         loop = run_tool_loop(model, session, messages, final_schema=schema, max_turns=max_turns)
     except NotImplementedError:  # no tool calling: plan without skills
+        return SkillPlan(None, session, [SystemMessage(system_prompt), HumanMessage(user_prompt)])
+    except MalformedReplyError:  # unreadable replies: plan without skills (what loaded is dropped with them)
+        session = SkillSession(registry, max_skills=max_skills, prompt=prompt)
         return SkillPlan(None, session, [SystemMessage(system_prompt), HumanMessage(user_prompt)])
     history = loop.messages
     if loop.answer is None:

@@ -1,5 +1,12 @@
 """Real servers on loopback for backend tests: a recording/scripted HTTP server,
 ``gems serve-generator`` in a thread, and llama-cpp-python's OpenAI-compatible server.
+
+``RecordingServer``'s ``respond`` may return a ``Reply`` (status, content type, body),
+a reply with extra headers (``Reply`` + a dict, e.g. ``Retry-After``), or a fault:
+``Hang`` (say nothing, then drop the connection) or ``CloseMidBody`` (promise a body,
+send part of it, drop the connection). ``FaultyChat`` answers the nodes' chat requests
+like a healthy OpenAI-compatible server and injects faults per request kind
+(planner, decompose, verify, refine, compress).
 """
 
 from __future__ import annotations
@@ -40,6 +47,20 @@ class Recorded:
 Reply = tuple[int, str, bytes]
 
 
+@dataclass
+class Hang:
+    """Answer nothing for ``seconds`` (or until the server stops), then drop the connection."""
+
+    seconds: float = 60.0
+
+
+@dataclass
+class CloseMidBody:
+    """Send the headers of ``reply`` and half of its body, then drop the connection."""
+
+    reply: Reply
+
+
 def json_reply(status: int, data: Any) -> Reply:
     return status, "application/json", json.dumps(data).encode()
 
@@ -48,11 +69,12 @@ def json_reply(status: int, data: Any) -> Reply:
 class RecordingServer:
     """Answers every request with ``respond(recorded)`` and keeps what it received."""
 
-    respond: Callable[[Recorded], Reply]
+    respond: Callable[[Recorded], Any]
     requests: list[Recorded] = field(default_factory=list)
 
     def __enter__(self) -> RecordingServer:
         outer = self
+        self.stopping = threading.Event()
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
@@ -64,12 +86,24 @@ class RecordingServer:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 rec = Recorded(self.command, self.path, {k.lower(): v for k, v in self.headers.items()}, body)
                 outer.requests.append(rec)
-                status, ctype, data = outer.respond(rec)
+                out = outer.respond(rec)
+                if isinstance(out, Hang):
+                    outer.stopping.wait(out.seconds)
+                    self.close_connection = True
+                    return
+                partial = isinstance(out, CloseMidBody)
+                reply = out.reply if partial else out
+                status, ctype, data = reply[:3]
                 self.send_response(status)
                 self.send_header("Content-Type", ctype)
                 self.send_header("Content-Length", str(len(data)))
+                for name, value in (reply[3] if len(reply) > 3 else {}).items():
+                    self.send_header(name, str(value))
                 self.end_headers()
-                self.wfile.write(data)
+                self.wfile.write(data[: len(data) // 2] if partial else data)
+                if partial:
+                    self.wfile.flush()
+                    self.close_connection = True
 
             do_GET = do_POST = _handle
 
@@ -84,6 +118,7 @@ class RecordingServer:
         return f"http://127.0.0.1:{self.server.server_address[1]}"
 
     def __exit__(self, *exc: Any) -> None:
+        self.stopping.set()
         self.server.shutdown()
         self.server.server_close()
 
@@ -109,6 +144,73 @@ def chat_completion(
         "choices": [choice],
         "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
     }
+
+
+def chat_request_kind(rec: Recorded) -> str:
+    """Which node sent this chat request: planner, decompose, verify, refine, compress (or other)."""
+    from nodes.critic import DECOMPOSE_SYSTEM_PROMPT, VERIFY_SYSTEM_PROMPT
+    from nodes.planner import PLANNER_SYSTEM_PROMPT
+    from nodes.refiner import COMPRESS_SYSTEM_PROMPT, REFINE_SYSTEM_PROMPT
+
+    try:
+        messages = rec.json().get("messages") or []
+    except ValueError:
+        return "other"
+    system = " ".join(str(m.get("content")) for m in messages if m.get("role") == "system")
+    for kind, prompt in (
+        ("planner", PLANNER_SYSTEM_PROMPT),
+        ("decompose", DECOMPOSE_SYSTEM_PROMPT),
+        ("verify", VERIFY_SYSTEM_PROMPT),
+        ("refine", REFINE_SYSTEM_PROMPT),
+        ("compress", COMPRESS_SYSTEM_PROMPT),
+    ):
+        if prompt.splitlines()[0] in system:
+            return kind
+    return "other"
+
+
+#: What a healthy endpoint answers each kind with (structured kinds as JSON content).
+HEALTHY_ANSWERS: dict[str, Any] = {
+    "planner": {"reasoning": "", "prompt": "a red square, centred"},
+    "decompose": {"checks": ["Is there a square?", "Is the square red?"]},
+    "verify": "Yes",
+    "refine": {"reasoning": "", "prompt": "a red square, centred, plain background", "new_seed": True},
+    "compress": {"experience": "The square came out right."},
+}
+
+
+def malformed(fault: str) -> Reply:
+    """A reply that does not read as a chat completion: ``invalid_json``, ``no_choices`` or ``wrong_types``."""
+    if fault == "invalid_json":
+        return 200, "application/json", b'{"id": "c1", "choices": [{"message": '
+    if fault == "no_choices":
+        return json_reply(200, {**chat_completion(""), "choices": []})
+    if fault == "wrong_types":
+        return json_reply(200, chat_completion(json.dumps({"prompt": 5, "checks": "one", "experience": ["x"], "new_seed": "maybe"})))
+    raise ValueError(fault)
+
+
+@dataclass
+class FaultyChat:
+    """``respond`` for ``RecordingServer``: a healthy OpenAI-compatible chat endpoint, except
+    that the next requests of a kind get the faults queued for it (``faults[kind]``, in
+    order), and every request of a kind in ``always`` gets that fault."""
+
+    faults: dict[str, list[Any]] = field(default_factory=dict)
+    always: dict[str, Any] = field(default_factory=dict)
+    kinds: list[str] = field(default_factory=list)
+
+    def __call__(self, rec: Recorded) -> Any:
+        if not rec.path.endswith("/chat/completions"):
+            return json_reply(200, {"object": "list", "data": [{"id": "m", "object": "model"}]})
+        kind = chat_request_kind(rec)
+        self.kinds.append(kind)
+        if self.faults.get(kind):
+            return self.faults[kind].pop(0)
+        if kind in self.always:
+            return self.always[kind]
+        answer = HEALTHY_ANSWERS.get(kind, "Yes")
+        return json_reply(200, chat_completion(answer if isinstance(answer, str) else json.dumps(answer)))
 
 
 @dataclass

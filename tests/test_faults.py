@@ -120,3 +120,58 @@ def test_an_unknown_backend_in_a_graph_context_fails_at_planning_before_a_run_fo
     with pytest.raises(UnknownBackendError, match="unknown generator kind 'nosuch'"):
         compile_graph().invoke({"prompt": "a red square"}, context=ctx)
     assert not (tmp_path / "runs").exists()
+
+
+# -- malformed replies: asked again once, then repaired like any unreadable reply ---------------
+
+
+def _chat_run(tmp_path, chat, **ctx):
+    from gems_graph.backends.openai_chat import GemsChatOpenAI
+    from tests.servers import RecordingServer
+
+    with RecordingServer(chat) as srv:
+        model = GemsChatOpenAI(model="m", api_key="EMPTY", base_url=f"{srv.url}/v1", max_retries=0)
+        context = GemsContext(
+            generator=ColourGenerator(), chat_model=model, artifact_root=str(tmp_path / "runs"), memory="none", **{"max_skills": 0, **ctx}
+        )
+        return run_gems("a red square", context, InMemorySaver(), thread_id="t"), srv
+
+
+@pytest.mark.parametrize("fault", ["invalid_json", "no_choices", "wrong_types"])
+def test_one_malformed_reply_is_asked_again_and_the_run_goes_on(tmp_path, fault, monkeypatch):
+    from tests.servers import FaultyChat, malformed, reset_endpoint_memory
+
+    reset_endpoint_memory(monkeypatch)
+    # A verdict is plain text, so only a garbled body or no choices are malformed there.
+    kinds = ("planner", "decompose") if fault == "wrong_types" else ("planner", "decompose", "verify")
+    chat = FaultyChat(faults={kind: [malformed(fault)] for kind in kinds})
+    result, _ = _chat_run(tmp_path, chat)
+    assert result.status == "passed" and result.state["error"] is None
+    assert result.state["current_prompt"] == "a red square, centred"  # the planner's own answer, on the second ask
+    assert [c["question"] for c in result.state["checks"]] == ["Is there a square?", "Is the square red?"]
+    assert all(v.get("answered", True) for v in result.state["rounds"][0]["candidates"][0]["verdicts"])
+    assert chat.kinds.count("planner") == 2 and chat.kinds.count("decompose") == 2
+
+
+@pytest.mark.parametrize("fault", ["invalid_json", "no_choices", "wrong_types"])
+def test_a_planner_and_critic_that_never_reply_readably_do_not_stop_the_run(tmp_path, fault, monkeypatch):
+    from tests.servers import FaultyChat, malformed, reset_endpoint_memory
+
+    reset_endpoint_memory(monkeypatch)
+    chat = FaultyChat(always={"planner": malformed(fault), "decompose": malformed(fault)})
+    result, _ = _chat_run(tmp_path, chat, max_skills=2)  # the planner's skill loop meets them first
+    assert result.status == "passed", result.state["error"]
+    assert result.state["current_prompt"] == "a red square"  # the user's prompt, as the planner's docstring promises
+    notes = " ".join(result.state["notes"])
+    assert "using the user's prompt as is" in notes and "falling back to one whole-prompt check" in notes
+    assert [c["question"] for c in result.state["checks"]] == ["Does the image show: a red square?"]
+
+
+def test_a_garbled_verdict_reply_is_unanswered_not_a_no(tmp_path, monkeypatch):
+    from tests.servers import FaultyChat, malformed, reset_endpoint_memory
+
+    reset_endpoint_memory(monkeypatch)
+    chat = FaultyChat(always={"verify": malformed("invalid_json")})
+    result, _ = _chat_run(tmp_path, chat, max_rounds=2)
+    assert result.status == "failed" and "could not judge round 1" in result.state["error"]
+    assert "could not be read" in result.state["error"]

@@ -13,6 +13,9 @@ servers (OpenAI, vLLM, SGLang, Ollama, LM Studio, llama.cpp):
 * **Retries in one place.** The OpenAI client's own: ``max_retries`` (default 2, so
   three attempts) with exponential backoff that honours ``Retry-After``; nodes do
   not retry model calls again, and errors report the true number of attempts.
+  A reply that does not read as a chat completion (a body that is not JSON, no
+  choices, a structured reply with the wrong types) is asked once more, then raised
+  as ``MalformedReplyError``, which structured output treats as a reply to repair.
 * **Logprobs, safely.** ``model.bind(logprobs=True, top_logprobs=5)`` is always
   safe: if the server rejects logprobs the call is retried without them and the
   endpoint is remembered as not supporting them (its declared ``supports_logprobs``).
@@ -52,11 +55,19 @@ from pydantic import BaseModel, ValidationError
 
 from gems_graph.backends.api_keys import openai_api_key
 from gems_graph.backends.http_client import served_model_check
+from gems_graph.errors import one_line
 from gems_graph.models.health import Health
+from gems_graph.models.llm import MalformedReplyError
+from gems_graph.models.retry import acall_with_retry, call_with_retry
 
 #: Structured-output methods in the order they are tried.
 METHODS = ("json_schema", "function_calling", "json_mode", "prompt")
 OPENAI_BASE_URL = "https://api.openai.com/v1"
+
+#: Attempts for a reply that cannot be read (the client's own retries cover HTTP failures).
+MALFORMED_REPLY_ATTEMPTS = 2
+#: What parsing an unreadable body raises, in the SDK or in LangChain (JSON, pydantic, a missing field).
+_UNREADABLE = (ValueError, LookupError, TypeError, AttributeError)
 
 _lock = threading.Lock()
 _working_method: dict[tuple[str, str], str] = {}
@@ -108,32 +119,64 @@ class GemsChatOpenAI(ChatOpenAI):
     # -- calls ---------------------------------------------------------------------------
 
     def _generate(self, messages: list[BaseMessage], stop: list[str] | None = None, run_manager: Any = None, **kwargs: Any) -> ChatResult:
-        kwargs = self._drop_logprobs_if_unsupported(kwargs)
-        try:
-            return super()._generate(messages, stop=stop, run_manager=run_manager, **kwargs)
-        except openai.BadRequestError as exc:
-            if _wants_logprobs(self, kwargs) and "logprob" in str(exc).lower():
-                with _lock:
-                    _no_logprobs.add(self.endpoint_key)
-                return self._generate(messages, stop=stop, run_manager=run_manager, **kwargs)
-            raise
-        except openai.APIError as exc:
-            raise self._translate(exc) from exc
+        return call_with_retry(
+            lambda: self._generate_once(messages, stop, run_manager, **kwargs),
+            attempts=MALFORMED_REPLY_ATTEMPTS,
+            base_delay=0.2,
+            retry_if=_is_malformed,
+        )
 
     async def _agenerate(
         self, messages: list[BaseMessage], stop: list[str] | None = None, run_manager: Any = None, **kwargs: Any
     ) -> ChatResult:
+        return await acall_with_retry(
+            lambda: self._agenerate_once(messages, stop, run_manager, **kwargs),
+            attempts=MALFORMED_REPLY_ATTEMPTS,
+            base_delay=0.2,
+            retry_if=_is_malformed,
+        )
+
+    def _generate_once(self, messages: list[BaseMessage], stop: list[str] | None, run_manager: Any, **kwargs: Any) -> ChatResult:
         kwargs = self._drop_logprobs_if_unsupported(kwargs)
         try:
-            return await super()._agenerate(messages, stop=stop, run_manager=run_manager, **kwargs)
+            return self._readable(super()._generate(messages, stop=stop, run_manager=run_manager, **kwargs))
         except openai.BadRequestError as exc:
             if _wants_logprobs(self, kwargs) and "logprob" in str(exc).lower():
                 with _lock:
                     _no_logprobs.add(self.endpoint_key)
-                return await self._agenerate(messages, stop=stop, run_manager=run_manager, **kwargs)
+                return self._generate_once(messages, stop, run_manager, **kwargs)
             raise
         except openai.APIError as exc:
             raise self._translate(exc) from exc
+        except _UNREADABLE as exc:
+            raise self._malformed(exc) from exc
+
+    async def _agenerate_once(self, messages: list[BaseMessage], stop: list[str] | None, run_manager: Any, **kwargs: Any) -> ChatResult:
+        kwargs = self._drop_logprobs_if_unsupported(kwargs)
+        try:
+            return self._readable(await super()._agenerate(messages, stop=stop, run_manager=run_manager, **kwargs))
+        except openai.BadRequestError as exc:
+            if _wants_logprobs(self, kwargs) and "logprob" in str(exc).lower():
+                with _lock:
+                    _no_logprobs.add(self.endpoint_key)
+                return await self._agenerate_once(messages, stop, run_manager, **kwargs)
+            raise
+        except openai.APIError as exc:
+            raise self._translate(exc) from exc
+        except _UNREADABLE as exc:
+            raise self._malformed(exc) from exc
+
+    def _readable(self, result: ChatResult) -> ChatResult:
+        if not result.generations:
+            raise self._malformed("the reply has no choices")
+        return result
+
+    def _malformed(self, what: Exception | str) -> MalformedReplyError:
+        if isinstance(what, MalformedReplyError):
+            return what
+        url, model = self.endpoint_key
+        detail = what if isinstance(what, str) else f"{type(what).__name__}: {one_line(what, 200)}"
+        return MalformedReplyError(f"chat endpoint {url} (model {model!r}) sent a reply that could not be read ({detail})")
 
     def _drop_logprobs_if_unsupported(self, kwargs: dict[str, Any]) -> dict[str, Any]:
         if self.endpoint_key in _no_logprobs and _wants_logprobs(self, kwargs):
@@ -201,6 +244,10 @@ class GemsChatOpenAI(ChatOpenAI):
     def structured_method(self) -> str | None:
         """The structured-output method remembered for this endpoint, if any worked yet."""
         return _working_method.get(self.endpoint_key)
+
+
+def _is_malformed(exc: BaseException) -> bool:
+    return isinstance(exc, MalformedReplyError)
 
 
 def _wants_logprobs(model: ChatOpenAI, kwargs: dict[str, Any]) -> bool:
@@ -282,6 +329,8 @@ class _StructuredChain:
         for method in self._order():
             try:
                 out = self._runnable(method).invoke(messages, config)
+            except MalformedReplyError as exc:
+                out = {"raw": None, "parsed": None, "parsing_error": exc}
             except _UNSUPPORTED as exc:
                 if not _unsupported(exc):
                     raise
@@ -301,6 +350,8 @@ class _StructuredChain:
         for method in self._order():
             try:
                 out = await self._arunnable_call(method)(messages, config)
+            except MalformedReplyError as exc:
+                out = {"raw": None, "parsed": None, "parsing_error": exc}
             except _UNSUPPORTED as exc:
                 if not _unsupported(exc):
                     raise

@@ -37,6 +37,16 @@ class StructuredOutputError(RuntimeError):
     """The model's reply did not fit the schema, even after one repair attempt."""
 
 
+class MalformedReplyError(ValueError):
+    """The endpoint answered, but not with a chat completion that can be read: a body that
+    is not JSON, no choices, a structured reply with the wrong types.
+
+    Backends retry it once (a garbled reply is usually a passing fault); after that
+    ``invoke_structured`` treats it like any unreadable reply (repair, then
+    ``StructuredOutputError``), and a plain call's caller records it.
+    """
+
+
 @dataclass
 class StructuredReply:
     value: Any
@@ -147,7 +157,7 @@ def structured_runnable(model: BaseChatModel, schema: type[T]) -> Any:
 def invoke_structured(model: BaseChatModel, schema: type[T], messages: list[BaseMessage]) -> StructuredReply:
     """Ask for ``schema``; repair once on a bad reply; raise ``StructuredOutputError`` after."""
     runnable = structured_runnable(model, schema)
-    out = runnable.invoke(messages)
+    out = _invoke_readable(runnable, messages)
     value, raw, error = _unpack(schema, out)
     if value is not None:
         return StructuredReply(value, raw, reasoning_of(raw))
@@ -161,11 +171,19 @@ def invoke_structured(model: BaseChatModel, schema: type[T], messages: list[Base
     if raw is not None and getattr(raw, "tool_calls", None):
         # A tool call must be answered by a tool message before the next turn; keep it simple.
         repair[len(messages)] = AIMessage(content=str(raw.tool_calls))
-    out = runnable.invoke(repair)
+    out = _invoke_readable(runnable, repair)
     value, raw2, error = _unpack(schema, out)
     if value is not None:
         return StructuredReply(value, raw2, reasoning_of(raw2) or reasoning_of(raw))
     raise StructuredOutputError(f"{schema.__name__}: the model's reply did not fit the schema after one repair: {error}")
+
+
+def _invoke_readable(runnable: Any, messages: list[BaseMessage]) -> Any:
+    """``runnable.invoke``, with a reply that could not be read as a parse failure to repair."""
+    try:
+        return runnable.invoke(messages)
+    except MalformedReplyError as exc:
+        return {"raw": None, "parsed": None, "parsing_error": exc}
 
 
 def _unpack(schema: type[T], out: Any) -> tuple[T | None, AIMessage | None, str]:

@@ -32,25 +32,40 @@ def is_transient(exc: BaseException) -> bool:
     return any(name in cls.__name__ for cls in type(exc).__mro__ for name in _TRANSIENT_NAMES)
 
 
-def call_with_retry(fn: Callable[[], T], *, attempts: int = 3, base_delay: float = 0.5, max_delay: float = 8.0) -> T:
-    """Call ``fn``; on a transient error wait (exponential backoff) and try again."""
+def call_with_retry(
+    fn: Callable[[], T],
+    *,
+    attempts: int = 3,
+    base_delay: float = 0.5,
+    max_delay: float = 8.0,
+    retry_if: Callable[[BaseException], bool] = is_transient,
+) -> T:
+    """Call ``fn``; on an error ``retry_if`` accepts (transient ones by default) wait
+    (exponential backoff) and try again."""
     for attempt in range(1, attempts + 1):
         try:
             return fn()
         except Exception as exc:
-            if attempt >= attempts or not is_transient(exc):
+            if attempt >= attempts or not retry_if(exc):
                 raise
             time.sleep(_backoff(attempt, base_delay, max_delay))
     raise AssertionError("unreachable")
 
 
-async def acall_with_retry(fn: Callable[[], Awaitable[T]], *, attempts: int = 3, base_delay: float = 0.5, max_delay: float = 8.0) -> T:
+async def acall_with_retry(
+    fn: Callable[[], Awaitable[T]],
+    *,
+    attempts: int = 3,
+    base_delay: float = 0.5,
+    max_delay: float = 8.0,
+    retry_if: Callable[[BaseException], bool] = is_transient,
+) -> T:
     """``call_with_retry`` for a coroutine: the waits between attempts don't hold a thread."""
     for attempt in range(1, attempts + 1):
         try:
             return await fn()
         except Exception as exc:
-            if attempt >= attempts or not is_transient(exc):
+            if attempt >= attempts or not retry_if(exc):
                 raise
             await asyncio.sleep(_backoff(attempt, base_delay, max_delay))
     raise AssertionError("unreachable")
