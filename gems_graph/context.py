@@ -13,6 +13,13 @@ from typing import Any, Literal
 
 from gems_graph.records import TieBreak
 
+#: Default call limits (see ``gems_graph.models.retry``): a hung chat endpoint surfaces in 1.5
+#: minutes, a hung image server in 4 (a cold image model may take a minute or two for its first image).
+DEFAULT_CHAT_TIMEOUT = 30.0
+DEFAULT_CHAT_DEADLINE = 90.0
+DEFAULT_GENERATION_TIMEOUT = 120.0
+DEFAULT_GENERATION_DEADLINE = 240.0
+
 StopRule = Literal["all_pass", "threshold"]
 
 
@@ -69,6 +76,10 @@ class GemsContext:
     human_feedback: bool = _f(False, "Pause after the critic for a person to accept an image or give feedback.")
     verify_concurrency: int = _f(4, "Verification calls to the critic model in flight at once.")
     generation_retries: int = _f(3, "Attempts per candidate on transient generator errors (connection, 429, 5xx, timeout).")
+    chat_timeout: float = _f(DEFAULT_CHAT_TIMEOUT, "Seconds one chat-model request may wait for an answer.")
+    chat_deadline: float = _f(DEFAULT_CHAT_DEADLINE, "Seconds one chat-model call may take in all, retries included.")
+    generation_timeout: float = _f(DEFAULT_GENERATION_TIMEOUT, "Seconds one image-server request may wait for its image.")
+    generation_deadline: float = _f(DEFAULT_GENERATION_DEADLINE, "Seconds one image may take in all, retries included.")
 
     def __post_init__(self) -> None:
         validate_context(self)
@@ -108,6 +119,13 @@ def validate_context(ctx: GemsContext) -> None:
     need(isinstance(ctx.recall_k, int) and 0 <= ctx.recall_k <= 20, "recall_k", "must be an integer from 0 to 20")
     need(isinstance(ctx.verify_concurrency, int) and ctx.verify_concurrency >= 1, "verify_concurrency", "must be >= 1")
     need(isinstance(ctx.generation_retries, int) and ctx.generation_retries >= 1, "generation_retries", "must be >= 1")
+    for name in ("chat_timeout", "chat_deadline", "generation_timeout", "generation_deadline"):
+        v = getattr(ctx, name)
+        need(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v <= 86400,
+            name,
+            "must be a number of seconds above 0 (at most 86400)",
+        )
 
 
 def context_field_names() -> list[str]:

@@ -32,7 +32,7 @@ from gems_graph.models.llm import (
     text_block,
     yes_probability,
 )
-from gems_graph.models.registry import resolve_chat_model
+from gems_graph.models.registry import chat_limits, resolve_chat_model
 from gems_graph.persistence.artifacts import write_run_json
 from gems_graph.records import Candidate, Check, Round, TieBreak, Verdict, best_candidate, is_answered, is_failed, verdict_score
 from gems_graph.settings import effective_context
@@ -110,7 +110,7 @@ def pick_best(best: Candidate | None, candidates: list[Candidate], tie_break: Ti
 
 def critic(state: GemsState, runtime: Runtime[GemsContext]) -> dict[str, Any]:
     ctx = effective_context(state, runtime.context)
-    model = resolve_chat_model(ctx.critic_spec)
+    model = resolve_chat_model(ctx.critic_spec, chat_limits(ctx))
     notes: list[str] = []
     checks = list(state.get("checks") or [])
     first_visit = not checks

@@ -24,8 +24,8 @@ from gems_graph.context import GemsContext
 from gems_graph.errors import one_line
 from gems_graph.events import emit
 from gems_graph.models.generator import GenerationRequest
-from gems_graph.models.registry import resolve_generator
-from gems_graph.models.retry import acall_with_retry, call_with_retry
+from gems_graph.models.registry import generation_limits, resolve_generator
+from gems_graph.models.retry import Deadline, acall_with_retry, call_with_retry
 from gems_graph.persistence.artifacts import candidate_path, save_png
 from gems_graph.records import Candidate
 from gems_graph.state import GemsState
@@ -83,8 +83,9 @@ def generator(task: CandidateTask, runtime: Runtime[GemsContext]) -> dict[str, A
     request = _request(task)
     image_ref, error = None, None
     try:
-        backend = resolve_generator(ctx.generator)
-        image = call_with_retry(lambda: backend.generate(request), attempts=task["retries"])
+        backend = resolve_generator(ctx.generator, generation_limits(ctx))
+        deadline = Deadline(ctx.generation_deadline)
+        image = call_with_retry(lambda: backend.generate(request), attempts=task["retries"], deadline=deadline)
         image_ref = save_png(image, candidate_path(task["run_dir"], task["round"], task["index"], task["seed"]))
     except Exception as exc:  # noqa: BLE001 - recorded on the candidate, never lost
         error = f"{type(exc).__name__}: {one_line(exc)}"
@@ -97,12 +98,13 @@ async def agenerator(task: CandidateTask, runtime: Runtime[GemsContext]) -> dict
     request = _request(task)
     image_ref, error = None, None
     try:
-        backend = resolve_generator(ctx.generator)
+        backend = resolve_generator(ctx.generator, generation_limits(ctx))
+        deadline = Deadline(ctx.generation_deadline)
         agenerate = getattr(backend, "agenerate", None)
         if callable(agenerate):
-            image = await acall_with_retry(lambda: agenerate(request), attempts=task["retries"])
+            image = await acall_with_retry(lambda: agenerate(request), attempts=task["retries"], deadline=deadline)
         else:
-            image = await asyncio.to_thread(call_with_retry, lambda: backend.generate(request), attempts=task["retries"])
+            image = await asyncio.to_thread(call_with_retry, lambda: backend.generate(request), attempts=task["retries"], deadline=deadline)
         path = candidate_path(task["run_dir"], task["round"], task["index"], task["seed"])
         image_ref = await asyncio.to_thread(save_png, image, path)  # PNG encoding is CPU work: off the loop
     except Exception as exc:  # noqa: BLE001 - recorded on the candidate, never lost

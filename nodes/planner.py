@@ -28,7 +28,7 @@ from gems_graph.events import emit
 from gems_graph.memory import MemoryStoreError, generator_family
 from gems_graph.memory.access import lessons_text, store_for_run
 from gems_graph.models.llm import StructuredOutputError, invoke_structured
-from gems_graph.models.registry import chat_models, check_spec, generators, resolve_chat_model, resolve_generator
+from gems_graph.models.registry import chat_limits, chat_models, check_spec, generators, resolve_chat_model, resolve_generator
 from gems_graph.persistence.artifacts import new_run_folder, write_run_json
 from gems_graph.persistence.home import default_runs_dir
 from gems_graph.settings import effective_context
@@ -92,7 +92,7 @@ def recall_lessons(ctx: GemsContext, prompt: str, family: str, runtime: Runtime[
 
 def _plan_first_prompt(ctx: GemsContext, prompt: str, runtime: Runtime[GemsContext], notes: list[str]) -> dict[str, Any]:
     """Recall lessons, load skills and write the first prompt (every model call of the planner)."""
-    model = resolve_chat_model(ctx.chat_model)
+    model = resolve_chat_model(ctx.chat_model, chat_limits(ctx))
     # The generator says its own family (lessons are filed under it); the registry caches the
     # instance, so the generator node reuses it.
     family = generator_family(resolve_generator(ctx.generator))

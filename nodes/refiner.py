@@ -23,7 +23,7 @@ from gems_graph.events import emit
 from gems_graph.memory.access import lessons_text
 from gems_graph.memory.trajectory import round_facts, trajectory_view
 from gems_graph.models.llm import StructuredOutputError, image_block, invoke_structured, text_block
-from gems_graph.models.registry import resolve_chat_model
+from gems_graph.models.registry import chat_limits, resolve_chat_model
 from gems_graph.records import Candidate, Check, Round, TieBreak, round_best
 from gems_graph.settings import effective_context
 from gems_graph.state import GemsState
@@ -101,7 +101,7 @@ def _lessons_block(state: GemsState) -> str:
 
 def refiner(state: GemsState, runtime: Runtime[GemsContext]) -> dict[str, Any]:
     ctx = effective_context(state, runtime.context)
-    model = resolve_chat_model(ctx.chat_model)
+    model = resolve_chat_model(ctx.chat_model, chat_limits(ctx))
     checks = state.get("checks") or []
     rounds = list(state.get("rounds") or [])
     notes: list[str] = []

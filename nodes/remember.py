@@ -17,7 +17,7 @@ from gems_graph.events import emit
 from gems_graph.memory import MemoryStoreError, distill_lessons, generator_family
 from gems_graph.memory.access import store_for_run
 from gems_graph.memory.store import memory_is_off
-from gems_graph.models.registry import resolve_chat_model, resolve_generator
+from gems_graph.models.registry import chat_limits, resolve_chat_model, resolve_generator
 from gems_graph.persistence.artifacts import write_run_json
 from gems_graph.settings import effective_context
 from gems_graph.state import GemsState
@@ -35,7 +35,9 @@ def remember(state: GemsState, runtime: Runtime[GemsContext]) -> dict[str, Any]:
     update: dict[str, Any] = {}
     last = rounds[-1]
     if not last.get("experience"):
-        experience, note = compress_round(resolve_chat_model(ctx.chat_model), state["prompt"], last, state.get("checks") or [])
+        experience, note = compress_round(
+            resolve_chat_model(ctx.chat_model, chat_limits(ctx)), state["prompt"], last, state.get("checks") or []
+        )
         last = {**last, "experience": experience}
         rounds[-1] = last
         update["rounds"] = [last]

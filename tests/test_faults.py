@@ -175,3 +175,97 @@ def test_a_garbled_verdict_reply_is_unanswered_not_a_no(tmp_path, monkeypatch):
     result, _ = _chat_run(tmp_path, chat, max_rounds=2)
     assert result.status == "failed" and "could not judge round 1" in result.state["error"]
     assert "could not be read" in result.state["error"]
+
+
+# -- hung endpoints: every call has a per-request timeout and one total deadline ---------------
+
+
+def test_a_hung_chat_endpoint_surfaces_at_the_deadline_not_after_every_retry(tmp_path):
+    import time
+
+    from gems_graph.backends.openai_chat import GemsChatOpenAI
+    from tests.servers import Hang, RecordingServer
+
+    with RecordingServer(lambda rec: Hang(30)) as srv:
+        model = GemsChatOpenAI(model="m", api_key="EMPTY", base_url=f"{srv.url}/v1", max_retries=5)
+        ctx = GemsContext(generator=ColourGenerator(), chat_model=model, memory="none", max_skills=0, chat_timeout=0.5, chat_deadline=2.0)
+        started = time.monotonic()
+        result = run_gems("a red square", ctx, InMemorySaver(), thread_id="t")
+        took = time.monotonic() - started
+    assert result.status == "failed" and took < 8
+    assert "timed out" in result.state["error"] and "chat_timeout 0.5 s, chat_deadline 2 s" in result.state["error"]
+    assert 2 <= len(srv.requests) <= 3  # five retries allowed, but only what fits in the deadline
+
+
+def test_a_hung_image_server_surfaces_at_the_deadline_and_the_run_is_resumable(tmp_path):
+    import time
+
+    from tests.servers import Hang, RecordingServer
+
+    with RecordingServer(lambda rec: Hang(30)) as srv:
+        ctx = GemsContext(
+            generator=f"{srv.url}/generate",
+            chat_model=ScriptedChatModel(handler=loop_handler()),
+            artifact_root=str(tmp_path),
+            memory="none",
+            generation_timeout=0.5,
+            generation_deadline=1.2,
+        )
+        started = time.monotonic()
+        result = run_gems("a red square", ctx, InMemorySaver(), thread_id="t")
+        took = time.monotonic() - started
+    assert result.status == "failed" and took < 8
+    (cand,) = result.state["rounds"][0]["candidates"]
+    assert "no answer in" in cand["error"] and "generation_timeout 0.5 s, generation_deadline 1.2 s" in cand["error"]
+    assert len(srv.requests) == 2  # three attempts allowed, two fit
+    assert "resume to retry the round" in result.state["error"]
+
+
+def test_a_spec_pins_its_own_timeout_and_retry_after_is_honoured(monkeypatch):
+    import time
+
+    from langchain_core.messages import HumanMessage
+
+    from gems_graph.backends.openai_chat import GemsChatOpenAI, compatible_from_spec
+    from gems_graph.models.retry import CallLimits
+    from tests.servers import RecordingServer, chat_completion, json_reply
+
+    pinned = compatible_from_spec("http://127.0.0.1:1/v1#m?timeout=7").with_limits(CallLimits(1.0, 2.0))
+    assert (pinned.request_timeout, pinned.deadline) == (7.0, 2.0)
+    plain = compatible_from_spec("http://127.0.0.1:1/v1#m")
+    assert (plain.request_timeout, plain.deadline) == (GemsContext().chat_timeout, GemsContext().chat_deadline)
+    asked = []
+
+    def respond(rec):
+        asked.append(time.monotonic())
+        if len(asked) == 1:
+            return (429, "application/json", b'{"error": {"message": "slow down"}}', {"Retry-After": "1.5"})
+        return json_reply(200, chat_completion("ok"))
+
+    with RecordingServer(respond) as srv:
+        reply = GemsChatOpenAI(model="m", api_key="EMPTY", base_url=f"{srv.url}/v1", max_retries=2).invoke([HumanMessage("hi")])
+    assert reply.content == "ok" and asked[1] - asked[0] >= 1.4  # the server's wait, not the 0.5 s backoff
+
+
+def test_call_limits_come_from_gems_toml_and_the_environment(tmp_path):
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+    from tests.servers import Hang, RecordingServer
+
+    (tmp_path / "gems.toml").write_text("chat_timeout = 0.4\nchat_deadline = 5.0\n")
+    env = {
+        **{k: v for k, v in __import__("os").environ.items() if not k.startswith("GEMS_")},
+        "GEMS_HOME": str(tmp_path / "home"),
+        "GEMS_CHAT_DEADLINE": "1",
+        "PYTHONPATH": str(REPO),
+        "GEMS_PLUGINS": "tests.plugin_backends",
+    }
+    with RecordingServer(lambda rec: Hang(30)) as srv:
+        args = ["run", "a red square", "--generator", "colour:", "--chat-model", f"openai-compatible:{srv.url}/v1#m", "--memory", "none"]
+        res = subprocess.run(
+            [sys.executable, "-m", "gems_graph.app.cli", *args], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60
+        )
+    assert res.returncode == 1 and "Traceback" not in res.stderr
+    assert "chat_timeout 0.4 s, chat_deadline 1 s" in res.stderr  # the file's timeout, the environment's deadline

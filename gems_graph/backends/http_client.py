@@ -24,41 +24,77 @@ from PIL import Image, UnidentifiedImageError
 from gems_graph.errors import one_line
 from gems_graph.models.generator import GenerationError
 from gems_graph.models.health import FAIL, OK, WARN, Health
-from gems_graph.models.retry import call_with_retry
+from gems_graph.models.retry import DEFAULT_GENERATION_DEADLINE, DEFAULT_GENERATION_TIMEOUT, CallLimits, Deadline, call_with_retry
 
 #: Longest backoff between two attempts, in seconds.
 MAX_BACKOFF = 10.0
 
 
 class ImageServerClient:
-    """An ``httpx.Client`` (thread-safe) with the image servers' timeouts and retries."""
+    """An ``httpx.Client`` (thread-safe) with the image servers' timeouts, retries and deadline.
 
-    def __init__(self, *, timeout: float = 600.0, retries: int = 3, backoff: float = 0.5, headers: dict[str, str] | None = None) -> None:
+    ``timeout`` bounds one request, ``deadline`` one image, retries included (defaults:
+    the context's ``generation_timeout`` / ``generation_deadline``). A run's limits are
+    set with ``limit``, except the ones a spec pinned (its ``timeout=`` option); a backend
+    instance is shared by the runs of a process, so the latest run's limits hold.
+    """
+
+    def __init__(
+        self,
+        *,
+        timeout: float | None = None,
+        deadline: float | None = None,
+        retries: int = 3,
+        backoff: float = 0.5,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         self.retries = max(1, int(retries))
         self.backoff = backoff
-        # A cold model can take minutes per image; connecting should not.
-        self.http = httpx.Client(timeout=httpx.Timeout(timeout, connect=min(10.0, timeout)), headers=headers)
+        self.pinned = {name for name, value in (("timeout", timeout), ("deadline", deadline)) if value is not None}
+        self.timeout = float(timeout if timeout is not None else DEFAULT_GENERATION_TIMEOUT)
+        self.deadline = float(deadline if deadline is not None else DEFAULT_GENERATION_DEADLINE)
+        self.http = httpx.Client(timeout=self._timeout(self.timeout), headers=headers)
 
-    def call(self, send: Callable[[httpx.Client], httpx.Response], where: str) -> httpx.Response:
-        """``send(client)`` until it gets a response that is not transient; return that response.
+    def limit(self, limits: CallLimits) -> None:
+        """Take a run's ``generation_timeout`` / ``generation_deadline`` where the spec did not pin them."""
+        if "timeout" not in self.pinned:
+            self.timeout = float(limits.timeout)
+        if "deadline" not in self.pinned:
+            self.deadline = float(limits.deadline)
+
+    @staticmethod
+    def _timeout(seconds: float) -> httpx.Timeout:
+        # A cold model can take minutes per image; connecting should not.
+        return httpx.Timeout(seconds, connect=min(10.0, seconds))
+
+    def call(self, send: Callable[[httpx.Client, httpx.Timeout], httpx.Response], where: str) -> httpx.Response:
+        """``send(client, timeout)`` until it gets a response that is not transient; return that response.
 
         ``where`` names the server in the error raised when every attempt failed,
         e.g. ``"generator server http://gpu:7000/generate"``.
         """
+        deadline = Deadline(self.deadline)
+        attempts = 0
 
         def attempt() -> httpx.Response:
-            resp = send(self.http)
+            nonlocal attempts
+            attempts += 1
+            resp = send(self.http, self._timeout(deadline.cap(self.timeout) or self.timeout))
             if resp.status_code == 429 or resp.status_code >= 500:
                 raise httpx.HTTPStatusError(f"HTTP {resp.status_code}: {error_text(resp)}", request=resp.request, response=resp)
             return resp
 
         try:
-            return call_with_retry(attempt, attempts=self.retries, base_delay=self.backoff, max_delay=MAX_BACKOFF)
+            return call_with_retry(attempt, attempts=self.retries, base_delay=self.backoff, max_delay=MAX_BACKOFF, deadline=deadline)
         except httpx.HTTPStatusError as exc:
             last = str(exc)
-        except httpx.TransportError as exc:  # includes timeouts
+        except httpx.TimeoutException:
+            last = (
+                f"no answer in {deadline.elapsed():.1f} s (generation_timeout {self.timeout:g} s, generation_deadline {self.deadline:g} s)"
+            )
+        except httpx.TransportError as exc:
             last = f"{type(exc).__name__}: {one_line(exc)}" if str(exc) else type(exc).__name__
-        raise GenerationError(f"{where} failed after {self.retries} attempts: {last}")
+        raise GenerationError(f"{where} failed after {attempts} attempt{'s' if attempts != 1 else ''}: {last}")
 
     def close(self) -> None:
         self.http.close()

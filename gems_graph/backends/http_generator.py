@@ -21,8 +21,8 @@ query, and the endpoint is remembered as query-only. ``#form`` is the old name o
 ``#query`` (it described the official protocol wrongly) and still works, with a
 ``DeprecationWarning``.
 
-Other fragment options: ``timeout=<seconds>`` (default 600: a cold model can take
-minutes) and ``retries=<n>`` (default 3). Connection errors, timeouts, 429 and 5xx
+Other fragment options: ``timeout=<seconds>`` (one request; default: the run's
+``generation_timeout``, 120 s; a spec's own value wins) and ``retries=<n>`` (default 3). Connection errors, timeouts, 429 and 5xx
 are retried with exponential backoff (``http_client``, shared with ``images-api:``),
 then raised as ``GenerationError`` naming the URL.
 """
@@ -41,6 +41,7 @@ from gems_graph.backends.http_client import ImageServerClient, decode_b64_image,
 from gems_graph.errors import one_line
 from gems_graph.models.generator import GenerationError, GenerationRequest
 from gems_graph.models.health import FAIL, OK, Health
+from gems_graph.models.retry import CallLimits
 
 _FALLBACK_TO_QUERY = (400, 415, 422)
 
@@ -48,7 +49,9 @@ _FALLBACK_TO_QUERY = (400, 415, 422)
 class HttpGenerator:
     """Client for the HTTP generator protocol above; thread-safe (httpx.Client is)."""
 
-    def __init__(self, url: str, *, prompt_in_query: bool = False, timeout: float = 600.0, retries: int = 3, backoff: float = 0.5) -> None:
+    def __init__(
+        self, url: str, *, prompt_in_query: bool = False, timeout: float | None = None, retries: int = 3, backoff: float = 0.5
+    ) -> None:
         if not url.lower().startswith(("http://", "https://")):
             raise ValueError(f"http generator needs an http(s) URL, got {url!r}")
         self.url = url
@@ -64,6 +67,11 @@ class HttpGenerator:
     @property
     def retries(self) -> int:
         return self._http.retries
+
+    def with_limits(self, limits: CallLimits) -> HttpGenerator:
+        """Take a run's generation timeout and deadline (see ``ImageServerClient.limit``)."""
+        self._http.limit(limits)
+        return self
 
     @property
     def health_url(self) -> str:
@@ -97,14 +105,14 @@ class HttpGenerator:
         return self._family
 
     def generate(self, request: GenerationRequest) -> Image.Image:
-        resp = self._http.call(lambda http: self._post(http, request), f"generator server {self.url}")
+        resp = self._http.call(lambda http, timeout: self._post(http, request, timeout), f"generator server {self.url}")
         if resp.status_code != 200:
             raise GenerationError(f"generator server {self.url} refused the request: HTTP {resp.status_code}: {error_text(resp)}")
         return _read_image(resp, self.url)
 
-    def _post(self, http: httpx.Client, request: GenerationRequest) -> httpx.Response:
+    def _post(self, http: httpx.Client, request: GenerationRequest, timeout: httpx.Timeout) -> httpx.Response:
         if self.prompt_in_query:
-            return http.post(self.url, params={"prompt": request.prompt})
+            return http.post(self.url, params={"prompt": request.prompt}, timeout=timeout)
         body = {
             "prompt": request.prompt,
             "seed": request.seed,
@@ -116,9 +124,9 @@ class HttpGenerator:
         }
         if request.extra:
             body["extra"] = request.extra
-        resp = http.post(self.url, json=body)
+        resp = http.post(self.url, json=body, timeout=timeout)
         if resp.status_code in _FALLBACK_TO_QUERY and not _is_protocol_error(resp):
-            query_resp = http.post(self.url, params={"prompt": request.prompt})
+            query_resp = http.post(self.url, params={"prompt": request.prompt}, timeout=timeout)
             if query_resp.status_code == 200:
                 with self._lock:
                     self.prompt_in_query = True  # remember: this endpoint speaks the official GEMS protocol

@@ -33,7 +33,8 @@ images run after run, but image ``i > 0`` is not what its seed alone would give;
 ``batch=1`` where that matters (e.g. re-making one candidate).
 
 Errors: connection errors, timeouts, 429 and 5xx are retried (``http_client``,
-shared with ``http:``; ``retries=<n>``, default 3; ``timeout=<s>``, default 600);
+shared with ``http:``; ``retries=<n>``, default 3; ``timeout=<s>`` per request, default the run's ``generation_timeout``, 120 s;
+each image within ``generation_deadline``, 240 s);
 a 4xx is a ``GenerationError`` with the server's message (a content-policy or
 safety refusal says so), recorded on each candidate of that request. An image the
 server could not make inside an otherwise good reply (``gems serve-generator``
@@ -60,6 +61,7 @@ from gems_graph.backends.diffusers_generator import PRESETS, detect_preset
 from gems_graph.backends.http_client import ImageServerClient, decode_b64_image, error_code, error_text, is_refusal, served_model_check
 from gems_graph.models.generator import GenerationError, GenerationRequest
 from gems_graph.models.health import Health
+from gems_graph.models.retry import CallLimits
 
 #: The most images vLLM-Omni takes in one request (``n`` is 1-10).
 MAX_N = 10
@@ -96,7 +98,7 @@ class ImagesApiGenerator:
         family: str | None = None,
         max_batch: int = 8,
         batch_window: float = 0.05,
-        timeout: float = 600.0,
+        timeout: float | None = None,
         retries: int = 3,
         backoff: float = 0.5,
         api_key: str | None = None,
@@ -117,6 +119,11 @@ class ImagesApiGenerator:
             timeout=timeout, retries=retries, backoff=backoff, headers={"Authorization": f"Bearer {key}"} if key else None
         )
         self._batches = BatchCoalescer(self.generate_batch, window=batch_window, max_batch=self.max_batch, key=_batch_key)
+
+    def with_limits(self, limits: CallLimits) -> ImagesApiGenerator:
+        """Take a run's generation timeout and deadline (see ``ImageServerClient.limit``)."""
+        self._http.limit(limits)
+        return self
 
     def health_checks(self) -> list[Health]:
         """The server is up, takes the key, and lists the model."""
@@ -176,7 +183,7 @@ class ImagesApiGenerator:
         where = f"image server {self.generations_url}"
         body = self.request_body(reqs[0], len(reqs))
         try:
-            resp = self._http.call(lambda http: http.post(self.generations_url, json=body), where)
+            resp = self._http.call(lambda http, timeout: http.post(self.generations_url, json=body, timeout=timeout), where)
         except GenerationError as exc:
             return [exc] * len(reqs)
         if resp.status_code != 200:

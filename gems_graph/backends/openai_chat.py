@@ -10,10 +10,13 @@ servers (OpenAI, vLLM, SGLang, Ollama, LM Studio, llama.cpp):
   a 5xx whose message names the feature, as llama-cpp-python sends) or whose reply
   does not parse moves on to the next. The method that worked is
   remembered per endpoint (base URL + model) for the rest of the process.
-* **Retries in one place.** The OpenAI client's own: ``max_retries`` (default 2, so
-  three attempts) with exponential backoff that honours ``Retry-After``; nodes do
-  not retry model calls again, and errors report the true number of attempts.
-  A reply that does not read as a chat completion (a body that is not JSON, no
+* **Retries in one place, within one deadline.** ``gems_graph.models.retry``'s, not the
+  SDK's (its client makes one attempt per call): ``max_retries`` (default 2, so three
+  attempts) with exponential backoff that honours ``Retry-After``; each attempt waits
+  at most ``timeout`` (the context's ``chat_timeout``, default 30 s) and the whole call
+  at most ``deadline`` (``chat_deadline``, default 90 s), so a hung endpoint surfaces in
+  1.5 minutes. Nodes do not retry model calls again, and errors report the true number
+  of attempts and the time they took. A reply that does not read as a chat completion (a body that is not JSON, no
   choices, a structured reply with the wrong types) is asked once more, then raised
   as ``MalformedReplyError``, which structured output treats as a reply to repair.
 * **Logprobs, safely.** ``model.bind(logprobs=True, top_logprobs=5)`` is always
@@ -23,7 +26,7 @@ servers (OpenAI, vLLM, SGLang, Ollama, LM Studio, llama.cpp):
   message is copied to ``additional_kwargs`` (``gems_graph.models.llm.reasoning_of`` reads it).
 * **Clear errors.** Unreachable endpoint -> ``EndpointUnreachableError`` (a
   ``ConnectionError``, so retry logic treats it as transient) naming the URL; unknown
-  model -> ``ChatModelNotFoundError``; 5xx after the client's ``max_retries`` ->
+  model -> ``ChatModelNotFoundError``; 5xx or 429 after the retries ->
   ``EndpointServerError`` (``status_code`` set).
 * **Key hygiene.** The key is a ``SecretStr`` from ``OPENAI_API_KEY`` /
   ``GEMS_OPENAI_API_KEY`` (``EMPTY`` for keyless local servers); it never appears in
@@ -31,9 +34,9 @@ servers (OpenAI, vLLM, SGLang, Ollama, LM Studio, llama.cpp):
 
 Specs: ``openai:gpt-4o-mini``, ``openai-compatible:http://127.0.0.1:8000/v1#Qwen3-VL-8B-Instruct``,
 with options after the model like a URL query: ``...#Qwen3-VL-8B-Instruct?temperature=0&max_tokens=1024``
-(``temperature``, ``top_p``, ``max_tokens``, ``seed``, ``timeout``, ``max_retries``).
-``GEMS_CHAT_TIMEOUT`` (seconds, default 120) and ``GEMS_CHAT_MAX_RETRIES`` (default 2)
-set the client defaults.
+(``temperature``, ``top_p``, ``max_tokens``, ``seed``, ``timeout``, ``deadline``, ``max_retries``).
+A ``timeout`` or ``deadline`` in the spec wins over the run's ``chat_timeout`` /
+``chat_deadline``; ``GEMS_CHAT_MAX_RETRIES`` (default 2) sets the retries.
 """
 
 from __future__ import annotations
@@ -51,25 +54,36 @@ from langchain_core.prompt_values import PromptValue
 from langchain_core.runnables import Runnable, RunnableConfig, RunnableLambda
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from langchain_openai import ChatOpenAI
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ValidationError, model_validator
 
 from gems_graph.backends.api_keys import openai_api_key
 from gems_graph.backends.http_client import served_model_check
 from gems_graph.errors import one_line
 from gems_graph.models.health import Health
 from gems_graph.models.llm import MalformedReplyError
-from gems_graph.models.retry import acall_with_retry, call_with_retry
+from gems_graph.models.retry import (
+    DEFAULT_CHAT_DEADLINE,
+    DEFAULT_CHAT_TIMEOUT,
+    CallLimits,
+    Deadline,
+    acall_with_retry,
+    call_with_retry,
+    is_transient,
+)
 
 #: Structured-output methods in the order they are tried.
 METHODS = ("json_schema", "function_calling", "json_mode", "prompt")
 OPENAI_BASE_URL = "https://api.openai.com/v1"
 
-#: Attempts for a reply that cannot be read (the client's own retries cover HTTP failures).
+#: Attempts for a reply that cannot be read.
 MALFORMED_REPLY_ATTEMPTS = 2
+#: Retries of a transient failure when the spec or caller says nothing (``GEMS_CHAT_MAX_RETRIES``).
+DEFAULT_RETRIES = 2
 #: What parsing an unreadable body raises, in the SDK or in LangChain (JSON, pydantic, a missing field).
 _UNREADABLE = (ValueError, LookupError, TypeError, AttributeError)
 
 _lock = threading.Lock()
+_limited: dict[tuple[int, CallLimits], tuple[Any, Any]] = {}
 _working_method: dict[tuple[str, str], str] = {}
 _no_logprobs: set[tuple[str, str]] = set()
 
@@ -91,7 +105,52 @@ class EndpointServerError(RuntimeError):
 
 
 class GemsChatOpenAI(ChatOpenAI):
-    """``ChatOpenAI`` with a structured-output fallback chain and per-endpoint memory."""
+    """``ChatOpenAI`` with a structured-output fallback chain and per-endpoint memory.
+
+    Retrying is ours (``gems_graph.models.retry``), not the SDK's: ``max_retries`` given
+    here becomes ``retries`` and the SDK client makes one attempt per call, so every
+    attempt is bounded by what is left of ``deadline``.
+    """
+
+    #: Times a transient failure (connection, timeout, 429, 5xx) is retried.
+    retries: int = DEFAULT_RETRIES
+    #: Seconds one call may take in all, retries included (``request_timeout`` bounds one attempt).
+    deadline: float = DEFAULT_CHAT_DEADLINE
+    #: Limits the spec set itself (``?timeout=``, ``?deadline=``): a run's context does not override them.
+    pinned_limits: tuple[str, ...] = ()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _retries_are_ours(cls, values: Any) -> Any:
+        if not isinstance(values, dict):
+            return values
+        values = dict(values)
+        if "retries" not in values:
+            values["retries"] = DEFAULT_RETRIES if values.get("max_retries") is None else int(values["max_retries"])
+        values["max_retries"] = 0
+        if values.get("timeout") is None and values.get("request_timeout") is None:
+            values["timeout"] = DEFAULT_CHAT_TIMEOUT
+        return values
+
+    def with_limits(self, limits: CallLimits) -> GemsChatOpenAI:
+        """This model with a run's ``chat_timeout`` / ``chat_deadline`` (where the spec did not pin them)."""
+        update: dict[str, Any] = {}
+        if "timeout" not in self.pinned_limits and self.request_timeout != limits.timeout:
+            update["request_timeout"] = limits.timeout
+        if "deadline" not in self.pinned_limits and self.deadline != limits.deadline:
+            update["deadline"] = limits.deadline
+        if not update:
+            return self
+        key = (id(self), limits)
+        with _lock:
+            hit = _limited.get(key)
+            if hit is not None and hit[0] is self:
+                return hit[1]
+            if len(_limited) > 256:
+                _limited.clear()
+            copy = self.model_copy(update=update)
+            _limited[key] = (self, copy)  # the model is kept so its id stays unique
+            return copy
 
     @property
     def endpoint_key(self) -> tuple[str, str]:
@@ -119,22 +178,45 @@ class GemsChatOpenAI(ChatOpenAI):
     # -- calls ---------------------------------------------------------------------------
 
     def _generate(self, messages: list[BaseMessage], stop: list[str] | None = None, run_manager: Any = None, **kwargs: Any) -> ChatResult:
-        return call_with_retry(
-            lambda: self._generate_once(messages, stop, run_manager, **kwargs),
-            attempts=MALFORMED_REPLY_ATTEMPTS,
-            base_delay=0.2,
-            retry_if=_is_malformed,
-        )
+        deadline, counts = Deadline(self.deadline), {"attempts": 0, "malformed": 0}
+
+        def attempt() -> ChatResult:
+            counts["attempts"] += 1
+            return self._generate_once(messages, stop, run_manager, timeout=deadline.cap(self.request_timeout), **kwargs)
+
+        try:
+            return call_with_retry(
+                attempt, attempts=self.retries + MALFORMED_REPLY_ATTEMPTS, retry_if=self._retry_if(counts), deadline=deadline
+            )
+        except openai.APIError as exc:
+            raise self._translate(exc, counts["attempts"], deadline) from exc
 
     async def _agenerate(
         self, messages: list[BaseMessage], stop: list[str] | None = None, run_manager: Any = None, **kwargs: Any
     ) -> ChatResult:
-        return await acall_with_retry(
-            lambda: self._agenerate_once(messages, stop, run_manager, **kwargs),
-            attempts=MALFORMED_REPLY_ATTEMPTS,
-            base_delay=0.2,
-            retry_if=_is_malformed,
-        )
+        deadline, counts = Deadline(self.deadline), {"attempts": 0, "malformed": 0}
+
+        async def attempt() -> ChatResult:
+            counts["attempts"] += 1
+            return await self._agenerate_once(messages, stop, run_manager, timeout=deadline.cap(self.request_timeout), **kwargs)
+
+        try:
+            return await acall_with_retry(
+                attempt, attempts=self.retries + MALFORMED_REPLY_ATTEMPTS, retry_if=self._retry_if(counts), deadline=deadline
+            )
+        except openai.APIError as exc:
+            raise self._translate(exc, counts["attempts"], deadline) from exc
+
+    def _retry_if(self, counts: dict[str, int]) -> Any:
+        """Transient failures up to ``retries`` times, an unreadable reply once more."""
+
+        def retry_if(exc: BaseException) -> bool:
+            if isinstance(exc, MalformedReplyError):
+                counts["malformed"] += 1
+                return counts["malformed"] < MALFORMED_REPLY_ATTEMPTS
+            return is_transient(exc) and counts["attempts"] - counts["malformed"] <= self.retries
+
+        return retry_if
 
     def _generate_once(self, messages: list[BaseMessage], stop: list[str] | None, run_manager: Any, **kwargs: Any) -> ChatResult:
         kwargs = self._drop_logprobs_if_unsupported(kwargs)
@@ -146,8 +228,8 @@ class GemsChatOpenAI(ChatOpenAI):
                     _no_logprobs.add(self.endpoint_key)
                 return self._generate_once(messages, stop, run_manager, **kwargs)
             raise
-        except openai.APIError as exc:
-            raise self._translate(exc) from exc
+        except openai.APIError:
+            raise
         except _UNREADABLE as exc:
             raise self._malformed(exc) from exc
 
@@ -161,8 +243,8 @@ class GemsChatOpenAI(ChatOpenAI):
                     _no_logprobs.add(self.endpoint_key)
                 return await self._agenerate_once(messages, stop, run_manager, **kwargs)
             raise
-        except openai.APIError as exc:
-            raise self._translate(exc) from exc
+        except openai.APIError:
+            raise
         except _UNREADABLE as exc:
             raise self._malformed(exc) from exc
 
@@ -184,11 +266,16 @@ class GemsChatOpenAI(ChatOpenAI):
             kwargs["logprobs"] = None  # also overrides a model-level logprobs=True
         return kwargs
 
-    def _translate(self, exc: openai.APIError) -> Exception:
+    def _translate(self, exc: openai.APIError, attempts: int, deadline: Deadline) -> Exception:
         url, model = self.endpoint_key
+        tried = f"{attempts} attempt{'s' if attempts != 1 else ''}"
         if isinstance(exc, openai.APIConnectionError):  # includes timeouts
-            what = "timed out" if isinstance(exc, openai.APITimeoutError) else "cannot be reached"
-            return EndpointUnreachableError(f"chat endpoint {url} {what} (model {model!r}): {exc}")
+            if isinstance(exc, openai.APITimeoutError):
+                return EndpointUnreachableError(
+                    f"chat endpoint {url} timed out (model {model!r}): no answer after {tried} in {deadline.elapsed():.1f} s "
+                    f"(chat_timeout {_seconds(self.request_timeout)} s, chat_deadline {_seconds(self.deadline)} s)"
+                )
+            return EndpointUnreachableError(f"chat endpoint {url} cannot be reached (model {model!r}) after {tried}: {exc}")
         if isinstance(exc, openai.NotFoundError):
             return ChatModelNotFoundError(f"chat endpoint {url} does not serve model {model!r}: {_server_message(exc)}")
         if isinstance(exc, openai.AuthenticationError):
@@ -198,9 +285,13 @@ class GemsChatOpenAI(ChatOpenAI):
         if isinstance(exc, openai.InternalServerError) or getattr(exc, "status_code", 0) >= 500:
             status = getattr(exc, "status_code", None)
             return EndpointServerError(
-                f"chat endpoint {url} (model {model!r}) failed with HTTP {status} after {self.max_retries + 1} attempts: "
-                f"{_server_message(exc)}",
+                f"chat endpoint {url} (model {model!r}) failed with HTTP {status} after {tried}: {_server_message(exc)}",
                 status,
+            )
+        if isinstance(exc, openai.RateLimitError):
+            return EndpointServerError(
+                f"chat endpoint {url} (model {model!r}) kept refusing with HTTP 429 (rate limited) after {tried}: {_server_message(exc)}",
+                429,
             )
         return exc
 
@@ -246,8 +337,8 @@ class GemsChatOpenAI(ChatOpenAI):
         return _working_method.get(self.endpoint_key)
 
 
-def _is_malformed(exc: BaseException) -> bool:
-    return isinstance(exc, MalformedReplyError)
+def _seconds(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, (int, float)) else str(value)
 
 
 def _wants_logprobs(model: ChatOpenAI, kwargs: dict[str, Any]) -> bool:
@@ -420,6 +511,7 @@ _OPTION_TYPES: dict[str, type] = {
     "top_p": float,
     "max_tokens": int,
     "timeout": float,
+    "deadline": float,
     "max_retries": int,
     "seed": int,
 }
@@ -430,10 +522,8 @@ def _split_options(model: str) -> tuple[str, dict[str, Any]]:
     from urllib.parse import parse_qsl
 
     name, _, query = model.partition("?")
-    opts: dict[str, Any] = {
-        "timeout": float(os.environ.get("GEMS_CHAT_TIMEOUT", "120")),
-        "max_retries": int(os.environ.get("GEMS_CHAT_MAX_RETRIES", "2")),
-    }
+    opts: dict[str, Any] = {"max_retries": int(os.environ.get("GEMS_CHAT_MAX_RETRIES", str(DEFAULT_RETRIES)))}
+    pinned = []
     for key, value in parse_qsl(query, keep_blank_values=True):
         if key not in _OPTION_TYPES:
             raise ValueError(f"unknown chat-model option {key!r}; known: {', '.join(_OPTION_TYPES)}")
@@ -441,7 +531,11 @@ def _split_options(model: str) -> tuple[str, dict[str, Any]]:
             opts[key] = _OPTION_TYPES[key](value)
         except ValueError:
             raise ValueError(f"chat-model option {key}={value!r} must be a {_OPTION_TYPES[key].__name__}") from None
-    return name.strip(), opts
+        if key in ("timeout", "deadline"):
+            if not 0 < opts[key] <= 86400:
+                raise ValueError(f"chat-model option {key}={value!r} must be a number of seconds above 0 (at most 86400)")
+            pinned.append(key)
+    return name.strip(), {**opts, "pinned_limits": tuple(pinned)}
 
 
 def openai_from_spec(arg: str) -> GemsChatOpenAI:

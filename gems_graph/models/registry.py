@@ -27,6 +27,7 @@ from typing import Any
 from langchain_core.language_models import BaseChatModel
 
 from gems_graph.models.generator import Generator
+from gems_graph.models.retry import CallLimits, with_limits
 
 Factory = Callable[[str], Any]
 
@@ -178,18 +179,30 @@ def register_chat_model(kind: str, factory: Callable[[str], BaseChatModel], *, r
     chat_models.register(kind, factory, replace=replace)
 
 
-def resolve_generator(spec: str | Generator) -> Generator:
-    gen = generators.resolve(spec)
+def resolve_generator(spec: str | Generator, limits: CallLimits | None = None) -> Generator:
+    """The generator for ``spec``, under ``limits`` (timeout, deadline) where it takes them."""
+    gen = with_limits(generators.resolve(spec), limits)
     if not callable(getattr(gen, "generate", None)):
         raise BackendLoadError(f"generator {spec!r} has no generate(request) method")
     return gen
 
 
-def resolve_chat_model(spec: str | BaseChatModel) -> BaseChatModel:
-    model = chat_models.resolve(spec)
+def resolve_chat_model(spec: str | BaseChatModel, limits: CallLimits | None = None) -> BaseChatModel:
+    """The chat model for ``spec``, under ``limits`` (timeout, deadline) where it takes them."""
+    model = with_limits(chat_models.resolve(spec), limits)
     if not isinstance(model, BaseChatModel):
         raise BackendLoadError(f"chat model {spec!r} is not a LangChain BaseChatModel")
     return model
+
+
+def chat_limits(ctx: Any) -> CallLimits:
+    """The chat-model limits a run's context sets (``chat_timeout``, ``chat_deadline``)."""
+    return CallLimits(float(ctx.chat_timeout), float(ctx.chat_deadline))
+
+
+def generation_limits(ctx: Any) -> CallLimits:
+    """The generator limits a run's context sets (``generation_timeout``, ``generation_deadline``)."""
+    return CallLimits(float(ctx.generation_timeout), float(ctx.generation_deadline))
 
 
 def check_spec(spec: Any, registry: _Registry) -> None:
