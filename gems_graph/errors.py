@@ -29,6 +29,18 @@ def redact(text: str) -> str:
     return _SECRET_SHAPES.sub(lambda m: (m.group(1) or "") + "***", text)
 
 
+def scrub(exc: BaseException) -> BaseException:
+    """Redact ``exc``'s own text in place (its string arguments, an SDK error's ``message``),
+    so the record LangGraph keeps of a failed task, and a ``--debug`` traceback, carry no secret."""
+    exc.args = tuple(redact(a) if isinstance(a, str) else a for a in exc.args)
+    if isinstance(getattr(exc, "message", None), str):
+        try:
+            exc.message = redact(exc.message)  # type: ignore[attr-defined]
+        except AttributeError:
+            pass
+    return exc
+
+
 def one_line(exc: BaseException | str, limit: int = MAX_CHARS) -> str:
     """The error's message on one line (its type name when it has none), redacted and clipped."""
     text = exc if isinstance(exc, str) else str(exc)

@@ -19,9 +19,11 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from langgraph._internal._runnable import RunnableCallable
+from langgraph.errors import GraphBubbleUp
 from langgraph.graph import END, START, StateGraph
 
 from gems_graph.context import GemsContext
+from gems_graph.errors import scrub
 from gems_graph.state import GemsInput, GemsOutput, GemsState
 from nodes.critic import critic, route_after_critic
 from nodes.generator import agenerator, fan_out, generator
@@ -47,7 +49,11 @@ def _pool() -> ThreadPoolExecutor:
 
 
 def threaded_node(fn: Callable[..., Any]) -> RunnableCallable:
-    """``fn`` as a node whose async path runs it on the graph's node pool (context kept)."""
+    """``fn`` as a node whose async path runs it on the graph's node pool (context kept).
+
+    An error leaving the node is redacted first (``gems_graph.errors.scrub``): LangGraph
+    keeps a failed task's error in the checkpoint store, and a server may have echoed a key."""
+    fn = _scrubbing(fn)
 
     @functools.wraps(fn)
     async def afn(*args: Any, **kwargs: Any) -> Any:
@@ -55,6 +61,20 @@ def threaded_node(fn: Callable[..., Any]) -> RunnableCallable:
         return await asyncio.get_running_loop().run_in_executor(_pool(), call)
 
     return RunnableCallable(fn, afn, name=fn.__name__, trace=False)
+
+
+def _scrubbing(fn: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(fn)
+    def node(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except GraphBubbleUp:  # interrupts and commands are control flow, not errors
+            raise
+        except Exception as exc:
+            scrub(exc)
+            raise
+
+    return node
 
 
 def build_graph() -> StateGraph:

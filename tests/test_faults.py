@@ -269,3 +269,55 @@ def test_call_limits_come_from_gems_toml_and_the_environment(tmp_path):
         )
     assert res.returncode == 1 and "Traceback" not in res.stderr
     assert "chat_timeout 0.4 s, chat_deadline 1 s" in res.stderr  # the file's timeout, the environment's deadline
+
+
+# -- secrets: redacted from every error text that is stored or printed -------------------------
+
+
+def test_a_key_echoed_by_the_server_is_in_no_file_and_no_output(tmp_path):
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+    from tests.servers import RecordingServer, json_reply
+
+    key = "sk-live-0123456789abcdef"
+    echo = {"error": {"message": f"invalid api key {key}; Authorization: Bearer {key}"}}
+    home = tmp_path / "home"
+    env = {
+        **{k: v for k, v in __import__("os").environ.items() if not k.startswith("GEMS_")},
+        "GEMS_HOME": str(home),
+        "GEMS_OPENAI_API_KEY": key,
+        "PYTHONPATH": str(REPO),
+        "GEMS_PLUGINS": "tests.plugin_backends",
+    }
+
+    def gems(*args):
+        return subprocess.run(
+            [sys.executable, "-m", "gems_graph.app.cli", *args], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120
+        )
+
+    with RecordingServer(lambda rec: json_reply(500, echo)) as srv:
+        spec = f"openai-compatible:{srv.url}/v1#m?max_retries=0"
+        ran = gems("run", "a red square", "--generator", "colour:", "--chat-model", spec, "--memory", "none", "--json")
+        doctor = gems("doctor", "--generator", "colour:", "--chat-model", spec, "--json")
+    assert ran.returncode == 1 and "***" in ran.stdout and "***" in ran.stderr
+    assert "***" in doctor.stdout  # the structured-output probe's failure, shown without the key
+    for text in (ran.stdout, ran.stderr, doctor.stdout, doctor.stderr):
+        assert key not in text
+    written = [p for p in home.rglob("*") if p.is_file()]
+    assert any(p.name == "run.json" for p in written) and any(p.name.startswith("checkpoints.sqlite") for p in written)
+    for path in written:
+        assert key.encode() not in path.read_bytes(), path
+
+
+def test_run_json_and_eval_records_never_carry_a_key(tmp_path, monkeypatch):
+    from gems_graph.eval.harness import failed_task
+    from gems_graph.persistence.artifacts import write_run_json
+
+    key = "sk-live-0123456789abcdef"
+    monkeypatch.setenv("OPENAI_API_KEY", key)
+    path = write_run_json(str(tmp_path), {"status": "failed", "notes": [f"a note that quotes {key}"], "error": f"Bearer {key}"})
+    assert key not in path.read_text() and "Bearer ***" in path.read_text()
+    rec = failed_task({"id": "x"}, RuntimeError(f"server said: bad key {key}"), None)
+    assert key not in rec["error"] and "***" in rec["error"]

@@ -23,7 +23,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from gems_graph.context import ConfigError, GemsContext
-from gems_graph.errors import one_line
+from gems_graph.errors import one_line, redact
 from gems_graph.validation import InvalidPromptError, validate_prompt
 
 app = typer.Typer(
@@ -38,7 +38,8 @@ err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def fail(message: object, code: int = 2) -> None:
-    err.print(f"[red]error:[/red] {escape(str(message))}", markup=True, soft_wrap=True)
+    """Print ``message`` as the one error line (secrets removed) and exit with ``code``."""
+    err.print(f"[red]error:[/red] {escape(redact(str(message)))}", markup=True, soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -249,7 +250,7 @@ def run(
             f"paused for review after round {result.review['round']}; resume with: gems run --resume {result.thread_id}", soft_wrap=True
         )
     if result.status == "failed":
-        err.print(f"[red]failed:[/red] {escape(str(summary['error']))}", markup=True, soft_wrap=True)
+        err.print(f"[red]failed:[/red] {escape(redact(str(summary['error'])))}", markup=True, soft_wrap=True)
         err.print(f"resume with: gems run --resume {result.thread_id}", soft_wrap=True)
         raise typer.Exit(1)
 

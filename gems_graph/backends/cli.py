@@ -11,6 +11,8 @@ from typing import Optional
 
 import typer
 
+from gems_graph.errors import one_line
+
 
 def serve_generator_command(
     spec: str = typer.Argument(..., help="Generator spec to serve, e.g. 'diffusers:Tongyi-MAI/Z-Image-Turbo'."),
@@ -30,7 +32,7 @@ def serve_generator_command(
     try:
         server = make_server(spec, host, port, max_body_bytes, max_concurrency, served_model_name)
     except (UnknownBackendError, BackendLoadError, ValueError, OSError) as exc:
-        typer.echo(f"error: {exc}", err=True)
+        typer.echo(f"error: {one_line(exc)}", err=True)
         raise typer.Exit(2) from None
     typer.echo(
         f"serving {spec} at {server.url} and as images-api:{server.base_url}#{server.model_name} (health: {server.root}/health)",
@@ -66,7 +68,7 @@ def doctor_command(
         loaded = load_config({"generator": generator, "chat_model": chat_model, "critic_model": critic_model}, config_path=config)
         rows = doctor(loaded.values, probe=probe)
     except ConfigError as exc:
-        typer.echo(f"error: {exc}", err=True)
+        typer.echo(f"error: {one_line(exc)}", err=True)
         raise typer.Exit(2) from None
     if as_json:
         typer.echo(json.dumps([r.as_dict() for r in rows]))

@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
-from gems_graph.errors import one_line
+from gems_graph.errors import one_line, redact
 from gems_graph.models.health import FAIL, OK, SKIP, WARN, Health, health_of
 from gems_graph.models.llm import invoke_structured, supports_logprobs, yes_probability
 from gems_graph.models.registry import UnknownBackendError, generators, resolve_chat_model, resolve_generator, split_spec
@@ -29,6 +29,10 @@ class Row:
     check: str
     status: str
     detail: str = ""
+
+    def __post_init__(self) -> None:
+        # A server that echoes the key in its error body, or a spec with a password, is shown without it.
+        self.spec, self.detail = redact(str(self.spec)), redact(str(self.detail))
 
     def as_dict(self) -> dict[str, str]:
         return asdict(self)

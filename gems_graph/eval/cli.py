@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from gems_graph.context import ConfigError
+from gems_graph.errors import redact
 from gems_graph.eval.methods import METHODS
 from gems_graph.eval.suites import SUITES
 from gems_graph.memory.store import memory_is_off
@@ -26,7 +27,7 @@ err = Console(stderr=True, highlight=False)
 
 
 def _fail(message: str, code: int = 2) -> None:
-    err.print(f"[red]error:[/red] {escape(str(message))}", markup=True, soft_wrap=True)
+    err.print(f"[red]error:[/red] {escape(redact(str(message)))}", markup=True, soft_wrap=True)
     raise typer.Exit(code)
 
 

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gems_graph.errors import one_line
 from gems_graph.eval.methods import METHODS, MethodSettings, run_method
 from gems_graph.eval.report import markdown, plot, summarize
 from gems_graph.eval.scoring import make_scorer
@@ -268,7 +269,7 @@ def failed_task(rec: dict[str, Any], exc: BaseException, score: float | None) ->
         "rounds": 0,
         "chat_calls": 0,
         "status": "error",
-        "error": f"{type(exc).__name__}: {exc}",
+        "error": f"{type(exc).__name__}: {one_line(exc)}",
         "wall_s": None,
         "score": score,
     }
@@ -293,7 +294,7 @@ def run_task(
             rec.update(scorer(item, final))
         except Exception as exc:  # noqa: BLE001
             rec["score"] = None
-            rec["error"] = f"scoring: {type(exc).__name__}: {exc}"
+            rec["error"] = f"scoring: {type(exc).__name__}: {one_line(exc)}"
     return rec
 
 

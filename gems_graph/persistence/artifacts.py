@@ -12,6 +12,7 @@ from typing import Any
 
 from PIL import Image
 
+from gems_graph.errors import redact
 from gems_graph.records import ImageRef
 
 
@@ -93,6 +94,7 @@ def write_run_json(run_dir: str, record: dict[str, Any]) -> Path:
     tmp = path.with_suffix(".json.tmp")
     # Indented once the run is over; compact (C-encoded, ~10x faster) while it runs.
     indent = 2 if record.get("status") not in (None, "running") else None
-    tmp.write_text(json.dumps(data, indent=indent, default=str), encoding="utf-8")
+    # Error texts are redacted where they are made; this catches any that were not.
+    tmp.write_text(redact(json.dumps(data, indent=indent, default=str)), encoding="utf-8")
     os.replace(tmp, path)
     return path

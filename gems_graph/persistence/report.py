@@ -21,6 +21,7 @@ from typing import Any, Optional
 import typer
 from PIL import Image
 
+from gems_graph.errors import one_line
 from gems_graph.records import is_failed
 
 REPORT_NAME = "report.html"
@@ -357,6 +358,6 @@ def report_command(
     try:
         path = write_report(run_dir, out)
     except ReportError as exc:
-        typer.echo(f"error: {exc}", err=True)
+        typer.echo(f"error: {one_line(exc)}", err=True)
         raise typer.Exit(2) from None
     typer.echo(str(path))
