@@ -321,3 +321,106 @@ def test_run_json_and_eval_records_never_carry_a_key(tmp_path, monkeypatch):
     assert key not in path.read_text() and "Bearer ***" in path.read_text()
     rec = failed_task({"id": "x"}, RuntimeError(f"server said: bad key {key}"), None)
     assert key not in rec["error"] and "***" in rec["error"]
+
+
+# -- gems serve-generator: hostile requests and huge images ----------------------------------
+
+
+def _raw(url: str, data: bytes, wait: float = 5.0) -> bytes:
+    """Send raw bytes to the server, return what it answers until it closes (or ``wait`` passes)."""
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    with socket.create_connection((parts.hostname, parts.port), timeout=wait) as sock:
+        sock.sendall(data)
+        out = b""
+        try:
+            while chunk := sock.recv(65536):
+                out += chunk
+        except TimeoutError:
+            out += b"<still open>"
+    return out
+
+
+@pytest.mark.parametrize("length", ["-1", "abc", "1e3", " -5"])
+def test_serve_generator_refuses_a_content_length_that_is_not_a_size(length):
+    from tests.servers import ThreadedGeneratorServer
+
+    with ThreadedGeneratorServer("shapes") as srv:
+        answer = _raw(srv.url, f"POST /generate HTTP/1.1\r\nHost: x\r\nContent-Length: {length}\r\n\r\n".encode() + b"x" * 1000)
+    assert answer.startswith(b"HTTP/1.1 400") and b"bad Content-Length" in answer and b"<still open>" not in answer
+
+
+def test_serve_generator_drops_a_stalled_connection():
+    import time
+
+    from tests.servers import ThreadedGeneratorServer
+
+    with ThreadedGeneratorServer("shapes", request_timeout=0.5) as srv:
+        started = time.monotonic()
+        half_headers = _raw(srv.url, b"POST /generate HTTP/1.1\r\nHost: x\r\n", wait=10)
+        half_body = _raw(srv.url, b"POST /generate HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{", wait=10)
+        took = time.monotonic() - started
+    assert b"<still open>" not in half_headers + half_body and took < 5  # closed by the server, not by our wait
+
+
+def test_serve_generator_refuses_images_over_the_size_cap():
+    import httpx
+
+    from tests.servers import ThreadedGeneratorServer
+
+    with ThreadedGeneratorServer("shapes") as srv:
+        legacy = httpx.post(srv.url, json={"prompt": "a red circle", "width": 12000, "height": 12000}, timeout=10)
+        api = httpx.post(f"{srv.server.base_url}/images/generations", json={"prompt": "a red circle", "size": "8192x8193"}, timeout=10)
+    assert legacy.status_code == 400 and "width and height must be from 1 to 8192" in legacy.json()["error"]
+    assert api.status_code == 400 and "must be from 1 to 8192, got 8192x8193" in api.json()["error"]["message"]
+
+
+def _png_claiming(width: int, height: int) -> bytes:
+    """A 1x1 PNG whose header claims ``width`` x ``height`` (a decompression-bomb shape)."""
+    import io
+    import struct
+    import zlib
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (1, 1)).save(buf, format="PNG")
+    data = bytearray(buf.getvalue())
+    ihdr = bytes(data[12:16]) + struct.pack(">II", width, height) + bytes(data[24:29])
+    data[16:24] = struct.pack(">II", width, height)
+    data[29:33] = struct.pack(">I", zlib.crc32(ihdr))
+    return bytes(data)
+
+
+@pytest.mark.parametrize("width, height", [(12000, 12000), (20000, 20000), (9000, 10)])
+def test_an_image_server_sending_a_huge_image_is_a_candidate_error_not_a_decode(width, height):
+    import base64
+
+    from gems_graph.backends.images_api import ImagesApiGenerator
+    from gems_graph.models.generator import GenerationError, GenerationRequest
+    from tests.servers import RecordingServer, json_reply
+
+    huge = base64.b64encode(_png_claiming(width, height)).decode()
+    with RecordingServer(lambda rec: json_reply(200, {"created": 0, "data": [{"b64_json": huge}]})) as srv:
+        gen = ImagesApiGenerator(f"{srv.url}/v1", "m", max_batch=1)
+        with pytest.raises(GenerationError, match=rf"sent a {width}x{height} image, over the limit|too large to decode"):
+            gen.generate(GenerationRequest("a red circle", seed=0))
+
+
+def test_serve_generator_port_out_of_range_is_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    res = subprocess.run(
+        [sys.executable, "-m", "gems_graph.app.cli", "serve-generator", "shapes", "--port", "99999"],
+        capture_output=True,
+        text=True,
+        env={**__import__("os").environ, "PYTHONPATH": str(REPO)},
+        cwd=tmp_path,
+        timeout=60,
+    )
+    assert res.returncode == 2 and res.stderr.strip() == "error: --port 99999 is not a TCP port (0 to 65535; 0 picks a free one)"

@@ -23,6 +23,7 @@ def serve_generator_command(
     served_model_name: Optional[str] = typer.Option(
         None, "--served-model-name", help="Model id on /v1 (default: the spec's model, e.g. Tongyi-MAI/Z-Image-Turbo)."
     ),
+    request_timeout: float = typer.Option(30.0, "--request-timeout", help="Seconds a silent connection is kept before it is closed."),
 ) -> None:
     """Serve a generator over HTTP: POST /v1/images/generations (OpenAI Images API, as vLLM-Omni),
     POST /generate (JSON, form or ?prompt=) -> PNG; GET /v1/models, GET /health."""
@@ -30,7 +31,7 @@ def serve_generator_command(
     from gems_graph.models.registry import BackendLoadError, UnknownBackendError
 
     try:
-        server = make_server(spec, host, port, max_body_bytes, max_concurrency, served_model_name)
+        server = make_server(spec, host, port, max_body_bytes, max_concurrency, served_model_name, request_timeout)
     except (UnknownBackendError, BackendLoadError, ValueError, OSError) as exc:
         typer.echo(f"error: {one_line(exc)}", err=True)
         raise typer.Exit(2) from None

@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import binascii
 import io
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -22,7 +23,7 @@ import httpx
 from PIL import Image, UnidentifiedImageError
 
 from gems_graph.errors import one_line
-from gems_graph.models.generator import GenerationError
+from gems_graph.models.generator import MAX_IMAGE_PIXELS, MAX_IMAGE_SIDE, GenerationError
 from gems_graph.models.health import FAIL, OK, WARN, Health
 from gems_graph.models.retry import DEFAULT_GENERATION_DEADLINE, DEFAULT_GENERATION_TIMEOUT, CallLimits, Deadline, call_with_retry
 
@@ -144,10 +145,21 @@ def is_refusal(code: str, message: str) -> bool:
 
 
 def decode_image(data: bytes, where: str) -> Image.Image:
-    """PNG/JPEG/... bytes -> an RGB image; ``GenerationError`` naming ``where`` when they are not one."""
+    """PNG/JPEG/... bytes -> an RGB image; ``GenerationError`` naming ``where`` when they are not
+    one, or when the image is larger than ``MAX_IMAGE_PIXELS`` (checked from its header, before decoding)."""
     try:
-        img = Image.open(io.BytesIO(data))
+        with warnings.catch_warnings():  # PIL's bomb warning: the size is checked right below
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data))
+        width, height = img.size
+        if width * height > MAX_IMAGE_PIXELS or max(width, height) > MAX_IMAGE_SIDE:
+            raise GenerationError(
+                f"{where} sent a {width}x{height} image, over the limit of {MAX_IMAGE_PIXELS} pixels "
+                f"({MAX_IMAGE_SIDE} a side); it was not decoded"
+            )
         img.load()
+    except Image.DecompressionBombError as exc:
+        raise GenerationError(f"{where} sent an image too large to decode: {one_line(exc)}") from exc
     except (UnidentifiedImageError, OSError) as exc:
         raise GenerationError(f"{where} sent something that is not an image ({len(data)} bytes)") from exc
     return img.convert("RGB")

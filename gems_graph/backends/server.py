@@ -22,7 +22,10 @@ One GPU box loads the model once; many agents call it. Stdlib only
 * ``GET /health`` -> ``{"status": "ok", "generator": spec, "family", "busy", "max_concurrency"}``
 
 Limits, on every POST route: a body over ``max_body_bytes`` gets 413 without being
-read; when ``max_concurrency`` generations are already running the request gets
+read, a ``Content-Length`` that is not a number of bytes gets 400; a connection that
+sends nothing for ``request_timeout`` seconds (default 30) is closed, so stalled
+clients do not hold a thread each; an image over ``MAX_IMAGE_PIXELS`` (8192 x 8192)
+is refused with 400 before it is made; when ``max_concurrency`` generations are already running the request gets
 503 with ``Retry-After`` (clients retry), so a queue never builds up inside the
 server. On ``/generate`` a generator failure is 422 ``{"error": msg}``; a bad
 request is 400.
@@ -45,7 +48,7 @@ from urllib.parse import parse_qs, urlsplit
 from PIL import Image
 
 from gems_graph.backends.images_api import MAX_N, size_field
-from gems_graph.models.generator import GenerationError, GenerationRequest
+from gems_graph.models.generator import MAX_IMAGE_PIXELS, MAX_IMAGE_SIDE, GenerationError, GenerationRequest
 from gems_graph.models.registry import resolve_generator, split_spec
 
 log = logging.getLogger(__name__)
@@ -53,6 +56,8 @@ log = logging.getLogger(__name__)
 _INT_FIELDS = ("seed", "width", "height", "steps")
 IMAGES_ROUTE = "/v1/images/generations"
 MODELS_ROUTE = "/v1/models"
+#: Seconds a connection may stay silent (headers or body not coming) before it is closed.
+REQUEST_TIMEOUT = 30.0
 _LEGACY_ROUTES = ("", "/generate")
 _ERROR_TYPES = {400: "invalid_request_error", 413: "invalid_request_error", 503: "server_busy"}
 
@@ -78,7 +83,9 @@ class GeneratorServer(ThreadingHTTPServer):
         max_body_bytes: int,
         max_concurrency: int,
         model_name: str | None = None,
+        request_timeout: float = REQUEST_TIMEOUT,
     ) -> None:
+        self.request_timeout = request_timeout
         super().__init__(address, _Handler)
         self.generator = generator
         self.spec = spec
@@ -150,7 +157,7 @@ def parse_request(body: bytes, content_type: str, query: str = "") -> Generation
         kwargs["negative_prompt"] = data["negative_prompt"]
     if isinstance(data.get("extra"), dict):
         kwargs["extra"] = data["extra"]
-    return GenerationRequest(**kwargs)
+    return check_size(GenerationRequest(**kwargs))
 
 
 def parse_images_request(body: bytes, model_name: str) -> tuple[GenerationRequest, int]:
@@ -189,7 +196,17 @@ def parse_images_request(body: bytes, model_name: str) -> tuple[GenerationReques
         if not isinstance(data["extra_params"], dict):
             raise ValueError("'extra_params' must be a JSON object")
         kwargs["extra"] = data["extra_params"]
-    return GenerationRequest(**kwargs), n
+    return check_size(GenerationRequest(**kwargs)), n
+
+
+def check_size(request: GenerationRequest) -> GenerationRequest:
+    """``ValueError`` when the request asks for an image over ``MAX_IMAGE_PIXELS`` or ``MAX_IMAGE_SIDE``."""
+    w, h = request.width, request.height
+    if (w is not None and not 1 <= w <= MAX_IMAGE_SIDE) or (h is not None and not 1 <= h <= MAX_IMAGE_SIDE):
+        raise ValueError(f"width and height must be from 1 to {MAX_IMAGE_SIDE}, got {w}x{h}")
+    if w is not None and h is not None and w * h > MAX_IMAGE_PIXELS:
+        raise ValueError(f"{w}x{h} is over the limit of {MAX_IMAGE_PIXELS} pixels")
+    return request
 
 
 def _int(value: Any, name: str) -> int:
@@ -236,6 +253,12 @@ def _error_line(exc: BaseException) -> str:
 class _Handler(BaseHTTPRequestHandler):
     server: GeneratorServer
     protocol_version = "HTTP/1.1"
+
+    def setup(self) -> None:
+        # A socket timeout for every read and write: a stalled client is dropped (the
+        # stdlib handler answers a timeout by closing the connection).
+        self.timeout = self.server.request_timeout
+        super().setup()
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
         log.info("%s %s", self.address_string(), format % args)
@@ -311,11 +334,10 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             self._error(411, "Content-Length is required", openai)
             return None
-        try:
-            size = int(length)
-        except ValueError:
+        size = int(length.strip()) if length.strip().isdigit() else -1
+        if size < 0:  # "-1" would read to the end of the stream, whatever its size
             self.close_connection = True
-            self._error(400, "bad Content-Length", openai)
+            self._error(400, f"bad Content-Length {length[:40]!r}: it must be a number of bytes", openai)
             return None
         if size > srv.max_body_bytes:
             self.close_connection = True  # the unread body must not be parsed as the next request
@@ -378,11 +400,18 @@ def make_server(
     max_body_bytes: int = 64 * 1024,
     max_concurrency: int = 1,
     model_name: str | None = None,
+    request_timeout: float = REQUEST_TIMEOUT,
 ) -> GeneratorServer:
     """Resolve ``spec`` and bind a server (port 0 picks a free one); call ``serve_forever``."""
     if max_body_bytes < 1 or max_concurrency < 1:
         raise ValueError("max_body_bytes and max_concurrency must be >= 1")
-    return GeneratorServer((host, port), resolve_generator(spec), spec, max_body_bytes, max_concurrency, model_name)
+    if not 0 <= port <= 65535:
+        raise ValueError(f"--port {port} is not a TCP port (0 to 65535; 0 picks a free one)")
+    if not request_timeout > 0:
+        raise ValueError("request_timeout must be above 0 seconds")
+    return GeneratorServer(
+        (host, port), resolve_generator(spec), spec, max_body_bytes, max_concurrency, model_name, request_timeout=request_timeout
+    )
 
 
 def serve_generator(

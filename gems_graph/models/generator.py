@@ -12,6 +12,12 @@ from typing import Any, Protocol, runtime_checkable
 
 from PIL import Image
 
+#: Largest image made or accepted, in pixels (8192 x 8192): a bigger request is refused and a
+#: bigger image from a server is not decoded (PIL's own bomb limit is only a warning below 2x its cap).
+MAX_IMAGE_PIXELS = 8192 * 8192
+#: Longest side of an image made or accepted.
+MAX_IMAGE_SIDE = 8192
+
 
 @dataclass(frozen=True)
 class GenerationRequest:
