@@ -50,6 +50,8 @@ def remember(state: GemsState, runtime: Runtime[GemsContext]) -> dict[str, Any]:
         skills=state.get("skills") or [],
         status=state.get("status") or "exhausted",
     )
+    for lesson in lessons:  # a resumed run that writes them again confirms nothing new
+        lesson["runs"] = [str(state.get("run_id") or "")] if state.get("run_id") else []
     ids: list[str] = []
     try:
         ids = store_for_run(ctx.memory, runtime.store).add(lessons) if lessons else []

@@ -424,3 +424,33 @@ def test_serve_generator_port_out_of_range_is_one_line(tmp_path):
         timeout=60,
     )
     assert res.returncode == 2 and res.stderr.strip() == "error: --port 99999 is not a TCP port (0 to 65535; 0 picks a free one)"
+
+
+# -- remember: a resume that writes the same lessons again confirms nothing new ----------------
+
+
+def test_remember_run_again_after_a_kill_does_not_count_its_lessons_twice(tmp_path):
+    from gems_graph.graph import compile_graph
+    from gems_graph.memory import open_experience_store
+
+    ctx = GemsContext(
+        generator=ColourGenerator(),
+        chat_model=ScriptedChatModel(handler=loop_handler(fix_at_round=2)),
+        artifact_root=str(tmp_path / "runs"),
+        memory="chroma",
+    )
+    graph = compile_graph(checkpointer=InMemorySaver())
+    config = {"configurable": {"thread_id": "t"}}
+    assert graph.invoke({"prompt": "a red square"}, config, context=ctx)["status"] == "passed"
+    store = open_experience_store("chroma", create=False)
+    before = {lesson["id"]: lesson["uses"] for lesson in store.list(10)}
+    assert before and set(before.values()) == {1}
+    # A kill after the store write but before remember's checkpoint: the resume runs remember again.
+    (at_remember,) = [s for s in graph.get_state_history(config) if s.next == ("remember",)]
+    graph.invoke(None, at_remember.config, context=ctx)
+    after = {lesson["id"]: lesson["uses"] for lesson in open_experience_store("chroma", create=False).list(10)}
+    assert after == before
+    # Another run that learns the same thing still confirms it.
+    graph.invoke({"prompt": "a red square"}, {"configurable": {"thread_id": "u"}}, context=ctx)
+    again = {lesson["id"]: lesson["uses"] for lesson in open_experience_store("chroma", create=False).list(10)}
+    assert all(again[i] == 2 for i in before)

@@ -45,6 +45,9 @@ class Lesson(TypedDict):
     created_at: str
     #: How often the lesson was confirmed (a near-duplicate merged into it) or used.
     uses: int
+    #: Ids of the runs that wrote or confirmed it (the latest few): the same run writing it
+    #: again (a resume after a kill between the store write and the checkpoint) is not a new use.
+    runs: NotRequired[list[str]]
     #: Cosine similarity to the query; only on lessons returned by ``recall``.
     similarity: NotRequired[float]
 

@@ -35,7 +35,10 @@ _LESSON_KEYS = (
     "status",
     "created_at",
     "uses",
+    "runs",
 )
+#: Run ids kept on a lesson (enough to recognise a resumed run writing again).
+MAX_LESSON_RUNS = 20
 
 
 #: Memory specs that turn memory off.
@@ -83,6 +86,7 @@ def normalize_lesson(raw: dict[str, Any]) -> Lesson:
         "status": str(raw.get("status") or ""),
         "created_at": str(raw.get("created_at") or ""),
         "uses": int(raw.get("uses") or 1),
+        "runs": [str(r) for r in raw.get("runs") or []][-MAX_LESSON_RUNS:],
     }
     if not out["created_at"]:
         from gems_graph.memory.lessons import _now_iso
@@ -166,9 +170,12 @@ class LessonStoreBase:
                     if near and near[0][1] >= self.duplicate_similarity:
                         existing = near[0][0]
                 if existing is not None:
-                    same = reimport and existing["id"] == new["id"]
+                    seen = existing.get("runs") or []
+                    rerun = bool(new.get("runs")) and set(new.get("runs") or []) <= set(seen)  # the same run, resumed
+                    same = (reimport and existing["id"] == new["id"]) or rerun
                     uses = max(existing["uses"], new["uses"]) if same else existing["uses"] + new["uses"]
-                    target = {**new, "id": existing["id"], "uses": int(uses)}  # type: ignore[assignment]
+                    runs = list(dict.fromkeys([*seen, *(new.get("runs") or [])]))[-MAX_LESSON_RUNS:]
+                    target = {**new, "id": existing["id"], "uses": int(uses), "runs": runs}  # type: ignore[assignment]
                 self._put([target])
                 ids.append(target["id"])
             self._evict(keep=set(ids))
