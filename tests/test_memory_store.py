@@ -173,3 +173,18 @@ def test_recall_puts_a_lesson_with_a_fix_ahead_of_a_more_similar_one_without(sto
     got = store.recall("a photo of two red circles", k=2, generator_family="shapes")
     assert [g["text"] for g in got] == [fixed["text"], plain["text"]]  # a fix first; similarity still gates
     assert got[0]["similarity"] < got[1]["similarity"]
+
+
+def test_recall_of_a_family_is_its_nearest_whether_common_or_rare(store):
+    """Recall fetches the nearest of any family and filters; a rare family still gets its own nearest."""
+    colours = ["red", "blue", "green", "yellow", "purple", "orange", "black", "white"]
+    shapes = ["circles", "squares", "triangles", "stars"]
+    texts = [f"For '{n} {c} {s}' the count was wrong; fixed by saying exactly {n}." for n in (2, 3) for c in colours for s in shapes]
+    store.add([make_lesson(t, family="rare" if i % 16 == 0 else "common", prompt=t) for i, t in enumerate(texts)])
+    stored_rare = [l for l in store.list(limit=1000) if l["generator_family"] == "rare"]
+    assert 3 <= len(stored_rare) < store.count() / 4  # rare: the nearest of any family need not hold three
+    rare = store.recall("two red circles", k=3, generator_family="rare")
+    assert len(rare) == 3 and {g["generator_family"] for g in rare} == {"rare"}
+    common = store.recall("two red circles", k=3, generator_family="common")
+    assert {g["generator_family"] for g in common} == {"common"}
+    assert common[0]["similarity"] >= common[-1]["similarity"]

@@ -38,6 +38,10 @@ def _settings() -> Any:
     return Settings(anonymized_telemetry=False)
 
 
+#: Recall fetches this many times ``k`` nearest lessons of any family before filtering by family.
+FAMILY_OVERFETCH = 4
+
+
 class ChromaExperienceStore(LessonStoreBase):
     """Lessons in one Chroma collection (cosine space)."""
 
@@ -155,19 +159,35 @@ class ChromaExperienceStore(LessonStoreBase):
         lesson["uses"] = int((meta or {}).get("uses", lesson["uses"]))
         return lesson
 
+    def _query(self, vec: list[float], k: int, family: str | None) -> dict[str, Any] | None:
+        """The ``k`` nearest lessons of ``family`` (None: of any), as Chroma returns them.
+
+        A metadata filter makes Chroma's search several times slower (15.6 ms against
+        2.6 ms at 2000 lessons), so the nearest ``FAMILY_OVERFETCH * k`` of any family
+        are fetched and filtered here; the first ``k`` of ``family`` among them are
+        exactly its ``k`` nearest. Only when fewer than ``k`` are there does the
+        filtered search run.
+        """
+        n = self._col.count()
+        if n == 0:
+            return None
+        include = ["metadatas", "distances"]
+        if not family:
+            return self._col.query(query_embeddings=[vec], n_results=min(k, n), include=include)
+        wide = self._col.query(query_embeddings=[vec], n_results=min(FAMILY_OVERFETCH * k, n), include=include)
+        kept = [(m, d) for m, d in zip(wide["metadatas"][0], wide["distances"][0]) if (m or {}).get("generator_family") == family]
+        if len(kept) >= k or len(wide["ids"][0]) >= n:
+            return {"metadatas": [[m for m, _ in kept[:k]]], "distances": [[d for _, d in kept[:k]]]}
+        return self._col.query(query_embeddings=[vec], n_results=k, where={"generator_family": family}, include=include)
+
     def _nearest(self, text: str, k: int, family: str | None) -> list[tuple[Lesson, float]]:
         vec = self._embed(text, query=True)
         for attempt in (1, 2):
             try:
                 with self._guard("search"):
-                    if self._col.count() == 0:
+                    res = self._query(vec, k, family)
+                    if res is None:
                         return []
-                    res = self._col.query(
-                        query_embeddings=[vec],
-                        n_results=k,
-                        where={"generator_family": family} if family else None,
-                        include=["metadatas", "distances"],
-                    )
                 break
             except MemoryStoreError:
                 # Another process wrote between our freshness check and the query
