@@ -2,7 +2,9 @@
 
 Nodes talk to a LangChain ``BaseChatModel`` for language and vision, and to a
 ``Generator`` for images. Real models and the offline shapes world implement the
-same interfaces, so no node branches on which backend it has.
+same interfaces, so no node branches on which backend it has. What a generator can
+do beyond ``generate`` it declares (``BatchGenerator``, ``EditingGenerator``), and
+callers ask the object (``supports_editing``), never its class or spec.
 """
 
 from __future__ import annotations
@@ -71,3 +73,72 @@ class BatchGenerator(Generator, Protocol):
     """
 
     def generate_batch(self, requests: list[GenerationRequest]) -> list[Image.Image | GenerationError]: ...
+
+
+@dataclass(frozen=True)
+class EditRequest:
+    """Change an image: inpaint inside ``mask`` (white = repaint) or, without one, img2img.
+
+    ``prompt`` describes the image as it should be after the edit (inpainting and
+    img2img models) or says what to change (instruction editors); ``strength`` is how
+    far from the source the result may go (0 keeps it, 1 repaints from noise).
+    """
+
+    image: Image.Image
+    prompt: str
+    seed: int
+    mask: Image.Image | None = None
+    strength: float = 1.0
+    steps: int | None = None
+    guidance: float | None = None
+    negative_prompt: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def params(self) -> dict[str, Any]:
+        """The edit's parameters as recorded on a candidate (no images, no prompt)."""
+        out = {"strength": self.strength, "steps": self.steps, "guidance": self.guidance, "negative_prompt": self.negative_prompt}
+        out.update(self.extra)
+        return {k: v for k, v in out.items() if v is not None}
+
+
+@runtime_checkable
+class EditingGenerator(Generator, Protocol):
+    """A generator that edits images (inpainting, img2img or instruction editing).
+
+    A backend whose ability depends on its configuration (the model it loaded, the
+    server it talks to) also sets ``supports_editing`` to say whether it can now;
+    the refiner offers the edit move only for generators ``supports_editing`` accepts.
+    """
+
+    def edit(self, request: EditRequest) -> Image.Image: ...
+
+
+def supports_editing(generator: Any) -> bool:
+    """Whether ``generator`` declares editing: an ``edit`` method, and no ``supports_editing`` of False."""
+    declared = getattr(generator, "supports_editing", None)
+    if isinstance(declared, bool) and not declared:
+        return False
+    return callable(getattr(generator, "edit", None))
+
+
+def region_mask(width: int, height: int, region: list[float] | tuple[float, ...]) -> Image.Image:
+    """A mask (mode ``L``, white = repaint) of ``region``: (left, top, right, bottom) as
+    fractions of the image, the form the refiner answers in whatever the resolution.
+
+    Raises ``ValueError`` for a region that is not four numbers from 0 to 1 with
+    left < right and top < bottom.
+    """
+    if len(region) != 4 or not all(isinstance(v, (int, float)) for v in region):
+        raise ValueError(f"an edit region is [left, top, right, bottom] as fractions of the image, got {region!r}")
+    left, top, right, bottom = (float(v) for v in region)
+    if not (0.0 <= left < right <= 1.0 and 0.0 <= top < bottom <= 1.0):
+        raise ValueError(f"edit region {region!r} must satisfy 0 <= left < right <= 1 and 0 <= top < bottom <= 1")
+    box = (
+        int(left * width),
+        int(top * height),
+        max(int(left * width) + 1, round(right * width)),
+        max(int(top * height) + 1, round(bottom * height)),
+    )
+    mask = Image.new("L", (width, height), 0)
+    mask.paste(255, box)
+    return mask

@@ -33,6 +33,8 @@ class Detection:
     cy: float
     area: float
     confidence: float
+    #: Pixel box of the blob's ink, (left, top, right, bottom), right and bottom exclusive.
+    box: tuple[int, int, int, int] = (0, 0, 0, 0)
 
 
 def _hue_class(rgb: np.ndarray) -> np.ndarray:
@@ -111,7 +113,9 @@ def detect(image: Image.Image) -> list[Detection]:
             aspect = min(w, h) / max(w, h)
             purity = float(np.mean(hue[solid & region] == ci)) if (solid & region).any() else 0.0
             conf = float(np.clip(margin / 0.12, 0, 1) * np.clip((aspect - 0.5) / 0.3, 0, 1) * np.clip(area / 20.0, 0, 1) * purity)
-            dets.append(Detection(shape, name, cx, cy, area, round(conf, 4)))
+            bys, bxs = np.nonzero(region)
+            box = (int(bxs.min()), int(bys.min()), int(bxs.max()) + 1, int(bys.max()) + 1)
+            dets.append(Detection(shape, name, cx, cy, area, round(conf, 4), box))
     return sorted(dets, key=lambda d: -d.area)
 
 

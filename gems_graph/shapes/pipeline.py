@@ -3,6 +3,14 @@
 A real diffusers pipeline (UNet2DConditionModel, a diffusers scheduler,
 classifier-free guidance, save/load), just tiny, so the offline world fails and
 succeeds the way real text-to-image models do.
+
+It also edits, the diffusers way and without retraining: ``image=`` with
+``strength=`` is img2img (start from the source noised to the first of the last
+``strength`` share of the steps, as ``StableDiffusion3Img2ImgPipeline`` does), and
+``mask_image=`` (white = repaint) is inpainting: after every step, outside the mask
+the sample is replaced by the source noised to the next step's level, and by the
+source itself after the last one (``StableDiffusion3InpaintPipeline``'s rule), so
+unmasked pixels come back as they were.
 """
 
 from __future__ import annotations
@@ -88,6 +96,37 @@ class ShapesPipeline(DiffusionPipeline):
         ids = self.text_encoder.tokenizer(prompts).to(self.device)
         return (*self.text_encoder(ids), self.text_encoder.attention_mask(ids))
 
+    def image_size(self) -> int:
+        p = int(round((self.unet.config.in_channels // 3) ** 0.5))
+        return self.unet.config.sample_size * p
+
+    def preprocess(self, images: Image.Image | list[Image.Image], n: int, *, mask: bool = False) -> torch.Tensor:
+        """PIL image(s) as a ``(n, C, H, W)`` tensor at the model's size: RGB in [-1, 1],
+        or for a mask one channel binarised to {0, 1} (white = repaint)."""
+        items = [images] if isinstance(images, Image.Image) else list(images)
+        if len(items) == 1:
+            items = items * n
+        if len(items) != n:
+            raise ValueError(f"{len(items)} images for {n} prompts")
+        size = self.image_size()
+        arrays = []
+        for im in items:
+            im = im.convert("L" if mask else "RGB")
+            if im.size != (size, size):
+                im = im.resize((size, size), Image.NEAREST if mask else Image.BICUBIC)
+            arrays.append(np.asarray(im, dtype=np.float32) / 255.0)
+        t = torch.from_numpy(np.stack(arrays)).to(self.device)
+        return (t[:, None] > 0.5).float() if mask else t.permute(0, 3, 1, 2) * 2.0 - 1.0
+
+    def get_timesteps(self, num_inference_steps: int, strength: float) -> torch.Tensor:
+        """The last ``strength`` share of the schedule (diffusers' img2img rule)."""
+        self.scheduler.set_timesteps(num_inference_steps, device=self.device)
+        t_start = int(max(num_inference_steps - min(num_inference_steps * strength, num_inference_steps), 0))
+        order = getattr(self.scheduler, "order", 1)
+        if hasattr(self.scheduler, "set_begin_index"):
+            self.scheduler.set_begin_index(t_start * order)
+        return self.scheduler.timesteps[t_start * order :]
+
     @torch.no_grad()
     def __call__(
         self,
@@ -97,7 +136,16 @@ class ShapesPipeline(DiffusionPipeline):
         generator: torch.Generator | list[torch.Generator] | None = None,
         output_type: str = "pil",
         return_dict: bool = True,
+        image: Image.Image | list[Image.Image] | None = None,
+        mask_image: Image.Image | list[Image.Image] | None = None,
+        strength: float = 1.0,
     ):
+        """Text to image; with ``image`` img2img at ``strength`` (0 returns the source, 1 is
+        generation from pure noise), with ``mask_image`` too inpainting inside the mask."""
+        if mask_image is not None and image is None:
+            raise ValueError("mask_image needs image (the picture to inpaint)")
+        if not 0.0 <= strength <= 1.0:
+            raise ValueError(f"strength must be between 0 and 1, got {strength}")
         prompts = [prompt] if isinstance(prompt, str) else list(prompt)
         n = len(prompts)
         cond, pooled, mask = self.encode_prompt(prompts)
@@ -105,12 +153,19 @@ class ShapesPipeline(DiffusionPipeline):
         if cfg:
             ucond, upooled, umask = self.encode_prompt([""] * n)
             cond, pooled, mask = torch.cat([ucond, cond]), torch.cat([upooled, pooled]), torch.cat([umask, mask])
-        p = int(round((self.unet.config.in_channels // 3) ** 0.5))
-        shape = (n, 3, self.unet.config.sample_size * p, self.unet.config.sample_size * p)
-        x = randn_tensor(shape, generator=generator, device=self.device, dtype=torch.float32)
-        x = x * getattr(self.scheduler, "init_noise_sigma", 1.0)
-        self.scheduler.set_timesteps(num_inference_steps, device=self.device)
-        for t in self.scheduler.timesteps:
+        size = self.image_size()
+        noise = randn_tensor((n, 3, size, size), generator=generator, device=self.device, dtype=torch.float32)
+        if image is None:
+            x = noise * getattr(self.scheduler, "init_noise_sigma", 1.0)
+            self.scheduler.set_timesteps(num_inference_steps, device=self.device)
+            timesteps = self.scheduler.timesteps
+            source = keep = None
+        else:
+            source = self.preprocess(image, n)
+            keep = None if mask_image is None else 1.0 - self.preprocess(mask_image, n, mask=True)
+            timesteps = self.get_timesteps(num_inference_steps, strength)
+            x = self.scheduler.scale_noise(source, timesteps[:1].repeat(n), noise) if len(timesteps) else source
+        for i, t in enumerate(timesteps):
             inp = torch.cat([x, x]) if cfg else x
             if hasattr(self.scheduler, "scale_model_input"):
                 inp = self.scheduler.scale_model_input(inp, t)
@@ -119,6 +174,11 @@ class ShapesPipeline(DiffusionPipeline):
                 u, c = out.chunk(2)
                 out = u + guidance_scale * (c - u)
             x = self.scheduler.step(out, t, x).prev_sample
+            if keep is not None:
+                known = source
+                if i < len(timesteps) - 1:
+                    known = self.scheduler.scale_noise(source, timesteps[i + 1 : i + 2].repeat(n), noise)
+                x = keep * known + (1.0 - keep) * x
         images = (x / 2 + 0.5).clamp(0, 1).permute(0, 2, 3, 1).cpu().numpy()
         if output_type == "pil":
             images = [Image.fromarray((im * 255).round().astype(np.uint8)) for im in images]
