@@ -50,6 +50,10 @@ class GemsContext:
     seed: int = _f(0, "Base seed; candidate k of seed epoch e uses seed + 1000*e + k.")
     artifact_root: str | None = _f(None, "Folder under which each run gets its own folder; default $GEMS_HOME/runs.")
     refiner_images: int = _f(3, "How many past images (most recent rounds) the refiner sees; -1 shows every past round's (the paper).")
+    refiner_edits: bool = _f(
+        False,
+        "Let the refiner edit the best image so far (repaint one region) instead of regenerating, when the generator can edit.",
+    )
     max_prompt_chars: int = _f(4000, "Longest prompt accepted, in characters.")
     skills_dirs: list[str] = field(
         default_factory=list,

@@ -50,6 +50,14 @@ def skill_catalog_triggers(text: str) -> dict[str, list[str]]:
     return out
 
 
+#: The refiner's edit offer (only when the generator edits): the image it may edit
+#: (attached last) and that image's checks; an edited round's line says what it edited.
+EDIT_SOURCE = "Image you may edit"
+EDIT_FAILED = "its failed checks"
+EDIT_PASSED = "its passed checks"
+EDITED = "edit of"
+
+
 def find_field(text: str, label: str) -> str | None:
     """The rest of the first line that starts with ``label:`` (after indentation), or None."""
     m = re.search(rf"^[ \t-]*{re.escape(label)}:[ \t]*(.*)$", text, re.M)

@@ -51,6 +51,19 @@ class Verdict(TypedDict):
     answered: NotRequired[bool]
 
 
+class EditRecord(TypedDict):
+    """How an edit candidate was made from its parent: which image, where, how hard."""
+
+    #: The candidate that was edited (``round`` and ``index``).
+    parent: dict[str, int]
+    source: ImageRef
+    #: (left, top, right, bottom) as fractions of the image; None edits the whole image.
+    region: list[float] | None
+    #: The mask the generator got (white = repaint), saved beside the result.
+    mask: ImageRef | None
+    strength: float
+
+
 class Candidate(TypedDict):
     """One image of one round, with how it was made and how it was judged."""
 
@@ -64,6 +77,8 @@ class Candidate(TypedDict):
     #: Fraction of checks passed (0..1); None until judged or when generation failed.
     score: float | None
     error: str | None
+    #: Present when the image is an edit of an earlier candidate rather than a generation.
+    edit: NotRequired[EditRecord]
 
 
 class Round(TypedDict):

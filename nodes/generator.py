@@ -10,25 +10,41 @@ The node has a sync path (``generator``, for ``invoke``/``stream``) and an async
 declares ``agenerate`` (e.g. one behind a ``BatchCoalescer``), so many runs in
 flight in one process hand their requests to the backend at once and it can batch
 them; a backend without it is called on a thread.
+
+A task with an ``edit`` (the refiner chose to edit) asks the backend's ``edit`` for
+an edit of the source image inside the region's mask instead; the mask is saved
+beside the result and the candidate records its parent, region and mask. Retries
+and failures are handled the same way as for a generation.
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import Any, TypedDict
+from typing import Any, NamedTuple, NotRequired, TypedDict
 
 from langgraph.runtime import Runtime
 from langgraph.types import Send
+from PIL import Image
 
 from gems_graph.context import GemsContext
 from gems_graph.errors import one_line
 from gems_graph.events import emit
-from gems_graph.models.generator import GenerationRequest
+from gems_graph.models.generator import EditRequest, GenerationError, GenerationRequest, region_mask, supports_editing
 from gems_graph.models.registry import generation_limits, resolve_generator
 from gems_graph.models.retry import Deadline, acall_with_retry, call_with_retry
 from gems_graph.persistence.artifacts import candidate_path, save_png
-from gems_graph.records import Candidate
+from gems_graph.records import Candidate, EditRecord, ImageRef
 from gems_graph.state import GemsState
+
+
+class EditTask(TypedDict):
+    """An edit the refiner asked for: which candidate, its image, where, how hard."""
+
+    parent: dict[str, int]
+    source: ImageRef
+    #: (left, top, right, bottom) as fractions of the image; None edits the whole image.
+    region: list[float] | None
+    strength: float
 
 
 class CandidateTask(TypedDict):
@@ -41,6 +57,8 @@ class CandidateTask(TypedDict):
     seed: int
     generation: dict[str, Any]
     retries: int
+    #: Present when this candidate is an edit of an earlier one.
+    edit: NotRequired[EditTask]
 
 
 def candidate_seed(base_seed: int, seed_offset: int, index: int) -> int:
@@ -81,35 +99,52 @@ def fan_out(state: GemsState) -> list[Send]:
 def generator(task: CandidateTask, runtime: Runtime[GemsContext]) -> dict[str, Any]:
     ctx = runtime.context or GemsContext()
     request = _request(task)
-    image_ref, error = None, None
+    path = candidate_path(task["run_dir"], task["round"], task["index"], task["seed"])
+    image_ref, error, made = None, None, _Made(request.params(), None)
     try:
         backend = resolve_generator(ctx.generator, generation_limits(ctx))
         deadline = Deadline(ctx.generation_deadline)
-        image = call_with_retry(lambda: backend.generate(request), attempts=task["retries"], deadline=deadline)
-        image_ref = save_png(image, candidate_path(task["run_dir"], task["round"], task["index"], task["seed"]))
+        if "edit" in task:
+            made, edit_request = _edit_of(task["edit"], request, path, backend)
+            image = call_with_retry(lambda: backend.edit(edit_request), attempts=task["retries"], deadline=deadline)
+        else:
+            image = call_with_retry(lambda: backend.generate(request), attempts=task["retries"], deadline=deadline)
+        image_ref = save_png(image, path)
     except Exception as exc:  # noqa: BLE001 - recorded on the candidate, never lost
         error = f"{type(exc).__name__}: {one_line(exc)}"
-    return _finish(task, request, image_ref, error, runtime)
+    return _finish(task, made, image_ref, error, runtime)
 
 
 async def agenerator(task: CandidateTask, runtime: Runtime[GemsContext]) -> dict[str, Any]:
-    """``generator`` for async runs: awaits ``agenerate`` where the backend declares it."""
+    """``generator`` for async runs: awaits ``agenerate`` where the backend declares it (edits run on a thread)."""
     ctx = runtime.context or GemsContext()
     request = _request(task)
-    image_ref, error = None, None
+    path = candidate_path(task["run_dir"], task["round"], task["index"], task["seed"])
+    image_ref, error, made = None, None, _Made(request.params(), None)
     try:
         backend = resolve_generator(ctx.generator, generation_limits(ctx))
         deadline = Deadline(ctx.generation_deadline)
         agenerate = getattr(backend, "agenerate", None)
-        if callable(agenerate):
+        if "edit" in task:
+            made, edit_request = await asyncio.to_thread(_edit_of, task["edit"], request, path, backend)
+            image = await asyncio.to_thread(
+                call_with_retry, lambda: backend.edit(edit_request), attempts=task["retries"], deadline=deadline
+            )
+        elif callable(agenerate):
             image = await acall_with_retry(lambda: agenerate(request), attempts=task["retries"], deadline=deadline)
         else:
             image = await asyncio.to_thread(call_with_retry, lambda: backend.generate(request), attempts=task["retries"], deadline=deadline)
-        path = candidate_path(task["run_dir"], task["round"], task["index"], task["seed"])
         image_ref = await asyncio.to_thread(save_png, image, path)  # PNG encoding is CPU work: off the loop
     except Exception as exc:  # noqa: BLE001 - recorded on the candidate, never lost
         error = f"{type(exc).__name__}: {one_line(exc)}"
-    return _finish(task, request, image_ref, error, runtime)
+    return _finish(task, made, image_ref, error, runtime)
+
+
+class _Made(NamedTuple):
+    """How the image was asked for: its parameters, and the edit record of an edit."""
+
+    params: dict[str, Any]
+    edit: EditRecord | None
 
 
 def _request(task: CandidateTask) -> GenerationRequest:
@@ -126,20 +161,23 @@ def _request(task: CandidateTask) -> GenerationRequest:
     )
 
 
-def _finish(
-    task: CandidateTask, request: GenerationRequest, image_ref: Any, error: str | None, runtime: Runtime[GemsContext]
-) -> dict[str, Any]:
+def _finish(task: CandidateTask, made: _Made, image_ref: Any, error: str | None, runtime: Runtime[GemsContext]) -> dict[str, Any]:
     candidate = Candidate(
         round=task["round"],
         index=task["index"],
         prompt=task["prompt"],
         seed=task["seed"],
-        params=request.params(),
+        params=made.params,
         image=image_ref,
         verdicts=[],
         score=None,
         error=error,
     )
+    if "edit" in task:
+        edit = task["edit"]
+        candidate["edit"] = made.edit or EditRecord(
+            parent=edit["parent"], source=edit["source"], region=edit["region"], mask=None, strength=edit["strength"]
+        )
     emit(
         runtime,
         "candidate_ready",
@@ -148,5 +186,29 @@ def _finish(
         seed=task["seed"],
         image=image_ref["path"] if image_ref else None,
         error=error,
+        edit="edit" in task,
     )
     return {"pending": [candidate]}
+
+
+def _edit_of(edit: EditTask, request: GenerationRequest, path: Any, backend: Any) -> tuple[_Made, EditRequest]:
+    """Load the source, save the region's mask beside the result, and build the edit request."""
+    if not supports_editing(backend):
+        raise GenerationError(f"generator {type(backend).__name__} does not edit images")
+    with Image.open(edit["source"]["path"]) as im:
+        source = im.convert("RGB")
+    mask = region_mask(source.width, source.height, edit["region"]) if edit["region"] is not None else None
+    mask_ref = save_png(mask, path.with_name(path.stem + "_mask.png")) if mask is not None else None
+    record = EditRecord(parent=edit["parent"], source=edit["source"], region=edit["region"], mask=mask_ref, strength=edit["strength"])
+    edit_request = EditRequest(
+        image=source,
+        prompt=request.prompt,
+        seed=request.seed,
+        mask=mask,
+        strength=edit["strength"],
+        steps=request.steps,
+        guidance=request.guidance,
+        negative_prompt=request.negative_prompt,
+        extra=request.extra,
+    )
+    return _Made(edit_request.params(), record), edit_request

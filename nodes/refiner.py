@@ -6,11 +6,19 @@ experience of under 100 words: the raw reasoning is never passed on. Then the ne
 prompt is written from the original intent and the trajectory (each round's prompt,
 failed and passed checks and experience, plus the last ``refiner_images`` images, or
 every round's with -1 as in the paper), reinforcing what failed and protecting what passed.
+
+When the generator declares editing (``supports_editing``) and ``refiner_edits`` is
+on, the second call also shows the best image so far with its failed and passed
+checks and offers the edit move: repaint one region of that image (where the fault
+is) instead of generating a new one, which keeps what already passed. The answer
+says which (``action``); an edit makes the next round's candidates edits of that
+image, judged by the critic like any other. A generator that does not edit is never
+asked to: an "edit" answer for it is taken as "regenerate", with a note.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from langchain_core.messages import HumanMessage, SystemMessage
 from langgraph.runtime import Runtime
@@ -22,13 +30,14 @@ from gems_graph.errors import one_line
 from gems_graph.events import emit
 from gems_graph.memory.access import lessons_text
 from gems_graph.memory.trajectory import round_facts, trajectory_view
+from gems_graph.models.generator import region_mask, supports_editing
 from gems_graph.models.llm import StructuredOutputError, image_block, invoke_structured, text_block
-from gems_graph.models.registry import chat_limits, resolve_chat_model
-from gems_graph.records import Candidate, Check, Round, TieBreak, round_best
+from gems_graph.models.registry import chat_limits, resolve_chat_model, resolve_generator
+from gems_graph.records import Candidate, Check, Round, TieBreak, is_failed, round_best
 from gems_graph.settings import effective_context
 from gems_graph.state import GemsState
 from gems_graph.text import clip_words
-from nodes.generator import plan_round
+from nodes.generator import EditTask, plan_round
 
 EXPERIENCE_WORD_LIMIT = 100
 
@@ -53,7 +62,27 @@ for a new random seed or a different guidance scale."""
 REFINE_USER_PROMPT = f"""\
 {labels.ORIGINAL_REQUEST}: {{prompt}}
 {{trajectory}}
-{{lessons}}{{feedback}}Write the next prompt."""
+{{lessons}}{{feedback}}{{edit}}Write the next prompt."""
+
+EDIT_SYSTEM_PROMPT = """
+The generator can also edit an image. Instead of a new prompt you may answer
+action "edit": the image you may edit (shown last) is repainted inside one region
+and kept as it is outside it. Give the region where the fault is (the wrong object,
+or the empty place where a missing object should go) as [left, top, right, bottom]
+fractions of the image, and as prompt the whole image as it should look after the
+edit. Choose "edit" when one object is wrong and the other checks passed; choose
+"regenerate" with a new prompt when most checks fail."""
+
+EDIT_OFFER = f"""{labels.EDIT_SOURCE}: round {{round}} candidate {{index}} (the best so far, attached last)
+  {labels.EDIT_FAILED}: {{failed}}
+  {labels.EDIT_PASSED}: {{passed}}
+Where in that image is the fault? Edit it, or regenerate.
+"""
+
+#: How far an edit may move from its source: a region is repainted from noise (inpainting);
+#: an edit without a region (img2img, instruction editors) keeps the image's layout.
+REGION_STRENGTH = 1.0
+WHOLE_IMAGE_STRENGTH = 0.6
 
 
 class Experience(BaseModel):
@@ -69,6 +98,14 @@ class RefinedPrompt(BaseModel):
     prompt: str = Field(description="The next prompt for the image generator.")
     new_seed: bool = Field(default=True, description="Use new random seeds next round.")
     guidance: float | None = Field(default=None, description="Guidance scale for the next round, or null to keep it.")
+    action: Literal["regenerate", "edit"] = Field(
+        default="regenerate", description="'regenerate' from the new prompt, or 'edit' the offered image (only when offered)."
+    )
+    region: list[float] | None = Field(
+        default=None,
+        description="For an edit: [left, top, right, bottom] of the region to repaint, as fractions 0..1 of the image; "
+        "null edits the whole image.",
+    )
 
 
 def clip_experience(text: str) -> str:
@@ -99,12 +136,44 @@ def _lessons_block(state: GemsState) -> str:
     return text + "\n" if text else ""
 
 
+def edit_source(state: GemsState, ctx: GemsContext) -> Candidate | None:
+    """The candidate the refiner may edit: the best so far, when the generator edits and edits are on."""
+    best = state.get("best")
+    if not ctx.refiner_edits or best is None or best.get("image") is None:
+        return None
+    try:
+        return best if supports_editing(resolve_generator(ctx.generator)) else None
+    except Exception:  # noqa: BLE001 - a generator that cannot even load is not offered edits; the generator node reports it
+        return None
+
+
+def _edit_offer(source: Candidate, checks: list[Check]) -> str:
+    questions = {c["id"]: c["question"] for c in checks}
+    failed = [questions.get(v["check_id"], v["check_id"]) for v in source["verdicts"] if is_failed(v)]
+    passed = [questions.get(v["check_id"], v["check_id"]) for v in source["verdicts"] if v["passed"]]
+    return EDIT_OFFER.format(
+        round=source["round"], index=source["index"], failed="; ".join(failed) or labels.NONE, passed="; ".join(passed) or labels.NONE
+    )
+
+
+def _edit_task(source: Candidate, reply: RefinedPrompt) -> EditTask:
+    """The edit the refiner asked for; ``ValueError`` names what is wrong with its region."""
+    image = source["image"]
+    assert image is not None
+    region = [float(v) for v in reply.region] if reply.region else None
+    if region is not None:
+        region_mask(image["width"], image["height"], region)  # validates the region
+    strength = REGION_STRENGTH if region is not None else WHOLE_IMAGE_STRENGTH
+    return EditTask(parent={"round": source["round"], "index": source["index"]}, source=image, region=region, strength=strength)
+
+
 def refiner(state: GemsState, runtime: Runtime[GemsContext]) -> dict[str, Any]:
     ctx = effective_context(state, runtime.context)
     model = resolve_chat_model(ctx.chat_model, chat_limits(ctx))
     checks = state.get("checks") or []
     rounds = list(state.get("rounds") or [])
     notes: list[str] = []
+    source = edit_source(state, ctx)
 
     experience, note = compress_round(model, state["prompt"], rounds[-1], checks, ctx.tie_break)
     notes += [note] if note else []
@@ -113,21 +182,36 @@ def refiner(state: GemsState, runtime: Runtime[GemsContext]) -> dict[str, Any]:
 
     view = trajectory_view(rounds, checks, max_images=ctx.refiner_images, tie_break=ctx.tie_break)
     feedback = f"{labels.FEEDBACK}: {state['feedback']}\n" if state.get("feedback") else ""
+    offer = _edit_offer(source, checks) if source is not None else ""
     content: list[dict[str, Any]] = [
         text_block(
-            REFINE_USER_PROMPT.format(prompt=state["prompt"], trajectory=view.text, lessons=_lessons_block(state), feedback=feedback)
+            REFINE_USER_PROMPT.format(
+                prompt=state["prompt"], trajectory=view.text, lessons=_lessons_block(state), feedback=feedback, edit=offer
+            )
         )
     ]
     content += [image_block(ref) for ref in view.images]
+    if source is not None:
+        content.append(image_block(source["image"]))  # type: ignore[arg-type]
+    system = REFINE_SYSTEM_PROMPT + (EDIT_SYSTEM_PROMPT if source is not None else "")
     generation = dict(state.get("generation") or {})
     seed_offset = state.get("seed_offset", 0)
+    edit: EditTask | None = None
     try:
-        reply = invoke_structured(model, RefinedPrompt, [SystemMessage(REFINE_SYSTEM_PROMPT), HumanMessage(content=content)])
+        reply = invoke_structured(model, RefinedPrompt, [SystemMessage(system), HumanMessage(content=content)])
         next_prompt = reply.value.prompt.strip() or state["current_prompt"]
         thought = reply.thought or reply.value.reasoning or None
         if reply.value.guidance is not None and reply.value.guidance >= 0:
             generation["guidance"] = float(reply.value.guidance)
-        seed_offset += 1 if reply.value.new_seed else 0
+        # An edit must look different from its source: a new seed, whatever the answer says.
+        seed_offset += 1 if reply.value.new_seed or reply.value.action == "edit" else 0
+        if reply.value.action == "edit" and source is None:
+            notes.append("refiner: the model asked for an edit, but none was offered (the generator does not edit); regenerating")
+        elif reply.value.action == "edit":
+            try:
+                edit = _edit_task(source, reply.value)  # type: ignore[arg-type]
+            except ValueError as exc:
+                notes.append(f"refiner: {one_line(exc)}; regenerating instead")
     except StructuredOutputError as exc:
         next_prompt, thought = state["current_prompt"], None
         seed_offset += 1
@@ -135,10 +219,11 @@ def refiner(state: GemsState, runtime: Runtime[GemsContext]) -> dict[str, Any]:
 
     next_round = state["round_index"] + 1
     tasks = plan_round(
-        ctx, run_dir=state["run_dir"], round_index=next_round, prompt=next_prompt, seed_offset=seed_offset, generation=generation
+        ctx, run_dir=state["run_dir"], round_index=next_round, prompt=next_prompt, seed_offset=seed_offset, generation=generation, edit=edit
     )
-    emit(runtime, "new_prompt", round=next_round, prompt=next_prompt, experience=experience)
-    emit(runtime, "round_started", round=next_round, prompt=next_prompt, candidates=len(tasks))
+    move = {"action": "edit", "parent": edit["parent"], "region": edit["region"]} if edit else {"action": "regenerate"}
+    emit(runtime, "new_prompt", round=next_round, prompt=next_prompt, experience=experience, **move)
+    emit(runtime, "round_started", round=next_round, prompt=next_prompt, candidates=len(tasks), **move)
     return {
         "rounds": [last],
         "current_prompt": next_prompt,

@@ -13,7 +13,7 @@ from gems_graph.memory.trajectory import round_facts, trajectory_view
 from gems_graph.shapes.chat_model import _lesson_moves
 from nodes.critic import DECOMPOSE_USER_PROMPT, VERIFY_USER_PROMPT
 from nodes.planner import PLANNER_USER_PROMPT
-from nodes.refiner import COMPRESS_USER_PROMPT, REFINE_USER_PROMPT
+from nodes.refiner import COMPRESS_USER_PROMPT, EDIT_OFFER, REFINE_USER_PROMPT
 
 CHECKS = [
     {"id": "c1", "question": "Are there exactly three red circles?", "source": "decomposition"},
@@ -79,7 +79,11 @@ def test_refiner_prompt_fields():
         trajectory=view.text,
         lessons=lessons_text([{"text": LESSON}]) + "\n",
         feedback=f"{labels.FEEDBACK}: redder\n",
+        edit=EDIT_OFFER.format(round=1, index=0, failed="Are there exactly three red circles?", passed="Is there a blue square?"),
     )
+    assert labels.find_field(text, labels.EDIT_SOURCE).startswith("round 1 candidate 0")
+    assert labels.find_field(text, labels.EDIT_FAILED) == "Are there exactly three red circles?"
+    assert labels.find_field(text, labels.EDIT_PASSED) == "Is there a blue square?"
     assert labels.find_field(text, labels.ORIGINAL_REQUEST) == "a photo of three red circles"
     assert [i for i, _ in labels.round_prompts(text)] == [1, 2]
     assert labels.find_all(text, labels.FAILED)[-1] == "Are there exactly three red circles?"

@@ -89,7 +89,9 @@ def refine(request, rounds, images=(), lessons=()):
     for i, (prompt, failed) in enumerate(rounds, 1):
         lines += [f"Round {i} prompt: {prompt}", "  score: 0.50", "  passed: none", f"  failed: {failed}"]
     extra = lessons_text([{"text": t} for t in lessons])
-    text = REFINE_USER_PROMPT.format(prompt=request, trajectory="\n".join(lines), lessons=extra + "\n" if extra else "", feedback="")
+    text = REFINE_USER_PROMPT.format(
+        prompt=request, trajectory="\n".join(lines), lessons=extra + "\n" if extra else "", feedback="", edit=""
+    )
     content = [text_block(text), *[image_block(ref) for ref in images]]
     return invoke_structured(ShapesChatModel(), RefinedPrompt, [HumanMessage(content=content)]).value
 

@@ -139,6 +139,9 @@ def run(
     width: Optional[int] = typer.Option(None, "--width", min=8, max=8192, help="Image width (default: the generator's)."),
     height: Optional[int] = typer.Option(None, "--height", min=8, max=8192, help="Image height (default: the generator's)."),
     stop_rule: Optional[str] = typer.Option(None, "--stop-rule", help="all_pass (default) or threshold."),
+    edits: Optional[bool] = typer.Option(
+        None, "--edits/--no-edits", help="Let the refiner edit the best image instead of regenerating, when the generator edits."
+    ),
     threshold: Optional[float] = typer.Option(
         None, "--threshold", min=0.0, max=1.0, help="Score that ends the run under --stop-rule threshold."
     ),
@@ -187,6 +190,7 @@ def run(
         "stop_rule": stop_rule,
         "score_threshold": threshold,
         "human_feedback": human_feedback,
+        "refiner_edits": edits,
     }
     flags = {k: v for k, v in flags.items() if v is not None}
     from gems_graph.config import unknown_env
@@ -277,12 +281,17 @@ class _ProgressPrinter:
         elif kind == "round_started":
             err.rule(f"round {ev['round']}")
             err.print(f"prompt: {ev['prompt']}", markup=False, soft_wrap=True)
-            if self.last_prompt is not None:
+            if ev.get("action") == "edit":
+                parent, region = ev.get("parent") or {}, ev.get("region")
+                where = "region " + ", ".join(f"{v:.2f}" for v in region) if region else "the whole image"
+                err.print(f"  edit: round {parent.get('round')} candidate {parent.get('index')}, {where}", markup=False, soft_wrap=True)
+            elif self.last_prompt is not None:
                 err.print(f"  change: {prompt_change(self.last_prompt, ev['prompt'])}", markup=False, soft_wrap=True)
             self.last_prompt = ev["prompt"]
         elif kind == "candidate_ready":
             where = escape(ev["image"]) if ev["image"] else f"[red]{escape(str(ev['error']))}[/red]"
-            err.print(f"  candidate {ev['index']} (seed {ev['seed']}): {where}")
+            made = ", edit" if ev.get("edit") else ""
+            err.print(f"  candidate {ev['index']} (seed {ev['seed']}{made}): {where}")
         elif kind == "verdicts" and ev.get("score") is not None:
             unanswered = f"  unanswered {' '.join(ev['unanswered'])}" if ev.get("unanswered") else ""
             err.print(

@@ -46,6 +46,11 @@ def _render_round(rnd: Round, questions: dict[str, str], field_chars: int, tie_b
     """
     score, passed, failed = _verdict_sets(rnd, questions, tie_break)
     lines = [f"{labels.ROUND_PROMPT.format(index=rnd['index'])}: {clip_chars(rnd['prompt'], field_chars)}"]
+    edited = next((c["edit"] for c in rnd.get("candidates") or [] if c.get("edit")), None)
+    if edited is not None:
+        region = edited.get("region")
+        where = f"region {[round(v, 2) for v in region]}" if region else "the whole image"
+        lines.append(f"  {labels.EDITED}: round {edited['parent']['round']} candidate {edited['parent']['index']}, {where}")
     if score is None:
         errors = "; ".join(sorted({c.get("error") or "" for c in rnd.get("candidates") or []}))
         lines.append(f"  no image (generation failed: {clip_chars(errors, 200)})")

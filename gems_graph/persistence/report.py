@@ -187,6 +187,28 @@ def check_table(checks: list[dict[str, Any]], rounds: list[dict[str, Any]]) -> s
     return f'<table class="checks"><tr><th>check</th>{head}</tr>{"".join(rows)}</table>'
 
 
+def edit_strip(cand: dict[str, Any], run_dir: Path) -> str:
+    """An edit candidate's making, left to right: parent -> mask -> result (empty for a generation)."""
+    edit = cand.get("edit")
+    if not isinstance(edit, dict):
+        return ""
+    parent = edit.get("parent") or {}
+    name = f"round {_e(parent.get('round'))} #{_e(parent.get('index'))}"
+
+    def thumb(ref: Any, alt: str) -> str:
+        url = image_data_url((ref or {}).get("path") if isinstance(ref, dict) else None, run_dir)
+        return f'<img src="{url}" alt="{alt}" width="48" height="48">' if url else f'<span class="noimg-s">{alt}</span>'
+
+    result = thumb(cand.get("image"), "result") if cand.get("image") else '<span class="noimg-s">no result</span>'
+    region = edit.get("region")
+    where = "region " + ", ".join(f"{float(v):.2f}" for v in region) if isinstance(region, list) else "whole image"
+    return (
+        f'<div class="edit">edit of {name}: {thumb(edit.get("source"), "parent")} &rarr; '
+        f"{thumb(edit.get('mask'), 'mask') if edit.get('mask') else '<span class=noimg-s>no mask</span>'} &rarr; {result}"
+        f"<br><small>{_e(where)}, strength {_e(edit.get('strength'))}</small></div>"
+    )
+
+
 def candidate_figure(cand: dict[str, Any], checks_by_id: dict[str, str], run_dir: Path, best_key: tuple) -> str:
     image = cand.get("image") or {}
     url = image_data_url(image.get("path"), run_dir)
@@ -208,7 +230,8 @@ def candidate_figure(cand: dict[str, Any], checks_by_id: dict[str, str], run_dir
         if failed
         else ""
     )
-    return f'<figure class="{"best" if is_best else ""}">{body}<figcaption>{" · ".join(caption)}{fails}</figcaption></figure>'
+    caption_html = " · ".join(caption) + fails + edit_strip(cand, run_dir)
+    return f'<figure class="{"best" if is_best else ""}">{body}<figcaption>{caption_html}</figcaption></figure>'
 
 
 def _first_params(rnd: dict[str, Any]) -> dict[str, Any]:
@@ -254,6 +277,8 @@ table.checks{border-collapse:collapse}table.checks td,table.checks th{border:1px
 th.q{text-align:left;font-weight:normal}td.pass{background:#d7f5dc;text-align:center}
 td.fail{background:#fbd8d8;text-align:center}td.some{background:#fff1c7;text-align:center}
 .experience{color:#555;font-style:italic}
+.edit{margin-top:4px}.edit img{display:inline;vertical-align:middle;border:1px solid #ccc}
+.noimg-s{display:inline-block;padding:2px 4px;background:#eee}
 """
 
 #: Sets data-images-loaded / data-images-total on <body> once every image settled.
@@ -286,7 +311,11 @@ def render_report(run: dict[str, Any], run_dir: Path) -> str:
         rs = round_best_score(r)
         exp = f'<p class="experience">Experience: {_e(r["experience"])}</p>' if r.get("experience") else ""
         params = settings_changed(prev_params, _first_params(r)) if prev_prompt is not None else ""
-        if prev_prompt is None:
+        edits = [c["edit"] for c in r.get("candidates") or [] if isinstance(c.get("edit"), dict)]
+        if edits:
+            parent = edits[0].get("parent") or {}
+            changed = f" <small>(edit of round {_e(parent.get('round'))} candidate {_e(parent.get('index'))}; the edit's prompt)</small>"
+        elif prev_prompt is None:
             changed = ""
         elif prev_prompt.split() == (r.get("prompt") or "").split():
             changed = f" <small>(same prompt; {_e(params or 'new seeds')})</small>"

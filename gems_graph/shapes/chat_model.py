@@ -21,7 +21,12 @@ It acts only on what its inputs say, as an LLM would:
   whose colour was left open (``add-colour``), lay out explicitly what failed while
   keeping the objects that are right where they were (``explicit-layout``), move or
   add the objects that are still wrong in a layout (``move``), or only change the
-  seed (``new-seed``); moves that recalled lessons say worked come first.
+  seed (``new-seed``); moves that recalled lessons say worked come first;
+* when it is offered an image to edit (``EDIT_SOURCE``, the generator edits), it
+  reads that image's detections first: if exactly one check fails and another
+  passes, it answers an edit (``gems_graph.shapes.editing``: the wrong-colour
+  object's box, or a free cell for a missing one, as the region); otherwise it
+  regenerates as above.
 
 Words it does not know are returned as ``unsupported`` so the run summary reports them.
 """
@@ -46,6 +51,7 @@ from PIL import Image
 
 from gems_graph import prompt_labels as labels
 from gems_graph.shapes.detect import Detection, detect
+from gems_graph.shapes.editing import plan_edit
 from gems_graph.shapes.grammar import COLORS, PLACES, Scene, ShapesGrammarError, describe, parse_prompt
 from gems_graph.shapes.layout import cell_at, explicate, flatten
 from gems_graph.shapes.questions import answer_question, checks_for_scene
@@ -198,6 +204,19 @@ class ShapesChatModel(BaseChatModel):
                 "new_seed": True,
                 "guidance": None,
             }
+        if labels.find_field(text, labels.EDIT_SOURCE) is not None and images:
+            # The image offered for editing is attached last, after the trajectory's.
+            source, images = images[-1], images[:-1]
+            edit = plan_edit(scene, detect(source))
+            if edit is not None:
+                return {
+                    "reasoning": f"strategy: edit; {edit.reason}; failed: {failed or labels.NONE}",
+                    "action": "edit",
+                    "region": edit.region(),
+                    "prompt": edit.prompt,
+                    "new_seed": True,
+                    "guidance": None,
+                }
         try:
             last = parse_prompt(last_prompt)
         except ShapesGrammarError:
