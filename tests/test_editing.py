@@ -269,3 +269,18 @@ def test_a_scripted_llm_is_offered_the_edit_with_the_image_and_its_region_is_che
     assert labels.find_field(seen[0], labels.EDIT_SOURCE).startswith("round 1 candidate 0")
     assert labels.find_field(seen[0], labels.EDIT_FAILED) == "Is there a blue triangle?"
     assert not gen.edits and any("region" in n and "regenerating instead" in n for n in state["notes"])
+
+
+def test_the_eval_counts_edits_that_fixed_a_check_without_breaking_one():
+    from gems_graph.eval.methods import edit_outcomes
+
+    def cand(rnd, passed, parent=None):
+        c = {"round": rnd, "index": 0, "verdicts": [{"check_id": k, "passed": p} for k, p in passed.items()]}
+        return {**c, "edit": {"parent": {"round": parent, "index": 0}}} if parent else c
+
+    parent = cand(1, {"c1": True, "c2": False})
+    fixed = cand(2, {"c1": True, "c2": True}, parent=1)
+    broke = cand(3, {"c1": False, "c2": True}, parent=1)
+    unchanged = cand(4, {"c1": True, "c2": False}, parent=1)
+    assert edit_outcomes([parent, fixed, broke, unchanged]) == {"edits": 3, "edits_fixed": 1}
+    assert edit_outcomes([parent]) == {"edits": 0, "edits_fixed": 0}

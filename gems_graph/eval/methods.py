@@ -11,9 +11,12 @@ settings, so the eval measures the code users run:
 | search      | best-of-N by the critic, one round            | N      | max_rounds=1, candidates=N, max_skills=0  |
 | loop        | the GEMS loop without memory or skills        | <= N   | max_rounds=N, max_skills=0, refiner_images=0, memory off |
 | loop+skills | the loop with skills, still without memory    | <= N   | as loop, with max_skills                  |
+| loop+edit   | the loop whose refiner may edit the best image (when the generator edits) | <= N | as loop, refiner_edits=True |
 | gems        | the full loop: skills, memory and images      | <= N   | max_rounds=N, skills and memory as configured |
 
-N is the budget. ``rewrite`` and ``search`` still run the critic (its decomposition
+N is the budget. ``loop+edit`` differs from ``loop`` only in the edit move: its
+refiner is shown the image it may edit (the best so far), as an edit needs.
+An edit counts as one image, like a generation. ``rewrite`` and ``search`` still run the critic (its decomposition
 and verification are counted in ``chat_calls``); only ``search`` uses its choice.
 Chat-model calls are counted by a callback on a per-task copy of the model, which
 sees calls from every thread the nodes use.
@@ -28,7 +31,7 @@ from typing import Any
 
 from gems_graph.eval.suites import EvalItem
 
-METHODS = ("single", "explicit", "rewrite", "search", "loop", "loop+skills", "gems")
+METHODS = ("single", "explicit", "rewrite", "search", "loop", "loop+skills", "loop+edit", "gems")
 #: Methods that call the generator once, without the graph.
 DIRECT_METHODS = ("single", "explicit")
 
@@ -61,6 +64,7 @@ def method_context_fields(method: str, s: MethodSettings) -> dict[str, Any]:
         "search": {"max_rounds": 1, "candidates_per_round": n, "max_skills": 0},
         "loop": {"max_rounds": n, "candidates_per_round": 1, "max_skills": 0, "refiner_images": 0},
         "loop+skills": {"max_rounds": n, "candidates_per_round": 1, "max_skills": s.max_skills, "refiner_images": 0},
+        "loop+edit": {"max_rounds": n, "candidates_per_round": 1, "max_skills": 0, "refiner_images": 0, "refiner_edits": True},
         "gems": {"max_rounds": n, "candidates_per_round": 1, "max_skills": s.max_skills},
     }[method]
     if has_memory:
@@ -162,4 +166,26 @@ def _graph(method: str, item: EvalItem, seed: int, s: MethodSettings, task_id: s
         "skills": list(st.get("skills") or []),
         "recalled": len(st.get("recalled_lessons") or []),
         "notes": list(st.get("notes") or []),
+        **edit_outcomes(cands),
     }
+
+
+def edit_outcomes(cands: list[dict[str, Any]]) -> dict[str, int]:
+    """How many candidates were edits, and how many of those fixed a check their parent
+    failed without failing one it passed (judged by the critic's verdicts)."""
+    by_key = {(c["round"], c["index"]): c for c in cands}
+    edits = fixed = 0
+    for c in cands:
+        edit = c.get("edit")
+        if not edit:
+            continue
+        edits += 1
+        parent = by_key.get((edit["parent"]["round"], edit["parent"]["index"]))
+        if parent is None or not c.get("verdicts"):
+            continue
+        before = {v["check_id"]: v["passed"] for v in parent["verdicts"]}
+        after = {v["check_id"]: v["passed"] for v in c["verdicts"]}
+        gained = any(after.get(k) and not p for k, p in before.items())
+        lost = any(p and not after.get(k) for k, p in before.items())
+        fixed += gained and not lost
+    return {"edits": edits, "edits_fixed": fixed}

@@ -39,6 +39,8 @@ def _stats(recs: list[dict[str, Any]]) -> dict[str, Any]:
         "rounds": avg("rounds"),
         "chat_calls": avg("chat_calls"),
         "errors": sum(1 for r in recs if r.get("error")),
+        "edits": sum(r.get("edits") or 0 for r in recs),
+        "edits_fixed": sum(r.get("edits_fixed") or 0 for r in recs),
     }
 
 
@@ -95,10 +97,19 @@ def markdown(summary: dict[str, Any], title: str) -> str:
         lines += ["", head, "", "| category | " + " | ".join(ms) + " |", "|---|" + "---|" * len(ms)]
         for c, per in sorted(cats.items(), key=lambda kv: _atom_order(kv[0])) if atoms else cats.items():
             lines.append(f"| {c} | " + " | ".join(_fmt(per[m]["score"]) for m in ms) + " |")
+        lines += ["", "Images per prompt by category:", "", "| category | " + " | ".join(ms) + " |", "|---|" + "---|" * len(ms)]
+        for c, per in cats.items():
+            lines.append(f"| {c} | " + " | ".join(_fmt(per[m]["images"], 2) for m in ms) + " |")
     if summary.get("by_skill"):
         lines += ["", "Soft-TIFA AM by skill (atom level):", "", "| skill | " + " | ".join(ms) + " |", "|---|" + "---|" * len(ms)]
         for k, per in summary["by_skill"].items():
             lines.append(f"| {k} | " + " | ".join(_fmt(per[m]) for m in ms) + " |")
+    edited = {m: s for m, s in ms.items() if s.get("edits")}
+    if edited:
+        lines += [""] + [
+            f"Edits ({m}): {s['edits']} chosen, {s['edits_fixed']} fixed a failing check without breaking a passing one"
+            for m, s in edited.items()
+        ]
     return "\n".join(lines) + "\n"
 
 
