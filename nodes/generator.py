@@ -66,12 +66,20 @@ def candidate_seed(base_seed: int, seed_offset: int, index: int) -> int:
 
 
 def plan_round(
-    ctx: GemsContext, *, run_dir: str, round_index: int, prompt: str, seed_offset: int, generation: dict[str, Any]
+    ctx: GemsContext,
+    *,
+    run_dir: str,
+    round_index: int,
+    prompt: str,
+    seed_offset: int,
+    generation: dict[str, Any],
+    edit: EditTask | None = None,
 ) -> list[CandidateTask]:
     """The candidates of the next round, decided by the planner or refiner and kept in state.
 
     Keeping the plan in state (rather than in the edge) lets a failed round be
-    retried on resume, and lets Studio show what each branch will make.
+    retried on resume, and lets Studio show what each branch will make. With
+    ``edit``, every candidate is an edit of the same source, each with its own seed.
     """
     params = {
         k: v for k, v in {"width": ctx.width, "height": ctx.height, "steps": ctx.steps, "guidance": ctx.guidance}.items() if v is not None
@@ -86,6 +94,7 @@ def plan_round(
             seed=candidate_seed(ctx.seed, seed_offset, k),
             generation=params,
             retries=ctx.generation_retries,
+            **({"edit": edit} if edit is not None else {}),
         )
         for k in range(ctx.candidates_per_round)
     ]
