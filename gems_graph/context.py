@@ -8,6 +8,7 @@ Python callers may put a model object in ``generator``/``chat_model`` instead.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
@@ -19,6 +20,14 @@ DEFAULT_CHAT_TIMEOUT = 30.0
 DEFAULT_CHAT_DEADLINE = 90.0
 DEFAULT_GENERATION_TIMEOUT = 120.0
 DEFAULT_GENERATION_DEADLINE = 240.0
+
+#: Bounds of the image settings: a seed must fit a 64-bit checkpoint field and a torch
+#: generator with room for the per-round offsets; sizes, steps and guidance beyond these
+#: are mistakes (a guidance of inf gives black images), not requests.
+MAX_SEED = 2**63 - 1
+MAX_SIDE = 8192
+MAX_STEPS = 1000
+MAX_GUIDANCE = 50.0
 
 StopRule = Literal["all_pass", "threshold"]
 
@@ -109,12 +118,18 @@ def validate_context(ctx: GemsContext) -> None:
         "must be an integer from 1 to 64",
     )
     need(ctx.stop_rule in ("all_pass", "threshold"), "stop_rule", "must be 'all_pass' or 'threshold'")
-    need(0.0 <= float(ctx.score_threshold) <= 1.0, "score_threshold", "must be between 0 and 1")
-    for name in ("width", "height", "steps"):
+    need(_is_number(ctx.score_threshold) and 0.0 <= ctx.score_threshold <= 1.0, "score_threshold", "must be between 0 and 1")
+    for name in ("width", "height"):
         v = getattr(ctx, name)
-        need(v is None or (isinstance(v, int) and v > 0), name, "must be a positive integer or None")
-    need(ctx.guidance is None or float(ctx.guidance) >= 0, "guidance", "must be >= 0 or None")
-    need(isinstance(ctx.seed, int) and ctx.seed >= 0, "seed", "must be a non-negative integer")
+        need(v is None or (_is_int(v) and 8 <= v <= MAX_SIDE), name, f"must be an integer from 8 to {MAX_SIDE}, or None")
+    steps_ok = ctx.steps is None or (_is_int(ctx.steps) and 1 <= ctx.steps <= MAX_STEPS)
+    need(steps_ok, "steps", f"must be an integer from 1 to {MAX_STEPS}, or None")
+    need(
+        ctx.guidance is None or (_is_number(ctx.guidance) and 0 <= ctx.guidance <= MAX_GUIDANCE),
+        "guidance",
+        f"must be a number from 0 to {MAX_GUIDANCE:g}, or None",
+    )
+    need(_is_int(ctx.seed) and 0 <= ctx.seed <= MAX_SEED, "seed", "must be an integer from 0 to 2**63-1")
     need(isinstance(ctx.refiner_images, int) and ctx.refiner_images >= -1, "refiner_images", "must be >= 0, or -1 for every past round")
     need(ctx.tie_break in ("probability", "earliest"), "tie_break", "must be 'probability' or 'earliest'")
     need(isinstance(ctx.verdict_probabilities, bool), "verdict_probabilities", "must be true or false")
@@ -130,6 +145,15 @@ def validate_context(ctx: GemsContext) -> None:
             name,
             "must be a number of seconds above 0 (at most 86400)",
         )
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v: Any) -> bool:
+    """A finite int or float (nan and inf are not settings anyone means)."""
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
 def context_field_names() -> list[str]:

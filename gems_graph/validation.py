@@ -20,6 +20,8 @@ def validate_prompt(prompt: object, max_chars: int = 4000) -> str:
     text = prompt.strip()
     if not text:
         raise InvalidPromptError("prompt is empty")
+    if all(c.isspace() or unicodedata.category(c) == "Cf" for c in text):
+        raise InvalidPromptError("prompt is empty: it holds only invisible characters (zero-width spaces, joiners, ...)")
     bad = sorted({c for c in text if c not in "\n\t" and unicodedata.category(c) == "Cc"})
     if bad:
         names = ", ".join(f"U+{ord(c):04X}" for c in bad)

@@ -103,8 +103,13 @@ def describe_failure(exc: BaseException) -> tuple[int, str]:
 
 
 def writable_folder(path: str | os.PathLike[str], what: str) -> Path:
-    """Create ``path`` if needed and check that files can be written in it; else a one-line error."""
+    """Check that ``path`` is, or can be made, a folder files can be written in; else a one-line error.
+
+    The folders it creates to find out are removed again: a run that stops on a later
+    check leaves nothing behind (the run creates them for real).
+    """
     folder = Path(path).expanduser()
+    missing = [p for p in [folder, *folder.parents] if not p.exists()]
     try:
         folder.mkdir(parents=True, exist_ok=True)
         probe = folder / f".gems-write-test-{uuid.uuid4().hex[:8]}"
@@ -112,6 +117,12 @@ def writable_folder(path: str | os.PathLike[str], what: str) -> Path:
         probe.unlink()
     except OSError as exc:
         fail(f"{what} {folder} is not a folder that can be written ({exc.strerror or one_line(exc)})")
+    finally:
+        for created in missing:  # deepest first
+            try:
+                created.rmdir()
+            except OSError:
+                pass
     return folder
 
 
@@ -134,17 +145,15 @@ def run(
     memory: Optional[str] = typer.Option(
         None, "--memory", help="Experience store: chroma (default), chroma:PATH, chroma://host:port, none."
     ),
-    steps: Optional[int] = typer.Option(None, "--steps", min=1, max=1000, help="Denoising steps (default: the generator's)."),
-    guidance: Optional[float] = typer.Option(None, "--guidance", min=0.0, max=50.0, help="Guidance scale (default: the generator's)."),
-    width: Optional[int] = typer.Option(None, "--width", min=8, max=8192, help="Image width (default: the generator's)."),
-    height: Optional[int] = typer.Option(None, "--height", min=8, max=8192, help="Image height (default: the generator's)."),
+    steps: Optional[int] = typer.Option(None, "--steps", help="Denoising steps (default: the generator's)."),
+    guidance: Optional[float] = typer.Option(None, "--guidance", help="Guidance scale (default: the generator's)."),
+    width: Optional[int] = typer.Option(None, "--width", help="Image width (default: the generator's)."),
+    height: Optional[int] = typer.Option(None, "--height", help="Image height (default: the generator's)."),
     stop_rule: Optional[str] = typer.Option(None, "--stop-rule", help="all_pass (default) or threshold."),
     edits: Optional[bool] = typer.Option(
         None, "--edits/--no-edits", help="Let the refiner edit the best image instead of regenerating, when the generator edits."
     ),
-    threshold: Optional[float] = typer.Option(
-        None, "--threshold", min=0.0, max=1.0, help="Score that ends the run under --stop-rule threshold."
-    ),
+    threshold: Optional[float] = typer.Option(None, "--threshold", help="Score that ends the run under --stop-rule threshold."),
     config: Optional[str] = typer.Option(
         None, "--config", help="gems.toml to read (default: $GEMS_CONFIG, ./gems.toml, $GEMS_HOME/gems.toml)."
     ),
@@ -162,8 +171,17 @@ def run(
     """Run the GEMS loop on PROMPT and print where the best image and run.json are."""
     from gems_graph.app.runner import UnknownRunError, run_gems, saved_settings
     from gems_graph.config import context_kwargs
+    from gems_graph.memory.open_store import parse_memory_spec
+    from gems_graph.memory.store import MemoryStoreError
     from gems_graph.models.registry import BackendLoadError, UnknownBackendError, chat_models, check_spec, generators
-    from gems_graph.persistence.checkpoint import CheckpointStoreError, open_checkpointer
+    from gems_graph.persistence.checkpoint import (
+        CheckpointStoreError,
+        MissingCheckpointStoreError,
+        check_checkpointer,
+        damaged_store_error,
+        open_checkpointer,
+    )
+    from gems_graph.persistence.home import gems_home
 
     if resume is None:
         try:  # the length limit is checked once the settings are known (gems.toml may raise it)
@@ -202,14 +220,32 @@ def run(
         # The flags go in too: a preset's per-family sizes follow the generator they name.
         layered = context_kwargs(flags, config_path=config, preset=preset)
         if resume is not None:
-            with open_checkpointer(checkpoint_db) as saver:
-                layered.update(saved_settings(saver, resume))
+            try:
+                with open_checkpointer(checkpoint_db, create=False) as saver:
+                    try:
+                        layered.update(saved_settings(saver, resume))
+                    except UnknownRunError:
+                        raise
+                    except Exception as exc:  # noqa: BLE001 - rows that do not decode: a damaged store
+                        raise damaged_store_error(checkpoint_db, exc) from exc
+            except MissingCheckpointStoreError as exc:
+                raise UnknownRunError(f"no run with id {resume!r}: {exc}") from None
+            except CheckpointStoreError as exc:
+                raise CheckpointStoreError(f"cannot resume run {resume!r}: {exc}") from None
         context = GemsContext(**{**layered, **flags})
         if prompt is not None:
             validate_prompt(prompt, context.max_prompt_chars)
         check_spec(context.generator, generators)
         check_spec(context.chat_model, chat_models)
         check_spec(context.critic_spec, chat_models)
+        home = gems_home()
+        if home.exists() and not home.is_dir():
+            raise ConfigError(f"GEMS_HOME {home} is not a folder that can be written (it is a file)")
+        parse_memory_spec(context.memory)
+        for folder in context.skills_dirs:
+            if not Path(folder).expanduser().is_dir():
+                raise ConfigError(f"skills folder {folder} not found (--skills-dir or skills_dirs)")
+        check_checkpointer(checkpoint_db)
     except (
         ConfigError,
         UnknownBackendError,
@@ -218,10 +254,9 @@ def run(
         UnknownRunError,
         TypeError,
         CheckpointStoreError,
+        MemoryStoreError,
     ) as exc:
         fail(str(exc))
-    from gems_graph.persistence.home import gems_home
-
     writable_folder(context.artifact_root or gems_home() / "runs", "--out" if out else "the runs folder")
 
     show = _ProgressPrinter(enabled=not (as_json or quiet))

@@ -160,6 +160,8 @@ def _read_image(resp: httpx.Response, url: str) -> Image.Image:
 def parse_spec(arg: str) -> tuple[str, dict[str, Any]]:
     """``"http://host/gen#query&timeout=60"`` -> (url, HttpGenerator keyword arguments)."""
     url, _, frag = arg.strip().partition("#")
+    if not url.lower().startswith(("http://", "https://")) or not urlsplit(url).hostname:
+        raise ValueError(f"http generator needs an http(s) URL with a host, e.g. http:http://127.0.0.1:8000/generate; got {url!r}")
     kwargs: dict[str, Any] = {}
     for key, value in parse_qsl(frag, keep_blank_values=True):
         if key in ("query", "form"):
@@ -170,10 +172,13 @@ def parse_spec(arg: str) -> tuple[str, dict[str, Any]]:
                     stacklevel=2,
                 )
             kwargs["prompt_in_query"] = value.lower() not in ("0", "false", "no")
-        elif key == "timeout":
-            kwargs["timeout"] = float(value)
-        elif key == "retries":
-            kwargs["retries"] = int(value)
+        elif key in ("timeout", "retries"):
+            kind = float if key == "timeout" else int
+            try:
+                kwargs[key] = kind(value)
+            except ValueError:
+                what = "number" if kind is float else "whole number"
+                raise ValueError(f"http generator option {key}={value!r} must be a {what}") from None
         else:
             raise ValueError(f"unknown http generator option {key!r}; known: query, timeout, retries")
     return url, kwargs

@@ -42,16 +42,28 @@ def open_experience_store(
                 "on LangGraph Server set store.index in langgraph.json)"
             )
         return LangGraphExperienceStore(store, max_lessons=max_lessons)
+    kind, where = parse_memory_spec(s)
+    if kind == "server":
+        return ChromaExperienceStore.connect(str(where), embeddings=embeddings, max_lessons=max_lessons)
+    return ChromaExperienceStore.open(where, embeddings=embeddings, create=create, max_lessons=max_lessons)
+
+
+def parse_memory_spec(spec: str | None) -> tuple[str, Any]:
+    """``(kind, where)`` for a memory spec, opening nothing: ``("off", None)``, ``("store", None)``,
+    ``("server", URL)`` or ``("embedded", PATH)``; ``MemoryStoreError`` for a spec no store takes
+    (so the CLI refuses ``--memory bogus`` before a run starts)."""
+    s = (spec or "").strip()
+    if memory_is_off(s):
+        return "off", None
+    if s in ("store", "langgraph"):
+        return "store", None
     s = s or "chroma"
     if s.startswith(("chroma://", "http://", "https://")):
-        url = "http://" + s[len("chroma://") :] if s.startswith("chroma://") else s
-        return ChromaExperienceStore.connect(url, embeddings=embeddings, max_lessons=max_lessons)
+        return "server", "http://" + s[len("chroma://") :] if s.startswith("chroma://") else s
     if s == "chroma":
-        path = gems_home() / "memory"
-    elif s.startswith("chroma:"):
-        path = Path(s[len("chroma:") :]).expanduser()
-    elif "/" in s or s.startswith("."):
-        path = Path(s).expanduser()
-    else:
-        raise MemoryStoreError(f"unknown memory spec {s!r}: use 'chroma', 'chroma:PATH', 'chroma://host:port', 'store' or 'none'")
-    return ChromaExperienceStore.open(path, embeddings=embeddings, create=create, max_lessons=max_lessons)
+        return "embedded", gems_home() / "memory"
+    if s.startswith("chroma:"):
+        return "embedded", Path(s[len("chroma:") :]).expanduser()
+    if "/" in s or s.startswith("."):
+        return "embedded", Path(s).expanduser()
+    raise MemoryStoreError(f"unknown memory spec {s!r}: use 'chroma', 'chroma:PATH', 'chroma://host:port', 'store' or 'none'")

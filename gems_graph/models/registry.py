@@ -42,6 +42,15 @@ _BUILTIN_GENERATORS: dict[str, str] = {
     "openai-images": "gems_graph.backends.openai_images:from_spec",
     "images-api": "gems_graph.backends.images_api:from_spec",
 }
+# kind -> "module:function" that checks a spec's argument without creating the backend
+# (raises ValueError naming the problem), so bad arguments fail before a run starts.
+_BUILTIN_CHECKS: dict[str, str] = {
+    "shapes": "gems_graph.shapes.generator:check_spec",
+    "diffusers": "gems_graph.backends.diffusers_generator:parse_spec",
+    "http": "gems_graph.backends.http_generator:parse_spec",
+    "images-api": "gems_graph.backends.images_api:parse_spec",
+}
+_BUILTIN_CHAT_CHECKS: dict[str, str] = {"shapes": "gems_graph.shapes.chat_model:from_spec"}
 _BUILTIN_CHAT_MODELS: dict[str, str] = {
     "shapes": "gems_graph.shapes.chat_model:from_spec",
     "openai": "gems_graph.backends.openai_chat:openai_from_spec",
@@ -58,10 +67,11 @@ class BackendLoadError(RuntimeError):
 
 
 class _Registry:
-    def __init__(self, what: str, builtins: dict[str, str], group: str) -> None:
+    def __init__(self, what: str, builtins: dict[str, str], group: str, checks: dict[str, str]) -> None:
         self.what = what
         self.group = group
         self._builtins = dict(builtins)
+        self._checks = dict(checks)
         self._factories: dict[str, Factory] = {}
         self._cache: dict[str, Any] = {}
         self._lock = threading.RLock()
@@ -124,6 +134,19 @@ class _Registry:
         with self._lock:
             return self._cache.setdefault(spec, instance)
 
+    def check(self, spec: str) -> None:
+        """Raise for an unknown kind, or for a built-in kind's argument its parser refuses."""
+        kind, arg = split_spec(spec.strip())
+        self._factory(kind)
+        if kind in self._factories or kind not in self._checks:
+            return  # a registered or plugged-in kind is checked when it is created
+        try:
+            _import(self._checks[kind])(arg)
+        except ImportError:
+            return  # a missing package is reported when the backend is created
+        except Exception as exc:  # noqa: BLE001 - re-raised with the spec named
+            raise BackendLoadError(f"invalid {self.what} {spec.strip()!r}: {exc}") from exc
+
     def clear_cache(self) -> None:
         with self._lock:
             self._cache.clear()
@@ -165,8 +188,8 @@ def load_plugins() -> None:
             raise BackendLoadError(f"GEMS_PLUGINS names module {name!r}, which cannot be imported: {exc}") from exc
 
 
-generators = _Registry("generator", _BUILTIN_GENERATORS, GENERATOR_GROUP)
-chat_models = _Registry("chat model", _BUILTIN_CHAT_MODELS, CHAT_MODEL_GROUP)
+generators = _Registry("generator", _BUILTIN_GENERATORS, GENERATOR_GROUP, _BUILTIN_CHECKS)
+chat_models = _Registry("chat model", _BUILTIN_CHAT_MODELS, CHAT_MODEL_GROUP, _BUILTIN_CHAT_CHECKS)
 
 
 def register_generator(kind: str, factory: Callable[[str], Generator], *, replace: bool = False) -> None:
@@ -206,7 +229,6 @@ def generation_limits(ctx: Any) -> CallLimits:
 
 
 def check_spec(spec: Any, registry: _Registry) -> None:
-    """Fail fast on an unknown kind without creating the backend (for CLI validation)."""
+    """Fail fast on an unknown kind or a bad built-in argument without creating the backend (for CLI validation)."""
     if isinstance(spec, str):
-        kind, _ = split_spec(spec.strip())
-        registry._factory(kind)
+        registry.check(spec)

@@ -43,10 +43,18 @@ class CheckpointStoreError(RuntimeError):
     """The checkpoint store cannot be used; the message names it and what to do."""
 
 
-def _sqlite_path(url: str | None) -> Path:
+class MissingCheckpointStoreError(CheckpointStoreError):
+    """A SQLite checkpoint database asked for without ``create`` does not exist (so holds no run)."""
+
+
+def _sqlite_path(url: str | None, *, create: bool = True) -> Path:
     path = Path(url.removeprefix("sqlite:")) if url else default_checkpoint_db()
     if path.is_dir():
         raise CheckpointStoreError(f"checkpoint database {path} is a folder; give the path of a file")
+    if not create:
+        if not path.is_file():
+            raise MissingCheckpointStoreError(f"checkpoint database {path} does not exist (give the --checkpoint-db the run used)")
+        return path
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -54,11 +62,22 @@ def _sqlite_path(url: str | None) -> Path:
     return path
 
 
-def _damaged(path: Path, exc: Exception) -> CheckpointStoreError:
+def _damaged(path: Path, exc: BaseException) -> CheckpointStoreError:
+    wal = Path(f"{path}-wal")
+    files = f"{path} (and its write-ahead log {wal.name})" if wal.is_file() else str(path)
+    them = "them" if wal.is_file() else "it"
     return CheckpointStoreError(
-        f"checkpoint database {path} cannot be used ({one_line(exc)}); if it is damaged, move it aside "
-        "(the runs in it can no longer be resumed) and run again"
+        f"checkpoint database {files} cannot be used ({one_line(exc) or type(exc).__name__}); if it is damaged, "
+        f"move {them} aside (the runs in it can no longer be resumed) and run again"
     )
+
+
+def damaged_store_error(url: str | None, exc: BaseException) -> CheckpointStoreError:
+    """The one-line error for a checkpoint store whose rows cannot be decoded (a garbled file,
+    a write-ahead log left from another database): it names the file and what to do."""
+    if url and url.startswith(POSTGRES_PREFIXES):
+        return CheckpointStoreError(f"checkpoint database {redact(url)} holds rows that cannot be read ({one_line(exc)})")
+    return _damaged(Path(url.removeprefix("sqlite:")) if url else default_checkpoint_db(), exc)
 
 
 def _postgres_missing() -> CheckpointStoreError:
@@ -116,18 +135,50 @@ def _postgres_saver(url: str) -> Iterator[BaseCheckpointSaver]:
         yield saver
 
 
+def check_checkpointer(url: str | None = None) -> None:
+    """Raise ``CheckpointStoreError`` for a SQLite checkpoint database that cannot be used
+    (a folder, under a file, damaged), writing nothing: the CLI checks before a run starts."""
+    if url and url.startswith(POSTGRES_PREFIXES):
+        return  # connecting is the check; ``open_checkpointer`` reports it
+    path = Path(url.removeprefix("sqlite:")) if url else default_checkpoint_db()
+    if path.is_dir():
+        raise CheckpointStoreError(f"checkpoint database {path} is a folder; give the path of a file")
+    existing = next(p for p in path.parents if p.exists())
+    if not existing.is_dir():
+        raise CheckpointStoreError(f"cannot create checkpoint database {path}: {existing} is a file, not a folder")
+    if path.is_file():
+        try:
+            conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+            try:
+                conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            finally:
+                conn.close()
+        except sqlite3.DatabaseError as exc:
+            raise _damaged(path, exc) from None
+
+
 @contextmanager
-def open_checkpointer(url: str | None = None) -> Iterator[BaseCheckpointSaver]:
-    """``None`` or a path/``sqlite:PATH`` -> SQLite; ``postgresql://...`` -> Postgres."""
+def open_checkpointer(url: str | None = None, *, create: bool = True) -> Iterator[BaseCheckpointSaver]:
+    """``None`` or a path/``sqlite:PATH`` -> SQLite; ``postgresql://...`` -> Postgres.
+
+    ``create=False`` (to look a run up) opens a SQLite file read-only, and refuses one that does not
+    exist rather than creating it empty.
+    """
     if url and url.startswith(POSTGRES_PREFIXES):
         with _postgres_saver(url) as saver:
             yield saver
         return
-    path = _sqlite_path(url)
+    path = _sqlite_path(url, create=create)
     try:
-        conn = sqlite3.connect(str(path), check_same_thread=False)
-        saver = CompactSqliteSaver(conn)
-        saver.setup()
+        if create:
+            conn = sqlite3.connect(str(path), check_same_thread=False)
+            saver = CompactSqliteSaver(conn)
+            saver.setup()
+        else:  # read only: a damaged file (or a stray write-ahead log) is left exactly as it was
+            conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+            conn.execute("SELECT count(*) FROM checkpoints").fetchone()
+            saver = CompactSqliteSaver(conn)
+            saver.is_setup = True
     except sqlite3.DatabaseError as exc:
         raise _damaged(path, exc) from None
     try:

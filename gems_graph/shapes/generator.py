@@ -15,7 +15,6 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-import torch
 from PIL import Image
 
 from gems_graph.models.generator import EditRequest, GenerationError, GenerationRequest
@@ -48,6 +47,8 @@ class ShapesGenerator:
     def _load(self):
         if self._pipe is None:
             self.available()
+            import torch
+
             from gems_graph.models.loading import dtype_kwarg, quiet_loading
             from gems_graph.shapes.pipeline import ShapesPipeline
 
@@ -60,6 +61,8 @@ class ShapesGenerator:
         return self._pipe
 
     def generate(self, request: GenerationRequest) -> Image.Image:
+        import torch
+
         with self._lock:
             pipe = self._load()
             try:
@@ -90,6 +93,11 @@ class ShapesGenerator:
                 raise GenerationError(f"shapes generator failed to edit: {e}") from e
         image = out.images[0]
         return image if image.size == request.image.size else image.resize(request.image.size)
+
+
+def check_spec(arg: str) -> None:
+    """Refuse ``shapes:FOLDER`` without weights before a run starts (loads nothing)."""
+    ShapesGenerator(arg or None).available()
 
 
 def from_spec(arg: str) -> ShapesGenerator:
