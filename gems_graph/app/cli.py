@@ -171,6 +171,7 @@ def run(
     """Run the GEMS loop on PROMPT and print where the best image and run.json are."""
     from gems_graph.app.runner import UnknownRunError, run_gems, saved_settings
     from gems_graph.config import context_kwargs
+    from gems_graph.memory.chroma_store import check_embedded_store
     from gems_graph.memory.open_store import parse_memory_spec
     from gems_graph.memory.store import MemoryStoreError
     from gems_graph.models.registry import BackendLoadError, UnknownBackendError, chat_models, check_spec, generators
@@ -241,7 +242,9 @@ def run(
         home = gems_home()
         if home.exists() and not home.is_dir():
             raise ConfigError(f"GEMS_HOME {home} is not a folder that can be written (it is a file)")
-        parse_memory_spec(context.memory)
+        memory_kind, memory_where = parse_memory_spec(context.memory)
+        if memory_kind == "embedded":
+            check_embedded_store(memory_where)
         for folder in context.skills_dirs:
             if not Path(folder).expanduser().is_dir():
                 raise ConfigError(f"skills folder {folder} not found (--skills-dir or skills_dirs)")

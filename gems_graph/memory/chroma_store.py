@@ -13,6 +13,7 @@ import contextlib
 import json
 import logging
 import os
+import sqlite3
 import threading
 import uuid
 from collections.abc import Iterator
@@ -36,6 +37,38 @@ def _settings() -> Any:
     from chromadb.config import Settings
 
     return Settings(anonymized_telemetry=False)
+
+
+def check_embedded_store(path: str | Path) -> None:
+    """Raise ``MemoryStoreError`` if the folder's ``chroma.sqlite3`` is damaged (empty, not SQLite,
+    garbled pages), reading it only: Chroma would otherwise start it afresh, and every lesson
+    would be gone without a word. A folder without one is a new store."""
+    db = Path(path).expanduser() / _SQLITE
+    if not db.is_file():
+        return
+    problem = None
+    if db.stat().st_size == 0:
+        problem = "is empty (0 bytes)"
+    else:
+        with open(db, "rb") as f:
+            if f.read(16) != b"SQLite format 3\x00":
+                problem = "is not an SQLite database"
+    if problem is None:
+        try:
+            conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+            try:
+                verdict = conn.execute("PRAGMA quick_check(1)").fetchone()[0]
+            finally:
+                conn.close()
+            if verdict != "ok":
+                problem = f"is damaged ({one_line(verdict)})"
+        except sqlite3.DatabaseError as exc:
+            problem = f"is damaged ({one_line(exc)})"
+    if problem:
+        raise MemoryStoreError(
+            f"memory store at {db.parent} is corrupt: {db} {problem}; move the folder aside (try `gems memory export` "
+            "first to keep what still reads) and run again, or run with --memory none"
+        )
 
 
 #: Recall fetches this many times ``k`` nearest lessons of any family before filtering by family.
@@ -88,11 +121,7 @@ class ChromaExperienceStore(LessonStoreBase):
             p.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise MemoryStoreError(f"cannot create memory store at {p}: {e.strerror or e}") from None
-        db = p / _SQLITE
-        if db.is_file() and db.stat().st_size > 0:
-            with open(db, "rb") as f:
-                if f.read(16) != b"SQLite format 3\x00":
-                    raise MemoryStoreError(f"memory store at {p} is corrupt ({_SQLITE} is not an SQLite database)")
+        check_embedded_store(p)
         embedded = _Embedded.for_path(p)
         embedded.client()
         return cls(None, str(p), embeddings=embeddings, embedded=embedded, max_lessons=max_lessons)

@@ -64,8 +64,9 @@ def _sqlite_path(url: str | None, *, create: bool = True) -> Path:
 
 def _damaged(path: Path, exc: BaseException) -> CheckpointStoreError:
     wal = Path(f"{path}-wal")
-    files = f"{path} (and its write-ahead log {wal.name})" if wal.is_file() else str(path)
-    them = "them" if wal.is_file() else "it"
+    has_wal = wal.is_file() and wal.stat().st_size > 0
+    files = f"{path} (and its write-ahead log {wal.name})" if has_wal else str(path)
+    them = "them" if has_wal else "it"
     return CheckpointStoreError(
         f"checkpoint database {files} cannot be used ({one_line(exc) or type(exc).__name__}); if it is damaged, "
         f"move {them} aside (the runs in it can no longer be resumed) and run again"
@@ -148,13 +149,18 @@ def check_checkpointer(url: str | None = None) -> None:
         raise CheckpointStoreError(f"cannot create checkpoint database {path}: {existing} is a file, not a folder")
     if path.is_file():
         try:
-            conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-            try:
-                conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
-            finally:
-                conn.close()
+            _read_schema(path)
         except sqlite3.DatabaseError as exc:
             raise _damaged(path, exc) from None
+
+
+def _read_schema(path: Path) -> None:
+    """Read the file's schema; ``immutable`` so that not even SQLite's side files are created."""
+    conn = sqlite3.connect(f"file:{path}?mode=ro&immutable=1", uri=True)
+    try:
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    finally:
+        conn.close()
 
 
 @contextmanager
@@ -169,18 +175,28 @@ def open_checkpointer(url: str | None = None, *, create: bool = True) -> Iterato
             yield saver
         return
     path = _sqlite_path(url, create=create)
+    with _open_sqlite(path, create) as saver:
+        yield saver
+
+
+@contextmanager
+def _open_sqlite(path: Path, create: bool) -> Iterator[BaseCheckpointSaver]:
+    conn = None
     try:
         if create:
             conn = sqlite3.connect(str(path), check_same_thread=False)
             saver = CompactSqliteSaver(conn)
             saver.setup()
-        else:  # read only: a damaged file (or a stray write-ahead log) is left exactly as it was
+        else:  # read only: a damaged file (or a stray write-ahead log) is not rewritten
             conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
             conn.execute("SELECT count(*) FROM checkpoints").fetchone()
             saver = CompactSqliteSaver(conn)
             saver.is_setup = True
     except sqlite3.DatabaseError as exc:
-        raise _damaged(path, exc) from None
+        error = _damaged(path, exc)
+        if conn is not None:
+            conn.close()
+        raise error from None
     try:
         yield saver
     finally:
