@@ -77,6 +77,8 @@ class ShapesGenerator:
         return out.images[0]
 
     def edit(self, request: EditRequest) -> Image.Image:
+        import torch
+
         with self._lock:
             pipe = self._load()
             try:
