@@ -25,8 +25,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from gems_graph.eval.harness import EvalConfig, run_eval
+from gems_graph.eval.harness import run_eval
 from gems_graph.eval.methods import METHODS
+from gems_graph.eval.tasks import EvalConfig
 
 
 def phase(name: str, **kw) -> dict:

@@ -159,8 +159,8 @@ def test_ray_executor_needs_ray_installed(tmp_path, monkeypatch):
 
 
 def test_an_address_nobody_listens_at_fails_in_seconds():
-    from gems_graph.eval.harness import EvalConfigError
     from gems_graph.eval.ray_executor import check_reachable
+    from gems_graph.eval.tasks import EvalConfigError
     from tests.servers import free_port
 
     address = f"127.0.0.1:{free_port()}"

@@ -15,8 +15,8 @@ import pytest
 from typer.testing import CliRunner
 
 from gems_graph.eval import EvalConfig, run_eval
-from gems_graph.eval.harness import EvalConfigError
 from gems_graph.eval.methods import METHODS
+from gems_graph.eval.tasks import EvalConfigError
 from gems_graph.models.registry import register_generator
 from gems_graph.shapes.grammar import parse_prompt
 from tests.plugin_backends import FaultyRenderer

@@ -312,7 +312,7 @@ def test_a_key_echoed_by_the_server_is_in_no_file_and_no_output(tmp_path):
 
 
 def test_run_json_and_eval_records_never_carry_a_key(tmp_path, monkeypatch):
-    from gems_graph.eval.harness import failed_task
+    from gems_graph.eval.tasks import failed_task
     from gems_graph.persistence.artifacts import write_run_json
 
     key = "sk-live-0123456789abcdef"

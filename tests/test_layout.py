@@ -60,6 +60,41 @@ def test_imports_run_down_the_layers_only():
     assert not upward, "imports that run back up a layer:\n" + "\n".join(upward)
 
 
+def import_graph() -> dict[str, set[str]]:
+    """First-party module -> the first-party modules it imports (anywhere in it)."""
+    paths = sorted([*(REPO / "gems_graph").rglob("*.py"), *(REPO / "nodes").rglob("*.py")])
+    modules = {".".join(p.relative_to(REPO).with_suffix("").parts).removesuffix(".__init__"): p for p in paths}
+
+    def known(name: str) -> str | None:
+        while name and name not in modules:
+            name = name.rpartition(".")[0]
+        return name or None
+
+    return {
+        m: {k for target, _ in first_party_imports(p) if (k := known(target)) and k != m and k != "gems_graph"} for m, p in modules.items()
+    }
+
+
+def test_the_import_graph_has_no_cycle():
+    graph = import_graph()
+    state: dict[str, int] = {}  # 1 = on the current path, 2 = done
+
+    def visit(module: str, path: list[str]) -> list[str] | None:
+        state[module] = 1
+        for dep in sorted(graph[module]):
+            if state.get(dep) == 1:
+                return [*path, module, dep]
+            if dep not in state and (cycle := visit(dep, [*path, module])):
+                return cycle
+        state[module] = 2
+        return None
+
+    for module in sorted(graph):
+        if module not in state:
+            cycle = visit(module, [])
+            assert cycle is None, "import cycle: " + " -> ".join(cycle[cycle.index(cycle[-1]) :])
+
+
 def test_nodes_never_import_a_backend():
     offenders = [
         f"{p.relative_to(REPO)}:{line}"

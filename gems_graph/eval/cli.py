@@ -86,8 +86,9 @@ def eval_command(
     as_json: bool = typer.Option(False, "--json", help="Print the summary and paths as one JSON object on stdout."),
 ) -> None:
     """Compare single, rewrite, search, loop, loop+skills and gems on SUITE at an equal image budget."""
-    from gems_graph.eval.harness import EXECUTORS, EvalConfig, EvalConfigError, run_eval, select_items
+    from gems_graph.eval.harness import run_eval, select_items
     from gems_graph.eval.suites import SuiteError
+    from gems_graph.eval.tasks import EXECUTORS, EvalConfig, EvalConfigError
     from gems_graph.models.registry import BackendLoadError, UnknownBackendError, chat_models, check_spec, generators
     from gems_graph.persistence.home import gems_home
 

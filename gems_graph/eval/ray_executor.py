@@ -21,10 +21,10 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
-from gems_graph.eval.harness import EvalConfig, EvalConfigError, ResultLog, failed_task, no_image_score, run_task, task_record
 from gems_graph.eval.methods import MethodSettings
 from gems_graph.eval.scoring import make_scorer
 from gems_graph.eval.suites import EvalItem
+from gems_graph.eval.tasks import EvalConfig, EvalConfigError, ResultLog, failed_task, no_image_score, run_task, task_record
 
 #: Times Ray re-runs a task whose worker died (system failures only; task errors are records).
 MAX_RETRIES = 3
