@@ -32,6 +32,11 @@ def _folder(path: str):
     return lambda root: (root / path).mkdir(parents=True)
 
 
+def _broken_skill(root: Path) -> None:
+    (root / "skills" / "broken").mkdir(parents=True)
+    (root / "skills" / "broken" / "SKILL.md").write_text("---\nname: [oops\n---\nbody\n")
+
+
 PROMPT = ["run", "a red square"]
 CASES = {
     "seed above 2^64": _case([*PROMPT, *BACKENDS, "--seed", str(2**64 + 1)], "seed="),
@@ -52,6 +57,7 @@ CASES = {
     ),
     "--checkpoint-db is a folder": _case([*PROMPT, *BACKENDS, "--checkpoint-db", "db"], "is a folder", setup=_folder("db")),
     "missing --skills-dir": _case([*PROMPT, *BACKENDS, "--skills-dir", "no-such-skills"], "no-such-skills"),
+    "an invalid user skill": _case([*PROMPT, *BACKENDS, "--skills-dir", "skills"], "SKILL.md:2: bad YAML", setup=_broken_skill),
     "http: without a URL": _case([*PROMPT, "--generator", "http:", "--chat-model", "scripted:"], "URL"),
     "http: timeout=abc": _case([*PROMPT, "--generator", "http:http://127.0.0.1:9/gen#timeout=abc", "--chat-model", "scripted:"], "timeout"),
     "http: unknown option": _case(

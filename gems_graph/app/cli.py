@@ -183,6 +183,8 @@ def run(
         open_checkpointer,
     )
     from gems_graph.persistence.home import gems_home
+    from gems_graph.skills.model import SkillError
+    from gems_graph.skills.registry import default_registry
 
     if resume is None:
         try:  # the length limit is checked once the settings are known (gems.toml may raise it)
@@ -248,6 +250,8 @@ def run(
         for folder in context.skills_dirs:
             if not Path(folder).expanduser().is_dir():
                 raise ConfigError(f"skills folder {folder} not found (--skills-dir or skills_dirs)")
+        if context.max_skills and context.skills_dirs:
+            default_registry(context.skills_dirs)  # a skill that does not parse is bad input, found before a run folder exists
         check_checkpointer(checkpoint_db)
     except (
         ConfigError,
@@ -258,6 +262,7 @@ def run(
         TypeError,
         CheckpointStoreError,
         MemoryStoreError,
+        SkillError,
     ) as exc:
         fail(str(exc))
     writable_folder(context.artifact_root or gems_home() / "runs", "--out" if out else "the runs folder")
