@@ -61,22 +61,14 @@ class ShapesGenerator:
         return self._pipe
 
     def generate(self, request: GenerationRequest) -> Image.Image:
-        import torch
-
-        with self._lock:
-            pipe = self._load()
-            try:
-                out = pipe(
-                    request.prompt,
-                    num_inference_steps=int(request.steps or self.steps),
-                    guidance_scale=float(request.guidance if request.guidance is not None else self.guidance),
-                    generator=torch.Generator().manual_seed(int(request.seed)),
-                )
-            except Exception as e:  # noqa: BLE001 - surfaced to the user as a generation failure
-                raise GenerationError(f"shapes generator failed: {e}") from e
-        return out.images[0]
+        return self._run(request, "", {})
 
     def edit(self, request: EditRequest) -> Image.Image:
+        image = self._run(request, " to edit", {"image": request.image, "mask_image": request.mask, "strength": float(request.strength)})
+        return image if image.size == request.image.size else image.resize(request.image.size)
+
+    def _run(self, request: GenerationRequest | EditRequest, what: str, extra: dict) -> Image.Image:
+        """One pipeline call (generation, or img2img/inpainting with ``extra``) under the model's lock."""
         import torch
 
         with self._lock:
@@ -87,14 +79,11 @@ class ShapesGenerator:
                     num_inference_steps=int(request.steps or self.steps),
                     guidance_scale=float(request.guidance if request.guidance is not None else self.guidance),
                     generator=torch.Generator().manual_seed(int(request.seed)),
-                    image=request.image,
-                    mask_image=request.mask,
-                    strength=float(request.strength),
+                    **extra,
                 )
             except Exception as e:  # noqa: BLE001 - surfaced to the user as a generation failure
-                raise GenerationError(f"shapes generator failed to edit: {e}") from e
-        image = out.images[0]
-        return image if image.size == request.image.size else image.resize(request.image.size)
+                raise GenerationError(f"shapes generator failed{what}: {e}") from e
+        return out.images[0]
 
 
 def check_spec(arg: str) -> None:
