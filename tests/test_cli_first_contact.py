@@ -159,3 +159,11 @@ def test_human_feedback_without_an_answer_pauses_and_resume_asks_again(tmp_path)
     res = gems(["run", "--resume", paused["thread_id"], "--json"], tmp_path, stdin="accept 0\n")
     assert res.returncode == 0, res.stderr
     assert json.loads(res.stdout)["status"] == "accepted"
+
+
+def test_human_feedback_asks_again_after_an_index_with_no_candidate(tmp_path):
+    args = ["run", "a red square", *BACKENDS, "--human-feedback", "--out", str(tmp_path / "runs"), "--json"]
+    res = gems(args, tmp_path, stdin="accept 7\naccept\n")
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout)["status"] == "accepted"
+    assert "no candidate '7' with an image; the candidates are [0]" in res.stderr

@@ -407,16 +407,23 @@ def ask_for_review(review: dict[str, Any]) -> dict[str, Any] | None:
         err.print(f"  [{cand['index']}] {cand['image'] or cand['error']}  score {score}", markup=False, soft_wrap=True)
         for question in failed:
             err.print(f"      failed: {question}", markup=False, soft_wrap=True)
-    err.print("accept [INDEX] | a note for the refiner | Enter to go on | Ctrl-D to pause: ", end="")
-    line = sys.stdin.readline()
-    if not line:
-        err.print("")
-        return None
-    answer = line.strip()
-    word, _, rest = answer.partition(" ")
-    if word.lower() in ("a", "accept"):
-        return {"accept": True, **({"index": int(rest)} if rest.strip().isdigit() else {})}
-    return {"feedback": answer} if answer else {}
+    with_image = {cand["index"] for cand in review["candidates"] if cand["image"]}
+    while True:
+        err.print("accept [INDEX] | a note for the refiner | Enter to go on | Ctrl-D to pause: ", end="")
+        line = sys.stdin.readline()
+        if not line:
+            err.print("")
+            return None
+        answer = line.strip()
+        word, _, rest = answer.partition(" ")
+        if word.lower() not in ("a", "accept"):
+            return {"feedback": answer} if answer else {}
+        if not rest.strip():
+            return {"accept": True}
+        if rest.strip().isdigit() and int(rest) in with_image:
+            return {"accept": True, "index": int(rest)}
+        # Asked again rather than failing the run: a typo is not a reason to lose the review.
+        err.print(f"no candidate {rest.strip()!r} with an image; the candidates are {sorted(with_image)}", markup=False)
 
 
 def _print_summary(summary: dict[str, Any]) -> None:

@@ -412,19 +412,3 @@ def make_server(
     return GeneratorServer(
         (host, port), resolve_generator(spec), spec, max_body_bytes, max_concurrency, model_name, request_timeout=request_timeout
     )
-
-
-def serve_generator(
-    spec: str,
-    host: str = "127.0.0.1",
-    port: int = 8765,
-    max_body_bytes: int = 64 * 1024,
-    max_concurrency: int = 1,
-    model_name: str | None = None,
-) -> None:
-    """Serve ``spec`` until interrupted (blocking)."""
-    server = make_server(spec, host, port, max_body_bytes, max_concurrency, model_name)
-    try:
-        server.serve_forever()
-    finally:
-        server.server_close()
