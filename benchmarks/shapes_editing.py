@@ -1,13 +1,16 @@
-"""Does inpainting fix the one wrong object of a shapes image and keep the others?
+"""Does inpainting fix the wrong object of a shapes image and keep the others?
 
     .venv/bin/python benchmarks/shapes_editing.py [--per-category 24] [--seeds 4] [--split dev]
 
 For every prompt of the split and ``--seeds`` seeds, the shipped shapes model makes
-an image from the prompt; where exactly one of its checks fails and at least one
-passes (``gems_graph.shapes.editing.plan_edit``), the box of the wrong object (or a
-free cell for a missing one) is inpainted with the edit prompt. The detector judges:
+an image from the prompt; where a check fails and something of the request is there
+to keep (``gems_graph.shapes.editing.plan_edit``), the first wrong thing is inpainted
+with the edit prompt (the wrong object's box, a free cell for a missing one, a moved
+object's old and new cells). The detector judges one edit:
 
 * **fixed**: every check passes after the edit;
+* **better**: more checks pass than before and none that passed fails (an edit fixes
+  one object, so a scene with two wrong ones needs two);
 * **kept**: every check that passed before still passes;
 * **regenerate**: the same edit prompt generated from scratch with the same seed,
   the alternative the refiner has (fixed = every check passes).
@@ -76,10 +79,11 @@ def main() -> None:
                 t_edit, n_edit = t_edit + time.perf_counter() - start, n_edit + 1
                 after = passed_checks(scene, edited)
                 row["fixed"] += after == checks
+                row["better"] += before < after
                 row["kept"] += before <= after
                 regenerated = gen.generate(GenerationRequest(prompt=plan.prompt, seed=seed + 500))
                 row["regenerate"] += passed_checks(scene, regenerated) == checks
-    cols = ("images", "correct", "editable", "fixed", "kept", "regenerate")
+    cols = ("images", "correct", "editable", "fixed", "better", "kept", "regenerate")
     print("| category | " + " | ".join(cols) + " |")
     print("|---" * (len(cols) + 1) + "|")
     total: dict[str, int] = defaultdict(int)

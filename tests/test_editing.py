@@ -123,11 +123,42 @@ def test_one_too_few_of_a_count_adds_one_and_one_too_many_removes_the_smallest()
     assert remove is not None and _inside(remove.box, 16, 26) and parse_prompt(remove.prompt).groups() == {("circle", "red"): 2}
 
 
-def test_no_edit_when_most_checks_fail_or_a_relation_fails():
+def test_swapped_colours_are_repainted_one_object_at_a_time_in_place():
+    swapped = [Placed("circle", "blue", 5.5, 5.5, 8), Placed("triangle", "red", 26.5, 16.0, 8)]
+    edit = plan_edit(parse_prompt(REQUEST), detect(draw(swapped)))
+    assert edit is not None and "repaint the blue circle as the red circle" in edit.reason
+    assert _inside(edit.box, 5, 5) and not _inside(edit.box, 26, 16)
+    placed = {(o.shape, o.color): o.place for o in parse_prompt(edit.prompt).objects}
+    assert placed == {("circle", "red"): "top left", ("triangle", "blue"): "right"}
+
+
+def test_a_failed_relation_moves_one_object_to_a_free_cell_where_it_holds():
+    request = parse_prompt("a photo of a red circle left of a blue triangle")
+    wrong_side = [Placed("circle", "red", 26.5, 5.5, 8), Placed("triangle", "blue", 26.5, 26.5, 8)]  # above, not left
+    edit = plan_edit(request, detect(draw(wrong_side)))
+    assert edit is not None and edit.reason.startswith("move the ")
+    after = {(o.shape, o.color): PLACES[o.place] for o in parse_prompt(edit.prompt).objects}
+    assert after[("circle", "red")][0] < after[("triangle", "blue")][0]  # the relation holds in the layout asked for
+    kept = next(p for p in wrong_side if cell_at(p.cx, p.cy) == after[(p.shape, p.color)])
+    assert not _inside(edit.box, kept.cx, kept.cy)  # the object that stays is not repainted
+    # No free cell can make it hold (the circle is already at the far right): regenerate.
+    far = draw([Placed("circle", "red", 26.5, 16, 8), Placed("triangle", "blue", 5.5, 16, 8)])
+    assert plan_edit(request, detect(far)) is None
+
+
+def test_no_edit_when_nothing_of_the_request_is_there_or_nothing_fails():
     assert plan_edit(parse_prompt(REQUEST), detect(draw([Placed("square", "green", 16, 16, 8)]))) is None
-    wrong_side = draw([Placed("circle", "red", 26.5, 16, 8), Placed("triangle", "blue", 5.5, 16, 8)])
-    assert plan_edit(parse_prompt("a photo of a red circle left of a blue triangle"), detect(wrong_side)) is None
+    assert plan_edit(parse_prompt("a photo of a red circle"), detect(draw([Placed("circle", "blue", 16, 16, 8)]))) is None
     assert plan_edit(parse_prompt(REQUEST), detect(draw([*WRONG_COLOUR[:1], Placed("triangle", "blue", 26, 16, 8)]))) is None
+
+
+def test_the_shapes_inpaint_is_conditioned_on_the_objects_inside_the_mask_only():
+    from gems_graph.shapes.generator import regional_prompt
+
+    prompt = "a photo of a red circle at the top left and a blue triangle at the right"
+    assert regional_prompt(prompt, region_mask(32, 32, [0.6, 0.3, 1.0, 0.7])) == "a photo of a blue triangle at the right"
+    assert regional_prompt(prompt, region_mask(32, 32, [0.0, 0.6, 0.3, 1.0])) == prompt  # nothing placed there: the whole scene
+    assert regional_prompt(REQUEST, region_mask(32, 32, [0.6, 0.3, 1.0, 0.7])) == REQUEST  # not laid out: as given
 
 
 def _shapes_refine(tmp_path, placed, offer: bool):

@@ -1,28 +1,33 @@
 """Where an image of the shapes world is wrong, and the inpainting edit that would fix it.
 
 Read off the detections of one image, as the shapes chat model's refiner does when
-the generator can edit (and as ``benchmarks/shapes_editing.py`` measures): an edit
-is worth it only when exactly one check of the request fails and something that
-passed is kept: another check, or the right objects of a count that is off by one. Then
+the generator can edit (and as ``benchmarks/shapes_editing.py`` measures). An edit
+fixes one object at a time and is worth it when the image holds something to keep:
+an object that is right, or the asked shapes drawn in the wrong colours (their
+layout). Then, for the first thing wrong:
 
+* one too many of a count: the box of the extra object (the smallest) is the mask;
 * a wrong-colour (or wrong-shape) object that stands in for the asked one: its box,
   grown to its grid cell, is the mask;
-* a missing object (or one too few of a count): a free cell of the 3x3 grid is the mask;
-* one too many of a count: the box of the extra object (the smallest) is the mask;
+* a missing object (or one too few of a count): a free cell of the 3x3 grid is the
+  mask, one that makes the asked relation hold where there is one;
+* every object there but the relation wrong: one object moves, the mask covering
+  its cell and a free cell where the relation holds (and no other object).
 
-and the edit prompt is the scene in the explicit layout register, every object that
-is right at the cell it was drawn in and the fixed one at the masked cell, the
-register the model follows best. A failed relation or several failed checks are
-left to regeneration (``None``).
+The edit prompt is the whole scene as it should look after the edit, in the explicit
+layout register: every object at the cell it is (or goes) in. When nothing of the
+request is in the image, or the request is one object, it is left to regeneration
+(``None``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from gems_graph.shapes.detect import Detection
 from gems_graph.shapes.grammar import PLACE_OF_CELL, ObjectSpec, Scene, describe
-from gems_graph.shapes.layout import CELLS, cell_at, flatten
+from gems_graph.shapes.layout import CELLS, cell_at, flatten, relation_cells_ok
 from gems_graph.shapes.questions import answer_detections, checks_for_scene
 from gems_graph.shapes.render import SIZE
 
@@ -74,11 +79,11 @@ def _assign(objects: list[ObjectSpec], dets: list[Detection]) -> dict[int, Detec
     return out
 
 
-def _free_cell(dets: list[Detection]) -> tuple[int, int] | None:
-    """The empty cell farthest from every object (ties: reading order)."""
+def _free_cell(dets: list[Detection], allowed: Callable[[tuple[int, int]], bool] | None = None) -> tuple[int, int] | None:
+    """The empty cell (one ``allowed`` accepts) farthest from every object (ties: reading order)."""
     taken = {cell_at(d.cx, d.cy) for d in dets}
     centre = lambda cell: ((cell[0] + 0.5) * SIZE / 3, (cell[1] + 0.5) * SIZE / 3)  # noqa: E731
-    free = [c for c in CELLS if c not in taken]
+    free = [c for c in CELLS if c not in taken and (allowed is None or allowed(c))]
     if not free:
         return None
     if not dets:
@@ -91,56 +96,101 @@ def _prompt(objects: list[ObjectSpec], cells: dict[int, tuple[int, int]]) -> str
 
 
 def plan_edit(scene: Scene, dets: list[Detection]) -> ShapesEdit | None:
-    """The edit that fixes the one failed check of ``scene`` in an image with ``dets``, or None."""
+    """The edit that fixes the first wrong thing of ``scene`` in an image with ``dets``, or None."""
     checks = checks_for_scene(scene)
-    failed = [q for q in checks if not answer_detections(q, dets)[0]]
-    if len(failed) != 1:
+    if all(answer_detections(q, dets)[0] for q in checks):
         return None
-    if scene.relation is not None and failed[0] == checks[-1]:
-        return None  # the objects are there but placed wrong: move them by regenerating
-    wrong = scene.objects[checks.index(failed[0])]
-    if len(checks) == 1 and wrong.count == 1:
-        return None  # the only object is wrong: nothing passed that an edit would keep
     objects = flatten(scene)
+    if len(objects) == 1:
+        return None  # the only object is wrong: nothing passed that an edit would keep
+    for asked in scene.objects:
+        same = [d for d in dets if _matches(d, asked)]
+        if asked.count > 1 and len(same) > asked.count:
+            extra = min(same, key=lambda d: d.area)
+            kept = {i: _cell(d) for i, d in _assign(objects, [d for d in dets if d is not extra]).items()}
+            return ShapesEdit(_prompt(objects, kept), _grow(extra.box), f"remove the extra {extra.color} {extra.shape}")
     assigned = _assign(objects, dets)
-    cells = {i: cell_at(d.cx, d.cy) for i, d in assigned.items()}
-    unassigned = [d for d in dets if d not in assigned.values()]
-    have = sum(_matches(d, wrong) for d in dets)
-
-    if wrong.count > 1 and have == wrong.count + 1:
-        extra = min((d for d in dets if _matches(d, wrong)), key=lambda d: d.area)
-        rest = _assign(objects, [d for d in dets if d is not extra])
-        kept = {i: cell_at(d.cx, d.cy) for i, d in rest.items()}
-        return ShapesEdit(_prompt(objects, kept), _grow(extra.box), f"remove the extra {extra.color} {extra.shape}")
-    if wrong.count > 1 and have != wrong.count - 1:
-        return None
-    missing = [i for i in range(len(objects)) if i not in assigned and _matches_spec(objects[i], wrong)]
+    cells = {i: _cell(d) for i, d in assigned.items()}
+    missing = [i for i in range(len(objects)) if i not in assigned]
     if not missing:
-        return None
+        return _move(scene, objects, cells, dets)
+    stand_ins = _stand_ins(objects, missing, [d for d in dets if d not in assigned.values()])
+    if not assigned and not any(d.shape == objects[i].shape for i, d in stand_ins.items()):
+        return None  # nothing of the request is in the image: regenerate
     i = missing[0]
-    # The object drawn instead of the asked one: same shape, else same colour, else any extra.
-    stand_in = next(
-        (d for d in unassigned if d.shape == wrong.shape),
-        next((d for d in unassigned if wrong.color is not None and d.color == wrong.color), unassigned[0] if unassigned else None),
-    )
-    if stand_in is not None:
-        cell = cell_at(stand_in.cx, stand_in.cy)
-        if cell in cells.values():
-            return None
-        box = _union(_grow(stand_in.box), cell_box(cell))
-        reason = f"repaint the {stand_in.color} {stand_in.shape} as the {_name(wrong)}"
+    stand_in = stand_ins.pop(i, None)
+    other = cells.get(1 - i) if scene.relation is not None else None
+    if stand_in is not None and _cell(stand_in) not in cells.values():
+        cell, box = _cell(stand_in), _union(_grow(stand_in.box), cell_box(_cell(stand_in)))
+        reason = f"repaint the {stand_in.color} {stand_in.shape} as the {_name(objects[i])}"
+        if other is not None and not _relation_ok(scene.relation, i, cell, other):
+            target = _free_cell(
+                dets, lambda c: _relation_ok(scene.relation, i, c, other) and not _covers(_union(box, cell_box(c)), [other])
+            )
+            if target is not None:
+                cell, box = target, _union(box, cell_box(target))
+                reason = f"replace the {stand_in.color} {stand_in.shape} by the {_name(objects[i])} at the {PLACE_OF_CELL[target]}"
     else:
-        cell = _free_cell(dets)
+        related = (lambda c: _relation_ok(scene.relation, i, c, other)) if other is not None else None
+        cell = _free_cell(dets, related) or _free_cell(dets)
         if cell is None:
             return None
         box = cell_box(cell)
-        reason = f"add the {_name(wrong)} at the {PLACE_OF_CELL[cell]}"
+        reason = f"add the {_name(objects[i])} at the {PLACE_OF_CELL[cell]}"
     cells[i] = cell
+    for j, d in stand_ins.items():
+        if _cell(d) not in cells.values():
+            cells[j] = _cell(d)  # still wrong: named where it is, fixed by a later edit
     return ShapesEdit(_prompt(objects, cells), box, reason)
 
 
-def _matches_spec(o: ObjectSpec, wrong: ObjectSpec) -> bool:
-    return o.shape == wrong.shape and o.color == wrong.color
+def _move(scene: Scene, objects: list[ObjectSpec], cells: dict[int, tuple[int, int]], dets: list[Detection]) -> ShapesEdit | None:
+    """Every object is there, so the relation failed: move one to a free cell where it holds."""
+    if scene.relation is None or len(cells) != 2:
+        return None
+    for mover in (0, 1):
+        source, other = cells[mover], cells[1 - mover]
+        target = _free_cell(
+            dets,
+            lambda c, m=mover, s=source, o=other: (
+                _relation_ok(scene.relation, m, c, o) and not _covers(_union(cell_box(s), cell_box(c)), [o])
+            ),
+        )
+        if target is not None:
+            moved = {**cells, mover: target}
+            box = _union(cell_box(source), cell_box(target))
+            return ShapesEdit(_prompt(objects, moved), box, f"move the {_name(objects[mover])} to the {PLACE_OF_CELL[target]}")
+    return None
+
+
+def _stand_ins(objects: list[ObjectSpec], missing: list[int], unassigned: list[Detection]) -> dict[int, Detection]:
+    """The object drawn instead of each missing one: same shape, else same colour, else any left over."""
+    pool = list(unassigned)
+    out: dict[int, Detection] = {}
+    for i in missing:
+        o = objects[i]
+        d = next(
+            (d for d in pool if d.shape == o.shape),
+            next((d for d in pool if o.color is not None and d.color == o.color), pool[0] if pool else None),
+        )
+        if d is not None:
+            out[i] = d
+            pool.remove(d)
+    return out
+
+
+def _cell(d: Detection) -> tuple[int, int]:
+    return cell_at(d.cx, d.cy)
+
+
+def _relation_ok(relation: str | None, i: int, cell: tuple[int, int], other: tuple[int, int]) -> bool:
+    """Does object ``i`` of a two-object relation at ``cell`` stand in it to the other at ``other``?"""
+    return relation_cells_ok(relation, cell, other) if i == 0 else relation_cells_ok(relation, other, cell)
+
+
+def _covers(box: tuple[int, int, int, int], cells: list[tuple[int, int]]) -> bool:
+    """Would repainting ``box`` touch the centre of any of ``cells``?"""
+    return any(box[0] <= (c + 0.5) * SIZE / 3 < box[2] and box[1] <= (r + 0.5) * SIZE / 3 < box[3] for c, r in cells)
 
 
 def _name(o: ObjectSpec) -> str:

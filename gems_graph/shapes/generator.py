@@ -8,16 +8,22 @@ reads them at that size, so ``width``/``height`` in a request are ignored, as is
 
 It edits (``EditingGenerator``): inpainting inside a mask, or img2img without one,
 through the same pipeline and weights (``ShapesPipeline``'s ``image=``/``mask_image=``).
+An inpainting prompt in the explicit register is a regional prompt: only the objects
+placed in a cell the mask covers condition the repaint (``regional_prompt``), the way
+regional prompting tools do, since outside the mask the source is kept anyway. One
+object drawn alone is one the model cannot confuse with another's colour.
 """
 
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 from PIL import Image
 
 from gems_graph.models.generator import EditRequest, GenerationError, GenerationRequest
+from gems_graph.shapes.grammar import PLACES, Scene, ShapesGrammarError, describe, parse_prompt
 
 WEIGHTS = Path(__file__).parent / "weights"
 DEFAULT_STEPS = 20
@@ -64,6 +70,8 @@ class ShapesGenerator:
         return self._run(request, "", {})
 
     def edit(self, request: EditRequest) -> Image.Image:
+        if request.mask is not None:
+            request = replace(request, prompt=regional_prompt(request.prompt, request.mask))
         image = self._run(request, " to edit", {"image": request.image, "mask_image": request.mask, "strength": float(request.strength)})
         return image if image.size == request.image.size else image.resize(request.image.size)
 
@@ -84,6 +92,29 @@ class ShapesGenerator:
             except Exception as e:  # noqa: BLE001 - surfaced to the user as a generation failure
                 raise GenerationError(f"shapes generator failed{what}: {e}") from e
         return out.images[0]
+
+
+def regional_prompt(prompt: str, mask: Image.Image) -> str:
+    """The objects of an explicit ``prompt`` whose cell centre the mask covers (white).
+
+    The prompt as given when it is not in the explicit register, does not parse, or
+    places nothing inside the mask (a removal: the repaint follows the whole scene).
+    """
+    try:
+        scene = parse_prompt(prompt)
+    except ShapesGrammarError:
+        return prompt
+    if not scene.explicit or any(o.place is None for o in scene.objects):
+        return prompt
+    grey = mask.convert("L")
+    w, h = grey.size
+
+    def covered(place: str) -> bool:
+        c, r = PLACES[place]
+        return grey.getpixel((min(w - 1, int((c + 0.5) * w / 3)), min(h - 1, int((r + 0.5) * h / 3)))) > 127
+
+    inside = tuple(o for o in scene.objects if covered(o.place))  # type: ignore[arg-type]
+    return describe(Scene(inside)) if inside else prompt
 
 
 def check_spec(arg: str) -> None:
