@@ -18,11 +18,24 @@ The pipeline is loaded lazily on the first call (so a spec can be validated
 without loading weights), once per process, and calls are serialised with a lock
 because diffusers pipelines are not re-entrant. Failures become ``GenerationError``
 with a message a user can act on, so the graph records them on the candidate.
+
+Editing (``edit(EditRequest)``, see ``edit_pipeline_classes``): with a mask the
+family's inpainting pipeline, without one its image-to-image pipeline, built from the
+loaded one with ``from_pipe`` (the same components, no second load) and cached. A
+loaded pipeline that takes ``mask_image`` itself (``StableDiffusionXLInpaintPipeline``,
+``FluxFillPipeline``) is used as is, with a full mask when the edit has none; an
+instruction editor that takes ``image`` itself (``FluxKontextPipeline``,
+``QwenImageEditPipeline``) gets the source and the prompt as the instruction. A masked
+edit keeps the source's pixels outside the mask: the pipeline's result is pasted in
+inside it only (4-channel inpainting keeps the outside only up to the VAE's round trip,
+fill and instruction models not at all). ``supports_editing`` says whether the family
+can edit, from the model_index.json class without loading weights where it can.
 """
 
 from __future__ import annotations
 
 import inspect
+import math
 import os
 import threading
 from dataclasses import dataclass, field
@@ -33,7 +46,7 @@ from PIL import Image
 
 from gems_graph.backends.batching import BatchCoalescer
 from gems_graph.errors import one_line
-from gems_graph.models.generator import GenerationError, GenerationRequest
+from gems_graph.models.generator import EditRequest, GenerationError, GenerationRequest
 from gems_graph.models.health import FAIL, OK, WARN, Health, imports_check
 from gems_graph.models.loading import dtype_kwarg, quiet_loading
 
@@ -60,6 +73,11 @@ PRESETS: dict[str, Preset] = {
     "flux-dev": Preset("flux-dev", 28, 3.5, 1024, 1024),
     "sdxl": Preset("sdxl", 30, 7.0, 1024, 1024),
     "sd3.5": Preset("sd3.5", 28, 4.5, 1024, 1024),
+    # Editing families (edit() takes width/height from the source image).
+    "sdxl-inpaint": Preset("sdxl-inpaint", 30, 8.0, 1024, 1024),
+    "flux-fill": Preset("flux-fill", 50, 30.0, 1024, 1024),
+    "flux-kontext": Preset("flux-kontext", 28, 2.5, 1024, 1024),
+    "qwen-image-edit": Preset("qwen-image-edit", 50, 4.0, 1024, 1024, guidance_arg="true_cfg_scale"),
     "diffusers": Preset("diffusers"),
 }
 
@@ -68,6 +86,14 @@ def detect_preset(name: str = "", pipeline_class: str = "") -> Preset:
     """Pick a preset from the hub id / folder name, else from the pipeline class name."""
     n = name.lower().replace("_", "-")
     c = pipeline_class.lower()
+    if "kontext" in n or "fluxkontext" in c:
+        return PRESETS["flux-kontext"]
+    if ("flux" in n and "fill" in n) or "fluxfill" in c:
+        return PRESETS["flux-fill"]
+    if "qwen-image-edit" in n or "qwenimageedit" in c:
+        return PRESETS["qwen-image-edit"]
+    if ("inpaint" in n and "xl" in n) or "stablediffusionxlinpaint" in c:
+        return PRESETS["sdxl-inpaint"]
     if "z-image" in n or "zimage" in n:
         return PRESETS["z-image"] if ("z-image" in n and "turbo" not in n) else PRESETS["z-image-turbo"]
     if "qwen-image" in n or "qwenimage" in c:
@@ -83,6 +109,66 @@ def detect_preset(name: str = "", pipeline_class: str = "") -> Preset:
     if "flux" in c:
         return PRESETS["flux-dev"]
     return PRESETS["diffusers"]
+
+
+def _auto_sibling(task: str, pipeline_class_name: str) -> type | None:
+    """The pipeline class diffusers' AutoPipeline maps ``pipeline_class_name`` to for ``task``
+    ("inpaint" or "img2img"), or None: the lookup ``AutoPipelineFor*.from_pipe`` does."""
+    from diffusers.pipelines import auto_pipeline as auto
+
+    mapping = {"inpaint": auto.AUTO_INPAINT_PIPELINES_MAPPING, "img2img": auto.AUTO_IMAGE2IMAGE_PIPELINES_MAPPING}[task]
+    for task_mapping in auto.SUPPORTED_TASKS_MAPPINGS:
+        for model_name, cls in task_mapping.items():
+            if cls.__name__ == pipeline_class_name:
+                return mapping.get(model_name)
+    return None
+
+
+def _takes(pipeline_cls: type, argument: str) -> bool:
+    return argument in inspect.signature(pipeline_cls.__call__).parameters
+
+
+def edit_pipeline_classes(pipeline_cls: type) -> tuple[type | None, type | None]:
+    """(pipeline class for a masked edit, for an unmasked edit) of a loaded pipeline class; None where it cannot.
+
+    A pipeline that takes ``mask_image`` (inpaint, fill) does both itself. Otherwise the
+    family's AutoPipeline siblings; an image-to-image or instruction pipeline (one that
+    takes ``image``) is its own unmasked route, and where the family has no inpainting
+    pipeline a masked edit runs it on the whole image (the outside is pasted back).
+    """
+    if _takes(pipeline_cls, "mask_image"):
+        return pipeline_cls, pipeline_cls
+    inpaint = _auto_sibling("inpaint", pipeline_cls.__name__)
+    img2img = _auto_sibling("img2img", pipeline_cls.__name__)
+    if img2img is None and _takes(pipeline_cls, "image"):
+        img2img = pipeline_cls
+    return inpaint or img2img, img2img
+
+
+def _diffusers_class(name: str) -> type | None:
+    """A diffusers pipeline class by name (from a model_index.json), or None for a custom one."""
+    if not name:
+        return None
+    import diffusers
+
+    try:
+        cls = getattr(diffusers, name, None)
+    except Exception:  # noqa: BLE001 - a class whose optional dependencies are missing counts as unknown
+        return None
+    return cls if isinstance(cls, type) else None
+
+
+def _fit_size(size: int, multiple: int) -> int:
+    """``size`` rounded down to ``multiple`` (at least one multiple): what the pipeline can make."""
+    return max(multiple, size // multiple * multiple)
+
+
+def _steps_for_strength(steps: int, strength: float) -> int:
+    """Steps such that ``int(steps * strength)`` (what img2img/inpaint pipelines run) is at least
+    one: a small strength would otherwise leave no step and fail deep inside the pipeline."""
+    while int(steps * strength) < 1:
+        steps = max(steps + 1, math.ceil(1 / strength))
+    return steps
 
 
 def pick_device(device: str = "auto") -> str:
@@ -162,15 +248,19 @@ class DiffusersGenerator:
         if isinstance(pipeline_or_path, (str, os.PathLike)):
             self.path = os.fspath(pipeline_or_path)
             self._pipe, self._call_lock = None, None
-            preset = detect_preset(self.path, self._class_from_model_index(self.path))
+            self._index_class = self._class_from_model_index(self.path)
+            preset = detect_preset(self.path, self._index_class)
         else:
             self.path = getattr(getattr(pipeline_or_path, "config", None), "_name_or_path", "") or ""
             self._pipe, self._call_lock = pipeline_or_path, threading.Lock()
-            preset = detect_preset(self.path, type(pipeline_or_path).__name__)
+            self._index_class = type(pipeline_or_path).__name__
+            preset = detect_preset(self.path, self._index_class)
         if family is not None:
             preset = PRESETS.get(family, Preset(family))
         self.preset = preset
         self.family = preset.family
+        #: Edit pipelines built from the loaded one with ``from_pipe``, by class.
+        self._edit_pipes: dict[type, Any] = {}
 
     def __repr__(self) -> str:
         return f"DiffusersGenerator({self.path!r}, family={self.family!r})"
@@ -242,16 +332,81 @@ class DiffusersGenerator:
             _PIPELINES[key] = (pipe, threading.Lock())
             return _PIPELINES[key]
 
+    # -- editing -------------------------------------------------------------------------
+
+    @property
+    def supports_editing(self) -> bool:
+        """Whether this pipeline's family edits: from the model_index.json class, without
+        loading weights, when diffusers knows it; otherwise decided by loading the pipeline."""
+        try:
+            cls = type(self._pipe) if self._pipe is not None else _diffusers_class(self._index_class)
+            if cls is None:
+                cls = type(self.pipeline)
+        except (GenerationError, ImportError):
+            return False
+        return any(c is not None for c in edit_pipeline_classes(cls))
+
+    def edit(self, request: EditRequest) -> Image.Image:
+        """Inpaint inside ``request.mask``, or img2img / instruction-edit the source without one.
+
+        The result has the source's size; outside the mask it is the source. Strength 0
+        returns the source (there is no step to run); instruction editors ignore strength.
+        """
+        source = request.image.convert("RGB")
+        if request.strength <= 0:
+            return source.copy()
+        pipe = self.pipeline
+        masked_cls, unmasked_cls = edit_pipeline_classes(type(pipe))
+        target = masked_cls if request.mask is not None else unmasked_cls
+        if target is None:
+            how = "inpainting or image-to-image" if request.mask is not None else "image-to-image or instruction-editing"
+            raise GenerationError(
+                f"{self.family} ({type(pipe).__name__}) cannot edit: diffusers has no {how} pipeline for it; "
+                "edit with an inpainting or editing model (SD/SDXL, FLUX.1-Fill, FLUX.1-Kontext, Qwen-Image-Edit, Z-Image)"
+            )
+        edit_pipe = self._edit_pipeline(pipe, target)
+        p = self.resolved_params(request)
+        multiple = 2 * int(getattr(edit_pipe, "vae_scale_factor", 8) or 8)
+        p["width"], p["height"] = _fit_size(source.width, multiple), _fit_size(source.height, multiple)
+        if "steps" in p and _takes(type(edit_pipe), "strength"):
+            p["steps"] = _steps_for_strength(int(p["steps"]), float(request.strength))
+        mask = request.mask.convert("L").resize(source.size) if request.mask is not None else None
+        extra: dict[str, Any] = {"image": source, "strength": float(request.strength)}
+        if _takes(type(edit_pipe), "mask_image"):  # an inpaint/fill pipeline without a mask repaints everywhere
+            extra["mask_image"] = mask if mask is not None else Image.new("L", source.size, 255)
+        result = self._run_group(edit_pipe, [request], p, [p], extra, "editing")[0]
+        if isinstance(result, GenerationError):
+            raise result
+        if result.size != source.size:
+            result = result.resize(source.size, Image.Resampling.LANCZOS)
+        return Image.composite(result, source, mask) if mask is not None else result
+
+    def _edit_pipeline(self, pipe: Any, cls: type) -> Any:
+        """``pipe`` itself, or the ``cls`` sibling sharing its components (built once, cached)."""
+        if type(pipe) is cls:
+            return pipe
+        with self._load_lock:
+            if cls not in self._edit_pipes:
+                try:
+                    sibling = cls.from_pipe(pipe)
+                except Exception as exc:  # noqa: BLE001 - a family whose components do not fit the sibling
+                    raise GenerationError(
+                        f"{self.family} cannot edit: building {cls.__name__} from {type(pipe).__name__} failed: {one_line(exc)}"
+                    ) from exc
+                sibling.set_progress_bar_config(disable=True)
+                self._edit_pipes[cls] = sibling
+            return self._edit_pipes[cls]
+
     # -- generation ----------------------------------------------------------------------
 
-    def resolved_params(self, request: GenerationRequest) -> dict[str, Any]:
+    def resolved_params(self, request: GenerationRequest | EditRequest) -> dict[str, Any]:
         """Request values, else the generator's defaults, else the family preset."""
         p = self.preset
         out: dict[str, Any] = {"steps": p.steps, "guidance": p.guidance, "width": p.width, "height": p.height}
         out.update(p.extra)
         out.update(self.defaults)
         for name in ("steps", "guidance", "width", "height", "negative_prompt"):
-            value = getattr(request, name)
+            value = getattr(request, name, None)  # an EditRequest has no size: it is the source's
             if value is not None:
                 out[name] = value
         out.update(request.extra)
@@ -289,24 +444,28 @@ class DiffusersGenerator:
                 results[i] = res
         return results
 
-    def _run_group(self, pipe: Any, reqs: list[GenerationRequest], p: dict[str, Any], each: list[dict]) -> list[Any]:
+    def _run_group(
+        self, pipe: Any, reqs: list[Any], p: dict[str, Any], each: list[dict], extra: dict | None = None, what: str = "generating"
+    ) -> list[Any]:
+        """One pipeline call (``extra``: an edit's image/mask/strength) with the error contract:
+        OOM splits the batch, then every failure becomes a ``GenerationError`` in the results."""
         import torch
 
         try:
             with self._call_lock:
-                return self._call(pipe, reqs, p, each)
+                return self._call(pipe, reqs, p, each, extra or {})
         except torch.OutOfMemoryError:
             _free_memory()
             if len(reqs) > 1:  # a smaller batch may fit: try one image at a time
-                return [self._run_group(pipe, [r], p, [e])[0] for r, e in zip(reqs, each)]
+                return [self._run_group(pipe, [r], p, [e], extra, what)[0] for r, e in zip(reqs, each)]
             size = f"{p.get('width', '?')}x{p.get('height', '?')}"
-            return [GenerationError(f"out of memory generating a {size} image with {self.path!r}; lower the size, or use offload=1")]
+            return [GenerationError(f"out of memory {what} a {size} image with {self.path!r}; lower the size, or use offload=1")]
         except GenerationError as exc:
             return [exc for _ in reqs]
         except Exception as exc:  # noqa: BLE001 - any pipeline failure becomes a candidate error
             return [GenerationError(f"{self.family} pipeline failed: {type(exc).__name__}: {one_line(exc)}") for _ in reqs]
 
-    def _call(self, pipe: Any, reqs: list[GenerationRequest], p: dict[str, Any], each: list[dict]) -> list[Any]:
+    def _call(self, pipe: Any, reqs: list[Any], p: dict[str, Any], each: list[dict], extra: dict[str, Any]) -> list[Any]:
         import numpy as np
         import torch
 
@@ -332,6 +491,7 @@ class DiffusersGenerator:
         for k, v in p.items():
             if k not in ("steps", "guidance", "width", "height", "negative_prompt") and k in accepted:
                 kwargs[k] = v
+        kwargs.update(extra)
         kwargs = {k: v for k, v in kwargs.items() if k in accepted or k == "prompt"}
         out = pipe(**kwargs)
         images = list(out.images)
