@@ -23,6 +23,7 @@ import httpx
 import pytest
 from PIL import Image
 
+from gems_graph.backends.doctor import check_generator
 from gems_graph.backends.images_api import ImagesApiGenerator, edit_mask, from_spec, mask_from_alpha, parse_spec
 from gems_graph.models import registry
 from gems_graph.models.generator import EditRequest, GenerationError, region_mask, supports_editing
@@ -353,3 +354,22 @@ def test_gems_run_edits_through_images_api(tmp_path):
     assert received.mask is not None and received.mask.tobytes() == mask.convert("L").tobytes()  # the mask arrived as recorded
     assert received.image.tobytes() == Image.open(first["image"]["path"]).convert("RGB").tobytes() and received.seed == edited["seed"]
     assert edited["score"] is not None  # the critic judged the edit like any candidate
+
+
+def test_doctor_compares_the_edits_declaration_with_the_model_list(shapes_server):
+    def edits_row(spec):
+        return {r.check: r for r in check_generator(spec)}.get("edits")
+
+    base = shapes_server.base_url
+    assert edits_row(f"images-api:{base}#shapes-served-test?edits=1").status == "ok"
+    undeclared = edits_row(f"images-api:{base}#shapes-served-test")
+    assert undeclared.status == "ok" and "add ?edits=1" in undeclared.detail
+    registry.register_generator("colour-doctor-test", lambda arg: ColourGenerator(), replace=True)
+    with ThreadedGeneratorServer("colour-doctor-test") as tgs:
+        row = edits_row(f"images-api:{tgs.server.base_url}#colour-doctor-test?edits=1")
+        assert row.status == "fail" and "cannot edit" in row.detail
+        assert edits_row(f"images-api:{tgs.server.base_url}#colour-doctor-test") is None
+    models = json_reply(200, {"object": "list", "data": [{"id": "Qwen/Qwen-Image-Edit", "object": "model"}]})
+    with RecordingServer(lambda rec: models) as srv:  # vLLM-Omni's list says nothing about edits
+        assert edits_row(f"images-api:{srv.url}/v1#Qwen/Qwen-Image-Edit?edits=1").status == "skip"
+        assert edits_row(f"images-api:{srv.url}/v1#Qwen/Qwen-Image-Edit") is None

@@ -63,8 +63,9 @@ spec (``images-api:http://gpu:8000/v1#Qwen/Qwen-Image-Edit?edits=1``) sets
 answers 404 or 405 on ``/images/edits`` (no such route, or ``gems serve-generator`` with a
 generator that cannot edit) gives a ``GenerationError`` "the server at ... does not serve
 /images/edits", and this generator stops offering edits for the rest of the process.
-``gems serve-generator`` also lists ``"edits": true|false`` in its ``/v1/models`` entry,
-for people and scripts to read.
+``gems serve-generator`` also lists ``"edits": true|false`` in its ``/v1/models`` entry;
+``gems doctor`` compares the declaration with it (fail: declared but the server says the
+model cannot edit; vLLM-Omni's list says nothing, and then only the first edit tells).
 
 The key, if the server wants one (``vllm serve --api-key``), comes from
 ``GEMS_IMAGES_API_KEY``; it is sent as a bearer token and never logged. The family
@@ -96,7 +97,7 @@ from gems_graph.backends.http_client import (
     served_model_check,
 )
 from gems_graph.models.generator import EditRequest, GenerationError, GenerationRequest
-from gems_graph.models.health import Health
+from gems_graph.models.health import FAIL, OK, SKIP, Health
 from gems_graph.models.retry import CallLimits
 
 #: The most images vLLM-Omni takes in one request (``n`` is 1-10).
@@ -201,8 +202,31 @@ class ImagesApiGenerator:
         return self
 
     def health_checks(self) -> list[Health]:
-        """The server is up, takes the key, and lists the model."""
-        return [served_model_check(self.base_url, self.model, self.api_key)]
+        """The server is up, takes the key, and lists the model; and what its model list says about edits."""
+        reachable = served_model_check(self.base_url, self.model, self.api_key)
+        edits = self._edits_check() if reachable.status != FAIL else None
+        return [reachable] + ([edits] if edits else [])
+
+    def _edits_check(self) -> Health | None:
+        """The declaration (``edits=1``) against the ``"edits"`` flag ``gems serve-generator`` lists
+        for the model; vLLM-Omni lists none, and then only the first edit can tell."""
+        try:
+            resp = self._http.http.get(self.models_url, timeout=10)
+            entry = next((m for m in resp.json().get("data", []) if isinstance(m, dict) and m.get("id") == self.model), {})
+        except (httpx.HTTPError, ValueError, AttributeError, TypeError):
+            entry = {}
+        listed = entry.get("edits")
+        if not isinstance(listed, bool):
+            if not self.supports_editing:
+                return None
+            return Health("edits", SKIP, f"declared by edits=1; {self.models_url} does not say whether it edits (a 404 turns edits off)")
+        if listed and self.supports_editing:
+            return Health("edits", OK, f"{self.model} edits ({self.edits_url})")
+        if listed:
+            return Health("edits", OK, f"the server edits with {self.model}; add ?edits=1 to the spec to let the refiner edit")
+        if self.supports_editing:
+            return Health("edits", FAIL, f"declared by edits=1, but {self.models_url} says {self.model} cannot edit")
+        return None
 
     def __repr__(self) -> str:
         return f"ImagesApiGenerator({self.base_url!r}, {self.model!r})"
