@@ -221,12 +221,19 @@ class ThreadedGeneratorServer:
     max_body_bytes: int = 64 * 1024
     max_concurrency: int = 1
     request_timeout: float = 30.0
+    max_edit_bytes: int = 32 * 1024 * 1024
 
     def __enter__(self) -> ThreadedGeneratorServer:
         from gems_graph.backends.server import make_server
 
         self.server = make_server(
-            self.spec, "127.0.0.1", 0, self.max_body_bytes, self.max_concurrency, request_timeout=self.request_timeout
+            self.spec,
+            "127.0.0.1",
+            0,
+            self.max_body_bytes,
+            self.max_concurrency,
+            request_timeout=self.request_timeout,
+            max_edit_bytes=self.max_edit_bytes,
         )
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()

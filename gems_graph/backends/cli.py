@@ -19,19 +19,23 @@ def serve_generator_command(
     host: str = typer.Option("127.0.0.1", "--host", help="Address to bind (0.0.0.0 to serve other machines)."),
     port: int = typer.Option(8765, "--port", help="Port to listen on (0 picks a free one)."),
     max_body_bytes: int = typer.Option(65536, "--max-body-bytes", help="Larger requests get 413."),
+    max_edit_bytes: int = typer.Option(
+        32 * 1024 * 1024, "--max-edit-bytes", help="Larger /v1/images/edits requests (image and mask uploads) get 413."
+    ),
     max_concurrency: int = typer.Option(1, "--max-concurrency", help="Generations at once; more requests get 503 (clients retry)."),
     served_model_name: Optional[str] = typer.Option(
         None, "--served-model-name", help="Model id on /v1 (default: the spec's model, e.g. Tongyi-MAI/Z-Image-Turbo)."
     ),
     request_timeout: float = typer.Option(30.0, "--request-timeout", help="Seconds a silent connection is kept before it is closed."),
 ) -> None:
-    """Serve a generator over HTTP: POST /v1/images/generations (OpenAI Images API, as vLLM-Omni),
-    POST /generate (JSON, form or ?prompt=) -> PNG; GET /v1/models, GET /health."""
+    """Serve a generator over HTTP: POST /v1/images/generations and /v1/images/edits (OpenAI Images API,
+    as vLLM-Omni; edits when the generator edits), POST /generate (JSON, form or ?prompt=) -> PNG;
+    GET /v1/models, GET /health."""
     from gems_graph.backends.server import make_server
     from gems_graph.models.registry import BackendLoadError, UnknownBackendError
 
     try:
-        server = make_server(spec, host, port, max_body_bytes, max_concurrency, served_model_name, request_timeout)
+        server = make_server(spec, host, port, max_body_bytes, max_concurrency, served_model_name, request_timeout, max_edit_bytes)
     except (UnknownBackendError, BackendLoadError, ValueError, OSError) as exc:
         typer.echo(f"error: {one_line(exc)}", err=True)
         raise typer.Exit(2) from None

@@ -144,25 +144,45 @@ def is_refusal(code: str, message: str) -> bool:
     return "content_policy" in text or "content policy" in text or "safety" in text
 
 
-def decode_image(data: bytes, where: str) -> Image.Image:
-    """PNG/JPEG/... bytes -> an RGB image; ``GenerationError`` naming ``where`` when they are not
-    one, or when the image is larger than ``MAX_IMAGE_PIXELS`` (checked from its header, before decoding)."""
+def open_image(data: bytes) -> Image.Image:
+    """PNG/JPEG/... bytes -> the loaded image, in its own mode (an alpha channel is kept).
+
+    The size is checked from the header, before decoding: an image over ``MAX_IMAGE_PIXELS``
+    or ``MAX_IMAGE_SIDE`` is not decoded. ``ValueError`` says what the bytes are instead
+    ("a 9000x9000 image, over the limit ...", "something that is not an image (12 bytes)"),
+    worded to follow "sent" (clients) or "got" (``gems serve-generator``'s uploads).
+    """
     try:
         with warnings.catch_warnings():  # PIL's bomb warning: the size is checked right below
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             img = Image.open(io.BytesIO(data))
         width, height = img.size
         if width * height > MAX_IMAGE_PIXELS or max(width, height) > MAX_IMAGE_SIDE:
-            raise GenerationError(
-                f"{where} sent a {width}x{height} image, over the limit of {MAX_IMAGE_PIXELS} pixels "
-                f"({MAX_IMAGE_SIDE} a side); it was not decoded"
+            raise ValueError(
+                f"a {width}x{height} image, over the limit of {MAX_IMAGE_PIXELS} pixels ({MAX_IMAGE_SIDE} a side); it was not decoded"
             )
         img.load()
     except Image.DecompressionBombError as exc:
-        raise GenerationError(f"{where} sent an image too large to decode: {one_line(exc)}") from exc
+        raise ValueError(f"an image too large to decode: {one_line(exc)}") from exc
     except (UnidentifiedImageError, OSError) as exc:
-        raise GenerationError(f"{where} sent something that is not an image ({len(data)} bytes)") from exc
-    return img.convert("RGB")
+        raise ValueError(f"something that is not an image ({len(data)} bytes)") from exc
+    return img
+
+
+def decode_image(data: bytes, where: str) -> Image.Image:
+    """PNG/JPEG/... bytes from a server -> an RGB image; ``GenerationError`` naming ``where`` when they
+    are not one, or when the image is larger than ``MAX_IMAGE_PIXELS`` (see ``open_image``)."""
+    try:
+        return open_image(data).convert("RGB")
+    except ValueError as exc:
+        raise GenerationError(f"{where} sent {exc}") from exc
+
+
+def png_bytes(image: Image.Image) -> bytes:
+    """``image`` as PNG bytes (what the image servers send and take)."""
+    buf = io.BytesIO()
+    image.save(buf, format="PNG")
+    return buf.getvalue()
 
 
 def decode_b64_image(b64: Any, where: str) -> Image.Image:

@@ -40,6 +40,33 @@ safety refusal says so), recorded on each candidate of that request. An image th
 server could not make inside an otherwise good reply (``gems serve-generator``
 sends ``{"b64_json": null, "error": msg}`` for it) fails only that candidate.
 
+Edits (``POST {base_url}/images/edits``, ``ImagesApiGenerator.edit``): multipart/form-data
+as OpenAI's "Create image edit" reference and vLLM-Omni's "Image Edit API" page
+(``docs/serving/image_edit_api.md``) and route (``edit_images`` in
+``vllm_omni/entrypoints/openai/api_server.py``) take it. Files: ``image`` (the source,
+PNG) and, for an inpainting edit, the mask, sent as one PNG under both names the servers
+read: ``mask`` (OpenAI: its transparent pixels, alpha 0, mark where to edit) and
+``mask_image`` (vLLM-Omni: white is inpainted). ``edit_mask`` makes that PNG from our mask
+(mode ``L``, white = repaint): RGBA, white and transparent where to repaint, black and
+opaque elsewhere, so both readings agree. Without a mask the edit is img2img. Text fields:
+``model``, ``prompt``, ``n`` (1), ``size`` (the source's ``WIDTHxHEIGHT``: the edit comes
+back at the source's size), ``response_format`` ("b64_json"), and the extension fields
+generation sends: ``seed``, ``num_inference_steps``, ``guidance_scale`` /
+``true_cfg_scale``, ``negative_prompt``, plus ``strength`` (vLLM-Omni passes it to the
+pipeline) and ``extra_params`` as JSON text (read by ``gems serve-generator``; vLLM-Omni's
+edit form has no such field and ignores it). The reply, errors and retries are those of
+generations. Edits are not coalesced: each has its own source image.
+
+Whether the server edits cannot be known offline, so it is declared: ``edits=1`` in the
+spec (``images-api:http://gpu:8000/v1#Qwen/Qwen-Image-Edit?edits=1``) sets
+``supports_editing``, and only then does the refiner offer the edit move. A server that
+answers 404 or 405 on ``/images/edits`` (no such route, or ``gems serve-generator`` with a
+generator that cannot edit) gives a ``GenerationError`` "the server at ... does not serve
+/images/edits", and this generator stops offering edits for the rest of the process.
+``gems serve-generator`` also lists ``"edits": true|false`` in its ``/v1/models`` entry;
+``gems doctor`` compares the declaration with it (fail: declared but the server says the
+model cannot edit; vLLM-Omni's list says nothing, and then only the first edit tells).
+
 The key, if the server wants one (``vllm serve --api-key``), comes from
 ``GEMS_IMAGES_API_KEY``; it is sent as a bearer token and never logged. The family
 (which lessons memory recalls) comes from the model name, as for ``diffusers:``
@@ -49,18 +76,28 @@ box serving the same model share lessons; ``family=<name>`` overrides it.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Hashable
 from typing import Any
 from urllib.parse import parse_qsl
 
-from PIL import Image
+import httpx
+from PIL import Image, ImageOps
 
 from gems_graph.backends.batching import BatchCoalescer
 from gems_graph.backends.diffusers_generator import PRESETS, detect_preset
-from gems_graph.backends.http_client import ImageServerClient, decode_b64_image, error_code, error_text, is_refusal, served_model_check
-from gems_graph.models.generator import GenerationError, GenerationRequest
-from gems_graph.models.health import Health
+from gems_graph.backends.http_client import (
+    ImageServerClient,
+    decode_b64_image,
+    error_code,
+    error_text,
+    is_refusal,
+    png_bytes,
+    served_model_check,
+)
+from gems_graph.models.generator import EditRequest, GenerationError, GenerationRequest
+from gems_graph.models.health import FAIL, OK, SKIP, Health
 from gems_graph.models.retry import CallLimits
 
 #: The most images vLLM-Omni takes in one request (``n`` is 1-10).
@@ -79,6 +116,38 @@ def family_for_model(model: str) -> str:
 def size_field(width: int | None, height: int | None) -> str | None:
     """``"WIDTHxHEIGHT"`` when both are set; otherwise the server's default size."""
     return f"{int(width)}x{int(height)}" if width and height else None
+
+
+def edit_mask(mask: Image.Image) -> Image.Image:
+    """Our mask (mode ``L``, white = repaint) as the one PNG both edits conventions read the same:
+    RGBA, transparent where to repaint (OpenAI's ``mask``: alpha 0 marks the edit) and white
+    there on black elsewhere (vLLM-Omni's ``mask_image`` and diffusers read it as grey: white
+    is inpainted)."""
+    grey = mask.convert("L")
+    return Image.merge("RGBA", (grey, grey, grey, ImageOps.invert(grey)))
+
+
+def mask_from_alpha(mask: Image.Image) -> Image.Image:
+    """An OpenAI ``mask`` (transparent = edit) as ours (mode ``L``, white = repaint);
+    ``ValueError`` for a mask without an alpha channel, which OpenAI refuses too."""
+    if mask.mode == "P" and "transparency" in mask.info:
+        mask = mask.convert("RGBA")
+    if "A" not in mask.getbands():
+        raise ValueError(
+            f"'mask' has no alpha channel (mode {mask.mode}): its transparent pixels mark where to edit; "
+            "send a PNG with transparency, or the mask as 'mask_image' (white = repaint)"
+        )
+    return ImageOps.invert(mask.getchannel("A"))
+
+
+def _flag(value: str) -> bool:
+    """``1/true/yes/on`` or ``0/false/no/off`` (a spec option)."""
+    text = value.strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"{value!r} is not 1 or 0")
 
 
 def _batch_key(request: GenerationRequest) -> Hashable:
@@ -102,6 +171,7 @@ class ImagesApiGenerator:
         retries: int = 3,
         backoff: float = 0.5,
         api_key: str | None = None,
+        edits: bool = False,
     ) -> None:
         if not base_url.lower().startswith(("http://", "https://")):
             raise ValueError(f"images-api base URL must start with http:// or https://, got {base_url!r}")
@@ -113,6 +183,12 @@ class ImagesApiGenerator:
         self.model = model
         self.family = family or family_for_model(model)
         self.max_batch = int(max_batch)
+        #: Declared by the spec (``edits=1``): the refiner offers edits only then. Turned off,
+        #: for this process, when the server answers that it does not serve ``/images/edits``.
+        self.supports_editing = bool(edits)
+        self._no_edits = (
+            f"images-api:{self.base_url}#{model} was not declared to edit; add ?edits=1 to the spec if the server serves /images/edits"
+        )
         self._guidance_field = "true_cfg_scale" if detect_preset(model).guidance_arg == "true_cfg_scale" else "guidance_scale"
         key = api_key if api_key is not None else os.environ.get(API_KEY_VARIABLE)
         self._http = ImageServerClient(
@@ -126,8 +202,31 @@ class ImagesApiGenerator:
         return self
 
     def health_checks(self) -> list[Health]:
-        """The server is up, takes the key, and lists the model."""
-        return [served_model_check(self.base_url, self.model, self.api_key)]
+        """The server is up, takes the key, and lists the model; and what its model list says about edits."""
+        reachable = served_model_check(self.base_url, self.model, self.api_key)
+        edits = self._edits_check() if reachable.status != FAIL else None
+        return [reachable] + ([edits] if edits else [])
+
+    def _edits_check(self) -> Health | None:
+        """The declaration (``edits=1``) against the ``"edits"`` flag ``gems serve-generator`` lists
+        for the model; vLLM-Omni lists none, and then only the first edit can tell."""
+        try:
+            resp = self._http.http.get(self.models_url, timeout=10)
+            entry = next((m for m in resp.json().get("data", []) if isinstance(m, dict) and m.get("id") == self.model), {})
+        except (httpx.HTTPError, ValueError, AttributeError, TypeError):
+            entry = {}
+        listed = entry.get("edits")
+        if not isinstance(listed, bool):
+            if not self.supports_editing:
+                return None
+            return Health("edits", SKIP, f"declared by edits=1; {self.models_url} does not say whether it edits (a 404 turns edits off)")
+        if listed and self.supports_editing:
+            return Health("edits", OK, f"{self.model} edits ({self.edits_url})")
+        if listed:
+            return Health("edits", OK, f"the server edits with {self.model}; add ?edits=1 to the spec to let the refiner edit")
+        if self.supports_editing:
+            return Health("edits", FAIL, f"declared by edits=1, but {self.models_url} says {self.model} cannot edit")
+        return None
 
     def __repr__(self) -> str:
         return f"ImagesApiGenerator({self.base_url!r}, {self.model!r})"
@@ -135,6 +234,10 @@ class ImagesApiGenerator:
     @property
     def generations_url(self) -> str:
         return f"{self.base_url}/images/generations"
+
+    @property
+    def edits_url(self) -> str:
+        return f"{self.base_url}/images/edits"
 
     @property
     def models_url(self) -> str:
@@ -186,24 +289,28 @@ class ImagesApiGenerator:
             resp = self._http.call(lambda http, timeout: http.post(self.generations_url, json=body, timeout=timeout), where)
         except GenerationError as exc:
             return [exc] * len(reqs)
+        return self._reply_images(resp, where, len(reqs))
+
+    def _reply_images(self, resp: httpx.Response, where: str, n: int) -> list[Image.Image | GenerationError]:
+        """The ``n`` images of a reply, a ``GenerationError`` in place of each one that did not come."""
         if resp.status_code != 200:
             message = error_text(resp)
             if is_refusal(error_code(resp), message):
                 err = GenerationError(f"{self.model} refused the prompt (content policy): {message}")
             else:
                 err = GenerationError(f"{where} refused the request: HTTP {resp.status_code}: {message}")
-            return [err] * len(reqs)
+            return [err] * n
         try:
             data = resp.json()["data"]
             if not isinstance(data, list):
                 raise TypeError("'data' is not a list")
         except (ValueError, KeyError, TypeError) as exc:
-            return [GenerationError(f"{where} sent a reply without a 'data' list: {exc}")] * len(reqs)
+            return [GenerationError(f"{where} sent a reply without a 'data' list: {exc}")] * n
         out: list[Image.Image | GenerationError] = []
-        for k in range(len(reqs)):
+        for k in range(n):
             item = data[k] if k < len(data) and isinstance(data[k], dict) else {}
             if k >= len(data):
-                out.append(GenerationError(f"{where} returned {len(data)} images for n={len(reqs)}"))
+                out.append(GenerationError(f"{where} returned {len(data)} images for n={n}"))
             elif not item.get("b64_json") and item.get("error"):
                 out.append(GenerationError(f"{where} could not make image {k} of the batch: {item['error']}"))
             else:
@@ -212,6 +319,55 @@ class ImagesApiGenerator:
                 except GenerationError as exc:
                     out.append(exc)
         return out
+
+    def edit(self, request: EditRequest) -> Image.Image:
+        """One edit: ``POST {base_url}/images/edits``, multipart, as ``edit_form`` builds it.
+
+        Not coalesced (each edit has its own source image). A 404 or 405 means the server
+        does not edit: the error says so and this generator stops offering edits.
+        """
+        if not self.supports_editing:
+            raise GenerationError(self._no_edits)
+        where = f"image server {self.edits_url}"
+        fields, files = self.edit_form(request)
+        resp = self._http.call(lambda http, timeout: http.post(self.edits_url, data=fields, files=files, timeout=timeout), where)
+        if resp.status_code in (404, 405):
+            self.supports_editing = False
+            self._no_edits = f"the server at {self.base_url} does not serve /images/edits (HTTP {resp.status_code}: {error_text(resp)})"
+            raise GenerationError(self._no_edits)
+        result = self._reply_images(resp, where, 1)[0]
+        if isinstance(result, GenerationError):
+            raise result
+        return result
+
+    def edit_form(self, request: EditRequest) -> tuple[dict[str, str], list[tuple[str, tuple[str, bytes, str]]]]:
+        """The edits form for ``request``: (text fields, files), as httpx sends them.
+
+        Files: ``image`` (the source, PNG) and, for an inpainting edit, the mask (``edit_mask``)
+        twice, as ``mask`` (OpenAI) and ``mask_image`` (vLLM-Omni); a server reads the one it
+        knows. ``size`` is the source's: the edit comes back at the source's size.
+        """
+        fields = {
+            "model": self.model,
+            "prompt": request.prompt,
+            "n": "1",
+            "size": size_field(*request.image.size) or "auto",
+            "response_format": "b64_json",
+            "seed": str(int(request.seed)),
+            "strength": repr(float(request.strength)),
+        }
+        optional = {
+            "num_inference_steps": request.steps,
+            self._guidance_field: request.guidance,
+            "negative_prompt": request.negative_prompt,
+            "extra_params": json.dumps(request.extra) if request.extra else None,
+        }
+        fields.update({k: str(v) for k, v in optional.items() if v is not None})
+        files = [("image", ("image.png", png_bytes(request.image.convert("RGB")), "image/png"))]
+        if request.mask is not None:
+            mask = png_bytes(edit_mask(request.mask))
+            files += [("mask", ("mask.png", mask, "image/png")), ("mask_image", ("mask.png", mask, "image/png"))]
+        return fields, files
 
     def close(self) -> None:
         self._http.close()
@@ -229,7 +385,7 @@ def _consecutive_runs(order: list[int], requests: list[GenerationRequest], limit
     return runs
 
 
-_OPTIONS = {"batch": int, "batch_window": float, "timeout": float, "retries": int, "family": str}
+_OPTIONS = {"batch": int, "batch_window": float, "timeout": float, "retries": int, "family": str, "edits": _flag}
 
 
 def parse_spec(arg: str) -> tuple[str, str, dict[str, Any]]:
@@ -248,7 +404,8 @@ def parse_spec(arg: str) -> tuple[str, str, dict[str, Any]]:
         try:
             kwargs["max_batch" if key == "batch" else key] = _OPTIONS[key](value)
         except ValueError:
-            raise ValueError(f"images-api option {key}={value!r} must be a {_OPTIONS[key].__name__}") from None
+            kind = "1 or 0" if _OPTIONS[key] is _flag else f"a {_OPTIONS[key].__name__}"
+            raise ValueError(f"images-api option {key}={value!r} must be {kind}") from None
     return base_url.strip(), model, kwargs
 
 

@@ -11,30 +11,40 @@ One GPU box loads the model once; many agents call it. Stdlib only
   An image that fails inside a batch comes back as ``{"b64_json": null, "error": msg}``
   (the rest still arrive); when every image fails the answer is 422.
   Errors are OpenAI-shaped: ``{"error": {"message", "type", "code"}}``.
-* ``GET /v1/models``: ``{"object": "list", "data": [{"id": served model name, "family", ...}]}``
-  (``family`` is ours, for people reading it; clients take the family from the name);
+* ``POST /v1/images/edits``: the OpenAI edits form (multipart/form-data, parsed by
+  ``form_data``; or JSON with base64 ``image``/``mask``/``mask_image``), served when the
+  generator edits (``supports_editing``) by ``generator.edit(EditRequest(...))``; see
+  ``parse_edit_request`` for the fields. ``n`` edits are made one by one with seeds
+  ``seed, seed+1, ...``, answered like generations. A generator that cannot edit gets 404
+  "model ... cannot edit images" (the body unread), which ``images-api:`` clients read as
+  "does not serve /images/edits". A missing image, a file that is not an image, a mask of
+  another size, a ``mask`` without alpha, a ``size`` other than the image's get 400.
+* ``GET /v1/models``: ``{"object": "list", "data": [{"id": served model name, "family", "edits", ...}]}``
+  (``family`` and ``edits`` are ours, for people reading it; clients take the family from the name);
   the name is ``--served-model-name``, else the spec's model (``Tongyi-MAI/Z-Image-Turbo``
   for ``diffusers:Tongyi-MAI/Z-Image-Turbo?device=cuda``). A request naming another
   model gets 400, as vLLM-Omni answers.
 * ``POST /`` or ``POST /generate``: our ``http:`` protocol (JSON, see
   ``http_generator``), a form with ``prompt``, or the official GEMS servers' call
   (``POST /generate?prompt=...``, no body) -> ``image/png``.
-* ``GET /health`` -> ``{"status": "ok", "generator": spec, "family", "busy", "max_concurrency"}``
+* ``GET /health`` -> ``{"status": "ok", "generator": spec, "family", "busy", "max_concurrency", "edits"}``
 
-Limits, on every POST route: a body over ``max_body_bytes`` gets 413 without being
-read, a ``Content-Length`` that is not a number of bytes gets 400; a connection that
-sends nothing for ``request_timeout`` seconds (default 30) is closed, so stalled
-clients do not hold a thread each; an image over ``MAX_IMAGE_PIXELS`` (8192 x 8192)
-is refused with 400 before it is made; when ``max_concurrency`` generations are already running the request gets
-503 with ``Retry-After`` (clients retry), so a queue never builds up inside the
-server. On ``/generate`` a generator failure is 422 ``{"error": msg}``; a bad
+Limits, on every POST route: a body over ``max_body_bytes`` (on the edits route
+``max_edit_bytes``, 32 MiB by default: it carries images) gets 413 without being read,
+a ``Content-Length`` that is not a number of bytes gets 400; a connection that sends
+nothing for ``request_timeout`` seconds (default 30) is closed, so stalled clients do
+not hold a thread each; an image over ``MAX_IMAGE_PIXELS`` (8192 x 8192) is refused
+with 400 before it is made (an uploaded one before it is decoded); when
+``max_concurrency`` generations or edits are already running the request gets 503 with
+``Retry-After`` (clients retry), so a queue never builds up inside the server. On
+``/generate`` a generator failure is 422 ``{"error": msg}``; a bad
 request is 400.
 """
 
 from __future__ import annotations
 
 import base64
-import io
+import binascii
 import json
 import logging
 import random
@@ -47,14 +57,26 @@ from urllib.parse import parse_qs, urlsplit
 
 from PIL import Image
 
-from gems_graph.backends.images_api import MAX_N, size_field
-from gems_graph.models.generator import MAX_IMAGE_PIXELS, MAX_IMAGE_SIDE, GenerationError, GenerationRequest
+from gems_graph.backends.form_data import parse_form_data
+from gems_graph.backends.http_client import open_image, png_bytes
+from gems_graph.backends.images_api import MAX_N, mask_from_alpha, size_field
+from gems_graph.models.generator import (
+    MAX_IMAGE_PIXELS,
+    MAX_IMAGE_SIDE,
+    EditRequest,
+    GenerationError,
+    GenerationRequest,
+    supports_editing,
+)
 from gems_graph.models.registry import resolve_generator, split_spec
 
 log = logging.getLogger(__name__)
 
 _INT_FIELDS = ("seed", "width", "height", "steps")
 IMAGES_ROUTE = "/v1/images/generations"
+EDITS_ROUTE = "/v1/images/edits"
+#: Default bound on an edits body (it carries the source image and the mask).
+MAX_EDIT_BYTES = 32 * 1024 * 1024
 MODELS_ROUTE = "/v1/models"
 #: Seconds a connection may stay silent (headers or body not coming) before it is closed.
 REQUEST_TIMEOUT = 30.0
@@ -84,6 +106,7 @@ class GeneratorServer(ThreadingHTTPServer):
         max_concurrency: int,
         model_name: str | None = None,
         request_timeout: float = REQUEST_TIMEOUT,
+        max_edit_bytes: int = MAX_EDIT_BYTES,
     ) -> None:
         self.request_timeout = request_timeout
         super().__init__(address, _Handler)
@@ -91,6 +114,7 @@ class GeneratorServer(ThreadingHTTPServer):
         self.spec = spec
         self.model_name = model_name or served_model_name(spec)
         self.max_body_bytes = max_body_bytes
+        self.max_edit_bytes = max_edit_bytes
         self.max_concurrency = max_concurrency
         self.slots = threading.BoundedSemaphore(max_concurrency)
         self.busy = 0
@@ -125,14 +149,14 @@ class GeneratorServer(ThreadingHTTPServer):
             self.slots.release()
 
 
-def _json_object(body: bytes) -> dict[str, Any]:
-    """A request body that must be a JSON object (empty counts as ``{}``); ``ValueError`` otherwise."""
+def _json_object(body: bytes, what: str = "body") -> dict[str, Any]:
+    """A request body (or field) that must be a JSON object (empty counts as ``{}``); ``ValueError`` otherwise."""
     try:
         parsed = json.loads(body.decode("utf-8") or "{}")
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ValueError(f"body is not JSON: {exc}") from exc
+        raise ValueError(f"{what} is not JSON: {exc}") from exc
     if not isinstance(parsed, dict):
-        raise ValueError("body must be a JSON object")
+        raise ValueError(f"{what} must be a JSON object")
     return parsed
 
 
@@ -162,41 +186,135 @@ def parse_request(body: bytes, content_type: str, query: str = "") -> Generation
 
 def parse_images_request(body: bytes, model_name: str) -> tuple[GenerationRequest, int]:
     """An OpenAI Images API body (vLLM-Omni's fields) -> (the first image's request, n)."""
-    data = _json_object(body)
+    kwargs, size, n = _images_fields(_json_object(body), model_name)
+    if size is not None:
+        kwargs["width"], kwargs["height"] = size
+    return check_size(GenerationRequest(**kwargs)), n
+
+
+def _images_fields(data: dict[str, Any], model_name: str) -> tuple[dict[str, Any], tuple[int, int] | None, int]:
+    """The fields generations and edits share -> (request keyword arguments, size or None, n).
+
+    Values may be JSON values or form text (the edits form): numbers are parsed from either.
+    """
     prompt = data.get("prompt")
     if not isinstance(prompt, str) or not prompt.strip():
         raise ValueError("'prompt' must be a non-empty string")
     if data.get("model") not in (None, "", model_name):
         raise ValueError(f"model {data['model']!r} is not served here; this server serves {model_name!r}")
-    n = _int(data.get("n", 1), "n")
+    n = _int(data["n"], "n") if data.get("n") not in (None, "") else 1
     if not 1 <= n <= MAX_N:
         raise ValueError(f"'n' must be between 1 and {MAX_N}, got {n}")
-    if data.get("response_format") not in (None, "b64_json"):
+    if data.get("response_format") not in (None, "", "b64_json"):
         raise ValueError(f"only response_format 'b64_json' is supported, got {data['response_format']!r}")
     kwargs: dict[str, Any] = {"prompt": prompt}
     seed = data.get("seed")
-    kwargs["seed"] = random.randrange(2**31) if seed is None else _int(seed, "seed")
-    size = data.get("size")
-    if size not in (None, "", "auto"):
-        w, sep, h = str(size).lower().partition("x")
+    kwargs["seed"] = random.randrange(2**31) if seed in (None, "") else _int(seed, "seed")
+    size_text, size = data.get("size"), None
+    if size_text not in (None, "", "auto"):
+        w, sep, h = str(size_text).lower().partition("x")
         try:
-            kwargs["width"], kwargs["height"] = int(w), int(h)
+            size = (int(w), int(h))
         except ValueError:
-            raise ValueError(f"'size' must be WIDTHxHEIGHT, e.g. '1024x1024', got {size!r}") from None
-        if not sep or kwargs["width"] < 1 or kwargs["height"] < 1:
-            raise ValueError(f"'size' must be WIDTHxHEIGHT, e.g. '1024x1024', got {size!r}")
-    if data.get("num_inference_steps") is not None:
+            raise ValueError(f"'size' must be WIDTHxHEIGHT, e.g. '1024x1024', got {size_text!r}") from None
+        if not sep or min(size) < 1:
+            raise ValueError(f"'size' must be WIDTHxHEIGHT, e.g. '1024x1024', got {size_text!r}")
+    if data.get("num_inference_steps") not in (None, ""):
         kwargs["steps"] = _int(data["num_inference_steps"], "num_inference_steps")
     for name in ("guidance_scale", "true_cfg_scale"):  # Qwen-Image clients send true CFG; both mean our ``guidance``
-        if data.get(name) is not None and "guidance" not in kwargs:
+        if data.get(name) not in (None, "") and "guidance" not in kwargs:
             kwargs["guidance"] = _float(data[name], name)
     if isinstance(data.get("negative_prompt"), str):
         kwargs["negative_prompt"] = data["negative_prompt"]
-    if data.get("extra_params") is not None:
-        if not isinstance(data["extra_params"], dict):
+    extra = data.get("extra_params")
+    if isinstance(extra, str) and extra:  # the edits form sends it as JSON text
+        extra = _json_object(extra.encode("utf-8"), "'extra_params'")
+    if extra not in (None, ""):
+        if not isinstance(extra, dict):
             raise ValueError("'extra_params' must be a JSON object")
-        kwargs["extra"] = data["extra_params"]
-    return check_size(GenerationRequest(**kwargs)), n
+        kwargs["extra"] = extra
+    return kwargs, size, n
+
+
+_IMAGE_FIELDS = ("image", "image[]")
+_MASK_FIELDS = ("mask", "mask_image")
+
+
+def parse_edit_request(body: bytes, content_type: str, model_name: str) -> tuple[EditRequest, int]:
+    """An edits request -> (the first edit's request, n).
+
+    ``multipart/form-data`` as OpenAI and vLLM-Omni take it: ``image`` (one file; ``image[]``
+    also), an optional mask as ``mask`` (OpenAI: transparent = edit) or ``mask_image``
+    (vLLM-Omni: white = repaint; ``mask`` wins when both come), ``strength`` (0-1, default 1)
+    and the generation fields. Or JSON with the same fields and base64 ``image``/``mask``/
+    ``mask_image`` (data URLs too). ``size``, when given, must be the image's own size.
+    """
+    kind = content_type.split(";", 1)[0].strip().lower()
+    if kind == "multipart/form-data":
+        data, uploads = _form(body, content_type)
+    elif kind in ("application/json", ""):
+        data = _json_object(body)
+        uploads = {name: _b64_upload(data.pop(name), name) for name in _IMAGE_FIELDS + _MASK_FIELDS if name in data}
+    else:
+        raise ValueError(f"send the edit as multipart/form-data (or JSON with base64 images), not {content_type!r}")
+    kwargs, size, n = _images_fields(data, model_name)
+    images = [uploads[name] for name in _IMAGE_FIELDS if name in uploads]
+    if not images:
+        raise ValueError("'image' is required: the image to edit, as a file part")
+    if len(images) > 1:
+        raise ValueError("send one 'image': this server edits one image at a time")
+    image = _upload_image(images[0], "image").convert("RGB")
+    if size is not None and size != image.size:
+        raise ValueError(f"'size' {size[0]}x{size[1]} is not the image's {image.width}x{image.height}; edits come back at the image's size")
+    mask = None
+    if "mask" in uploads:
+        mask = mask_from_alpha(_upload_image(uploads["mask"], "mask"))
+    elif "mask_image" in uploads:
+        mask = _upload_image(uploads["mask_image"], "mask_image").convert("L")
+    if mask is not None and mask.size != image.size:
+        raise ValueError(
+            f"the mask is {mask.width}x{mask.height} but the image is {image.width}x{image.height}; they must be the same size"
+        )
+    strength = _float(data["strength"], "strength") if data.get("strength") not in (None, "") else 1.0
+    if not 0.0 <= strength <= 1.0:
+        raise ValueError(f"'strength' must be from 0 to 1, got {strength:g}")
+    return EditRequest(image=image, mask=mask, strength=strength, **kwargs), n
+
+
+def _form(body: bytes, content_type: str) -> tuple[dict[str, str], dict[str, bytes]]:
+    """A multipart body -> (text fields, file parts by name); ``ValueError`` for a field sent twice."""
+    fields: dict[str, str] = {}
+    uploads: dict[str, bytes] = {}
+    for part in parse_form_data(body, content_type):
+        if part.name in fields or part.name in uploads:
+            if part.name in _IMAGE_FIELDS:
+                raise ValueError("send one 'image': this server edits one image at a time")
+            raise ValueError(f"form field {part.name!r} was sent twice")
+        if part.filename is not None or part.name in _IMAGE_FIELDS + _MASK_FIELDS:
+            uploads[part.name] = part.data
+        else:
+            fields[part.name] = part.text()
+    return fields, uploads
+
+
+def _b64_upload(value: Any, name: str) -> bytes:
+    """A JSON body's base64 image (or ``data:image/...;base64,`` URL) -> bytes."""
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"'{name}' must be a base64-encoded image")
+    if value.startswith("data:"):
+        value = value.partition(",")[2]
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError(f"'{name}' is not valid base64") from None
+
+
+def _upload_image(data: bytes, name: str) -> Image.Image:
+    """An uploaded image, size-checked before it is decoded; ``ValueError`` naming the field."""
+    try:
+        return open_image(data)
+    except ValueError as exc:
+        raise ValueError(f"'{name}' must be an image file (PNG, JPEG, WebP) of at most {MAX_IMAGE_PIXELS} pixels; got {exc}") from None
 
 
 def check_size(request: GenerationRequest) -> GenerationRequest:
@@ -231,19 +349,26 @@ def generate_n(generator: Any, first: GenerationRequest, n: int) -> list[Image.I
     batch = getattr(generator, "generate_batch", None)
     if n > 1 and callable(batch):
         return list(batch(requests))
+    return _each(generator.generate, requests)
+
+
+def edit_n(generator: Any, first: EditRequest, n: int) -> list[Image.Image | BaseException]:
+    """``n`` edits of the same source seeded ``first.seed + i``, one by one."""
+    return _each(generator.edit, [replace(first, seed=first.seed + i) for i in range(n)])
+
+
+def _each(make: Any, requests: list[Any]) -> list[Image.Image | BaseException]:
     results: list[Image.Image | BaseException] = []
     for r in requests:
         try:
-            results.append(generator.generate(r))
+            results.append(make(r))
         except Exception as exc:  # noqa: BLE001 - one failed image, the others still count
             results.append(exc)
     return results
 
 
 def _png_b64(image: Image.Image) -> str:
-    buf = io.BytesIO()
-    image.save(buf, format="PNG")
-    return base64.b64encode(buf.getvalue()).decode("ascii")
+    return base64.b64encode(png_bytes(image)).decode("ascii")
 
 
 def _error_line(exc: BaseException) -> str:
@@ -299,6 +424,7 @@ class _Handler(BaseHTTPRequestHandler):
                     "family": getattr(srv.generator, "family", "unknown"),
                     "busy": srv.busy,
                     "max_concurrency": srv.max_concurrency,
+                    "edits": supports_editing(srv.generator),
                 },
             )
         if self._route == MODELS_ROUTE:
@@ -308,25 +434,39 @@ class _Handler(BaseHTTPRequestHandler):
                 "created": 0,
                 "owned_by": "gems",
                 "family": getattr(srv.generator, "family", None),
+                "edits": supports_editing(srv.generator),
             }
             return self._json(200, {"object": "list", "data": [model]})
-        return self._json(404, {"error": f"not found; use GET /health, GET {MODELS_ROUTE}, POST /generate or POST {IMAGES_ROUTE}"})
+        return self._json(
+            404, {"error": f"not found; use GET /health, GET {MODELS_ROUTE}, POST /generate, POST {IMAGES_ROUTE} or POST {EDITS_ROUTE}"}
+        )
 
     def do_POST(self) -> None:  # noqa: N802 - stdlib name
+        srv = self.server
         route = self._route
+        if route == EDITS_ROUTE:
+            if not supports_editing(srv.generator):
+                self.close_connection = True  # the body stays unread
+                return self._error(
+                    404,
+                    f"model {srv.model_name!r} cannot edit images: this server does not serve {EDITS_ROUTE} for it "
+                    f"(it serves {IMAGES_ROUTE})",
+                    True,
+                )
+            body = self._read_body(True, srv.max_edit_bytes, "--max-edit-bytes")
+            return None if body is None else self._edits(body)
         openai = route == IMAGES_ROUTE
         if route not in _LEGACY_ROUTES and not openai:
-            return self._json(404, {"error": f"not found; POST to /generate or {IMAGES_ROUTE}"})
-        body = self._read_body(openai)
+            return self._json(404, {"error": f"not found; POST to /generate, {IMAGES_ROUTE} or {EDITS_ROUTE}"})
+        body = self._read_body(openai, srv.max_body_bytes, "--max-body-bytes")
         if body is None:
             return None
         if openai:
             return self._images(body)
         return self._legacy(body)
 
-    def _read_body(self, openai: bool) -> bytes | None:
+    def _read_body(self, openai: bool, limit: int, option: str) -> bytes | None:
         """The request body, or ``None`` after answering 411/400/413 (the body then stays unread)."""
-        srv = self.server
         length = self.headers.get("Content-Length")
         if length is None:
             if self.headers.get("Transfer-Encoding") is None:
@@ -339,9 +479,9 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             self._error(400, f"bad Content-Length {length[:40]!r}: it must be a number of bytes", openai)
             return None
-        if size > srv.max_body_bytes:
+        if size > limit:
             self.close_connection = True  # the unread body must not be parsed as the next request
-            self._error(413, f"body of {size} bytes is over the {srv.max_body_bytes}-byte limit", openai)
+            self._error(413, f"body of {size} bytes is over the {limit}-byte limit (serve-generator {option})", openai)
             return None
         return self.rfile.read(size)
 
@@ -360,9 +500,7 @@ class _Handler(BaseHTTPRequestHandler):
         except Exception as exc:  # noqa: BLE001 - report, keep serving
             log.exception("generator failed")
             return self._json(500, {"error": f"{type(exc).__name__}: {exc}"})
-        buf = io.BytesIO()
-        image.save(buf, format="PNG")
-        self._send(200, buf.getvalue(), "image/png")
+        self._send(200, png_bytes(image), "image/png")
 
     def _images(self, body: bytes) -> None:
         srv = self.server
@@ -370,8 +508,21 @@ class _Handler(BaseHTTPRequestHandler):
             first, n = parse_images_request(body, srv.model_name)
         except ValueError as exc:
             return self._error(400, str(exc), True)
+        self._made(lambda: generate_n(srv.generator, first, n))
+
+    def _edits(self, body: bytes) -> None:
+        srv = self.server
         try:
-            results = srv.run(lambda: generate_n(srv.generator, first, n))
+            first, n = parse_edit_request(body, self.headers.get("Content-Type", ""), srv.model_name)
+        except ValueError as exc:
+            return self._error(400, str(exc), True)
+        self._made(lambda: edit_n(srv.generator, first, n))
+
+    def _made(self, work: Any) -> None:
+        """Run ``work`` (a list of images or errors) in a slot and answer the Images API reply."""
+        srv = self.server
+        try:
+            results = srv.run(work)
         except ServerBusy as exc:
             return self._error(503, str(exc), True, {"Retry-After": "1"})
         except GenerationError as exc:
@@ -401,14 +552,22 @@ def make_server(
     max_concurrency: int = 1,
     model_name: str | None = None,
     request_timeout: float = REQUEST_TIMEOUT,
+    max_edit_bytes: int = MAX_EDIT_BYTES,
 ) -> GeneratorServer:
     """Resolve ``spec`` and bind a server (port 0 picks a free one); call ``serve_forever``."""
-    if max_body_bytes < 1 or max_concurrency < 1:
-        raise ValueError("max_body_bytes and max_concurrency must be >= 1")
+    if max_body_bytes < 1 or max_concurrency < 1 or max_edit_bytes < 1:
+        raise ValueError("max_body_bytes, max_edit_bytes and max_concurrency must be >= 1")
     if not 0 <= port <= 65535:
         raise ValueError(f"--port {port} is not a TCP port (0 to 65535; 0 picks a free one)")
     if not request_timeout > 0:
         raise ValueError("request_timeout must be above 0 seconds")
     return GeneratorServer(
-        (host, port), resolve_generator(spec), spec, max_body_bytes, max_concurrency, model_name, request_timeout=request_timeout
+        (host, port),
+        resolve_generator(spec),
+        spec,
+        max_body_bytes,
+        max_concurrency,
+        model_name,
+        request_timeout=request_timeout,
+        max_edit_bytes=max_edit_bytes,
     )
