@@ -141,9 +141,11 @@ def test_a_failed_relation_moves_one_object_to_a_free_cell_where_it_holds():
     assert after[("circle", "red")][0] < after[("triangle", "blue")][0]  # the relation holds in the layout asked for
     kept = next(p for p in wrong_side if cell_at(p.cx, p.cy) == after[(p.shape, p.color)])
     assert not _inside(edit.box, kept.cx, kept.cy)  # the object that stays is not repainted
-    # No free cell can make it hold (the circle is already at the far right): regenerate.
-    far = draw([Placed("circle", "red", 26.5, 16, 8), Placed("triangle", "blue", 5.5, 16, 8)])
-    assert plan_edit(request, detect(far)) is None
+    # Drawn the wrong way round at the edges, neither can move alone: the two swap places.
+    swapped = plan_edit(request, detect(draw([Placed("circle", "red", 26.5, 16, 8), Placed("triangle", "blue", 5.5, 16, 8)])))
+    assert swapped is not None and swapped.reason == "swap the red circle and the blue triangle"
+    assert {(o.shape, o.place) for o in parse_prompt(swapped.prompt).objects} == {("circle", "left"), ("triangle", "right")}
+    assert _inside(swapped.box, 5, 16) and _inside(swapped.box, 26, 16)
 
 
 def test_no_edit_when_nothing_of_the_request_is_there_or_nothing_fails():

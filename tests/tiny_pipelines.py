@@ -40,10 +40,31 @@ def tiny_clip_tokenizer():
     return CLIPTokenizer(vocab=vocab, merges=[], model_max_length=77)
 
 
+def tiny_clip_text_encoder(tokenizer, *, hidden_size: int, intermediate_size: int, heads: int, **config):
+    """A one-layer CLIP text model over ``tokenizer``'s vocabulary, seeded."""
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    torch.manual_seed(0)
+    return CLIPTextModel(
+        CLIPTextConfig(
+            bos_token_id=tokenizer.bos_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+            pad_token_id=tokenizer.pad_token_id,
+            hidden_size=hidden_size,
+            intermediate_size=intermediate_size,
+            layer_norm_eps=1e-05,
+            num_attention_heads=heads,
+            num_hidden_layers=1,
+            vocab_size=len(tokenizer),
+            max_position_embeddings=77,
+            **config,
+        )
+    )
+
+
 def sd_dummy_components() -> dict:
     """A tiny StableDiffusionPipeline (32x32, UNet + VAE + CLIP text model), seeded."""
     from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
-    from transformers import CLIPTextConfig, CLIPTextModel
 
     torch.manual_seed(0)
     unet = UNet2DConditionModel(
@@ -78,21 +99,7 @@ def sd_dummy_components() -> dict:
         sample_size=32,
     )
     tokenizer = tiny_clip_tokenizer()
-    torch.manual_seed(0)
-    text_encoder = CLIPTextModel(
-        CLIPTextConfig(
-            bos_token_id=tokenizer.bos_token_id,
-            eos_token_id=tokenizer.eos_token_id,
-            pad_token_id=tokenizer.pad_token_id,
-            hidden_size=16,
-            intermediate_size=16,
-            layer_norm_eps=1e-05,
-            num_attention_heads=2,
-            num_hidden_layers=1,
-            vocab_size=len(tokenizer),
-            max_position_embeddings=77,
-        )
-    )
+    text_encoder = tiny_clip_text_encoder(tokenizer, hidden_size=16, intermediate_size=16, heads=2)
     return dict(
         unet=unet,
         scheduler=scheduler,
@@ -235,7 +242,6 @@ def _tiny_t5_encoder(vocab_size: int):
 def flux_kontext_dummy_components() -> dict:
     """A tiny FluxKontextPipeline (an instruction editor: it takes ``image=`` itself)."""
     from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, FluxTransformer2DModel
-    from transformers import CLIPTextConfig, CLIPTextModel
 
     torch.manual_seed(0)
     transformer = FluxTransformer2DModel(
@@ -250,22 +256,7 @@ def flux_kontext_dummy_components() -> dict:
         axes_dims_rope=[4, 4, 8],
     )
     tokenizer = tiny_clip_tokenizer()
-    torch.manual_seed(0)
-    text_encoder = CLIPTextModel(
-        CLIPTextConfig(
-            bos_token_id=tokenizer.bos_token_id,
-            eos_token_id=tokenizer.eos_token_id,
-            pad_token_id=tokenizer.pad_token_id,
-            hidden_size=32,
-            intermediate_size=37,
-            layer_norm_eps=1e-05,
-            num_attention_heads=4,
-            num_hidden_layers=1,
-            vocab_size=len(tokenizer),
-            max_position_embeddings=77,
-            projection_dim=32,
-        )
-    )
+    text_encoder = tiny_clip_text_encoder(tokenizer, hidden_size=32, intermediate_size=37, heads=4, projection_dim=32)
     tokenizer_2 = tiny_t5_tokenizer()
     torch.manual_seed(0)
     vae = AutoencoderKL(
