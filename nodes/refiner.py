@@ -70,9 +70,9 @@ action "edit": the image you may edit (shown last) is repainted inside one regio
 and kept as it is outside it. Give the region where the fault is (the wrong object,
 or the empty place where a missing object should go) as [left, top, right, bottom]
 fractions of the image, and as prompt the whole image as it should look after the
-edit. Fix one thing per edit. Choose "edit" when part of the image is right and
-worth keeping (checks that passed, or the asked objects drawn in the wrong colour or
-place); choose "regenerate" with a new prompt when nothing of the request is there."""
+edit. Choose "edit" when one edit fixes every failed check and keeps what passed
+(one object wrong or missing, or one in the wrong place); choose "regenerate" with a
+new prompt when several things are wrong."""
 
 EDIT_OFFER = f"""{labels.EDIT_SOURCE}: round {{round}} candidate {{index}} (the best so far, attached last)
   {labels.EDIT_FAILED}: {{failed}}

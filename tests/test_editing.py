@@ -123,13 +123,11 @@ def test_one_too_few_of_a_count_adds_one_and_one_too_many_removes_the_smallest()
     assert remove is not None and _inside(remove.box, 16, 26) and parse_prompt(remove.prompt).groups() == {("circle", "red"): 2}
 
 
-def test_swapped_colours_are_repainted_one_object_at_a_time_in_place():
+def test_two_wrong_objects_are_left_to_regeneration():
     swapped = [Placed("circle", "blue", 5.5, 5.5, 8), Placed("triangle", "red", 26.5, 16.0, 8)]
-    edit = plan_edit(parse_prompt(REQUEST), detect(draw(swapped)))
-    assert edit is not None and "repaint the blue circle as the red circle" in edit.reason
-    assert _inside(edit.box, 5, 5) and not _inside(edit.box, 26, 16)
-    placed = {(o.shape, o.color): o.place for o in parse_prompt(edit.prompt).objects}
-    assert placed == {("circle", "red"): "top left", ("triangle", "blue"): "right"}
+    assert plan_edit(parse_prompt(REQUEST), detect(draw(swapped))) is None  # one edit would leave one wrong
+    three = parse_prompt("a photo of a red circle, a blue triangle and a green square")
+    assert plan_edit(three, detect(draw([WRONG_COLOUR[0], Placed("square", "yellow", 16, 26.5, 8)]))) is None
 
 
 def test_a_failed_relation_moves_one_object_to_a_free_cell_where_it_holds():

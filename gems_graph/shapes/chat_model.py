@@ -23,11 +23,10 @@ It acts only on what its inputs say, as an LLM would:
   add the objects that are still wrong in a layout (``move``), or only change the
   seed (``new-seed``); moves that recalled lessons say worked come first;
 * when it is offered an image to edit (``EDIT_SOURCE``, the generator edits), it
-  reads that image's detections first: if something fails and something of the
-  request is there to keep, it answers an edit of the first thing wrong
-  (``gems_graph.shapes.editing``: the wrong-colour object's box, a free cell for a
-  missing one, an object moved where the relation holds); otherwise it regenerates
-  as above.
+  reads that image's detections first: if one edit can fix every failed check and
+  keep what passed, it answers that edit (``gems_graph.shapes.editing``: the
+  wrong-colour object's box, a free cell for a missing one, an object moved where
+  the relation holds); otherwise it regenerates as above.
 
 Words it does not know are returned as ``unsupported`` so the run summary reports them.
 """

@@ -2,13 +2,13 @@
 
 Read off the detections of one image, as the shapes chat model's refiner does when
 the generator can edit (and as ``benchmarks/shapes_editing.py`` measures). An edit
-fixes one object at a time and is worth it when the image holds something to keep:
-an object that is right, or the asked shapes drawn in the wrong colours (their
-layout). Then, for the first thing wrong:
+repaints one place and keeps the rest, so it is planned only when one edit can fix
+every check that failed, and something passed that it keeps:
 
 * one too many of a count: the box of the extra object (the smallest) is the mask;
 * a wrong-colour (or wrong-shape) object that stands in for the asked one: its box,
-  grown to its grid cell, is the mask;
+  grown to its grid cell, is the mask (and a free cell where the relation holds,
+  when the relation fails where it stands);
 * a missing object (or one too few of a count): a free cell of the 3x3 grid is the
   mask, one that makes the asked relation hold where there is one;
 * every object there but the relation wrong: one object moves, the mask covering
@@ -16,9 +16,9 @@ layout). Then, for the first thing wrong:
   one can), or, drawn the wrong way round, the two swap places.
 
 The edit prompt is the whole scene as it should look after the edit, in the explicit
-layout register: every object at the cell it is (or goes) in. When nothing of the
-request is in the image, or the request is one object, it is left to regeneration
-(``None``).
+layout register: every object at the cell it is (or goes) in. Two or more wrong
+objects, or a request of one object, are left to regeneration (``None``): a new
+image may fix them all at once, where edits fix one a round.
 """
 
 from __future__ import annotations
@@ -97,16 +97,15 @@ def _prompt(objects: list[ObjectSpec], cells: dict[int, tuple[int, int]]) -> str
 
 
 def plan_edit(scene: Scene, dets: list[Detection]) -> ShapesEdit | None:
-    """The edit that fixes the first wrong thing of ``scene`` in an image with ``dets``, or None."""
+    """The edit that fixes every failed check of ``scene`` in an image with ``dets``, or None."""
     checks = checks_for_scene(scene)
-    if all(answer_detections(q, dets)[0] for q in checks):
-        return None
+    failed = [q for q in checks if not answer_detections(q, dets)[0]]
     objects = flatten(scene)
-    if len(objects) == 1:
-        return None  # the only object is wrong: nothing passed that an edit would keep
+    if not failed or len(objects) == 1:
+        return None  # nothing to fix, or the only object is wrong: nothing an edit would keep
     for asked in scene.objects:
         same = [d for d in dets if _matches(d, asked)]
-        if asked.count > 1 and len(same) > asked.count:
+        if asked.count > 1 and len(same) == asked.count + 1 and len(failed) == 1:
             extra = min(same, key=lambda d: d.area)
             kept = {i: _cell(d) for i, d in _assign(objects, [d for d in dets if d is not extra]).items()}
             return ShapesEdit(_prompt(objects, kept), _grow(extra.box), f"remove the extra {extra.color} {extra.shape}")
@@ -115,34 +114,31 @@ def plan_edit(scene: Scene, dets: list[Detection]) -> ShapesEdit | None:
     missing = [i for i in range(len(objects)) if i not in assigned]
     if not missing:
         return _move(scene, objects, cells, dets)
-    stand_ins = _stand_ins(objects, missing, [d for d in dets if d not in assigned.values()])
-    if not assigned and not any(d.shape == objects[i].shape for i, d in stand_ins.items()):
-        return None  # nothing of the request is in the image: regenerate
+    if len(missing) > 1:
+        return None  # two things wrong: one edit would leave one, a new image may fix both
     i = missing[0]
-    stand_in = stand_ins.pop(i, None)
+    unassigned = [d for d in dets if d not in assigned.values()]
+    # The object drawn instead of the asked one: same shape, else same colour, else any extra.
+    same_colour = (d for d in unassigned if objects[i].color is not None and d.color == objects[i].color)
+    stand_in = next((d for d in unassigned if d.shape == objects[i].shape), next(same_colour, unassigned[0] if unassigned else None))
     other = cells.get(1 - i) if scene.relation is not None else None
+    holds = (lambda c: _relation_ok(scene.relation, i, c, other)) if other is not None else (lambda c: True)
     if stand_in is not None and _cell(stand_in) not in cells.values():
         cell, box = _cell(stand_in), _union(_grow(stand_in.box), cell_box(_cell(stand_in)))
         reason = f"repaint the {stand_in.color} {stand_in.shape} as the {_name(objects[i])}"
-        if other is not None and not _relation_ok(scene.relation, i, cell, other):
-            target = _free_cell(
-                dets, lambda c: _relation_ok(scene.relation, i, c, other) and not _covers(_union(box, cell_box(c)), [other])
-            )
-            if target is not None:
-                cell, box = target, _union(box, cell_box(target))
-                reason = f"replace the {stand_in.color} {stand_in.shape} by the {_name(objects[i])} at the {PLACE_OF_CELL[target]}"
+        if not holds(cell):
+            target = _free_cell(dets, lambda c: holds(c) and not _covers(_union(box, cell_box(c)), [other]))
+            if target is None:
+                return None  # the relation would still fail
+            cell, box = target, _union(box, cell_box(target))
+            reason = f"replace the {stand_in.color} {stand_in.shape} by the {_name(objects[i])} at the {PLACE_OF_CELL[target]}"
     else:
-        related = (lambda c: _relation_ok(scene.relation, i, c, other)) if other is not None else None
-        cell = _free_cell(dets, related) or _free_cell(dets)
+        cell = _free_cell(dets, holds)
         if cell is None:
             return None
         box = cell_box(cell)
         reason = f"add the {_name(objects[i])} at the {PLACE_OF_CELL[cell]}"
-    cells[i] = cell
-    for j, d in stand_ins.items():
-        if _cell(d) not in cells.values():
-            cells[j] = _cell(d)  # still wrong: named where it is, fixed by a later edit
-    return ShapesEdit(_prompt(objects, cells), box, reason)
+    return ShapesEdit(_prompt(objects, {**cells, i: cell}), box, reason)
 
 
 def _move(scene: Scene, objects: list[ObjectSpec], cells: dict[int, tuple[int, int]], dets: list[Detection]) -> ShapesEdit | None:
@@ -174,22 +170,6 @@ def _move(scene: Scene, objects: list[ObjectSpec], cells: dict[int, tuple[int, i
         box = _union(cell_box(cells[0]), cell_box(cells[1]))
         return ShapesEdit(_prompt(objects, swapped), box, f"swap the {_name(objects[0])} and the {_name(objects[1])}")
     return None
-
-
-def _stand_ins(objects: list[ObjectSpec], missing: list[int], unassigned: list[Detection]) -> dict[int, Detection]:
-    """The object drawn instead of each missing one: same shape, else same colour, else any left over."""
-    pool = list(unassigned)
-    out: dict[int, Detection] = {}
-    for i in missing:
-        o = objects[i]
-        d = next(
-            (d for d in pool if d.shape == o.shape),
-            next((d for d in pool if o.color is not None and d.color == o.color), pool[0] if pool else None),
-        )
-        if d is not None:
-            out[i] = d
-            pool.remove(d)
-    return out
 
 
 def _cell(d: Detection) -> tuple[int, int]:
