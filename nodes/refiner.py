@@ -71,8 +71,8 @@ and kept as it is outside it. Give the region where the fault is (the wrong obje
 or the empty place where a missing object should go) as [left, top, right, bottom]
 fractions of the image, and as prompt the whole image as it should look after the
 edit. Choose "edit" when one edit fixes every failed check and keeps what passed
-(one object wrong or missing, or one in the wrong place); choose "regenerate" with a
-new prompt when several things are wrong."""
+(one object wrong or missing); choose "regenerate" with a new prompt when several
+things are wrong or the objects are there but placed wrong."""
 
 EDIT_OFFER = f"""{labels.EDIT_SOURCE}: round {{round}} candidate {{index}} (the best so far, attached last)
   {labels.EDIT_FAILED}: {{failed}}

@@ -25,8 +25,8 @@ It acts only on what its inputs say, as an LLM would:
 * when it is offered an image to edit (``EDIT_SOURCE``, the generator edits), it
   reads that image's detections first: if one edit can fix every failed check and
   keep what passed, it answers that edit (``gems_graph.shapes.editing``: the
-  wrong-colour object's box, a free cell for a missing one, an object moved where
-  the relation holds); otherwise it regenerates as above.
+  wrong-colour object's box, or a free cell for a missing one where the relation
+  holds); otherwise it regenerates as above.
 
 Words it does not know are returned as ``unsupported`` so the run summary reports them.
 """
