@@ -62,9 +62,26 @@ def tiny_clip_text_encoder(tokenizer, *, hidden_size: int, intermediate_size: in
     )
 
 
+def tiny_sd_vae():
+    """A two-block, 4-channel AutoencoderKL for 32x32 images, seeded."""
+    from diffusers import AutoencoderKL
+
+    torch.manual_seed(0)
+    return AutoencoderKL(
+        block_out_channels=[4, 8],
+        in_channels=3,
+        out_channels=3,
+        down_block_types=["DownEncoderBlock2D", "DownEncoderBlock2D"],
+        up_block_types=["UpDecoderBlock2D", "UpDecoderBlock2D"],
+        latent_channels=4,
+        norm_num_groups=2,
+        sample_size=32,
+    )
+
+
 def sd_dummy_components() -> dict:
     """A tiny StableDiffusionPipeline (32x32, UNet + VAE + CLIP text model), seeded."""
-    from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
+    from diffusers import DDIMScheduler, UNet2DConditionModel
 
     torch.manual_seed(0)
     unet = UNet2DConditionModel(
@@ -87,17 +104,7 @@ def sd_dummy_components() -> dict:
         set_alpha_to_one=False,
         steps_offset=1,
     )
-    torch.manual_seed(0)
-    vae = AutoencoderKL(
-        block_out_channels=[4, 8],
-        in_channels=3,
-        out_channels=3,
-        down_block_types=["DownEncoderBlock2D", "DownEncoderBlock2D"],
-        up_block_types=["UpDecoderBlock2D", "UpDecoderBlock2D"],
-        latent_channels=4,
-        norm_num_groups=2,
-        sample_size=32,
-    )
+    vae = tiny_sd_vae()
     tokenizer = tiny_clip_tokenizer()
     text_encoder = tiny_clip_text_encoder(tokenizer, hidden_size=16, intermediate_size=16, heads=2)
     return dict(
@@ -287,7 +294,7 @@ def flux_kontext_dummy_components() -> dict:
 
 def pixart_dummy_components() -> dict:
     """A tiny PixArtSigmaPipeline: text-to-image only, diffusers has no img2img or inpainting for it."""
-    from diffusers import AutoencoderKL, DDIMScheduler, PixArtTransformer2DModel
+    from diffusers import DDIMScheduler, PixArtTransformer2DModel
 
     torch.manual_seed(0)
     transformer = PixArtTransformer2DModel(
@@ -307,17 +314,7 @@ def pixart_dummy_components() -> dict:
         norm_elementwise_affine=False,
         norm_eps=1e-6,
     )
-    torch.manual_seed(0)
-    vae = AutoencoderKL(
-        block_out_channels=[4, 8],
-        in_channels=3,
-        out_channels=3,
-        down_block_types=["DownEncoderBlock2D", "DownEncoderBlock2D"],
-        up_block_types=["UpDecoderBlock2D", "UpDecoderBlock2D"],
-        latent_channels=4,
-        norm_num_groups=2,
-        sample_size=32,
-    )
+    vae = tiny_sd_vae()
     tokenizer = tiny_t5_tokenizer()
     return dict(
         transformer=transformer, vae=vae, scheduler=DDIMScheduler(), text_encoder=_tiny_t5_encoder(len(tokenizer)), tokenizer=tokenizer
