@@ -124,6 +124,16 @@ def test_a_loaded_inpaint_pipeline_is_used_as_is_with_a_full_mask_without_one(so
     assert out.size == masked.size == (32, 32) and gen._edit_pipes == {}
 
 
+def test_an_inpaint_pipeline_generates_by_repainting_a_blank_image():
+    pipe = StableDiffusionInpaintPipeline(**sd_dummy_components(), requires_safety_checker=False)
+    pipe.set_progress_bar_config(disable=True)
+    gen = DiffusersGenerator(pipe, device="cpu", defaults={"steps": 2})
+    first = gen.generate(GenerationRequest("a red circle", seed=1, width=32, height=32))
+    again, other = gen.generate_batch([GenerationRequest("a red circle", seed=s, width=32, height=32) for s in (1, 2)])
+    assert first.size == (32, 32) and _diff(first, Image.new("RGB", (32, 32), (127, 127, 127))).mean() > 5
+    assert _diff(first, again).max() <= 1 and _diff(first, other).mean() > 1  # its own seed decides, batched or not
+
+
 def test_zimage_folder_edits_through_its_siblings(tmp_path):
     gen = from_spec(f"{save_zimage_pipeline(tmp_path / 'tiny-zimage')}?device=cpu&steps=2")
     assert gen.supports_editing and gen._pipe is None

@@ -23,7 +23,8 @@ Editing (``edit(EditRequest)``, see ``edit_pipeline_classes``): with a mask the
 family's inpainting pipeline, without one its image-to-image pipeline, built from the
 loaded one with ``from_pipe`` (the same components, no second load) and cached. A
 loaded pipeline that takes ``mask_image`` itself (``StableDiffusionXLInpaintPipeline``,
-``FluxFillPipeline``) is used as is, with a full mask when the edit has none; an
+``FluxFillPipeline``) is used as is, with a full mask when the edit has none (and
+generates by repainting all of a blank image); an
 instruction editor that takes ``image`` itself (``FluxKontextPipeline``,
 ``QwenImageEditPipeline``) gets the source and the prompt as the instruction. A masked
 edit keeps the source's pixels outside the mask: the pipeline's result is pasted in
@@ -440,7 +441,9 @@ class DiffusersGenerator:
             groups.setdefault(key, []).append(i)
         results: list[Any] = [None] * len(requests)
         for idxs in groups.values():
-            for i, res in zip(idxs, self._run_group(pipe, [requests[i] for i in idxs], params[idxs[0]], [params[i] for i in idxs])):
+            p = params[idxs[0]]
+            ran = self._run_group(pipe, [requests[i] for i in idxs], p, [params[i] for i in idxs], _blank_canvas(pipe, p, len(idxs)))
+            for i, res in zip(idxs, ran):
                 results[i] = res
         return results
 
@@ -503,6 +506,18 @@ class DiffusersGenerator:
             else:
                 results.append(img.convert("RGB"))
         return results
+
+
+def _blank_canvas(pipe: Any, p: dict[str, Any], n: int) -> dict[str, Any]:
+    """How an inpainting or fill pipeline (it takes ``mask_image``) generates: it repaints all
+    of a blank image (full mask, strength 1), so FLUX.1-Fill or an SDXL inpainting checkpoint
+    can also make the round's new images. Other pipelines generate from the prompt alone."""
+    if not _takes(type(pipe), "mask_image"):
+        return {}
+    scale = int(getattr(pipe, "vae_scale_factor", 8) or 8)
+    default = int(getattr(pipe, "default_sample_size", 0) or 0) * scale or 1024
+    size = (int(p.get("width") or default), int(p.get("height") or default))
+    return {"image": [Image.new("RGB", size, (127, 127, 127))] * n, "mask_image": [Image.new("L", size, 255)] * n, "strength": 1.0}
 
 
 def _free_memory() -> None:
