@@ -134,6 +134,13 @@ def test_an_inpaint_pipeline_generates_by_repainting_a_blank_image():
     assert _diff(first, again).max() <= 1 and _diff(first, other).mean() > 1  # its own seed decides, batched or not
 
 
+def test_an_edit_only_family_refuses_to_generate_without_loading(sd_folder):
+    gen = DiffusersGenerator(sd_folder, family="qwen-image-edit", device="cpu")
+    with pytest.raises(GenerationError, match=r"qwen-image-edit .* only edits: it needs a source image"):
+        gen.generate(GenerationRequest("a red circle", seed=0))
+    assert gen._pipe is None
+
+
 def test_zimage_folder_edits_through_its_siblings(tmp_path):
     gen = from_spec(f"{save_zimage_pipeline(tmp_path / 'tiny-zimage')}?device=cpu&steps=2")
     assert gen.supports_editing and gen._pipe is None

@@ -63,6 +63,8 @@ class Preset:
     height: int | None = None
     #: Pipeline argument that receives ``guidance`` (Qwen-Image uses true CFG).
     guidance_arg: str = "guidance_scale"
+    #: The model needs a source image (an instruction editor that cannot draw from text alone).
+    edit_only: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -78,7 +80,7 @@ PRESETS: dict[str, Preset] = {
     "sdxl-inpaint": Preset("sdxl-inpaint", 30, 8.0, 1024, 1024),
     "flux-fill": Preset("flux-fill", 50, 30.0, 1024, 1024),
     "flux-kontext": Preset("flux-kontext", 28, 2.5, 1024, 1024),
-    "qwen-image-edit": Preset("qwen-image-edit", 50, 4.0, 1024, 1024, guidance_arg="true_cfg_scale"),
+    "qwen-image-edit": Preset("qwen-image-edit", 50, 4.0, 1024, 1024, guidance_arg="true_cfg_scale", edit_only=True),
     "diffusers": Preset("diffusers"),
 }
 
@@ -430,6 +432,12 @@ class DiffusersGenerator:
         """
         if not requests:
             return []
+        if self.preset.edit_only:
+            only_edits = GenerationError(
+                f"{self.family} ({self.path}) only edits: it needs a source image, so it cannot make a round's new images; "
+                "generate with a text-to-image model (e.g. diffusers:Qwen/Qwen-Image)"
+            )
+            return [only_edits for _ in requests]
         try:
             pipe = self.pipeline
         except GenerationError as exc:
