@@ -61,7 +61,12 @@ class GemsContext:
     refiner_images: int = _f(3, "How many past images (most recent rounds) the refiner sees; -1 shows every past round's (the paper).")
     refiner_edits: bool = _f(
         False,
-        "Let the refiner edit the best image so far (repaint one region) instead of regenerating, when the generator can edit.",
+        "Let the refiner edit the best image so far (repaint one region) instead of regenerating, when the editor can edit.",
+    )
+    editor: str | None = _f(
+        None,
+        "Generator spec of the model that edits, when it is not the generator (e.g. 'diffusers:Qwen/Qwen-Image-Edit' "
+        "beside 'diffusers:Qwen/Qwen-Image'); defaults to the generator.",
     )
     max_prompt_chars: int = _f(4000, "Longest prompt accepted, in characters.")
     skills_dirs: list[str] = field(

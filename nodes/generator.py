@@ -30,7 +30,7 @@ from gems_graph.context import GemsContext
 from gems_graph.errors import one_line
 from gems_graph.events import emit
 from gems_graph.models.generator import EditRequest, GenerationError, GenerationRequest, region_mask, supports_editing
-from gems_graph.models.registry import generation_limits, resolve_generator
+from gems_graph.models.registry import generation_limits, resolve_editor, resolve_generator
 from gems_graph.models.retry import Deadline, acall_with_retry, call_with_retry
 from gems_graph.persistence.artifacts import candidate_path, save_png
 from gems_graph.records import Candidate, EditRecord, ImageRef
@@ -105,13 +105,19 @@ def fan_out(state: GemsState) -> list[Send]:
     return [Send("generator", task) for task in state["round_tasks"]]
 
 
+def _backend(task: CandidateTask, ctx: GemsContext) -> Any:
+    """The editor for an edit task, the generator for a generation."""
+    limits = generation_limits(ctx)
+    return resolve_editor(ctx, limits) if "edit" in task else resolve_generator(ctx.generator, limits)
+
+
 def generator(task: CandidateTask, runtime: Runtime[GemsContext]) -> dict[str, Any]:
     ctx = runtime.context or GemsContext()
     request = _request(task)
     path = candidate_path(task["run_dir"], task["round"], task["index"], task["seed"])
     image_ref, error, made = None, None, _Made(request.params(), None)
     try:
-        backend = resolve_generator(ctx.generator, generation_limits(ctx))
+        backend = _backend(task, ctx)
         deadline = Deadline(ctx.generation_deadline)
         if "edit" in task:
             made, edit_request = _edit_of(task["edit"], request, path, backend)
@@ -131,7 +137,7 @@ async def agenerator(task: CandidateTask, runtime: Runtime[GemsContext]) -> dict
     path = candidate_path(task["run_dir"], task["round"], task["index"], task["seed"])
     image_ref, error, made = None, None, _Made(request.params(), None)
     try:
-        backend = resolve_generator(ctx.generator, generation_limits(ctx))
+        backend = _backend(task, ctx)
         deadline = Deadline(ctx.generation_deadline)
         agenerate = getattr(backend, "agenerate", None)
         if "edit" in task:

@@ -32,7 +32,7 @@ from gems_graph.memory.access import lessons_text
 from gems_graph.memory.trajectory import round_facts, trajectory_view
 from gems_graph.models.generator import region_mask, supports_editing
 from gems_graph.models.llm import StructuredOutputError, image_block, invoke_structured, text_block
-from gems_graph.models.registry import chat_limits, resolve_chat_model, resolve_generator
+from gems_graph.models.registry import chat_limits, resolve_chat_model, resolve_editor
 from gems_graph.records import Candidate, Check, Round, TieBreak, is_failed, round_best
 from gems_graph.settings import effective_context
 from gems_graph.state import GemsState
@@ -138,12 +138,12 @@ def _lessons_block(state: GemsState) -> str:
 
 
 def edit_source(state: GemsState, ctx: GemsContext) -> Candidate | None:
-    """The candidate the refiner may edit: the best so far, when the generator edits and edits are on."""
+    """The candidate the refiner may edit: the best so far, when the editor (by default the generator) edits and edits are on."""
     best = state.get("best")
     if not ctx.refiner_edits or best is None or best.get("image") is None:
         return None
     try:
-        return best if supports_editing(resolve_generator(ctx.generator)) else None
+        return best if supports_editing(resolve_editor(ctx)) else None
     except Exception:  # noqa: BLE001 - a generator that cannot even load is not offered edits; the generator node reports it
         return None
 

@@ -65,6 +65,9 @@ CASES = {
     ),
     "shapes: missing weights": _case([*PROMPT, "--generator", "shapes:/nonexistent", "--chat-model", "scripted:"], "/nonexistent"),
     "unknown chat spec": _case([*PROMPT, "--generator", "colour:", "--chat-model", "bogus:x"], "unknown chat model kind 'bogus'"),
+    "unknown editor spec": _case(
+        [*PROMPT, "--generator", "colour:", "--editor", "bogus:x", "--chat-model", "scripted:"], "unknown generator kind 'bogus'"
+    ),
     "unknown critic spec": _case([*PROMPT, *BACKENDS, "--critic-model", "bogus"], "unknown chat model kind 'bogus'"),
     "--resume of an unknown id": _case(["run", "--resume", "nosuchrun"], "no run with id 'nosuchrun'"),
 }

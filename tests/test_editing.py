@@ -252,6 +252,30 @@ def test_the_loop_edits_the_best_image_records_the_parent_and_mask_and_judges_th
     assert "edit: round 1 candidate 0, region" in printed and ", edit): " in printed
 
 
+class DrawsWrong:
+    """A generator that cannot edit: it draws the same wrong scene every time."""
+
+    family = "shapes"
+
+    def __init__(self):
+        self.generated: list[GenerationRequest] = []
+
+    def generate(self, request: GenerationRequest) -> Image.Image:
+        self.generated.append(request)
+        return draw(WRONG_COLOUR)
+
+
+def test_a_separate_editor_takes_the_edits_while_the_generator_makes_the_new_images(tmp_path):
+    gen, editor = DrawsWrong(), DrawsWrongThenInpaints()
+    out, state = _run(tmp_path, gen, editor=editor, max_rounds=2)
+    edited = state["rounds"][1]["candidates"][0]
+    assert edited["edit"]["parent"] == {"round": 1, "index": 0} and edited["verdicts"]
+    assert len(gen.generated) == 1 and len(editor.edits) == 1 and not editor.generated
+    # Without the editor the same generator is never offered an edit.
+    _, alone = _run(tmp_path / "alone", DrawsWrong(), max_rounds=2)
+    assert all("edit" not in c for r in alone["rounds"] for c in r["candidates"])
+
+
 def test_a_failed_edit_is_recorded_like_a_failed_generation(tmp_path):
     out, state = _run(tmp_path, DrawsWrongThenInpaints(fail_edits=True))
     cand = state["rounds"][1]["candidates"][0]

@@ -130,6 +130,9 @@ def writable_folder(path: str | os.PathLike[str], what: str) -> Path:
 def run(
     prompt: Optional[str] = typer.Argument(None, help="What the image should show."),
     generator: Optional[str] = typer.Option(None, "--generator", "-g", help="Generator spec (default: shapes)."),
+    editor: Optional[str] = typer.Option(
+        None, "--editor", help="Generator spec of the model that edits, with --edits (default: the generator)."
+    ),
     chat_model: Optional[str] = typer.Option(None, "--chat-model", "-m", help="Chat-model spec for planner and refiner (default: shapes)."),
     critic_model: Optional[str] = typer.Option(None, "--critic-model", help="Chat-model spec for the critic (default: --chat-model)."),
     rounds: Optional[int] = typer.Option(None, "--rounds", "-r", help="Most rounds (default 5)."),
@@ -212,6 +215,7 @@ def run(
         "score_threshold": threshold,
         "human_feedback": human_feedback,
         "refiner_edits": edits,
+        "editor": editor,
     }
     flags = {k: v for k, v in flags.items() if v is not None}
     from gems_graph.config import unknown_env
@@ -239,6 +243,8 @@ def run(
         if prompt is not None:
             validate_prompt(prompt, context.max_prompt_chars)
         check_spec(context.generator, generators)
+        if context.editor is not None:
+            check_spec(context.editor, generators)
         check_spec(context.chat_model, chat_models)
         check_spec(context.critic_spec, chat_models)
         home = gems_home()

@@ -210,6 +210,11 @@ def resolve_generator(spec: str | Generator, limits: CallLimits | None = None) -
     return gen
 
 
+def resolve_editor(ctx: Any, limits: CallLimits | None = None) -> Generator:
+    """The generator a run's edits go to: its ``editor`` when set, else its ``generator``."""
+    return resolve_generator(ctx.editor if ctx.editor is not None else ctx.generator, limits)
+
+
 def resolve_chat_model(spec: str | BaseChatModel, limits: CallLimits | None = None) -> BaseChatModel:
     """The chat model for ``spec``, under ``limits`` (timeout, deadline) where it takes them."""
     model = with_limits(chat_models.resolve(spec), limits)

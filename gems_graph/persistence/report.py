@@ -340,7 +340,7 @@ def render_report(run: dict[str, Any], run_dir: Path) -> str:
     if run.get("error"):
         summary.append(f'<span class="err">error: {_e(run["error"])}</span>')
     settings = run.get("settings") or {}
-    backend = ", ".join(f"{k}={_e(settings[k])}" for k in ("generator", "chat_model", "critic_model") if settings.get(k))
+    backend = ", ".join(f"{k}={_e(settings[k])}" for k in ("generator", "editor", "chat_model", "critic_model") if settings.get(k))
     best_url = image_data_url(run.get("best_image"), run_dir)
     best_html = (
         f'<figure class="best"><img src="{best_url}" alt="best image" width="240" height="240">'
