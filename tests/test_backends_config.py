@@ -17,6 +17,7 @@ from gems_graph.backends.cli import doctor_command, serve_generator_command
 from gems_graph.backends.doctor import doctor
 from gems_graph.config import ConfigFileError, build_context, load_config, reference
 from gems_graph.context import ConfigError, GemsContext
+from gems_graph.testing import ColourGenerator
 from tests.servers import RecordingServer, chat_completion, free_port, json_reply
 
 
@@ -137,6 +138,15 @@ def test_doctor_rows_for_endpoint_and_missing_model(tmp_path):
     assert by[("chat_model", "structured output")].detail == "method: function_calling"
     assert by[("chat_model", "logprobs")].status == "ok" and "P(yes)=0.95" in by[("chat_model", "logprobs")].detail
     assert by[("critic_model", "reachable")].status == "fail" and "127.0.0.1" in by[("critic_model", "reachable")].detail
+
+
+def test_doctor_checks_the_editor_and_whether_edits_can_happen():
+    rows = doctor({"generator": ColourGenerator(), "editor": "shapes", "refiner_edits": True}, probe=False)
+    editor = [r for r in rows if r.role == "editor"]
+    assert [r.check for r in editor][:2] == ["kind", "create"] and editor[-1].check == "edits" and editor[-1].status == "ok"
+    alone = [r for r in doctor({"generator": ColourGenerator(), "refiner_edits": True}, probe=False) if r.check == "edits"]
+    assert [(r.role, r.status) for r in alone] == [("generator", "warn")] and "--edits has no effect" in alone[0].detail
+    assert not [r for r in doctor({"generator": ColourGenerator()}, probe=False) if r.check == "edits"]
 
 
 def test_doctor_command_json_and_exit_code(tmp_path):

@@ -17,9 +17,10 @@ from typing import Any, Literal
 from pydantic import BaseModel
 
 from gems_graph.errors import one_line, redact
+from gems_graph.models.generator import supports_editing
 from gems_graph.models.health import FAIL, OK, SKIP, WARN, Health, health_of
 from gems_graph.models.llm import invoke_structured, supports_logprobs, yes_probability
-from gems_graph.models.registry import UnknownBackendError, generators, resolve_chat_model, resolve_generator, split_spec
+from gems_graph.models.registry import UnknownBackendError, generators, resolve_chat_model, resolve_editor, resolve_generator, split_spec
 
 
 @dataclass
@@ -49,9 +50,8 @@ def _rows(role: str, name: str, checks: list[Health]) -> list[Row]:
     return [Row(role, name, h.check, h.status, h.detail) for h in checks]
 
 
-def check_generator(spec: str) -> list[Row]:
+def check_generator(spec: str, role: str = "generator") -> list[Row]:
     """Create the generator (no model is loaded) and ask it for its own health checks."""
-    role = "generator"
     kind, _ = split_spec(spec)
     try:
         generators._factory(kind)
@@ -117,6 +117,20 @@ def _logprobs(role: str, name: str, model: Any, supported: bool) -> Row:
     return Row(role, name, "logprobs", OK, f"P(yes)={p:.2f}" if p is not None else "returned (first token was not yes/no)")
 
 
+def _edits(context: Any) -> Row:
+    """With edits on: does the model that takes them (the editor, else the generator) edit?"""
+    role = "editor" if context.editor is not None else "generator"
+    spec = context.editor if context.editor is not None else context.generator
+    name = spec if isinstance(spec, str) else type(spec).__name__
+    try:
+        edits = supports_editing(resolve_editor(context))
+    except Exception as exc:  # noqa: BLE001 - reported as a row
+        return Row(role, name, "edits", FAIL, one_line(exc))
+    if edits:
+        return Row(role, name, "edits", OK, "edits images: the refiner may edit")
+    return Row(role, name, "edits", WARN, "does not edit images: --edits has no effect, the refiner regenerates")
+
+
 def doctor(context: Any = None, *, probe: bool = True) -> list[Row]:
     """Check the generator and chat model(s) of ``context`` (a ``GemsContext`` or its kwargs)."""
     from gems_graph.context import GemsContext
@@ -130,6 +144,10 @@ def doctor(context: Any = None, *, probe: bool = True) -> list[Row]:
         if isinstance(context.generator, str)
         else [Row("generator", type(context.generator).__name__, "create", OK, "instance")]
     )
+    if isinstance(context.editor, str):
+        rows += check_generator(context.editor, "editor")
+    if context.refiner_edits and not any(r.status == FAIL for r in rows):
+        rows.append(_edits(context))
     rows += check_chat_model("chat_model", context.chat_model, probe)
     if context.critic_model is not None and context.critic_model != context.chat_model:
         rows += check_chat_model("critic_model", context.critic_model, probe)
