@@ -167,3 +167,27 @@ def test_human_feedback_asks_again_after_an_index_with_no_candidate(tmp_path):
     assert res.returncode == 0, res.stderr
     assert json.loads(res.stdout)["status"] == "accepted"
     assert "no candidate '7' with an image; the candidates are [0]" in res.stderr
+
+
+def test_runs_started_together_all_pass_the_folder_check(tmp_path):
+    """Each check removes the folders it made; checks of the same missing folder at once must not fail each other."""
+    import threading
+
+    from gems_graph.app.cli import writable_folder
+
+    failures: list[BaseException] = []
+    for trial in range(20):
+        target = tmp_path / f"t{trial}" / "home" / "runs"
+
+        def check(target=target):
+            try:
+                writable_folder(target, "the runs folder")
+            except BaseException as exc:  # noqa: BLE001 - collected and asserted below
+                failures.append(exc)
+
+        threads = [threading.Thread(target=check) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert failures == []

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import sqlite3
 import sys
+import time
 import uuid
 from pathlib import Path
 from typing import Any, Optional
@@ -102,6 +104,10 @@ def describe_failure(exc: BaseException) -> tuple[int, str]:
     return 1, f"{type(exc).__name__}: {one_line(exc)}"
 
 
+#: Runs started together check the same missing folders; each check removes what it made.
+_FOLDER_CHECK_ATTEMPTS = 20
+
+
 def writable_folder(path: str | os.PathLike[str], what: str) -> Path:
     """Check that ``path`` is, or can be made, a folder files can be written in; else a one-line error.
 
@@ -111,10 +117,18 @@ def writable_folder(path: str | os.PathLike[str], what: str) -> Path:
     folder = Path(path).expanduser()
     missing = [p for p in [folder, *folder.parents] if not p.exists()]
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        probe = folder / f".gems-write-test-{uuid.uuid4().hex[:8]}"
-        probe.write_bytes(b"")
-        probe.unlink()
+        for attempt in range(_FOLDER_CHECK_ATTEMPTS):
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+                probe = folder / f".gems-write-test-{uuid.uuid4().hex[:8]}"
+                probe.write_bytes(b"")
+                probe.unlink()
+                break
+            except (FileNotFoundError, FileExistsError):
+                # Another run's check made or removed the folder in between: look again.
+                if attempt == _FOLDER_CHECK_ATTEMPTS - 1:
+                    raise
+                time.sleep(random.uniform(0.001, 0.02))
     except OSError as exc:
         fail(f"{what} {folder} is not a folder that can be written ({exc.strerror or one_line(exc)})")
     finally:
