@@ -538,7 +538,16 @@ def _free_memory() -> None:
         torch.cuda.empty_cache()
 
 
-_BOOL = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
+def spec_flag(value: str) -> bool:
+    """A spec option's ``1/true/yes/on`` or ``0/false/no/off``; ``ValueError`` otherwise."""
+    text = value.strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"{value!r} is not 1 or 0")
+
+
 _INT_KEYS = {"steps", "width", "height"}
 
 
@@ -559,9 +568,11 @@ def parse_spec(arg: str) -> tuple[str, dict[str, Any]]:
         elif key == "family":
             kwargs["family"] = value
         elif key in ("offload", "cpu_offload", "slicing", "attention_slicing"):
-            if value.lower() not in _BOOL:
-                raise ValueError(f"diffusers option {key}={value!r}: use 1 or 0")
-            kwargs["cpu_offload" if "offload" in key else "attention_slicing"] = _BOOL[value.lower()]
+            try:
+                flag = spec_flag(value)
+            except ValueError:
+                raise ValueError(f"diffusers option {key}={value!r}: use 1 or 0") from None
+            kwargs["cpu_offload" if "offload" in key else "attention_slicing"] = flag
         elif key in _INT_KEYS:
             defaults[key] = int(value)
         elif key == "guidance":

@@ -86,7 +86,7 @@ import httpx
 from PIL import Image, ImageOps
 
 from gems_graph.backends.batching import BatchCoalescer
-from gems_graph.backends.diffusers_generator import PRESETS, detect_preset
+from gems_graph.backends.diffusers_generator import PRESETS, detect_preset, spec_flag
 from gems_graph.backends.http_client import (
     ImageServerClient,
     decode_b64_image,
@@ -138,16 +138,6 @@ def mask_from_alpha(mask: Image.Image) -> Image.Image:
             "send a PNG with transparency, or the mask as 'mask_image' (white = repaint)"
         )
     return ImageOps.invert(mask.getchannel("A"))
-
-
-def _flag(value: str) -> bool:
-    """``1/true/yes/on`` or ``0/false/no/off`` (a spec option)."""
-    text = value.strip().lower()
-    if text in ("1", "true", "yes", "on"):
-        return True
-    if text in ("0", "false", "no", "off"):
-        return False
-    raise ValueError(f"{value!r} is not 1 or 0")
 
 
 def _batch_key(request: GenerationRequest) -> Hashable:
@@ -385,7 +375,7 @@ def _consecutive_runs(order: list[int], requests: list[GenerationRequest], limit
     return runs
 
 
-_OPTIONS = {"batch": int, "batch_window": float, "timeout": float, "retries": int, "family": str, "edits": _flag}
+_OPTIONS = {"batch": int, "batch_window": float, "timeout": float, "retries": int, "family": str, "edits": spec_flag}
 
 
 def parse_spec(arg: str) -> tuple[str, str, dict[str, Any]]:
@@ -404,7 +394,7 @@ def parse_spec(arg: str) -> tuple[str, str, dict[str, Any]]:
         try:
             kwargs["max_batch" if key == "batch" else key] = _OPTIONS[key](value)
         except ValueError:
-            kind = "1 or 0" if _OPTIONS[key] is _flag else f"a {_OPTIONS[key].__name__}"
+            kind = "1 or 0" if _OPTIONS[key] is spec_flag else f"a {_OPTIONS[key].__name__}"
             raise ValueError(f"images-api option {key}={value!r} must be {kind}") from None
     return base_url.strip(), model, kwargs
 
