@@ -15,10 +15,11 @@ The file is the one given by ``--config``, else ``$GEMS_CONFIG``, else ``./gems.
 if it exists, else ``$GEMS_HOME/gems.toml`` if it exists (none is fine). A file key
 that is not a setting, or a value of the wrong type, is an error naming the key and
 the file. Environment values are parsed by the field's type (``none`` or an empty
-value means None for optional fields; lists are comma-separated); ``GEMS_*`` variables that are not settings
-(``GEMS_HOME``, ``GEMS_CONFIG``, ``GEMS_PLUGINS``, ``GEMS_OPENAI_API_KEY``, ...) are
-left to their own readers. API keys never go in the file: they come from the
-environment only (see ``gems_graph.backends.openai_chat``).
+value means None for optional fields, except the texts in ``NONE_IS_TEXT``; lists are
+comma-separated); ``GEMS_*`` variables that are not settings (``GEMS_HOME``,
+``GEMS_CONFIG``, ``GEMS_PLUGINS``, ``GEMS_OPENAI_API_KEY``, ...) are left to their own
+readers. API keys never go in the file: they come from the environment only (see
+``gems_graph.backends.openai_chat``).
 
 A preset (``gems_graph.presets``, e.g. ``gems-paper``) replaces the defaults it
 names; it is picked by the ``preset`` argument (``--preset``), else ``GEMS_PRESET``,
@@ -158,11 +159,18 @@ def read_config_file(path: Path) -> dict[str, Any]:
     return out
 
 
+#: Optional text settings where "none" and a blank value are values of their own, not None:
+#: ``GEMS_PROMPTING_GUIDE=none`` removes the generator's guide, where None would keep it.
+NONE_IS_TEXT = ("prompting_guide",)
+
+
 def parse_env_value(name: str, raw: str, tp: Any) -> Any:
     """Turn an environment string into the field's type; ``ConfigError`` names the variable."""
     allowed, optional, choices = _base_types(tp)
     env = ENV_PREFIX + name.upper()
     text = raw.strip()
+    if name in NONE_IS_TEXT:
+        return text
     if optional and text.lower() in ("", "none", "null"):
         return None
     if list in allowed:  # comma-separated, like PATH-style lists

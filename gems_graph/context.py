@@ -29,6 +29,11 @@ MAX_SIDE = 8192
 MAX_STEPS = 1000
 MAX_GUIDANCE = 50.0
 
+#: Longest prompting guide a setting may give (a model card's "how to prompt" section is shorter).
+MAX_PROMPTING_GUIDE_CHARS = 4000
+#: The ``prompting_guide`` value (like a blank one) that shows the planner and refiner no guide.
+NO_PROMPTING_GUIDE = "none"
+
 StopRule = Literal["all_pass", "threshold"]
 
 
@@ -67,6 +72,11 @@ class GemsContext:
         None,
         "Generator spec of the model that edits, when it is not the generator (e.g. 'diffusers:Qwen/Qwen-Image-Edit' "
         "beside 'diffusers:Qwen/Qwen-Image'); defaults to the generator.",
+    )
+    prompting_guide: str | None = _f(
+        None,
+        "How to prompt the image model, shown to the planner and the refiner: None uses the guide the generator "
+        f"declares (its model card's advice), '{NO_PROMPTING_GUIDE}' or a blank text shows no guide, any other text replaces it.",
     )
     max_prompt_chars: int = _f(4000, "Longest prompt accepted, in characters.")
     skills_dirs: list[str] = field(
@@ -138,6 +148,11 @@ def validate_context(ctx: GemsContext) -> None:
     need(isinstance(ctx.refiner_images, int) and ctx.refiner_images >= -1, "refiner_images", "must be >= 0, or -1 for every past round")
     need(ctx.tie_break in ("probability", "earliest"), "tie_break", "must be 'probability' or 'earliest'")
     need(isinstance(ctx.verdict_probabilities, bool), "verdict_probabilities", "must be true or false")
+    need(
+        ctx.prompting_guide is None or (isinstance(ctx.prompting_guide, str) and len(ctx.prompting_guide) <= MAX_PROMPTING_GUIDE_CHARS),
+        "prompting_guide",
+        f"must be a text of at most {MAX_PROMPTING_GUIDE_CHARS} characters, or None",
+    )
     need(isinstance(ctx.max_prompt_chars, int) and ctx.max_prompt_chars > 0, "max_prompt_chars", "must be a positive integer")
     need(isinstance(ctx.max_skills, int) and 0 <= ctx.max_skills <= 8, "max_skills", "must be an integer from 0 to 8")
     need(isinstance(ctx.recall_k, int) and 0 <= ctx.recall_k <= 20, "recall_k", "must be an integer from 0 to 20")

@@ -31,6 +31,9 @@ edit keeps the source's pixels outside the mask: the pipeline's result is pasted
 inside it only (4-channel inpainting keeps the outside only up to the VAE's round trip,
 fill and instruction models not at all). ``supports_editing`` says whether the family
 can edit, from the model_index.json class without loading weights where it can.
+
+Each family preset carries the prompting guide of its documentation
+(``backends.prompting_guides``); the generator declares it as ``prompting_guide``.
 """
 
 from __future__ import annotations
@@ -45,6 +48,7 @@ from urllib.parse import parse_qsl
 
 from PIL import Image
 
+from gems_graph.backends import prompting_guides as guides
 from gems_graph.backends.batching import BatchCoalescer
 from gems_graph.errors import one_line
 from gems_graph.models.generator import EditRequest, GenerationError, GenerationRequest
@@ -66,21 +70,25 @@ class Preset:
     #: The model needs a source image (an instruction editor that cannot draw from text alone).
     edit_only: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
+    #: How the family's documentation says to prompt it (``backends.prompting_guides``); None: no guide.
+    prompting_guide: str | None = None
 
 
 PRESETS: dict[str, Preset] = {
-    "z-image-turbo": Preset("z-image", 9, 0.0, 1024, 1024),
-    "z-image": Preset("z-image", 50, 4.0, 1024, 1024),
-    "qwen-image": Preset("qwen-image", 50, 4.0, 1328, 1328, guidance_arg="true_cfg_scale"),
-    "flux-schnell": Preset("flux-schnell", 4, 0.0, 1024, 1024),
-    "flux-dev": Preset("flux-dev", 28, 3.5, 1024, 1024),
-    "sdxl": Preset("sdxl", 30, 7.0, 1024, 1024),
-    "sd3.5": Preset("sd3.5", 28, 4.5, 1024, 1024),
+    "z-image-turbo": Preset("z-image", 9, 0.0, 1024, 1024, prompting_guide=guides.Z_IMAGE_TURBO),
+    "z-image": Preset("z-image", 50, 4.0, 1024, 1024, prompting_guide=guides.Z_IMAGE),
+    "qwen-image": Preset("qwen-image", 50, 4.0, 1328, 1328, guidance_arg="true_cfg_scale", prompting_guide=guides.QWEN_IMAGE),
+    "flux-schnell": Preset("flux-schnell", 4, 0.0, 1024, 1024, prompting_guide=guides.FLUX_SCHNELL),
+    "flux-dev": Preset("flux-dev", 28, 3.5, 1024, 1024, prompting_guide=guides.FLUX_DEV),
+    "sdxl": Preset("sdxl", 30, 7.0, 1024, 1024, prompting_guide=guides.SDXL),
+    "sd3.5": Preset("sd3.5", 28, 4.5, 1024, 1024, prompting_guide=guides.SD35),
     # Editing families (edit() takes width/height from the source image).
-    "sdxl-inpaint": Preset("sdxl-inpaint", 30, 8.0, 1024, 1024),
-    "flux-fill": Preset("flux-fill", 50, 30.0, 1024, 1024),
-    "flux-kontext": Preset("flux-kontext", 28, 2.5, 1024, 1024),
-    "qwen-image-edit": Preset("qwen-image-edit", 50, 4.0, 1024, 1024, guidance_arg="true_cfg_scale", edit_only=True),
+    "sdxl-inpaint": Preset("sdxl-inpaint", 30, 8.0, 1024, 1024, prompting_guide=guides.SDXL_INPAINT),
+    "flux-fill": Preset("flux-fill", 50, 30.0, 1024, 1024, prompting_guide=guides.FLUX_FILL),
+    "flux-kontext": Preset("flux-kontext", 28, 2.5, 1024, 1024, prompting_guide=guides.FLUX_KONTEXT),
+    "qwen-image-edit": Preset(
+        "qwen-image-edit", 50, 4.0, 1024, 1024, guidance_arg="true_cfg_scale", edit_only=True, prompting_guide=guides.QWEN_IMAGE_EDIT
+    ),
     "diffusers": Preset("diffusers"),
 }
 
@@ -264,6 +272,11 @@ class DiffusersGenerator:
         self.family = preset.family
         #: Edit pipelines built from the loaded one with ``from_pipe``, by class.
         self._edit_pipes: dict[type, Any] = {}
+
+    @property
+    def prompting_guide(self) -> str | None:
+        """Declared capability (``models.generator.prompting_guide``): the family preset's guide."""
+        return self.preset.prompting_guide
 
     def __repr__(self) -> str:
         return f"DiffusersGenerator({self.path!r}, family={self.family!r})"

@@ -59,6 +59,9 @@ def eval_command(
     generator: str = typer.Option("shapes", "--generator", "-g", help="Generator spec."),
     chat_model: str = typer.Option("shapes", "--chat-model", "-m", help="Chat-model spec for planner and refiner."),
     critic_model: Optional[str] = typer.Option(None, "--critic-model", help="Chat-model spec for the critic (default --chat-model)."),
+    prompting_guide: Optional[str] = typer.Option(
+        None, "--prompting-guide", help="Prompting guide for the planner and refiner in place of the generator's own; 'none' shows none."
+    ),
     judge: Optional[str] = typer.Option(
         None,
         "--judge",
@@ -116,7 +119,8 @@ def eval_command(
     budget = budget if budget is not None else preset_values.get("max_rounds", 5)
     max_skills = max_skills if max_skills is not None else preset_values.get("max_skills", 2)
     memory = memory if memory is not None else preset_values.get("memory")
-    context.update({k: v for k, v in {"steps": steps, "guidance": guidance, "width": width, "height": height}.items() if v is not None})
+    overrides = {"steps": steps, "guidance": guidance, "width": width, "height": height, "prompting_guide": prompting_guide}
+    context.update({k: v for k, v in overrides.items() if v is not None})
     if methods is None:
         methods = "single,gems" if preset else ",".join(m for m in METHODS if suite == "shapes" or m != "explicit")
     name = f"{suite}-{split}" if suite == "shapes" else f"{suite}-{Path(path or '').stem}"

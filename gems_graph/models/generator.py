@@ -4,7 +4,7 @@ Nodes talk to a LangChain ``BaseChatModel`` for language and vision, and to a
 ``Generator`` for images. Real models and the offline shapes world implement the
 same interfaces, so no node branches on which backend it has. What a generator can
 do beyond ``generate`` it declares (``BatchGenerator``, ``EditingGenerator``), and
-callers ask the object (``supports_editing``), never its class or spec.
+callers ask the object (``supports_editing``, ``prompting_guide``), never its class or spec.
 """
 
 from __future__ import annotations
@@ -119,6 +119,17 @@ def supports_editing(generator: Any) -> bool:
     if isinstance(declared, bool) and not declared:
         return False
     return callable(getattr(generator, "edit", None))
+
+
+def prompting_guide(generator: Any) -> str | None:
+    """The generator's declared prompting guide (its model card's "how to prompt" section), or None.
+
+    A backend declares it as a ``prompting_guide`` attribute or property; the planner and
+    the refiner are shown it, since a chat model knows how to prompt an image model only
+    from what it is told. Anything but non-blank text counts as no guide.
+    """
+    declared = getattr(generator, "prompting_guide", None)
+    return declared.strip() if isinstance(declared, str) and declared.strip() else None
 
 
 def region_mask(width: int, height: int, region: list[float] | tuple[float, ...]) -> Image.Image:

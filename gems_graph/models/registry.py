@@ -26,7 +26,8 @@ from typing import Any
 
 from langchain_core.language_models import BaseChatModel
 
-from gems_graph.models.generator import Generator
+from gems_graph.context import NO_PROMPTING_GUIDE
+from gems_graph.models.generator import Generator, prompting_guide
 from gems_graph.models.retry import CallLimits, with_limits
 
 Factory = Callable[[str], Any]
@@ -213,6 +214,16 @@ def resolve_generator(spec: str | Generator, limits: CallLimits | None = None) -
 def resolve_editor(ctx: Any, limits: CallLimits | None = None) -> Generator:
     """The generator a run's edits go to: its ``editor`` when set, else its ``generator``."""
     return resolve_generator(ctx.editor if ctx.editor is not None else ctx.generator, limits)
+
+
+def resolve_prompting_guide(ctx: Any) -> str | None:
+    """The prompting guide a run's planner and refiner are shown: the context's
+    ``prompting_guide`` when set (the text "none" or a blank one: no guide), else the
+    one its generator declares (``models.generator.prompting_guide``)."""
+    if ctx.prompting_guide is not None:
+        text = ctx.prompting_guide.strip()
+        return None if text.lower() in ("", NO_PROMPTING_GUIDE) else text
+    return prompting_guide(resolve_generator(ctx.generator))
 
 
 def resolve_chat_model(spec: str | BaseChatModel, limits: CallLimits | None = None) -> BaseChatModel:
