@@ -50,7 +50,7 @@ def chat_model_router(model, max_skills: int = 2) -> Router:
             model,
             prompt=prompt,
             system_prompt=PLANNER_SYSTEM_PROMPT,
-            user_prompt=PLANNER_USER_PROMPT.format(prompt=prompt, extra=""),
+            user_prompt=PLANNER_USER_PROMPT.format(prompt=prompt, guide="", extra=""),
             schema=PlannedPrompt,
             registry=registry,
             max_skills=max_skills,

@@ -29,6 +29,8 @@ EXPERIENCE = "experience"
 #: The summary that replaces older rounds when the trajectory outgrows its budget.
 FOLDED = "Lessons so far (rounds {first}-{last}, folded)"
 NONE = "none"
+#: The generator's prompting guide, a block: the label's line, then the guide's lines indented.
+PROMPTING_GUIDE = "How to prompt the image model (its prompting guide)"
 #: After a skill's description in the planner's catalog: the words it declares it is for (a JSON list).
 SKILL_TRIGGERS = "use when the request mentions"
 
@@ -56,6 +58,21 @@ EDIT_SOURCE = "Image you may edit"
 EDIT_FAILED = "its failed checks"
 EDIT_PASSED = "its passed checks"
 EDITED = "edit of"
+
+
+def guide_block(guide: str | None) -> str:
+    """The guide under ``PROMPTING_GUIDE``, every line indented so its end can be found, ending in
+    a newline; "" without a guide."""
+    if not guide or not guide.strip():
+        return ""
+    lines = [f"  {line.strip()}" for line in guide.strip().splitlines()]
+    return f"{PROMPTING_GUIDE}:\n" + "\n".join(lines) + "\n"
+
+
+def find_block(text: str, label: str) -> str | None:
+    """The indented lines after the line ``label:``, dedented and joined by newlines, or None."""
+    m = re.search(rf"^{re.escape(label)}:[ \t]*\n((?:[ \t]+.*(?:\n|$))*)", text, re.M)
+    return "\n".join(line.strip() for line in m.group(1).splitlines()).strip() if m else None
 
 
 def find_field(text: str, label: str) -> str | None:

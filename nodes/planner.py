@@ -2,9 +2,12 @@
 
 The skill catalog (names and descriptions) is in its system prompt and its model is
 bound with ``load_skill``; instructions load only for the skills it picks (see
-``nodes.skill_planning``). Its reply is structured (``PlannedPrompt``). If the model cannot produce one even
-after a repair, the user's prompt is used as is and the failure is noted in state,
-so a weak planner never stops a run.
+``nodes.skill_planning``). Its user prompt carries the generator's prompting guide
+(``resolve_prompting_guide``: the generator's own, or the context's replacement), the
+way a person writing the prompt would read the model card first. Its reply is
+structured (``PlannedPrompt``). If the model cannot produce one even after a repair,
+the user's prompt is used as is and the failure is noted in state, so a weak planner
+never stops a run.
 """
 
 from __future__ import annotations
@@ -28,7 +31,15 @@ from gems_graph.events import emit
 from gems_graph.memory import MemoryStoreError, generator_family
 from gems_graph.memory.access import lessons_text, store_for_run
 from gems_graph.models.llm import StructuredOutputError, invoke_structured
-from gems_graph.models.registry import chat_limits, chat_models, check_spec, generators, resolve_chat_model, resolve_generator
+from gems_graph.models.registry import (
+    chat_limits,
+    chat_models,
+    check_spec,
+    generators,
+    resolve_chat_model,
+    resolve_generator,
+    resolve_prompting_guide,
+)
 from gems_graph.persistence.artifacts import new_run_folder, write_run_json
 from gems_graph.persistence.home import default_runs_dir
 from gems_graph.settings import effective_context
@@ -45,9 +56,10 @@ follow exactly: name every object with its count, colour and other attributes ne
 to it, state spatial relations explicitly, and keep everything the user asked for.
 Do not add objects the user did not ask for. Keep it under 120 words."""
 
+#: ``guide`` is ``labels.guide_block`` of the generator's prompting guide ("" without one).
 PLANNER_USER_PROMPT = f"""\
 {labels.USER_REQUEST}: {{prompt}}
-{{extra}}
+{{guide}}{{extra}}
 Write the generation prompt."""
 
 
@@ -93,13 +105,14 @@ def recall_lessons(ctx: GemsContext, prompt: str, family: str, runtime: Runtime[
 def _plan_first_prompt(ctx: GemsContext, prompt: str, runtime: Runtime[GemsContext], notes: list[str]) -> dict[str, Any]:
     """Recall lessons, load skills and write the first prompt (every model call of the planner)."""
     model = resolve_chat_model(ctx.chat_model, chat_limits(ctx))
-    # The generator says its own family (lessons are filed under it); the registry caches the
-    # instance, so the generator node reuses it.
+    # The generator says its own family (lessons are filed under it) and how to prompt it; the
+    # registry caches the instance, so the generator node reuses it.
     family = generator_family(resolve_generator(ctx.generator))
+    guide = resolve_prompting_guide(ctx)
     recalled = recall_lessons(ctx, prompt, family, runtime, notes)
     if recalled:
         emit(runtime, "lessons_recalled", lessons=[{"id": r["id"], "text": r["text"]} for r in recalled])
-    user_prompt = PLANNER_USER_PROMPT.format(prompt=prompt, extra=lessons_text(recalled))
+    user_prompt = PLANNER_USER_PROMPT.format(prompt=prompt, guide=labels.guide_block(guide), extra=lessons_text(recalled))
     plan = plan_with_skills(
         model,
         prompt=prompt,

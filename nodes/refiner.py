@@ -6,6 +6,8 @@ experience of under 100 words: the raw reasoning is never passed on. Then the ne
 prompt is written from the original intent and the trajectory (each round's prompt,
 failed and passed checks and experience, plus the last ``refiner_images`` images, or
 every round's with -1 as in the paper), reinforcing what failed and protecting what passed.
+The generator's prompting guide comes with them, as for the planner: how to prompt the
+model is something the refiner knows only from what it is told.
 
 When the generator declares editing (``supports_editing``) and ``refiner_edits`` is
 on, the second call also shows the best image so far with its failed and passed
@@ -32,7 +34,7 @@ from gems_graph.memory.access import lessons_text
 from gems_graph.memory.trajectory import round_facts, trajectory_view
 from gems_graph.models.generator import region_mask, supports_editing
 from gems_graph.models.llm import StructuredOutputError, image_block, invoke_structured, text_block
-from gems_graph.models.registry import chat_limits, resolve_chat_model, resolve_editor
+from gems_graph.models.registry import chat_limits, resolve_chat_model, resolve_editor, resolve_prompting_guide
 from gems_graph.records import Candidate, Check, Round, TieBreak, is_failed, round_best
 from gems_graph.settings import effective_context
 from gems_graph.state import GemsState
@@ -59,9 +61,10 @@ Restate every failed requirement explicitly and early in the prompt; keep what
 already passed; do not add objects the request did not ask for. You may also ask
 for a new random seed or a different guidance scale."""
 
+#: ``guide`` is ``labels.guide_block`` of the generator's prompting guide ("" without one).
 REFINE_USER_PROMPT = f"""\
 {labels.ORIGINAL_REQUEST}: {{prompt}}
-{{trajectory}}
+{{guide}}{{trajectory}}
 {{lessons}}{{feedback}}{{edit}}Write the next prompt."""
 
 EDIT_SYSTEM_PROMPT = """
@@ -137,6 +140,15 @@ def _lessons_block(state: GemsState) -> str:
     return text + "\n" if text else ""
 
 
+def prompting_guide_for(ctx: GemsContext) -> str | None:
+    """The guide the planner was shown, resolved again (the registry caches the generator), so
+    that it stays out of checkpointed state; a generator that cannot load gives none here."""
+    try:
+        return resolve_prompting_guide(ctx)
+    except Exception:  # noqa: BLE001 - the generator node reports a generator that cannot load
+        return None
+
+
 def edit_source(state: GemsState, ctx: GemsContext) -> Candidate | None:
     """The candidate the refiner may edit: the best so far, when the editor (by default the generator) edits and edits are on."""
     best = state.get("best")
@@ -187,7 +199,12 @@ def refiner(state: GemsState, runtime: Runtime[GemsContext]) -> dict[str, Any]:
     content: list[dict[str, Any]] = [
         text_block(
             REFINE_USER_PROMPT.format(
-                prompt=state["prompt"], trajectory=view.text, lessons=_lessons_block(state), feedback=feedback, edit=offer
+                prompt=state["prompt"],
+                guide=labels.guide_block(prompting_guide_for(ctx)),
+                trajectory=view.text,
+                lessons=_lessons_block(state),
+                feedback=feedback,
+                edit=offer,
             )
         )
     ]

@@ -163,7 +163,7 @@ def _shapes_refine(tmp_path, placed, offer: bool):
         + ["  failed: Is there a blue triangle?"]
     )
     edit = EDIT_OFFER.format(round=1, index=0, failed="Is there a blue triangle?", passed="Is there a red circle?") if offer else ""
-    text = REFINE_USER_PROMPT.format(prompt=REQUEST, trajectory=trajectory, lessons="", feedback="", edit=edit)
+    text = REFINE_USER_PROMPT.format(prompt=REQUEST, guide="", trajectory=trajectory, lessons="", feedback="", edit=edit)
     content = [text_block(text), image_block(ref)] + ([image_block(ref)] if offer else [])
     return invoke_structured(ShapesChatModel(), RefinedPrompt, [HumanMessage(content=content)]).value
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 from gems_graph import prompt_labels as labels
 from gems_graph.memory.access import lessons_text
 from gems_graph.memory.trajectory import round_facts, trajectory_view
-from gems_graph.shapes.chat_model import _lesson_moves
+from gems_graph.shapes.chat_model import _lesson_moves, guide_moves
+from gems_graph.shapes.generator import PROMPTING_GUIDE
 from nodes.critic import DECOMPOSE_USER_PROMPT, VERIFY_USER_PROMPT
 from nodes.planner import PLANNER_USER_PROMPT
 from nodes.refiner import COMPRESS_USER_PROMPT, EDIT_OFFER, REFINE_USER_PROMPT
@@ -45,9 +46,23 @@ def _round(index: int, prompt: str, experience: str | None = None) -> dict:
 
 
 def test_planner_prompt_fields():
-    text = PLANNER_USER_PROMPT.format(prompt="a photo of three red circles", extra=lessons_text([{"text": LESSON}]))
+    text = PLANNER_USER_PROMPT.format(
+        prompt="a photo of three red circles", guide=labels.guide_block(PROMPTING_GUIDE), extra=lessons_text([{"text": LESSON}])
+    )
     assert labels.find_field(text, labels.USER_REQUEST) == "a photo of three red circles"
+    assert labels.find_block(text, labels.PROMPTING_GUIDE) == PROMPTING_GUIDE
     assert _lesson_moves(text) == [("explicit-layout", {"count"})]
+    bare = PLANNER_USER_PROMPT.format(prompt="a photo of three red circles", guide=labels.guide_block(None), extra="")
+    assert labels.find_block(bare, labels.PROMPTING_GUIDE) is None
+
+
+def test_the_guide_block_keeps_the_guide_whole_and_ends_where_it_ends():
+    guide = "First line.\n\nAfter a blank line, failed: not a check."
+    text = f"{labels.ORIGINAL_REQUEST}: x\n{labels.guide_block(guide)}{labels.TRAJECTORY}:\nRound 1 prompt: x\n  failed: Is there a x?"
+    assert labels.find_block(text, labels.PROMPTING_GUIDE) == guide
+    assert labels.find_all(text, labels.FAILED)[-1] == "Is there a x?"
+    # The shipped generator's guide states the moves in the order the shapes chat model tries them.
+    assert guide_moves(PROMPTING_GUIDE) == ["add-colour", "explicit-layout", "move"]
 
 
 def test_critic_prompt_fields():
@@ -76,6 +91,7 @@ def test_refiner_prompt_fields():
     view = trajectory_view(rounds, CHECKS)
     text = REFINE_USER_PROMPT.format(
         prompt="a photo of three red circles",
+        guide=labels.guide_block(PROMPTING_GUIDE),
         trajectory=view.text,
         lessons=lessons_text([{"text": LESSON}]) + "\n",
         feedback=f"{labels.FEEDBACK}: redder\n",
@@ -89,6 +105,7 @@ def test_refiner_prompt_fields():
     assert labels.find_all(text, labels.FAILED)[-1] == "Are there exactly three red circles?"
     assert labels.find_field(text, labels.EXPERIENCE) == "Tried strategy x."
     assert labels.find_field(text, labels.FEEDBACK) == "redder"
+    assert labels.find_block(text, labels.PROMPTING_GUIDE) == PROMPTING_GUIDE
     assert _lesson_moves(text) == [("explicit-layout", {"count"})]
 
 

@@ -5,12 +5,14 @@ from __future__ import annotations
 import numpy as np
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
 
+from gems_graph import prompt_labels as labels
 from gems_graph.context import GemsContext
 from gems_graph.graph import compile_graph
 from gems_graph.memory.access import lessons_text
 from gems_graph.models.generator import GenerationRequest
 from gems_graph.models.llm import image_block, invoke_structured, text_block, yes_probability
 from gems_graph.shapes.chat_model import LAYOUT_DIRECTIVE, ShapesChatModel
+from gems_graph.shapes.generator import PROMPTING_GUIDE
 from gems_graph.shapes.grammar import PLACES, ObjectSpec, Scene, parse_prompt
 from gems_graph.shapes.render import render_scene
 from gems_graph.skills import default_registry
@@ -24,6 +26,7 @@ class LeakyRenderer:
     """Draws the prompt's scene, but with the two colours swapped on seed 0 (colour leaking)."""
 
     family = "test-shapes"
+    prompting_guide = PROMPTING_GUIDE  # a stand-in for the shipped model: its guide
 
     def generate(self, request: GenerationRequest):
         scene = parse_prompt(request.prompt)
@@ -36,7 +39,7 @@ class LeakyRenderer:
 
 def test_planner_request_gives_a_canonical_prompt_and_reports_unknown_words():
     reply = invoke_structured(
-        ShapesChatModel(), PlannedPrompt, [HumanMessage(PLANNER_USER_PROMPT.format(prompt="A photo of TWO red circles, glowing", extra=""))]
+        ShapesChatModel(), PlannedPrompt, [HumanMessage(PLANNER_USER_PROMPT.format(prompt="A photo of TWO red circles, glowing", guide="", extra=""))]
     )
     assert reply.value.prompt == "a photo of two red circles"
     assert reply.value.unsupported == ["glowing"]
@@ -46,7 +49,7 @@ def plan(prompt, lessons=(), skills=None):
     """The shapes model's plan for ``prompt`` with these lessons recalled and these skill
     texts loaded (as the planner's tool loop hands them over)."""
     extra = lessons_text([{"text": t} for t in lessons])
-    messages = [HumanMessage(PLANNER_USER_PROMPT.format(prompt=prompt, extra=extra))]
+    messages = [HumanMessage(PLANNER_USER_PROMPT.format(prompt=prompt, guide="", extra=extra))]
     for i, (name, body) in enumerate((skills or {}).items()):
         messages.append(AIMessage(content="", tool_calls=[{"name": "load_skill", "args": {"name": name}, "id": f"c{i}"}]))
         messages.append(ToolMessage(content=body, tool_call_id=f"c{i}", name="load_skill"))
@@ -83,14 +86,20 @@ def test_a_recalled_lesson_changes_the_plan_for_the_kind_of_failure_it_fixed():
     assert plan("a photo of three red squares", ["strategy dance worked"]).prompt == "a photo of three red squares"
 
 
-def refine(request, rounds, images=(), lessons=()):
-    """The shapes model's refinement; ``rounds`` are (prompt, failed checks) in order."""
+def refine(request, rounds, images=(), lessons=(), guide=PROMPTING_GUIDE):
+    """The shapes model's refinement, shown the shipped model's prompting guide unless told
+    otherwise; ``rounds`` are (prompt, failed checks) in order."""
     lines = ["Trajectory so far:"]
     for i, (prompt, failed) in enumerate(rounds, 1):
         lines += [f"Round {i} prompt: {prompt}", "  score: 0.50", "  passed: none", f"  failed: {failed}"]
     extra = lessons_text([{"text": t} for t in lessons])
     text = REFINE_USER_PROMPT.format(
-        prompt=request, trajectory="\n".join(lines), lessons=extra + "\n" if extra else "", feedback="", edit=""
+        prompt=request,
+        guide=labels.guide_block(guide),
+        trajectory="\n".join(lines),
+        lessons=extra + "\n" if extra else "",
+        feedback="",
+        edit="",
     )
     content = [text_block(text), *[image_block(ref) for ref in images]]
     return invoke_structured(ShapesChatModel(), RefinedPrompt, [HumanMessage(content=content)]).value
@@ -176,6 +185,7 @@ class ColourlessBlind:
     """Draws the scene, but leaves out any object the prompt gives no colour (as the shipped model often does for triangles)."""
 
     family = "test-shapes"
+    prompting_guide = PROMPTING_GUIDE  # whose guide says so
 
     def __init__(self) -> None:
         self.prompts: list[str] = []

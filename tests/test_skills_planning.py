@@ -23,7 +23,7 @@ def plan(model, registry, **kw):
         model,
         prompt=PROMPT,
         system_prompt=PLANNER_SYSTEM_PROMPT,
-        user_prompt=PLANNER_USER_PROMPT.format(prompt=PROMPT, extra=""),
+        user_prompt=PLANNER_USER_PROMPT.format(prompt=PROMPT, guide="", extra=""),
         schema=PlannedPrompt,
         registry=registry,
         **kw,
@@ -120,7 +120,7 @@ def test_offline_shapes_model_routes_by_triggers(registry):
         model,
         prompt="two red circles to the left of a blue square",
         system_prompt=PLANNER_SYSTEM_PROMPT,
-        user_prompt=PLANNER_USER_PROMPT.format(prompt="two red circles to the left of a blue square", extra=""),
+        user_prompt=PLANNER_USER_PROMPT.format(prompt="two red circles to the left of a blue square", guide="", extra=""),
         schema=PlannedPrompt,
         registry=registry,
     )

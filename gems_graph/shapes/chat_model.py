@@ -9,19 +9,30 @@ plain question with an image attached, verifies it by running the pixel checker.
 It reads its inputs by the labels in ``gems_graph.prompt_labels``, the ones the
 node prompts are formatted from.
 
-It acts only on what its inputs say, as an LLM would:
+It acts only on what its inputs say, as an LLM would. It can parse the world's
+language and write both of its registers, but every move that needs knowledge of
+how the image model follows prompts it takes only from a text it was given: the
+generator's prompting guide (``labels.PROMPTING_GUIDE``), a loaded skill's
+instructions or a recalled lesson. Each move is licensed by a named pattern those
+texts are written to match (``LAYOUT_DIRECTIVE``, ``MOVE_DIRECTIVES``,
+``KEEP_DIRECTIVE``), so removing a sentence removes the move:
 
 * the planner writes the request in the world's terse phrasing (a generic rewrite),
   unless a loaded skill's instructions tell it to lay the objects out explicitly
   (``LAYOUT_DIRECTIVE``), or a recalled lesson says a move fixed the same kind of
   failure (a count, a relation, a missing object) on a similar prompt: then it
-  writes the explicit layout register, every object with its own cell;
+  writes the explicit layout register, every object with its own cell. The guide's
+  moves are refinements (they say what to do when an image comes out wrong), so
+  they do not change the first prompt;
 * the refiner reads the failed checks of the last round and the detections in the
-  last image it is shown, and chooses a move: name a colour for a missing object
-  whose colour was left open (``add-colour``), lay out explicitly what failed while
-  keeping the objects that are right where they were (``explicit-layout``), move or
-  add the objects that are still wrong in a layout (``move``), or only change the
-  seed (``new-seed``); moves that recalled lessons say worked come first;
+  last image it is shown, and makes the first move that applies, in this order:
+  moves that recalled lessons say worked, then the guide's moves in the order the
+  guide states them (name a colour for a missing object whose colour was left open,
+  ``add-colour``; lay out explicitly what failed, ``explicit-layout``, keeping the
+  objects that are right where they were when the guide says so; move the objects
+  still wrong in a layout, ``move``), and last the one move that needs no knowledge
+  of the model, ``new-seed``: the last prompt again with a new seed. Without a guide
+  or a lesson it only changes the seed;
 * when it is offered an image to edit (``EDIT_SOURCE``, the generator edits), it
   reads that image's detections first: if one edit can fix every failed check and
   keep what passed, it answers that edit (``gems_graph.shapes.editing``: the
@@ -57,12 +68,22 @@ from gems_graph.shapes.layout import cell_at, explicate, flatten
 from gems_graph.shapes.questions import answer_question, checks_for_scene
 from gems_graph.skills.binding import route_by_declared_triggers
 
-#: Moves in the order tried when nothing recalled says otherwise (first that applies wins).
-STRATEGIES = ("add-colour", "explicit-layout", "move", "new-seed")
+#: The moves it knows how to make; which it may make, and in what order, it reads from its inputs.
+MOVES = ("add-colour", "explicit-layout", "move", "new-seed")
+#: The one move that needs no knowledge of the image model, tried last: the same prompt, a new seed.
+NEW_SEED = "new-seed"
 #: Moves the planner applies up front when a lesson says they fixed a similar failure.
 PLANNABLE = ("explicit-layout",)
 #: The instruction in a skill's text that makes the planner write an explicit layout.
 LAYOUT_DIRECTIVE = re.compile(r"\blay (?:the |all |every )?(?:objects?|copies|things) out explicitly\b", re.I)
+#: The sentence of a prompting guide that licenses each refinement move.
+MOVE_DIRECTIVES: dict[str, re.Pattern[str]] = {
+    "add-colour": re.compile(r"\bname a colou?r\b", re.I),
+    "explicit-layout": LAYOUT_DIRECTIVE,
+    "move": re.compile(r"\bmove (?:them|it|the objects?) to (?:other |another )?free cells?\b", re.I),
+}
+#: The clause, in the guide's sentence for a layout move, that makes it keep the objects already right in their cells.
+KEEP_DIRECTIVE = re.compile(r"\bkeeping (?:those|the objects?|what)\b[^.]*?\bright\b", re.I)
 _LOAD_SKILL = "load_skill"
 
 
@@ -183,10 +204,7 @@ class ShapesChatModel(BaseChatModel):
         tried = f"Tried strategy {strategy.group(1)}. " if strategy else ""
         if not failed or failed == labels.NONE:
             return f"{tried}Round {rounds[-1][0] if rounds else '?'} passed every check; keep this prompt."
-        return (
-            f"{tried}It still failed: {failed}. Next: lay out explicitly what failed, keep what passed "
-            "where it was, move or add the missing object, or change the seed."
-        )
+        return f"{tried}It still failed: {failed}. Next: restate what failed, keep what passed, or change the seed."
 
     def _refine(self, text: str, images: list[Image.Image]) -> dict[str, Any]:
         request = labels.find_field(text, labels.ORIGINAL_REQUEST) or ""
@@ -222,9 +240,11 @@ class ShapesChatModel(BaseChatModel):
         except ShapesGrammarError:
             last = scene
         seen = detect(images[-1]) if images else None
-        order = _preferred_strategies(text)
-        strategy = next(s for s in order if _applies(s, scene, last, failed))
-        prompt = _apply(strategy, scene, last, failed, seen, _rng(f"{request}#{last_round}"))
+        guide = labels.find_block(text, labels.PROMPTING_GUIDE) or ""
+        strategy = next(s for s in _move_order(text, guide) if _applies(s, scene, last, failed))
+        # What was right is pinned to its cell only when the guide's sentence for the move says to keep it.
+        kept = seen if _keeps_what_was_right(guide, strategy) else None
+        prompt = _apply(strategy, scene, last, failed, kept, _rng(f"{request}#{last_round}"))
         return {"reasoning": f"strategy: {strategy}; failed: {failed or labels.NONE}", "prompt": prompt, "new_seed": True, "guidance": None}
 
 
@@ -260,7 +280,7 @@ def _lesson_moves(text: str) -> list[tuple[str, set[str]]]:
     out = []
     for line in block.splitlines():
         m = re.search(r"strategy ([a-z-]+) (?:worked|fixed)", line)
-        if not m or m.group(1) not in STRATEGIES:
+        if not m or m.group(1) not in MOVES:
             continue
         fixed = line.split("It fixed:", 1)[1] if "It fixed:" in line else ""
         kinds = _check_kinds(fixed)
@@ -278,10 +298,22 @@ def _strategies_that_worked(text: str) -> list[str]:
     return list(dict.fromkeys(s for s, _ in _lesson_moves(text)))
 
 
-def _preferred_strategies(text: str) -> list[str]:
-    """Moves that recalled lessons say worked come first, in the default order otherwise."""
-    preferred = _strategies_that_worked(text)
-    return preferred + [s for s in STRATEGIES if s not in preferred]
+def guide_moves(guide: str) -> list[str]:
+    """The refinement moves a prompting guide licenses (``MOVE_DIRECTIVES``), in the order it states them."""
+    found = [(m.start(), move) for move, pattern in MOVE_DIRECTIVES.items() if (m := pattern.search(guide))]
+    return [move for _, move in sorted(found)]
+
+
+def _keeps_what_was_right(guide: str, move: str) -> bool:
+    """Whether the guide's sentence that licenses ``move`` also says to keep what came out right."""
+    pattern = MOVE_DIRECTIVES.get(move)
+    sentences = re.split(r"(?<=[.!?])\s+", guide)
+    return pattern is not None and any(pattern.search(x) and KEEP_DIRECTIVE.search(x) for x in sentences)
+
+
+def _move_order(text: str, guide: str) -> list[str]:
+    """Moves that recalled lessons say worked, then the guide's, then a new seed (which always applies)."""
+    return list(dict.fromkeys([*_strategies_that_worked(text), *guide_moves(guide), NEW_SEED]))
 
 
 def _applies(strategy: str, scene: Scene, last: Scene, failed: str) -> bool:
