@@ -234,7 +234,7 @@ def test_the_guide_sets_the_order_of_the_moves():
 
 
 def test_a_recalled_lesson_licenses_a_move_the_guide_does_not_state():
-    lesson = 'For "a photo of two green circles": strategy explicit-layout worked in round 2. It fixed: Are there exactly two green circles?'
+    lesson = 'For "a photo of two green circles": strategy explicit-layout worked in round 2. It fixed: Are there exactly two circles?'
     assert _move(_refine(*COUNT, None, (lesson,))) == "explicit-layout"
     assert _move(_refine(*RELATION, None, ('For "x": strategy move worked in round 2.',))) == "move"
 

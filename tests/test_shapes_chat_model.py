@@ -39,7 +39,9 @@ class LeakyRenderer:
 
 def test_planner_request_gives_a_canonical_prompt_and_reports_unknown_words():
     reply = invoke_structured(
-        ShapesChatModel(), PlannedPrompt, [HumanMessage(PLANNER_USER_PROMPT.format(prompt="A photo of TWO red circles, glowing", guide="", extra=""))]
+        ShapesChatModel(),
+        PlannedPrompt,
+        [HumanMessage(PLANNER_USER_PROMPT.format(prompt="A photo of TWO red circles, glowing", guide="", extra=""))],
     )
     assert reply.value.prompt == "a photo of two red circles"
     assert reply.value.unsupported == ["glowing"]
