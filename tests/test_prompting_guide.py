@@ -52,7 +52,7 @@ def test_generators_declare_a_guide_and_image_servers_have_none():
     from gems_graph.backends.http_generator import from_spec as http_from_spec
     from gems_graph.backends.images_api import from_spec as images_api_from_spec
 
-    assert prompting_guide(ShapesGenerator()) == PROMPTING_GUIDE and len(PROMPTING_GUIDE.split()) < 170
+    assert prompting_guide(ShapesGenerator()) == PROMPTING_GUIDE and len(PROMPTING_GUIDE.split()) <= 150
     assert "explicit" in PROMPTING_GUIDE.lower() and "top left" in PROMPTING_GUIDE and "large" in PROMPTING_GUIDE
     turbo = DiffusersGenerator("Tongyi-MAI/Z-Image-Turbo")
     assert "Z-Image-Turbo" in prompting_guide(turbo) and "negative prompt has no effect" in prompting_guide(turbo)
@@ -82,6 +82,18 @@ def _toml(tmp_path: Path, text: str) -> Path:
     path = tmp_path / "gems.toml"
     path.write_text(text + "\n")
     return path
+
+
+def test_doctor_says_which_guide_the_planner_and_refiner_get():
+    from gems_graph.backends.doctor import doctor
+
+    def row(**context: Any) -> str:
+        return next(r.detail for r in doctor(context, probe=False) if r.check == "prompting guide")
+
+    assert "declared by the generator" in row()
+    assert row(prompting_guide="Be brief.") == "2 words, the prompting_guide setting"
+    assert row(generator=ColourGenerator()).startswith("none")
+    assert row(prompting_guide="none").startswith("none")
 
 
 def test_gems_run_takes_the_guide_from_a_flag(tmp_path, monkeypatch):

@@ -20,7 +20,15 @@ from gems_graph.errors import one_line, redact
 from gems_graph.models.generator import supports_editing
 from gems_graph.models.health import FAIL, OK, SKIP, WARN, Health, health_of
 from gems_graph.models.llm import invoke_structured, supports_logprobs, yes_probability
-from gems_graph.models.registry import UnknownBackendError, generators, resolve_chat_model, resolve_editor, resolve_generator, split_spec
+from gems_graph.models.registry import (
+    UnknownBackendError,
+    generators,
+    resolve_chat_model,
+    resolve_editor,
+    resolve_generator,
+    resolve_prompting_guide,
+    split_spec,
+)
 
 
 @dataclass
@@ -131,6 +139,20 @@ def _edits(context: Any) -> Row:
     return Row(role, name, "edits", WARN, "does not edit images: --edits has no effect, the refiner regenerates")
 
 
+def _guide(context: Any) -> Row:
+    """Which prompting guide the planner and refiner are shown: the setting's, the generator's or none."""
+    spec = context.generator
+    name = spec if isinstance(spec, str) else type(spec).__name__
+    try:
+        guide = resolve_prompting_guide(context)
+    except Exception as exc:  # noqa: BLE001 - reported as a row
+        return Row("generator", name, "prompting guide", FAIL, one_line(exc))
+    if guide is None:
+        return Row("generator", name, "prompting guide", OK, "none: the planner and refiner are told nothing about how to prompt it")
+    source = "the prompting_guide setting" if context.prompting_guide is not None else "declared by the generator"
+    return Row("generator", name, "prompting guide", OK, f"{len(guide.split())} words, {source}")
+
+
 def doctor(context: Any = None, *, probe: bool = True) -> list[Row]:
     """Check the generator and chat model(s) of ``context`` (a ``GemsContext`` or its kwargs)."""
     from gems_graph.context import GemsContext
@@ -144,6 +166,8 @@ def doctor(context: Any = None, *, probe: bool = True) -> list[Row]:
         if isinstance(context.generator, str)
         else [Row("generator", type(context.generator).__name__, "create", OK, "instance")]
     )
+    if not any(r.status == FAIL for r in rows):
+        rows.append(_guide(context))
     if isinstance(context.editor, str):
         rows += check_generator(context.editor, "editor")
     if context.refiner_edits and not any(r.status == FAIL for r in rows):

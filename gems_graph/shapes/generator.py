@@ -36,16 +36,16 @@ DEFAULT_GUIDANCE = 3.0
 
 #: How to prompt this model, as its model card would say it (shown to the planner and refiner).
 PROMPTING_GUIDE = """\
-The model draws circles, squares and triangles in red, green, blue or yellow, up to four of a kind.
-Terse register: "a photo of three red circles", "a red square left of a blue circle" (also right of, above, \
-below); it picks the layout.
-Explicit register: each object listed with its cell of a 3x3 grid (top left, top, top right, left, centre, \
-right, bottom left, bottom, bottom right), optionally small or large: "a red circle at the left and a large \
-blue square at the right".
-An object whose colour is not named may not show: when one is missing, name a colour for it.
+It draws circles, squares and triangles in red, green, blue or yellow, up to four of a kind.
+Terse register: "three red circles", "a red square left of a blue circle" (or right of, above, below); \
+it picks the layout.
+Explicit register: each object with its cell of a 3x3 grid (top left, top, top right, left, centre, right, \
+bottom left, bottom, bottom right), optionally small or large: "a red circle at the left and a large blue \
+square at the right".
+An object with no colour named may not show: name a colour for a missing one.
 It follows an explicit layout better than a terse prompt: when a terse prompt comes out wrong, lay the \
 objects out explicitly, keeping those that came out right in their cells.
-When objects in a layout come out wrong, move them to other free cells, keeping what was right.
+When objects in a layout come out wrong, move them to free cells, keeping what was right.
 Otherwise, change the seed."""
 
 
