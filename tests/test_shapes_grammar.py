@@ -93,6 +93,17 @@ def test_hard_prompts_parse_and_round_trip(text, scene):
     assert describe(scene) == text
 
 
+def test_every_hard_scene_round_trips():
+    import numpy as np
+
+    from gems_graph.shapes.render import sample_hard_scene
+
+    rng = np.random.default_rng(3)
+    for _ in range(500):
+        scene = sample_hard_scene(rng)
+        assert parse_prompt(describe(scene)) == scene, describe(scene)
+
+
 def test_a_relation_needs_two_single_objects_first():
     with pytest.raises(ShapesGrammarError, match="two single objects"):
         parse_prompt("a photo of a circle left of two squares and a triangle")
