@@ -203,3 +203,59 @@ def test_custom_suite_scored_by_soft_tifa_with_an_offline_judge(tmp_path):
     assert recs["pair"]["am"] > 0.5 and recs["pair"]["gm"] > 0.5 and recs["pair"]["judge_calls"] == 2
     assert recs["wrong"]["am"] < 0.5
     assert r["summary"]["methods"]["single"]["gm"] is not None
+
+
+def test_hard_suite_is_scored_atom_by_atom(tmp_path):
+    """shapes-hard through the harness: the score is GM (every atom right), AM beside it,
+    both per method and per atom bin, and each atom kept with its kind."""
+    from PIL import Image
+
+    from gems_graph.shapes.atoms import answer_atoms
+
+    cfg = _cfg(
+        tmp_path,
+        suite="shapes-hard",
+        categories=["atoms 3-4", "atoms 9-10"],
+        per_category=1,
+        methods=["single", "explicit", "loop"],
+        budget=2,
+    )
+    result = run_eval(cfg)
+    data = json.loads((tmp_path / "results.json").read_text())
+    recs = data["records"]
+    assert result["errors"] == 0 and len(recs) == 6 and data["settings"]["split"] == "dev"
+    for r in recs:
+        with Image.open(tmp_path / r["final_image"]) as img:
+            answers = answer_atoms(parse_prompt(r["prompt"]), img.convert("RGB"))
+        assert [(a["question"], a["skill"], a["p"]) for a in r["atoms"]] == [(a.question, a.kind, float(y)) for a, y in answers]
+        assert r["score"] == r["gm"] == float(all(y for _, y in answers))
+        assert r["am"] == pytest.approx(sum(y for _, y in answers) / len(answers))
+    s = result["summary"]
+    assert set(s["by_category"]) == {"atoms 3-4", "atoms 9-10"}
+    assert all(s["methods"][m]["am"] is not None and s["methods"][m]["gm"] == s["methods"][m]["score"] for m in cfg.methods)
+    assert all(per["am"] is not None for cat in s["by_category"].values() for per in cat.values())
+    assert set(s["by_skill"]) == {"object", "attribute", "count"}  # no relation in these two prompts
+    table = result["table"]
+    assert "| method | score | AM | GM |" in table and "| atoms 9-10 |" in table and "AM (pixel checker" in table
+
+
+def test_hard_suite_prompt_without_an_image_counts_zero_in_am_too(tmp_path):
+    gen = FaultyRenderer(error_rate=0.0)
+    gen.generate = lambda request: (_ for _ in ()).throw(ValueError("model exploded"))
+    run_eval(_cfg(tmp_path, suite="shapes-hard", limit=2, methods=["single"], generator=gen))
+    recs = json.loads((tmp_path / "results.json").read_text())["records"]
+    assert all(r["score"] == r["am"] == r["gm"] == 0.0 and r["error"] for r in recs)
+
+
+def test_cli_runs_the_hard_suite_with_the_shipped_generator(tmp_path):
+    from gems_graph.eval.cli import eval_app
+
+    args = ["shapes-hard", "--split", "test", "--limit", "2", "--methods", "single,explicit", "--out", str(tmp_path), "--no-progress"]
+    res = CliRunner().invoke(eval_app, [*args, "--json"])
+    assert res.exit_code == 0, res.output
+    summary = json.loads(res.stdout)["summary"]
+    assert {m: s["n"] for m, s in summary["methods"].items()} == {"single": 2, "explicit": 2}
+    assert all(s["am"] is not None and s["gm"] is not None for s in summary["methods"].values())
+    assert json.loads((tmp_path / "results.json").read_text())["records"][0]["item"] == "hard-test-0000"
+    res = CliRunner().invoke(eval_app, ["shapes-hard", "--split", "val", "--out", str(tmp_path / "x"), "--no-progress"])
+    assert res.exit_code == 2 and "split must be" in res.output

@@ -20,7 +20,7 @@ from rich.markup import escape
 from gems_graph.context import ConfigError
 from gems_graph.errors import redact
 from gems_graph.eval.methods import METHODS
-from gems_graph.eval.suites import SUITES
+from gems_graph.eval.suites import SHAPES_SUITES, SUITES
 from gems_graph.memory.store import memory_is_off
 
 err = Console(stderr=True, highlight=False)
@@ -32,13 +32,15 @@ def _fail(message: str, code: int = 2) -> None:
 
 
 def eval_command(
-    suite: str = typer.Argument(..., help="shapes | geneval | geneval2 | custom"),
+    suite: str = typer.Argument(..., help="shapes | shapes-hard | geneval | geneval2 | custom"),
     path: Optional[str] = typer.Argument(
         None, help="The suite's JSONL: evaluation_metadata.jsonl (geneval), geneval2_data.jsonl (geneval2), or your prompts (custom)."
     ),
-    split: str = typer.Option("dev", "--split", help="shapes only: 'dev' (tuning) or 'test' (held out, for reported figures)."),
+    split: str = typer.Option(
+        "dev", "--split", help="shapes and shapes-hard only: 'dev' (tuning) or 'test' (held out, for reported figures)."
+    ),
     methods: Optional[str] = typer.Option(
-        None, "--methods", help=f"Comma-separated subset of {','.join(METHODS)} (default: all; 'explicit' on the shapes suite only)."
+        None, "--methods", help=f"Comma-separated subset of {','.join(METHODS)} (default: all; 'explicit' on the shapes suites only)."
     ),
     budget: Optional[int] = typer.Option(
         None, "--budget", "-n", min=1, help="Images per prompt: N candidates for search, N rounds for loop and gems (default 5)."
@@ -97,7 +99,7 @@ def eval_command(
 
     if suite not in SUITES:
         _fail(f"unknown suite {suite!r}; known: {', '.join(SUITES)}")
-    if suite != "shapes" and not path:
+    if suite not in SHAPES_SUITES and not path:
         _fail(f"suite {suite!r} needs PATH (its JSONL file)")
     if suite == "geneval" and judge:
         _fail("GenEval is scored by its official detector, not --judge; see the README")
@@ -122,8 +124,8 @@ def eval_command(
     overrides = {"steps": steps, "guidance": guidance, "width": width, "height": height, "prompting_guide": prompting_guide}
     context.update({k: v for k, v in overrides.items() if v is not None})
     if methods is None:
-        methods = "single,gems" if preset else ",".join(m for m in METHODS if suite == "shapes" or m != "explicit")
-    name = f"{suite}-{split}" if suite == "shapes" else f"{suite}-{Path(path or '').stem}"
+        methods = "single,gems" if preset else ",".join(m for m in METHODS if suite in SHAPES_SUITES or m != "explicit")
+    name = f"{suite}-{split}" if suite in SHAPES_SUITES else f"{suite}-{Path(path or '').stem}"
     cfg = EvalConfig(
         suite=suite,
         path=path,

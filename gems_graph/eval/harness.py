@@ -34,7 +34,7 @@ from typing import Any
 from gems_graph.eval.methods import METHODS, MethodSettings
 from gems_graph.eval.report import markdown, plot, summarize
 from gems_graph.eval.scoring import make_scorer
-from gems_graph.eval.suites import EvalItem, load_suite
+from gems_graph.eval.suites import SHAPES_SUITES, EvalItem, load_suite
 from gems_graph.eval.tasks import EXECUTORS, EvalConfig, EvalConfigError, ResultLog, run_task, spec_name, task_key
 from gems_graph.eval.writers import GenEval2File, geneval2_file_name, write_geneval, write_geneval2
 
@@ -59,9 +59,9 @@ def run_eval(cfg: EvalConfig, *, on_record: Callable[[dict[str, Any]], None] | N
     methods = list(dict.fromkeys(cfg.methods))
     if not methods or any(m not in METHODS for m in methods):
         raise EvalConfigError(f"methods must be a subset of {', '.join(METHODS)}; got {', '.join(cfg.methods) or 'none'}")
-    if "explicit" in methods and cfg.suite != "shapes":
+    if "explicit" in methods and cfg.suite not in SHAPES_SUITES:
         raise EvalConfigError(
-            "the explicit method rewrites prompts in the shapes world's layout register: use it with the shapes suite only"
+            "the explicit method rewrites prompts in the shapes world's layout register: use it with the shapes suites only"
         )
     if cfg.budget < 1 or cfg.samples < 1 or (cfg.concurrency is not None and cfg.concurrency < 1):
         raise EvalConfigError("budget, samples and concurrency must be >= 1")
@@ -88,7 +88,7 @@ def run_eval(cfg: EvalConfig, *, on_record: Callable[[dict[str, Any]], None] | N
         context=dict(cfg.context),
     )
     scorer = make_scorer(cfg.suite, cfg.judge)
-    scored = cfg.suite == "shapes" or (cfg.judge is not None and cfg.suite in ("geneval2", "custom"))
+    scored = cfg.suite in SHAPES_SUITES or (cfg.judge is not None and cfg.suite in ("geneval2", "custom"))
     # Prompt-major order: an interrupted eval has every method on its first prompts.
     tasks = [(it, k, m) for it in items for k in range(cfg.samples) for m in methods if task_key(m, it, k) not in done]
     official = _incremental_official_files(cfg, items, methods, out, done)
@@ -193,7 +193,7 @@ def finalize(cfg: EvalConfig, items: list[EvalItem], methods: list[str], out: Pa
     }
     _write_json(out / "results.json", result)
     _write_json(out / "timings.json", {"total_s": round(sum(t for t in timings.values() if t), 3), "tasks": timings})
-    table = markdown(summary, title)
+    table = markdown(summary, title, atom_judge="pixel checker" if cfg.suite == "shapes-hard" else "Soft-TIFA")
     (out / "results.md").write_text(table, encoding="utf-8")
     paths = {"results": str(out / "results.json"), "table": str(out / "results.md"), "plot": str(plot(summary, out / "plot", title))}
     paths.update(_official_files(cfg, items, methods, out, records))
@@ -234,7 +234,7 @@ def _official_files(cfg: EvalConfig, items: list[EvalItem], methods: list[str], 
 
 
 def _title(cfg: EvalConfig) -> str:
-    where = f" ({cfg.split} split)" if cfg.suite == "shapes" else ""
+    where = f" ({cfg.split} split)" if cfg.suite in SHAPES_SUITES else ""
     return f"{cfg.suite}{where}, budget {cfg.budget} images per prompt, generator {spec_name(cfg.generator)}"
 
 

@@ -24,7 +24,7 @@ from typing import Any
 from gems_graph.eval.methods import MethodSettings
 from gems_graph.eval.scoring import make_scorer
 from gems_graph.eval.suites import EvalItem
-from gems_graph.eval.tasks import EvalConfig, EvalConfigError, ResultLog, failed_task, no_image_score, run_task, task_record
+from gems_graph.eval.tasks import EvalConfig, EvalConfigError, ResultLog, failed_task, no_image_scores, run_task, task_record
 
 #: Times Ray re-runs a task whose worker died (system failures only; task errors are records).
 MAX_RETRIES = 3
@@ -151,7 +151,7 @@ class RayTaskPool:
                 if fut.cancelled() or isinstance(exc, self._ray.exceptions.TaskCancelledError):
                     done.cancel()  # the eval is being interrupted: nothing to record
                     return
-                rec = failed_task(task_record(method, item, sample, self.cfg), exc, no_image_score(self.cfg, item, self.scored))
+                rec = failed_task(task_record(method, item, sample, self.cfg), exc, no_image_scores(self.cfg, item, self.scored))
             try:
                 self.log.append(rec)
             except BaseException as exc:  # noqa: BLE001 - the driver must hear of a log it cannot write

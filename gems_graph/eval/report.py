@@ -4,6 +4,8 @@ Scores are percentages (100 x the mean over prompts, as GenEval and GenEval2 rep
 GenEval2 evals are broken down as its ``soft_tifa_analysis.py`` does: per atom count
 (prompt level, Soft-TIFA GM: the categories ``atoms_N``) and per skill (atom level,
 Soft-TIFA AM: the sum of the atoms' scores over the number of atoms of that skill).
+The shapes-hard suite reports the same way, its atoms answered by the pixel checker
+(categories "atoms 3-4" ... in suite order, AM and GM beside the score).
 Only deterministic figures go in here (no wall time), so a resumed eval writes the
 same report as an uninterrupted one; timings go to ``timings.json``.
 """
@@ -80,8 +82,13 @@ def _fmt(x: Any, digits: int = 1) -> str:
     return "-" if x is None else f"{x:.{digits}f}" if isinstance(x, float) else str(x)
 
 
-def markdown(summary: dict[str, Any], title: str) -> str:
-    """The table the CLI prints and writes to ``results.md``."""
+def markdown(summary: dict[str, Any], title: str, *, atom_judge: str = "Soft-TIFA") -> str:
+    """The table the CLI prints and writes to ``results.md``.
+
+    Where the suite gives an AM (GenEval2, custom checks, shapes-hard), AM and GM are
+    columns beside the score, and AM gets its own table by category. ``atom_judge``
+    names what answered the atoms ("pixel checker" for shapes-hard) in the headings.
+    """
     ms = summary["methods"]
     soft = any(s["am"] is not None for s in ms.values())
     head = ["method", "score"] + (["AM", "GM"] if soft else []) + ["images/prompt", "rounds", "chat calls", "errors", "n"]
@@ -93,15 +100,28 @@ def markdown(summary: dict[str, Any], title: str) -> str:
     cats = summary["by_category"]
     if len(cats) > 1 or any(c != "all" for c in cats):
         atoms = all(c.startswith("atoms_") for c in cats)
-        head = "Score (Soft-TIFA GM) by atom count:" if atoms else "Score by category:"
+        bins = all(c.startswith("atoms ") for c in cats)  # shapes-hard: "atoms 3-4", in suite order
+        head = (
+            f"Score ({atom_judge} GM) by atom count:"
+            if atoms
+            else "Score (GM: every atom right) by atom count:"
+            if bins
+            else "Score by category:"
+        )
         lines += ["", head, "", "| category | " + " | ".join(ms) + " |", "|---|" + "---|" * len(ms)]
         for c, per in sorted(cats.items(), key=lambda kv: _atom_order(kv[0])) if atoms else cats.items():
             lines.append(f"| {c} | " + " | ".join(_fmt(per[m]["score"]) for m in ms) + " |")
+        if any(per[m]["am"] is not None for per in cats.values() for m in ms):
+            lines += ["", f"AM ({atom_judge}, mean of atoms right) by category:", ""]
+            lines += ["| category | " + " | ".join(ms) + " |", "|---|" + "---|" * len(ms)]
+            for c, per in sorted(cats.items(), key=lambda kv: _atom_order(kv[0])) if atoms else cats.items():
+                lines.append(f"| {c} | " + " | ".join(_fmt(per[m]["am"]) for m in ms) + " |")
         lines += ["", "Images per prompt by category:", "", "| category | " + " | ".join(ms) + " |", "|---|" + "---|" * len(ms)]
         for c, per in cats.items():
             lines.append(f"| {c} | " + " | ".join(_fmt(per[m]["images"], 2) for m in ms) + " |")
     if summary.get("by_skill"):
-        lines += ["", "Soft-TIFA AM by skill (atom level):", "", "| skill | " + " | ".join(ms) + " |", "|---|" + "---|" * len(ms)]
+        head = "Soft-TIFA AM by skill (atom level):" if atom_judge == "Soft-TIFA" else f"AM by skill (atom level, {atom_judge}):"
+        lines += ["", head, "", "| skill | " + " | ".join(ms) + " |", "|---|" + "---|" * len(ms)]
         for k, per in summary["by_skill"].items():
             lines.append(f"| {k} | " + " | ".join(_fmt(per[m]) for m in ms) + " |")
     edited = {m: s for m, s in ms.items() if s.get("edits")}

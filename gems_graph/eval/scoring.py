@@ -1,6 +1,9 @@
 """Scoring a method's final image with the suite's own scorer (never the critic's opinion).
 
 * shapes: ``prompt_correct`` (every GenEval-style check passes on the pixels): 0 or 1.
+* shapes-hard: GenEval2's atoms answered by the pixel checker (``shapes.atoms``): the
+  score is GM (1 when every atom is right), AM the share of atoms right; each atom is
+  kept with its kind as ``skill``, so the report's per-skill table reads it as GenEval2's.
 * geneval: not scored here; the official Mask2Former scorer runs on the written layout.
 * geneval2 and custom (with checks): Soft-TIFA through the ``--judge`` VLM; the score
   is GM (GenEval2's prompt-level number), AM is kept beside it. Without a judge the
@@ -30,10 +33,25 @@ def shapes_score(item: EvalItem, image_path: str) -> dict[str, Any]:
     return {"score": 1.0 if ok else 0.0}
 
 
+def shapes_hard_score(item: EvalItem, image_path: str) -> dict[str, Any]:
+    from PIL import Image
+
+    from gems_graph.shapes.atoms import answer_atoms, atom_scores
+    from gems_graph.shapes.grammar import parse_prompt
+
+    with Image.open(image_path) as img:
+        answers = answer_atoms(parse_prompt(item.prompt), img.convert("RGB"))
+    s = atom_scores(answers)
+    atoms = [{"question": a.question, "skill": a.kind, "p": 1.0 if yes else 0.0} for a, yes in answers]
+    return {"score": s["gm"], "am": s["am"], "gm": s["gm"], "atoms": atoms}
+
+
 def make_scorer(suite: str, judge: Any = None) -> Scorer:
     """The scorer for ``suite``; ``judge`` is a chat-model spec or instance for Soft-TIFA."""
     if suite == "shapes":
         return shapes_score
+    if suite == "shapes-hard":
+        return shapes_hard_score
     if suite == "geneval" or judge is None:
         return lambda item, path: {"score": None}
     counter = CallCounter()

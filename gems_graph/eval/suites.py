@@ -3,8 +3,13 @@
 Ids and seeds are a pure function of the suite file (or split) so a rerun finds its
 finished work and every method sees the same prompt with the same seed.
 
-* ``shapes``: the offline world's splits from ``gems_graph.shapes.suite`` (dev for
-  tests and tuning, test for the README table); scored by the pixel checker.
+* ``shapes``: the offline world's easy splits from ``gems_graph.shapes.suite``
+  (GenEval's six categories; dev for tests and tuning, test for the README table);
+  scored by the pixel checker, GenEval's rules.
+* ``shapes-hard``: the offline world's GenEval2-style splits (``hard_dev_split``,
+  ``hard_test_split``: up to three groups, counts, colours, a relation; 3 to 9 atoms);
+  the category is the atom bin ("atoms 3-4", ...), and the pixel checker answers each
+  atom (``gems_graph.shapes.atoms``): ``score`` is all atoms right, ``am`` their mean.
 * ``geneval PATH``: GenEval's ``evaluation_metadata.jsonl`` (553 prompts); the raw
   line is kept because the official layout copies it verbatim.
 * ``geneval2 PATH``: GenEval2's ``geneval2_data.jsonl`` (``vqa_list`` per prompt);
@@ -21,7 +26,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-SUITES = ("shapes", "geneval", "geneval2", "custom")
+SUITES = ("shapes", "shapes-hard", "geneval", "geneval2", "custom")
+#: The offline world's suites: built in (no PATH), split dev/test, the explicit method applies.
+SHAPES_SUITES = ("shapes", "shapes-hard")
 
 
 class SuiteError(ValueError):
@@ -47,6 +54,8 @@ class EvalItem:
 def load_suite(name: str, path: str | Path | None = None, *, split: str = "dev") -> list[EvalItem]:
     if name == "shapes":
         return shapes_items(split)
+    if name == "shapes-hard":
+        return shapes_hard_items(split)
     if name not in SUITES:
         raise SuiteError(f"unknown suite {name!r}; known: {', '.join(SUITES)}")
     if path is None:
@@ -73,6 +82,32 @@ def _shapes_items(split: str) -> tuple[EvalItem, ...]:
     items = suite.dev_split() if split == "dev" else suite.test_split()
     return tuple(
         EvalItem(id=f"{split}-{i:04d}", index=i, category=it.category, prompt=it.prompt, seed=it.seed) for i, it in enumerate(items)
+    )
+
+
+def shapes_hard_items(split: str) -> list[EvalItem]:
+    if split not in ("dev", "test"):
+        raise SuiteError(f"shapes-hard split must be 'dev' or 'test', got {split!r}")
+    return list(_shapes_hard_items(split))
+
+
+@lru_cache(maxsize=2)
+def _shapes_hard_items(split: str) -> tuple[EvalItem, ...]:
+    from gems_graph.shapes import suite
+    from gems_graph.shapes.atoms import atom_count
+    from gems_graph.shapes.grammar import parse_prompt
+
+    items = suite.hard_dev_split() if split == "dev" else suite.hard_test_split()
+    return tuple(
+        EvalItem(
+            id=f"hard-{split}-{i:04d}",
+            index=i,
+            category=it.category,
+            prompt=it.prompt,
+            seed=it.seed,
+            meta={"atom_count": atom_count(parse_prompt(it.prompt))},
+        )
+        for i, it in enumerate(items)
     )
 
 

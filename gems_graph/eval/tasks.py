@@ -17,7 +17,7 @@ from typing import Any
 
 from gems_graph.errors import one_line
 from gems_graph.eval.methods import METHODS, MethodSettings, run_method
-from gems_graph.eval.suites import EvalItem
+from gems_graph.eval.suites import SHAPES_SUITES, EvalItem
 
 SAMPLE_SEED_STRIDE = 10_000_000
 EXECUTORS = ("local", "ray")
@@ -66,7 +66,7 @@ class EvalConfig:
         return {
             "suite": self.suite,
             "path": str(Path(self.path).resolve()) if self.path else None,
-            "split": self.split if self.suite == "shapes" else None,
+            "split": self.split if self.suite in SHAPES_SUITES else None,
             "budget": self.budget,
             "samples": self.samples,
             "seed": self.seed,
@@ -144,11 +144,23 @@ def task_record(method: str, item: EvalItem, sample: int, cfg: EvalConfig) -> di
 
 def no_image_score(cfg: EvalConfig, item: EvalItem, scored: bool) -> float | None:
     """A scored task that made no image counts as a failure (0), not as missing."""
-    return 0.0 if scored and (cfg.suite == "shapes" or item.vqa) else None
+    return 0.0 if scored and (cfg.suite in SHAPES_SUITES or item.vqa) else None
 
 
-def failed_task(rec: dict[str, Any], exc: BaseException, score: float | None) -> dict[str, Any]:
-    """The record of a task that made no image; it is retried on the next run."""
+def no_image_scores(cfg: EvalConfig, item: EvalItem, scored: bool) -> dict[str, float | None]:
+    """``no_image_score``, with AM and GM at 0 too where the suite scores atoms (shapes-hard),
+    so a prompt that made no image counts in AM as it does in the score."""
+    score = no_image_score(cfg, item, scored)
+    if score is not None and cfg.suite == "shapes-hard":
+        return {"score": score, "am": score, "gm": score}
+    return {"score": score}
+
+
+def failed_task(rec: dict[str, Any], exc: BaseException, score: float | None | dict[str, float | None]) -> dict[str, Any]:
+    """The record of a task that made no image; it is retried on the next run.
+
+    ``score`` is the score, or the scores (``no_image_scores``) the record takes."""
+    scores = score if isinstance(score, dict) else {"score": score}
     return {
         **rec,
         "final_image": None,
@@ -159,7 +171,7 @@ def failed_task(rec: dict[str, Any], exc: BaseException, score: float | None) ->
         "status": "error",
         "error": f"{type(exc).__name__}: {one_line(exc)}",
         "wall_s": None,
-        "score": score,
+        **scores,
     }
 
 
@@ -171,16 +183,17 @@ def run_task(
     try:
         used = run_method(method, item, rec["seed"], settings, _task_id(item, sample))
     except Exception as exc:  # noqa: BLE001 - recorded; the task is retried on the next run
-        return failed_task(rec, exc, no_image_score(cfg, item, scored))
+        return failed_task(rec, exc, no_image_scores(cfg, item, scored))
     final = used.get("final_image")
     if final:
         used["final_image"] = os.path.relpath(final, out)
     rec.update(used)
-    rec["score"] = no_image_score(cfg, item, scored)
+    rec.update(no_image_scores(cfg, item, scored))
     if final:
         try:
             rec.update(scorer(item, final))
         except Exception as exc:  # noqa: BLE001
             rec["score"] = None
+            rec.update({k: None for k in ("am", "gm") if k in rec})  # nor AM: the image went unscored
             rec["error"] = f"scoring: {type(exc).__name__}: {one_line(exc)}"
     return rec

@@ -143,7 +143,7 @@ def scene_matches(scene: Scene, detections: list[Detection]) -> bool:
         if count(detections, shape, color) != n:
             return False
     if scene.relation:
-        a_spec, b_spec = scene.objects
+        a_spec, b_spec = scene.objects[0], scene.objects[1]  # further groups were counted above
         a = [d for d in detections if _match(d, a_spec.shape, a_spec.color)]
         b = [d for d in detections if _match(d, b_spec.shape, b_spec.color)]
         return len(a) == 1 and len(b) == 1 and relation_holds(a[0], b[0], scene.relation)

@@ -121,7 +121,8 @@ def plan_edit(scene: Scene, dets: list[Detection]) -> ShapesEdit | None:
     # The object drawn instead of the asked one: same shape, else same colour, else any extra.
     same_colour = (d for d in unassigned if objects[i].color is not None and d.color == objects[i].color)
     stand_in = next((d for d in unassigned if d.shape == objects[i].shape), next(same_colour, unassigned[0] if unassigned else None))
-    other = cells.get(1 - i) if scene.relation is not None else None
+    # Only the relation's pair (objects 0 and 1) constrains where a missing object goes.
+    other = cells.get(1 - i) if scene.relation is not None and i < 2 else None
     holds = (lambda c: _relation_ok(scene.relation, i, c, other)) if other is not None else (lambda c: True)
     if stand_in is not None and _cell(stand_in) not in cells.values():
         cell, box = _cell(stand_in), _union(_grow(stand_in.box), cell_box(_cell(stand_in)))

@@ -7,6 +7,12 @@ optionally with a size ("a photo of a red circle at the top left, a large red
 circle at the centre and a red circle at the bottom right"), the way layout-guided
 generation and detailed LLM-written prompts do.
 
+GenEval2-style prompts (the hard suite) use the same words: up to three groups, each
+with an optional count and colour, and a relation between the first two when both are
+single objects, the other groups listed after the pair ("a photo of a red circle left
+of a blue square and two green triangles", "a photo of two red circles, three blue
+squares and a yellow triangle"). Every prompt that parsed before parses as it did.
+
 One parser is shared by the renderer (training captions), the checker (what to
 verify), the text encoder (tokens) and the chat model, so they can never disagree
 on what a prompt means. Words outside the vocabulary are collected, never
@@ -65,7 +71,8 @@ class ObjectSpec:
 
 @dataclass(frozen=True)
 class Scene:
-    """What a prompt asks for. ``relation`` links objects[0] to objects[1]."""
+    """What a prompt asks for. ``relation`` links objects[0] to objects[1] (both single
+    objects); any further groups stand beside them ("... and two green triangles")."""
 
     objects: tuple[ObjectSpec, ...]
     relation: str | None = None
@@ -189,8 +196,8 @@ def parse_prompt(text: str) -> Scene:
         unknown.append(color or size or COUNT_WORDS.get(count or 0, ""))  # dangling modifier
     if not objects:
         raise ShapesGrammarError(f"no shape (circle, square, triangle) in prompt: {text!r}")
-    if relation is not None and (len(objects) != 2 or any(o.count != 1 for o in objects)):
-        raise ShapesGrammarError(f"a relation needs exactly two single objects: {text!r}")
+    if relation is not None and (len(objects) < 2 or objects[0].count != 1 or objects[1].count != 1):
+        raise ShapesGrammarError(f"a relation needs two single objects, before any other group: {text!r}")
     return Scene(tuple(objects), relation, tuple(u for u in unknown if u))
 
 
@@ -205,10 +212,14 @@ def _phrase(o: ObjectSpec) -> str:
 
 def describe(scene: Scene) -> str:
     """Canonical phrasing of a scene: GenEval's for a terse scene ("a photo of a red square
-    left of a blue circle"), objects listed one by one for an explicit one."""
+    left of a blue circle"), objects listed one by one for an explicit one.
+
+    Groups after a relation's pair are listed after it ("a photo of a red circle left of a
+    blue square and two green triangles"), so ``parse_prompt`` reads the same scene back.
+    """
     parts = [_phrase(o) for o in scene.objects]
     if scene.relation and not scene.explicit:
-        return f"a photo of {parts[0]} {scene.relation} {parts[1]}"
+        parts = [f"{parts[0]} {scene.relation} {parts[1]}", *parts[2:]]
     if len(parts) > 2:
         return "a photo of " + ", ".join(parts[:-1]) + " and " + parts[-1]
     return "a photo of " + " and ".join(parts)

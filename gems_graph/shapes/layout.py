@@ -52,18 +52,28 @@ def explicate(scene: Scene, rng: np.random.Generator, *, sizes: bool = False, ke
     some objects (training captions); "large" only where no neighbouring cell is used.
     """
     items = flatten(scene)
-    keep = dict(keep or {})
-    if scene.relation is not None and len(items) == 2:
+    if len(items) > len(CELLS):
+        raise ValueError(f"an explicit layout has one cell per object: at most {len(CELLS)} objects, not {len(items)}")
+    keep = {i: c for i, c in (keep or {}).items() if i < len(items)}
+    if scene.relation is not None and len(items) >= 2:
+        # The relation's pair (objects 0 and 1, single by the grammar) first, off the cells
+        # pinned for the other objects; those fill the remaining cells after it.
+        others = {c for i, c in keep.items() if i >= 2}
         pairs = [
             (a, b)
             for a, b in permutations(CELLS, 2)
-            if relation_cells_ok(scene.relation, a, b) and all(keep.get(i, c) == c for i, c in ((0, a), (1, b)))
+            if relation_cells_ok(scene.relation, a, b) and all(keep.get(i, c) == c for i, c in ((0, a), (1, b))) and not {a, b} & others
         ]
         if not pairs:  # the pinned cells contradict the relation: re-place both
             pairs = [(a, b) for a, b in permutations(CELLS, 2) if relation_cells_ok(scene.relation, a, b)]
         cells = list(pairs[int(rng.integers(len(pairs)))])
+        if len(items) > 2:
+            pinned = {i: c for i, c in keep.items() if i >= 2 and c not in cells}
+            free = [c for c in CELLS if c not in cells and c not in pinned.values()]
+            order = [free[i] for i in rng.permutation(len(free))]
+            cells += [pinned[i] if i in pinned else order.pop() for i in range(2, len(items))]
     else:
-        used = {c for i, c in keep.items() if i < len(items)}
+        used = set(keep.values())
         free = [c for c in CELLS if c not in used]
         order = [free[i] for i in rng.permutation(len(free))]
         cells = [keep[i] if i in keep else order.pop() for i in range(len(items))]

@@ -23,6 +23,9 @@ _OBJ = rf"(?:an? |the )?(?:({_COLOR}) )?({_SHAPE})s?"
 _PRESENCE = re.compile(rf"^is there {_OBJ}\b")
 _COUNT = re.compile(rf"^are there exactly ({_NUMBER}) (?:({_COLOR}) )?({_SHAPE})s?\b")
 _RELATION = re.compile(rf"^is {_OBJ} (?:to the |on the )?(left of|right of|above|below) {_OBJ}\b")
+#: GenEval2's attribute atom, "Is the circle red?" / "Are the circles red?": every object of
+#: that shape has the colour, and there is one (``gems_graph.shapes.atoms``).
+_ATTRIBUTE = re.compile(rf"^(?:is|are) (?:all )?(?:the )?({_SHAPE})s? ({_COLOR})\b")
 
 
 def _name(o: ObjectSpec) -> str:
@@ -37,7 +40,7 @@ def checks_for_scene(scene: Scene) -> list[str]:
         else:
             checks.append(f"Are there exactly {COUNT_WORDS[o.count]} {_name(o)}s?")
     if scene.relation:
-        a, b = scene.objects
+        a, b = scene.objects[0], scene.objects[1]  # further groups stand beside the pair
         checks.append(f"Is the {_name(a)} {_RELATION_WORDS[scene.relation]} the {_name(b)}?")
     return checks
 
@@ -58,6 +61,9 @@ def answer_detections(question: str, dets: list[Detection]) -> tuple[bool, float
         a = _largest(dets, m.group(2), m.group(1))
         b = _largest(dets, m.group(5), m.group(4))
         yes = a is not None and b is not None and relation_holds(a, b, m.group(3))
+    elif m := _ATTRIBUTE.match(q):
+        shapes = [d for d in dets if d.shape == m.group(1)]
+        yes = bool(shapes) and all(d.color == m.group(2) for d in shapes)
     elif m := _PRESENCE.match(q):
         yes = count(dets, m.group(2), m.group(1)) >= 1
     else:

@@ -67,6 +67,30 @@ def sample_scene(rng: np.random.Generator, category: str) -> Scene:
     raise ValueError(f"unknown category {category!r}")
 
 
+#: The hard suite's limits: groups of distinct shapes, counts up to four, one cell each when laid out.
+HARD_MAX_GROUPS = 3
+HARD_MAX_OBJECTS = 9
+
+
+def sample_hard_scene(rng: np.random.Generator) -> Scene:
+    """A GenEval2-style scene: one to three groups of distinct shapes, each with an optional
+    count (2-4) and an optional colour, and (half the time, when there are two groups or
+    more) a relation between the first two, which are then single objects. At most
+    ``HARD_MAX_OBJECTS`` objects in all, so the explicit layout has a cell for each."""
+    while True:  # scalar draws only: the splits reject most scenes to balance atom counts
+        k = int(rng.integers(1, HARD_MAX_GROUPS + 1))
+        shapes = [SHAPES[i] for i in rng.permutation(len(SHAPES))[:k]]
+        relation = RELATIONS[int(rng.integers(len(RELATIONS)))] if k >= 2 and rng.random() < 0.5 else None
+        objects = []
+        for i, shape in enumerate(shapes):
+            single = (relation is not None and i < 2) or rng.random() < 0.5
+            n = 1 if single else int(rng.integers(2, 5))
+            color = COLORS[int(rng.integers(len(COLORS)))] if rng.random() < 0.6 else None
+            objects.append(ObjectSpec(shape, color, n))
+        if sum(o.count for o in objects) <= HARD_MAX_OBJECTS:
+            return Scene(tuple(objects), relation)
+
+
 def _fits(p: tuple[float, float, float], placed: list[tuple[float, float, float]]) -> bool:
     x, y, s = p
     for qx, qy, qs in placed:
@@ -105,6 +129,8 @@ def layout(scene: Scene, rng: np.random.Generator) -> list[Placed]:
         color = o.color or _pick(rng, COLORS)[0]  # one colour per unspecified group
         items += [(o.shape, color)] * o.count
     n = len(items)
+    if n > 4:  # more than GenEval's scenes hold (the hard suite): smaller objects, looser rules
+        return _dense_layout(scene, items, rng)
     lo, hi = (8.0, 12.0) if n <= 2 else (6.5, 9.0)
     for _ in range(1000):
         placed: list[tuple[float, float, float]] = []
@@ -117,6 +143,50 @@ def layout(scene: Scene, rng: np.random.Generator) -> list[Placed]:
                     placed.append(p)
                     break
         if len(placed) == n and _relation_ok(scene.relation, placed):
+            return [Placed(sh, c, x, y, s) for (sh, c), (x, y, s) in zip(items, placed)]
+    raise RuntimeError(f"could not lay out {scene}")
+
+
+#: Object sizes (px) in scenes of five objects or more: every one still clears the
+#: checker's minimum area and keeps its shape's fill at 32x32.
+DENSE_SIZE_RANGE = (6.0, 7.5)
+
+
+def _dense_layout(scene: Scene, items: list[tuple[str, str]], rng: np.random.Generator) -> list[Placed]:
+    """Five to nine objects: free placement while it fits, else a jittered 3x3 grid.
+
+    Random sequential placement at the usual spacing jams at about six objects in a
+    32x32 image, so after a few tries every object gets its own grid cell (nudged off
+    the cell's centre), the relation's pair in cells that show it.
+    """
+    n = len(items)
+    lo, hi = DENSE_SIZE_RANGE
+    for _ in range(20):
+        placed: list[tuple[float, float, float]] = []
+        for _k in range(n):
+            for _t in range(50):
+                s = float(rng.uniform(lo, hi))
+                m = 0.65 * s + 0.5
+                p = (float(rng.uniform(m, SIZE - m)), float(rng.uniform(m, SIZE - m)), s)
+                if _fits(p, placed):
+                    placed.append(p)
+                    break
+            else:
+                break
+        if len(placed) == n and _relation_ok(scene.relation, placed):
+            return [Placed(sh, c, x, y, s) for (sh, c), (x, y, s) in zip(items, placed)]
+    cells = [(c, r) for c in range(3) for r in range(3)]
+    for _ in range(1000):
+        order = [cells[i] for i in rng.permutation(len(cells))[:n]]
+        placed = [
+            (
+                CELL_CENTRES[c] + float(rng.uniform(-CELL_JITTER, CELL_JITTER)),
+                CELL_CENTRES[r] + float(rng.uniform(-CELL_JITTER, CELL_JITTER)),
+                float(rng.uniform(lo, hi)),
+            )
+            for c, r in order
+        ]
+        if _relation_ok(scene.relation, placed):
             return [Placed(sh, c, x, y, s) for (sh, c), (x, y, s) in zip(items, placed)]
     raise RuntimeError(f"could not lay out {scene}")
 

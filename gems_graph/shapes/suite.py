@@ -1,8 +1,20 @@
-"""Fixed prompt splits for measuring the shapes world (GenEval's six categories).
+"""Fixed prompt splits for measuring the shapes world.
 
-Both splits are a pure function of a seed. They are disjoint as (prompt, seed)
-pairs; prompts themselves are disjoint wherever the category has enough distinct
-prompts (single objects have only 3, colours 12, so those repeat with other seeds).
+The easy suite (``dev_split``, ``test_split``): GenEval's six categories. Both splits
+are a pure function of a seed. They are disjoint as (prompt, seed) pairs; prompts
+themselves are disjoint wherever the category has enough distinct prompts (single
+objects have only 3, colours 12, so those repeat with other seeds).
+
+The hard suite (``hard_dev_split``, ``hard_test_split``): GenEval2's structure within
+the shipped generator's vocabulary (``render.sample_hard_scene``: up to three groups,
+counts, colours, a relation), balanced over atom counts as GenEval2 is (its categories
+are the atom bins "atoms 3-4" ... "atoms 9-10", ``HARD_PER_BIN`` prompts each), and
+disjoint between dev and test as scenes, not only as prompts ("a circle left of a
+square" and "a square right of a circle" are one scene). A prompt in this world has
+at most 9 atoms (three groups with a count and a colour each; a relation needs two
+single objects), so the last bin holds 9-atom prompts only. Item seeds start at
+2,000,000 (dev) and 3,000,000 (test), apart from the easy splits' (0, 1,000,000) and
+the critic's training data (50,000,000 on).
 """
 
 from __future__ import annotations
@@ -11,8 +23,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from gems_graph.shapes.grammar import describe
-from gems_graph.shapes.render import CATEGORIES, sample_scene
+from gems_graph.shapes.atoms import atom_count
+from gems_graph.shapes.grammar import INVERSE_RELATION, Scene, describe
+from gems_graph.shapes.render import CATEGORIES, sample_hard_scene, sample_scene
 
 PER_CATEGORY = 24
 _SEED_BASE = {"dev": 0, "test": 1_000_000}
@@ -58,3 +71,64 @@ def dev_split() -> list[SuiteItem]:
 def test_split() -> list[SuiteItem]:
     """144 held-out items, disjoint from ``dev_split``."""
     return _split("test")
+
+
+HARD_PER_BIN = 60
+#: GenEval2's atom-count bins (inclusive), as the hard suite's categories.
+ATOM_BINS = ((3, 4), (5, 6), (7, 8), (9, 10))
+HARD_SEEDS = {"dev": 2_000_000, "test": 3_000_000}
+
+
+def atom_bin(n_atoms: int) -> str:
+    """The category of a prompt with ``n_atoms`` atoms ("atoms 3-4", ...)."""
+    for lo, hi in ATOM_BINS:
+        if lo <= n_atoms <= hi:
+            return f"atoms {lo}-{hi}"
+    raise ValueError(f"{n_atoms} atoms is outside GenEval2's 3-10")
+
+
+def scene_key(scene: Scene) -> tuple:
+    """What makes two scenes the same, whatever the wording: the groups as a set, and the
+    relation read one way ("B right of A" is "A left of B")."""
+    objects, relation = list(scene.objects), scene.relation
+    if relation in ("right of", "below"):
+        objects[0], objects[1], relation = objects[1], objects[0], INVERSE_RELATION[relation]
+    pair = tuple(objects[:2]) if relation else ()
+    rest = objects[2:] if relation else objects
+    return (relation, pair, tuple(sorted(rest, key=lambda o: (o.shape, o.color or "", o.count))))
+
+
+def hard_split(seed: int, per_bin: int = HARD_PER_BIN, exclude: frozenset = frozenset()) -> list[SuiteItem]:
+    """``per_bin`` prompts in each atom bin, a pure function of ``seed`` (and of the scene
+    keys in ``exclude``, which it never repeats); item seeds are ``seed + 1000*bin + 10*k``."""
+    items = []
+    seen = set(exclude)
+    for bi, (lo, hi) in enumerate(ATOM_BINS):
+        rng = np.random.default_rng([11, seed, bi])
+        k = 0
+        for _ in range(1_000_000):
+            if k == per_bin:
+                break
+            scene = sample_hard_scene(rng)
+            key = scene_key(scene)
+            if not lo <= atom_count(scene) <= hi or key in seen:
+                continue
+            seen.add(key)
+            items.append(SuiteItem(f"atoms {lo}-{hi}", describe(scene), seed + 1000 * bi + 10 * k))
+            k += 1
+        else:
+            raise RuntimeError(f"could not draw {per_bin} distinct scenes with {lo}-{hi} atoms")
+    return items
+
+
+def hard_dev_split(per_bin: int = HARD_PER_BIN) -> list[SuiteItem]:
+    """240 GenEval2-style items (60 per atom bin) for tuning and the README table."""
+    return hard_split(HARD_SEEDS["dev"], per_bin)
+
+
+def hard_test_split(per_bin: int = HARD_PER_BIN) -> list[SuiteItem]:
+    """240 held-out GenEval2-style items, no scene of which is in ``hard_dev_split``."""
+    from gems_graph.shapes.grammar import parse_prompt
+
+    dev = frozenset(scene_key(parse_prompt(it.prompt)) for it in hard_dev_split(per_bin))
+    return hard_split(HARD_SEEDS["test"], per_bin, dev)
