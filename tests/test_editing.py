@@ -165,7 +165,9 @@ def _shapes_refine(tmp_path, placed, offer: bool):
     edit = EDIT_OFFER.format(round=1, index=0, failed="Is there a blue triangle?", passed="Is there a red circle?") if offer else ""
     text = REFINE_USER_PROMPT.format(prompt=REQUEST, guide="", trajectory=trajectory, lessons="", feedback="", edit=edit)
     content = [text_block(text), image_block(ref)] + ([image_block(ref)] if offer else [])
-    return invoke_structured(ShapesChatModel(), RefinedPrompt, [HumanMessage(content=content)]).value
+    # The rule itself, read off an exact view of the image (the oracle's); what the
+    # critic sees instead is measured by benchmarks/critic_accuracy.py.
+    return invoke_structured(ShapesChatModel(judge="oracle"), RefinedPrompt, [HumanMessage(content=content)]).value
 
 
 def test_the_shapes_refiner_edits_only_when_offered_and_only_one_object_is_wrong(tmp_path):

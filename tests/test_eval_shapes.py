@@ -195,7 +195,7 @@ def test_custom_suite_scored_by_soft_tifa_with_an_offline_judge(tmp_path):
             out=str(tmp_path / "out"),
             methods=["single"],
             generator=FaultyRenderer(error_rate=0.0),
-            judge="shapes",
+            judge="shapes-oracle",  # an exact judge, so the scoring itself is what is tested
             progress=False,
         )
     )

@@ -269,7 +269,9 @@ def test_keeping_what_was_right_in_its_cell_comes_from_the_guide(tmp_path):
         text = REFINE_USER_PROMPT.format(
             prompt=request, guide=labels.guide_block(guide), trajectory="\n".join(lines), lessons="", feedback="", edit=""
         )
-        reply = invoke_structured(ShapesChatModel(), RefinedPrompt, [HumanMessage(content=[text_block(text), image_block(ref)])]).value
+        # An exact view of the image (the oracle's), so only the guide's text decides.
+        model = ShapesChatModel(judge="oracle")
+        reply = invoke_structured(model, RefinedPrompt, [HumanMessage(content=[text_block(text), image_block(ref)])]).value
         return {o.shape: o.place for o in parse_prompt(reply.prompt).objects}["square"]
 
     assert square_place(PROMPTING_GUIDE) == "bottom right"

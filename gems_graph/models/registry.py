@@ -51,9 +51,13 @@ _BUILTIN_CHECKS: dict[str, str] = {
     "http": "gems_graph.backends.http_generator:parse_spec",
     "images-api": "gems_graph.backends.images_api:parse_spec",
 }
-_BUILTIN_CHAT_CHECKS: dict[str, str] = {"shapes": "gems_graph.shapes.chat_model:from_spec"}
+_BUILTIN_CHAT_CHECKS: dict[str, str] = {
+    "shapes": "gems_graph.shapes.chat_model:from_spec",
+    "shapes-oracle": "gems_graph.shapes.chat_model:oracle_from_spec",
+}
 _BUILTIN_CHAT_MODELS: dict[str, str] = {
     "shapes": "gems_graph.shapes.chat_model:from_spec",
+    "shapes-oracle": "gems_graph.shapes.chat_model:oracle_from_spec",
     "openai": "gems_graph.backends.openai_chat:openai_from_spec",
     "openai-compatible": "gems_graph.backends.openai_chat:compatible_from_spec",
 }

@@ -5,7 +5,10 @@ every node through the same code a real model does (structured output via tool
 calls, yes/no verification with log-probabilities, tool calling for skills). It
 recognises a request by the tool it is asked to call (``PlannedPrompt``,
 ``Decomposition``, ``Experience``, ``RefinedPrompt``, ``load_skill``) or, for a
-plain question with an image attached, verifies it by running the pixel checker.
+plain question with an image attached, verifies it by asking the world's learned
+critic (``gems_graph.shapes.critic_model``), whose P(yes) is the verdict's
+probability. It never looks at an image through the grader's pixel checker, except
+as ``shapes-oracle`` (``judge="oracle"``), which exists for one ablation row.
 It reads its inputs by the labels in ``gems_graph.prompt_labels``, the ones the
 node prompts are formatted from.
 
@@ -24,7 +27,7 @@ texts are written to match (``LAYOUT_DIRECTIVE``, ``MOVE_DIRECTIVES``,
   writes the explicit layout register, every object with its own cell. The guide's
   moves are refinements (they say what to do when an image comes out wrong), so
   they do not change the first prompt;
-* the refiner reads the failed checks of the last round and the detections in the
+* the refiner reads the failed checks of the last round and what the critic sees in the
   last image it is shown, and makes the first move that applies, in this order:
   moves that recalled lessons say worked, then the guide's moves in the order the
   guide states them (name a colour for a missing object whose colour was left open,
@@ -34,7 +37,7 @@ texts are written to match (``LAYOUT_DIRECTIVE``, ``MOVE_DIRECTIVES``,
   of the model, ``new-seed``: the last prompt again with a new seed. Without a guide
   or a lesson it only changes the seed;
 * when it is offered an image to edit (``EDIT_SOURCE``, the generator edits), it
-  reads that image's detections first: if one edit can fix every failed check and
+  reads what the critic sees in that image first: if one edit can fix every failed check and
   keep what passed, it answers that edit (``gems_graph.shapes.editing``: the
   wrong-colour object's box, or a free cell for a missing one where the relation
   holds); otherwise it regenerates as above.
@@ -51,7 +54,7 @@ import re
 import uuid
 import zlib
 from dataclasses import replace
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from langchain_core.language_models import BaseChatModel
@@ -61,6 +64,7 @@ from langchain_core.utils.function_calling import convert_to_openai_tool
 from PIL import Image
 
 from gems_graph import prompt_labels as labels
+from gems_graph.shapes.critic_model import critic_objects, critic_p_yes
 from gems_graph.shapes.detect import Detection, detect
 from gems_graph.shapes.editing import plan_edit
 from gems_graph.shapes.grammar import COLORS, PLACES, Scene, ShapesGrammarError, describe, parse_prompt
@@ -89,6 +93,10 @@ _LOAD_SKILL = "load_skill"
 
 class ShapesChatModel(BaseChatModel):
     """Deterministic stand-in LLM for the offline shapes world (see module docstring)."""
+
+    #: What looks at the images: ``"critic"``, the world's learned VLM (the default), or
+    #: ``"oracle"``, the grader's pixel checker (``shapes-oracle``: an ablation only).
+    judge: Literal["critic", "oracle"] = "critic"
 
     @property
     def _llm_type(self) -> str:
@@ -180,7 +188,11 @@ class ShapesChatModel(BaseChatModel):
         if not images or not question:
             return AIMessage(content="no")
         request = labels.find_field(text, labels.IMAGE_REQUEST) or ""
-        yes, p_yes = answer_question(question, images[-1], request=request)
+        if self.judge == "oracle":
+            yes, p_yes = answer_question(question, images[-1], request=request)
+        else:
+            p_yes = critic_p_yes(question, images[-1], request)
+            yes = p_yes >= 0.5
         token = "yes" if yes else "no"
         logprobs = {
             "content": [
@@ -195,6 +207,12 @@ class ShapesChatModel(BaseChatModel):
             ]
         }
         return AIMessage(content=token, response_metadata={"logprobs": logprobs})
+
+    def _perceive(self, image: Image.Image) -> list[Detection]:
+        """The objects the refiner sees in an image: the critic's answers to "is there a
+        <colour> <shape> at the <place>?" for every place (the pixel checker's detections
+        only for the oracle ablation)."""
+        return detect(image) if self.judge == "oracle" else critic_objects(image)
 
     # -- refiner ---------------------------------------------------------------------
     def _compress(self, text: str) -> str:
@@ -225,7 +243,7 @@ class ShapesChatModel(BaseChatModel):
         if labels.find_field(text, labels.EDIT_SOURCE) is not None and images:
             # The image offered for editing is attached last, after the trajectory's.
             source, images = images[-1], images[:-1]
-            edit = plan_edit(scene, detect(source))
+            edit = plan_edit(scene, self._perceive(source))
             if edit is not None:
                 return {
                     "reasoning": f"strategy: edit; {edit.reason}; failed: {failed or labels.NONE}",
@@ -239,7 +257,7 @@ class ShapesChatModel(BaseChatModel):
             last = parse_prompt(last_prompt)
         except ShapesGrammarError:
             last = scene
-        seen = detect(images[-1]) if images else None
+        seen = self._perceive(images[-1]) if images else None
         guide = labels.find_block(text, labels.PROMPTING_GUIDE) or ""
         strategy = next(s for s in _move_order(text, guide) if _applies(s, scene, last, failed))
         # What was right is pinned to its cell only when the guide's sentence for the move says to keep it.
@@ -440,7 +458,16 @@ def _images(messages: list[BaseMessage]) -> list[Image.Image]:
 
 
 def from_spec(arg: str) -> ShapesChatModel:
-    """``shapes`` (no argument)."""
+    """``shapes`` (no argument): the world's chat model, verifying with the learned critic."""
     if arg:
         raise ValueError(f"the shapes chat model takes no argument, got {arg!r}")
     return ShapesChatModel()
+
+
+def oracle_from_spec(arg: str) -> ShapesChatModel:
+    """``shapes-oracle``: the same chat model judging with the grader's pixel checker.
+
+    An ablation only (what the critic's errors cost): its verdicts are the grader's."""
+    if arg:
+        raise ValueError(f"the shapes-oracle chat model takes no argument, got {arg!r}")
+    return ShapesChatModel(judge="oracle")

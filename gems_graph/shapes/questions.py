@@ -89,7 +89,11 @@ def answer_question(question: str, image: Image.Image, *, request: str = "") -> 
     return yes, min(p for _, p in answers)  # the weakest part decides, as with "all"
 
 
+def prompt_correct_detections(scene: Scene, dets: list[Detection]) -> bool:
+    """GenEval-style correctness of what the checker read off an image."""
+    return all(answer_detections(q, dets)[0] for q in checks_for_scene(scene))
+
+
 def prompt_correct(scene: Scene, image: Image.Image) -> bool:
     """GenEval-style correctness: every check of the scene passes on the image."""
-    dets = detect(image)
-    return all(answer_detections(q, dets)[0] for q in checks_for_scene(scene))
+    return prompt_correct_detections(scene, detect(image))
