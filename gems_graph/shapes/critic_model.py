@@ -12,9 +12,11 @@ Two heads share one model:
   colour, count, relation, or an object at a grid place: "Is there a red circle at
   the top left?");
 * the **request** head answers "does this image show the request?" for a whole
-  prompt. As shipped it did not learn (measured, its P(yes) hardly moves), so a
-  question outside the vocabulary (a skill's check) is answered from the check
-  head's answers to the request's own checks instead (``critic_p_yes``).
+  prompt (``benchmarks/critic_accuracy.py`` reports its mean P(yes) on images the
+  grader passes and fails). A question outside the vocabulary (a skill's check) is
+  answered from the check head's answers to the request's own checks instead
+  (``critic_p_yes``): that was chosen when the first training phase's request head
+  had learnt nothing; whether the shipped head would judge better is not measured.
 
 The image is encoded once (a conv stem to an 8x8 grid of tokens, then
 self-attention), and each question attends to those tokens (a small transformer
@@ -181,9 +183,8 @@ def critic_p_yes(question: str, image: Image.Image, request: str = "") -> float:
     A question in its vocabulary goes to the check head. Any other question (a skill's
     check) is answered for the whole request, from the check head's answers to the
     request's own checks (the weakest decides, as with "all"); 0.5 when the request is
-    not in the world's language either. The request head is not used for this: trained
-    as shipped it did not learn (its P(yes) stays near 0.45 whatever the image, see
-    ``benchmarks/critic_accuracy.py``)."""
+    not in the world's language either (see the module docstring for why not the
+    request head)."""
     if is_check_question(question):
         return shipped_judge().p_yes(image, [question], [False])[0]
     try:
