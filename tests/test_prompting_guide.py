@@ -20,7 +20,6 @@ from gems_graph.config import build_context, load_config
 from gems_graph.context import ConfigError, GemsContext
 from gems_graph.eval.methods import MethodSettings, method_context_fields
 from gems_graph.graph import compile_graph
-from gems_graph.memory.access import lessons_text
 from gems_graph.models.generator import prompting_guide
 from gems_graph.models.llm import invoke_structured, text_block
 from gems_graph.models.registry import resolve_prompting_guide
@@ -29,6 +28,7 @@ from gems_graph.shapes.generator import PROMPTING_GUIDE, ShapesGenerator
 from gems_graph.shapes.grammar import parse_prompt
 from gems_graph.testing import ColourGenerator
 from nodes.refiner import REFINE_USER_PROMPT, RefinedPrompt
+from tests.test_shapes_chat_model import refine
 
 DEMO_PROMPT = "a photo of a red circle and a blue triangle"
 #: Prompts the shipped model gets wrong in round 1 at some seed (the demo's among them).
@@ -195,19 +195,7 @@ def test_with_the_guide_a_prompt_that_fails_round_one_is_laid_out_explicitly(tmp
 
 
 def _refine(request: str, rounds: list[tuple[str, str]], guide: str | None, lessons: tuple[str, ...] = ()) -> RefinedPrompt:
-    lines = [f"{labels.TRAJECTORY}:"]
-    for i, (prompt, failed) in enumerate(rounds, 1):
-        lines += [f"Round {i} prompt: {prompt}", "  score: 0.50", "  passed: none", f"  failed: {failed}"]
-    extra = lessons_text([{"text": t} for t in lessons])
-    text = REFINE_USER_PROMPT.format(
-        prompt=request,
-        guide=labels.guide_block(guide),
-        trajectory="\n".join(lines),
-        lessons=extra + "\n" if extra else "",
-        feedback="",
-        edit="",
-    )
-    return invoke_structured(ShapesChatModel(), RefinedPrompt, [HumanMessage(content=[text_block(text)])]).value
+    return refine(request, rounds, lessons=lessons, guide=guide)
 
 
 def _move(reply: RefinedPrompt) -> str:

@@ -2,8 +2,8 @@
 
 The checks follow GenEval's rules: an object asked for once must be present (at
 least one), a count must be exact, a relation holds between the two objects'
-centroids. ``prompt_correct`` (all checks pass) is the world's accuracy metric, so
-the loop's "every check passed" and the benchmark's "correct" are the same thing.
+centroids. ``prompt_correct`` (all checks pass) is the world's accuracy metric: the
+grader's, never the loop's judge (that is the learned critic, which can disagree).
 """
 
 from __future__ import annotations

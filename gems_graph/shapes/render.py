@@ -131,20 +131,43 @@ def layout(scene: Scene, rng: np.random.Generator) -> list[Placed]:
     n = len(items)
     if n > 4:  # more than GenEval's scenes hold (the hard suite): smaller objects, looser rules
         return _dense_layout(scene, items, rng)
-    lo, hi = (8.0, 12.0) if n <= 2 else (6.5, 9.0)
-    for _ in range(1000):
+    placed = _place_at_random(scene, items, (8.0, 12.0) if n <= 2 else (6.5, 9.0), rng, attempts=1000, tries=100)
+    if placed is None:
+        raise RuntimeError(f"could not lay out {scene}")
+    return placed
+
+
+def _place_at_random(
+    scene: Scene,
+    items: list[tuple[str, str]],
+    size_range: tuple[float, float],
+    rng: np.random.Generator,
+    *,
+    attempts: int,
+    tries: int,
+    give_up_at_first_miss: bool = False,
+) -> list[Placed] | None:
+    """Objects at random non-overlapping positions where the relation holds, or None.
+
+    Each attempt places the objects one by one, ``tries`` draws each; with
+    ``give_up_at_first_miss`` an attempt ends as soon as one object does not fit."""
+    lo, hi = size_range
+    for _ in range(attempts):
         placed: list[tuple[float, float, float]] = []
-        for _k in range(n):
-            for _t in range(100):
+        for _k in range(len(items)):
+            for _t in range(tries):
                 s = float(rng.uniform(lo, hi))
                 m = 0.65 * s + 0.5
                 p = (float(rng.uniform(m, SIZE - m)), float(rng.uniform(m, SIZE - m)), s)
                 if _fits(p, placed):
                     placed.append(p)
                     break
-        if len(placed) == n and _relation_ok(scene.relation, placed):
+            else:
+                if give_up_at_first_miss:
+                    break
+        if len(placed) == len(items) and _relation_ok(scene.relation, placed):
             return [Placed(sh, c, x, y, s) for (sh, c), (x, y, s) in zip(items, placed)]
-    raise RuntimeError(f"could not lay out {scene}")
+    return None
 
 
 #: Object sizes (px) in scenes of five objects or more: every one still clears the
@@ -160,21 +183,10 @@ def _dense_layout(scene: Scene, items: list[tuple[str, str]], rng: np.random.Gen
     the cell's centre), the relation's pair in cells that show it.
     """
     n = len(items)
+    free = _place_at_random(scene, items, DENSE_SIZE_RANGE, rng, attempts=20, tries=50, give_up_at_first_miss=True)
+    if free is not None:
+        return free
     lo, hi = DENSE_SIZE_RANGE
-    for _ in range(20):
-        placed: list[tuple[float, float, float]] = []
-        for _k in range(n):
-            for _t in range(50):
-                s = float(rng.uniform(lo, hi))
-                m = 0.65 * s + 0.5
-                p = (float(rng.uniform(m, SIZE - m)), float(rng.uniform(m, SIZE - m)), s)
-                if _fits(p, placed):
-                    placed.append(p)
-                    break
-            else:
-                break
-        if len(placed) == n and _relation_ok(scene.relation, placed):
-            return [Placed(sh, c, x, y, s) for (sh, c), (x, y, s) in zip(items, placed)]
     cells = [(c, r) for c in range(3) for r in range(3)]
     for _ in range(1000):
         order = [cells[i] for i in rng.permutation(len(cells))[:n]]

@@ -119,9 +119,15 @@ def export(ema: dict, scheduler, dest: Path) -> None:
     pipe = ShapesPipeline(
         unet=copy.deepcopy(ema["unet"]).half(), text_encoder=copy.deepcopy(ema["text_encoder"]).half(), scheduler=scheduler
     )
+    save_folder_atomically(lambda tmp: pipe.save_pretrained(tmp, safe_serialization=True), dest)
+
+
+def save_folder_atomically(save, dest: Path) -> None:
+    """``save(folder)`` into a temporary sibling, then swap it in for ``dest``, so an
+    interrupted export never leaves half a model where the shipped one was."""
     tmp = dest.with_name(dest.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    pipe.save_pretrained(tmp, safe_serialization=True)
+    save(tmp)
     old = dest.with_name(dest.name + ".old")
     shutil.rmtree(old, ignore_errors=True)
     if dest.exists():

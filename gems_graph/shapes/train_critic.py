@@ -41,7 +41,6 @@ import argparse
 import json
 import math
 import os
-import shutil
 import time
 from pathlib import Path
 
@@ -287,15 +286,10 @@ def export(model: ShapesCritic, dest: Path) -> None:
     """fp16 weights via save_pretrained, replacing ``dest`` atomically."""
     import copy
 
-    tmp = dest.with_name(dest.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    copy.deepcopy(model).half().save_pretrained(tmp, safe_serialization=True)
-    old = dest.with_name(dest.name + ".old")
-    shutil.rmtree(old, ignore_errors=True)
-    if dest.exists():
-        dest.rename(old)
-    tmp.rename(dest)
-    shutil.rmtree(old, ignore_errors=True)
+    from gems_graph.shapes.train import save_folder_atomically
+
+    half = copy.deepcopy(model).half()
+    save_folder_atomically(lambda tmp: half.save_pretrained(tmp, safe_serialization=True), dest)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -327,7 +321,7 @@ def main(argv: list[str] | None = None) -> None:
 
     dets = [detect(Image.fromarray(im)) for im in images]
     torch.manual_seed(a.seed)
-    model = ShapesCritic.from_pretrained(a.init_from).float() if a.init_from else ShapesCritic()
+    model = ShapesCritic.from_pretrained(a.init_from, low_cpu_mem_usage=False).float() if a.init_from else ShapesCritic()
     opt = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=0.01)
     step, ckpt_path = 0, a.out / "ckpt.pt"
     if ckpt_path.exists():
