@@ -49,6 +49,7 @@ DEMO_PROMPT ?= a photo of a red circle and a blue triangle
 
 demo: setup
 	$(BIN)/gems run "$(DEMO_PROMPT)" --rounds 5 --out runs
+	@echo "gems is installed in $(VENV): '. $(VENV)/bin/activate' puts it on your PATH (or call $(BIN)/gems)"
 
 lint: setup-dev
 	$(BIN)/ruff check gems_graph nodes tests benchmarks

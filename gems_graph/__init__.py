@@ -34,6 +34,8 @@ _EXPORTS = {
     "open_async_checkpointer": "gems_graph.persistence.checkpoint",
     "write_report": "gems_graph.persistence.report",
     "load_run": "gems_graph.persistence.report",
+    "rounds_html": "gems_graph.persistence.report",
+    "score_chart": "gems_graph.persistence.report",
     "run_gems": "gems_graph.app.runner",
     "RunResult": "gems_graph.app.runner",
     "gems_subgraph_node": "gems_graph.app.compose",

@@ -30,6 +30,7 @@ source ``preset:NAME``.
 from __future__ import annotations
 
 import difflib
+import json
 import os
 import tomllib
 import types
@@ -304,9 +305,16 @@ def reference() -> str:
     for f in fields(GemsContext):
         desc = f.metadata.get("description", "")
         default = _default(f)
-        line = f"# {f.name} =   (unset by default)" if default is None else f"{f.name} = {_toml_value(default)}"
-        lines += ["", f"# {desc}", line]
+        lines += ["", f"# {desc}", toml_assignment(f.name, default, unset="(unset by default)")]
     return "\n".join(lines) + "\n"
+
+
+def toml_assignment(name: str, value: Any, *, unset: str = "(unset)", comment: str = "") -> str:
+    """``name = value`` as a gems.toml line; TOML has no null, so an unset key is a comment."""
+    trailer = f"    # {comment}" if comment else ""
+    if value is None:
+        return f"# {name} =   {unset}{trailer}"
+    return f"{name} = {_toml_value(value)}{trailer}"
 
 
 def _toml_value(v: Any) -> str:
@@ -314,9 +322,9 @@ def _toml_value(v: Any) -> str:
         return "[" + ", ".join(_toml_value(x) for x in v) + "]"
     if isinstance(v, bool):
         return "true" if v else "false"
-    if isinstance(v, str):
-        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    return repr(v)
+    if isinstance(v, (int, float)):
+        return repr(v)
+    return json.dumps(str(v), ensure_ascii=False)  # a JSON string is a valid TOML basic string
 
 
 def load_context(config_path: str | None = None, preset: str | None = None, **overrides: Any) -> GemsContext:

@@ -102,6 +102,11 @@ class GemsContext:
         "'earliest' keeps the earliest image (the paper).",
     )
     human_feedback: bool = _f(False, "Pause after the critic for a person to accept an image or give feedback.")
+    studio_thumbnails: int = _f(
+        96,
+        "Longest side in pixels of the round thumbnails kept in the state's messages, which LangGraph Studio "
+        "shows (a few KB of checkpoint a round); 0 keeps none.",
+    )
     verify_concurrency: int = _f(4, "Verification calls to the critic model in flight at once.")
     generation_retries: int = _f(3, "Attempts per candidate on transient generator errors (connection, 429, 5xx, timeout).")
     chat_timeout: float = _f(DEFAULT_CHAT_TIMEOUT, "Seconds one chat-model request may wait for an answer.")
@@ -127,6 +132,11 @@ def validate_context(ctx: GemsContext) -> None:
             raise ConfigError(f"{name}={getattr(ctx, name)!r}: {what}")
 
     need(isinstance(ctx.max_rounds, int) and 1 <= ctx.max_rounds <= 100, "max_rounds", "must be an integer from 1 to 100")
+    need(
+        isinstance(ctx.studio_thumbnails, int) and not isinstance(ctx.studio_thumbnails, bool) and 0 <= ctx.studio_thumbnails <= 1024,
+        "studio_thumbnails",
+        "must be an integer from 0 (none) to 1024",
+    )
     need(
         isinstance(ctx.candidates_per_round, int) and 1 <= ctx.candidates_per_round <= 64,
         "candidates_per_round",

@@ -19,6 +19,8 @@ Status = Literal["running", "passed", "threshold_met", "exhausted", "failed", "a
 #: How candidates that pass as many checks are ordered: by mean P(yes), then the earliest
 #: ("probability"), or the earliest alone ("earliest", the paper's rule).
 TieBreak = Literal["probability", "earliest"]
+#: A run's status (never the state's) while a human review waits for its answer.
+PAUSED = "paused"
 FINAL_STATUSES = ("passed", "threshold_met", "exhausted", "failed", "accepted")
 
 

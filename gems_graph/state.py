@@ -10,7 +10,9 @@ from __future__ import annotations
 import operator
 from typing import Annotated, Any, NotRequired
 
+from langchain_core.messages import AnyMessage
 from langgraph.channels.delta import DeltaChannel
+from langgraph.graph.message import add_messages
 from pydantic import ConfigDict
 
 # typing_extensions' TypedDict: pydantic (Studio's input form) rejects typing's on Python < 3.12.
@@ -95,45 +97,72 @@ class GemsOutput(TypedDict, total=False):
     """Why the run failed, in one line (None unless status is failed)."""
 
 
+def merge_message_writes(left: list[AnyMessage] | None, writes: list[list[AnyMessage]]) -> list[AnyMessage]:
+    """``add_messages`` over a batch of writes, as ``DeltaChannel`` replays them."""
+    merged: list[AnyMessage] = list(left or [])
+    for right in writes:
+        merged = add_messages(merged, right)
+    return merged
+
+
 class GemsState(GemsInput, total=False):
     """The whole state of one run (a thread)."""
 
+    __pydantic_config__ = ConfigDict(use_attribute_docstrings=True)  # type: ignore[misc]
+
     run_id: str
+    """The run's id: the thread id that names its checkpoints and its run folder."""
     run_dir: str
-    #: The context a run started with (serialisable fields only), so a resume uses the same backends.
+    """The run folder: images, run.json, report.html."""
     settings: Annotated[dict[str, Any], STORED_WHEN_WRITTEN]
+    """The context a run started with (serialisable fields only), so a resume uses the same backends."""
     checks: Annotated[list[Check], STORED_WHEN_WRITTEN]
-    #: Index (1-based) of the round being generated or judged.
+    """The atomic yes/no checks every image is verified on (decomposed once, plus skills' and the user's)."""
     round_index: int
+    """Index (1-based) of the round being generated or judged."""
     current_prompt: str
+    """The generation prompt of the round in flight."""
     current_thought: str | None
-    #: Generation settings the refiner may change between rounds (e.g. guidance).
+    """The planner's or refiner's reasoning behind the current prompt (kept with the round, never recalled raw)."""
     generation: dict[str, Any]
-    #: Added to every seed; the refiner moves it to try new seeds.
+    """Generation settings the refiner may change between rounds (e.g. guidance)."""
     seed_offset: int
-    #: The candidates the generator will make this round (one ``Send`` each).
+    """Added to every seed; the refiner moves it to try new seeds."""
     round_tasks: Annotated[list[dict[str, Any]], STORED_WHEN_WRITTEN]
+    """The candidates the generator will make this round (one ``Send`` each)."""
     pending: Annotated[list[Candidate], merge_pending]
-    #: Checkpointed as the writes that changed it (a ``DeltaChannel``), not as the whole
-    #: list in every checkpoint: a checkpoint costs the same at round 10 as at round 2.
+    """Candidates of the round in flight, made but not yet judged."""
     rounds: Annotated[list[Round], DeltaChannel(merge_round_writes)]
+    """Every judged round: prompt, candidates with verdicts, experience. Checkpointed as the
+    writes that changed it, so a checkpoint costs the same at round 10 as at round 2."""
     best: Candidate | None
+    """The best candidate so far: most checks passed, then the highest mean score."""
     best_image: str | None
+    """Absolute path of the best image so far."""
     score: float | None
+    """The best candidate's score in [0, 1]."""
     rounds_used: int
+    """Rounds judged so far."""
     status: Status
+    """running | passed | threshold_met | exhausted | accepted | failed."""
     error: str | None
-    #: Skills the planner loaded, the checks they add, and their generation hints.
+    """Why the run failed, in one line."""
     skills: list[str]
+    """Skills the planner loaded."""
     skill_checks: list[Check]
+    """Checks the loaded skills add."""
     skill_hints: dict[str, Any]
-    #: Lessons from past runs recalled at planning ({id, text, similarity}).
+    """Generation hints the loaded skills give (e.g. steps, guidance)."""
     recalled_lessons: Annotated[list[dict[str, Any]], STORED_WHEN_WRITTEN]
-    #: The generator's declared family (lessons are filed and recalled under it).
+    """Lessons from past runs recalled at planning ({id, text, similarity})."""
     generator_family: str
-    #: Ids of the lessons this run wrote to the experience store at its end.
+    """The generator's declared family (lessons are filed and recalled under it)."""
     lessons_written: list[str]
-    #: Human feedback note for the refiner (from an interrupt), if any.
+    """Ids of the lessons this run wrote to the experience store at its end."""
     feedback: str | None
-    #: Words of the prompt a world-specific model did not understand.
+    """A person's note for the refiner (from a review), until the refiner reads it."""
     notes: Annotated[list[str], operator.add]
+    """What the run wants a person to know: words a model did not understand, fallbacks taken, feedback given."""
+    messages: Annotated[list[AnyMessage], DeltaChannel(merge_message_writes)]
+    """One message per round with its prompt, scores and thumbnails, for LangGraph Studio's
+    thread view (``studio_thumbnails`` sets their size; 0 keeps none)."""

@@ -37,6 +37,7 @@ from gems_graph.persistence.artifacts import write_run_json
 from gems_graph.records import Candidate, Check, Round, TieBreak, Verdict, best_candidate, is_answered, is_failed, verdict_score
 from gems_graph.settings import effective_context
 from gems_graph.state import GemsState
+from nodes.human_review import round_message
 from nodes.skill_planning import merge_skill_checks
 
 DECOMPOSE_SYSTEM_PROMPT = """\
@@ -166,6 +167,8 @@ def critic(state: GemsState, runtime: Runtime[GemsContext]) -> dict[str, Any]:
     }
     if first_visit:
         update["checks"] = checks  # written once: every checkpoint stores what changed
+    if ctx.studio_thumbnails:
+        update["messages"] = [round_message(this_round, checks, ctx.studio_thumbnails)]
     write_run_json(
         state["run_dir"],
         {**state, **update, "checks": checks, "rounds": _merged_rounds(state, this_round), "notes": [*(state.get("notes") or []), *notes]},

@@ -12,10 +12,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
+from langchain_core.messages import AIMessage
 from langgraph.types import interrupt
 
 from gems_graph.context import GemsContext
 from gems_graph.models.llm import image_data_url
+from gems_graph.records import Check, Round
 from gems_graph.state import GemsState
 
 #: Longest side of the thumbnails in the review payload: enough to judge in Studio, a few KB each.
@@ -24,12 +26,33 @@ from gems_graph.state import GemsState
 THUMBNAIL_SIDE = 96
 
 
-def _thumbnail(ref: Any) -> str | None:
-    """A small data-URL preview for the person reviewing (payload only, never state)."""
+def _thumbnail(ref: Any, side: int = THUMBNAIL_SIDE) -> str | None:
+    """A small data-URL preview of an image for a person to look at."""
     try:
-        return image_data_url(ref, max_side=THUMBNAIL_SIDE)
+        return image_data_url(ref, max_side=side)
     except OSError:
         return None
+
+
+def round_message(this_round: Round, checks: list[Check], side: int) -> AIMessage:
+    """One round as a chat message Studio renders: the prompt, each candidate's score and
+    failed checks, and its thumbnail as an image block (``side`` pixels at most)."""
+    questions = {c["id"]: c["question"] for c in checks}
+    lines = [f"Round {this_round['index']}: {this_round['prompt']}"]
+    images: list[dict[str, Any]] = []
+    for cand in this_round["candidates"]:
+        if cand["image"] is None:
+            lines.append(f"candidate {cand['index']}: no image ({cand['error']})")
+            continue
+        failed = [questions.get(v["check_id"], v["check_id"]) for v in cand["verdicts"] if not v["passed"]]
+        score = "-" if cand["score"] is None else f"{cand['score']:.2f}"
+        lines.append(
+            f"candidate {cand['index']} (seed {cand['seed']}): score {score}" + (f"; failed: {' | '.join(failed)}" if failed else "")
+        )
+        url = _thumbnail(cand["image"], side)
+        if url is not None:
+            images.append({"type": "image_url", "image_url": {"url": url}})
+    return AIMessage(content=[{"type": "text", "text": "\n".join(lines)}, *images], name="gems", id=f"round-{this_round['index']}")
 
 
 def review_payload(state: GemsState) -> dict[str, Any]:

@@ -30,10 +30,11 @@ def test_pauses_with_candidates_and_verdicts_then_accept_stops_with_that_image(t
     (pause,) = out["__interrupt__"]
     assert pause.value["round"] == 1 and len(pause.value["candidates"]) == 2
     assert pause.value["candidates"][1]["verdicts"][1] == {"question": "Is the square red?", "passed": False}
-    # Studio shows the images: a small thumbnail in the interrupt (never in state), absolute paths.
+    # Studio shows the images: a small thumbnail in the interrupt (in state only as the round's message), absolute paths.
     first = pause.value["candidates"][0]
     assert first["thumbnail"].startswith("data:image/png;base64,") and Path(first["image"]).is_absolute()
-    assert "thumbnail" not in str(app.get_state(cfg).values)
+    state = app.get_state(cfg).values
+    assert first["thumbnail"] not in str({k: v for k, v in state.items() if k != "messages"})
     final = app.invoke(Command(resume={"accept": True, "index": 1}), cfg, context=ctx)
     assert final["status"] == "accepted" and final["best"]["index"] == 1 and final["rounds_used"] == 1
     assert final["best_image"].endswith("candidate_01_seed1.png")

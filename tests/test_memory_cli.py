@@ -45,7 +45,7 @@ def test_forget_clear_export_import(tmp_path, embeddings):
     r = runner.invoke(memory_app, ["--memory", spec, "forget", ids[0]])
     assert r.exit_code == 0 and open_experience_store(spec).count() == 1
     r = runner.invoke(memory_app, ["--memory", spec, "forget", ids[0]])
-    assert r.exit_code == 1 and "no lesson" in r.output
+    assert r.exit_code == 2 and "no lesson" in r.output  # a miss is bad input, as in `gems skills show`
     r = runner.invoke(memory_app, ["--memory", spec, "clear"], input="n\n")
     assert r.exit_code == 1 and open_experience_store(spec).count() == 1
     r = runner.invoke(memory_app, ["--memory", spec, "clear", "--yes"])

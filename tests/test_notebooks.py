@@ -8,6 +8,7 @@ A cell that raises fails the test with the cell's error.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import nbformat
@@ -73,6 +74,23 @@ def test_notebooks_are_valid(name):
     if name != "03_real_models.ipynb":  # 01 and 02 run offline: committed with the outputs of a real execution
         assert [c.get("execution_count") for c in code] == list(range(1, len(code) + 1))
         assert "image/png" in str([c.get("outputs") for c in code]) or "data:image/png" in str([c.get("outputs") for c in code])
+
+
+#: Where a machine's own paths begin; committed outputs must not show them.
+MACHINE_PATHS = re.compile(r"(?<![\w.])/(?:tmp|work|home|root|Users|var/folders)/")
+#: What a notebook may import from the package: its public face and public subpackages.
+PUBLIC_MODULES = {"gems_graph", "gems_graph.memory", "gems_graph.skills"}
+
+
+@pytest.mark.parametrize("name", ["01_quickstart.ipynb", "02_memory_and_skills.ipynb", "03_real_models.ipynb"])
+def test_notebooks_use_the_public_api_and_show_no_machine_paths_or_warnings(name):
+    nb = nbformat.read(NOTEBOOKS / name, as_version=4)
+    imported = {m for c in nb.cells if c.cell_type == "code" for m in re.findall(r"^\s*from (gems_graph[\w.]*) import", c.source, re.M)}
+    assert imported <= PUBLIC_MODULES, imported - PUBLIC_MODULES
+    text = outputs_text(nb)
+    assert not MACHINE_PATHS.search(text), MACHINE_PATHS.search(text)
+    streams = [out for c in nb.cells for out in c.get("outputs", []) if out.get("name") == "stderr"]
+    assert not streams, [out.get("text", "")[:200] for out in streams]
 
 
 def test_03_names_the_real_backends():

@@ -16,16 +16,19 @@ import random
 import sqlite3
 import sys
 import time
+import typing
 import uuid
 from pathlib import Path
 from typing import Any, Optional
 
 import typer
-from rich.console import Console
+import typer.main
 from rich.markup import escape
 
-from gems_graph.context import ConfigError, GemsContext
+from gems_graph import terminal
+from gems_graph.context import ConfigError, GemsContext, StopRule
 from gems_graph.errors import one_line, redact
+from gems_graph.terminal import PAUSED_EXIT_CODE, console, fail
 from gems_graph.validation import InvalidPromptError, validate_prompt
 
 app = typer.Typer(
@@ -35,14 +38,7 @@ app = typer.Typer(
     rich_markup_mode=None,
     pretty_exceptions_enable=False,
 )
-# soft_wrap: a line (a path above all) is never broken when stderr is a file or a pipe.
-err = Console(stderr=True, highlight=False, soft_wrap=True)
-
-
-def fail(message: object, code: int = 2) -> None:
-    """Print ``message`` as the one error line (secrets removed) and exit with ``code``."""
-    err.print(f"[red]error:[/red] {escape(redact(str(message)))}", markup=True, soft_wrap=True)
-    raise typer.Exit(code)
+err = console(stderr=True)
 
 
 _DEBUG = "--debug"
@@ -70,20 +66,72 @@ def main(argv: list[str] | None = None) -> None:
     """The ``gems`` console script: the CLI's one error boundary."""
     global debug_mode
     args = list(sys.argv[1:] if argv is None else argv)
-    debug = debug_mode = _DEBUG in args
+    debug = debug_mode = terminal.show_tracebacks = _DEBUG in args
     args = [a for a in args if a != _DEBUG]
+    terminal.warnings_as_lines()
     try:
-        app(args=args, prog_name="gems")
-    except KeyboardInterrupt:
+        command = typer.main.get_command(app)
+        name_metavars(command)
+        code = command.main(args=args, prog_name="gems", standalone_mode=False)
+    except (KeyboardInterrupt, typer.Abort):
         err.print("interrupted")
         sys.exit(130)
     except Exception as exc:  # noqa: BLE001 - the boundary: one line unless --debug
+        if is_command_line_error(exc):
+            sys.exit(report_command_line_error(exc))
         if debug:
             raise
         code, message = describe_failure(exc)
         err.print(f"[red]error:[/red] {escape(message)}", markup=True, soft_wrap=True)
         err.print("(run with --debug to see the traceback)")
         sys.exit(code)
+    if isinstance(code, int) and code:
+        sys.exit(code)
+
+
+#: Options whose value is a backend spec (``shapes``, ``diffusers:ID``, ``openai-compatible:URL#MODEL``).
+_SPEC_OPTIONS = {"generator", "editor", "chat_model", "critic_model", "spec"}
+
+
+def name_metavars(command: Any) -> None:
+    """Help names what a value is (SPEC, INTEGER, PATH, the choices), never a Python type (``<list[Path]>``)."""
+    for param in command.params:
+        described = getattr(param, "type_descriptor", None)
+        if param.param_type_name == "argument":
+            param.display_type_rich = lambda ctx=None: ""  # the name says it; no "<str>" beside it
+        if param.metavar is not None or described is None or getattr(param, "is_flag", False):
+            continue
+        annotation = described.annotation
+        if described.is_list:
+            (annotation,) = typing.get_args(annotation) or (str,)
+        if described.is_choice:
+            param.metavar = "[" + "|".join(str(c) for c in described.choices or ()) + "]"
+        elif param.param_type_name == "argument":
+            param.metavar = (param.name or "value").upper()
+        elif param.name in _SPEC_OPTIONS:
+            param.metavar = "SPEC"
+        elif described.is_path or annotation is Path:
+            param.metavar = "PATH"
+        else:
+            param.metavar = {int: "INTEGER", float: "NUMBER"}.get(annotation, "TEXT")
+    for sub in getattr(command, "commands", {}).values():
+        name_metavars(sub)
+
+
+def is_command_line_error(exc: BaseException) -> bool:
+    """A parsing error of the command line (Typer's own Click): it knows its message and exit code."""
+    return all(hasattr(exc, name) for name in ("format_message", "exit_code", "show"))
+
+
+def report_command_line_error(exc: Any) -> int:
+    """A bad flag or value as one line (not Click's usage block); a bare group still shows its help."""
+    if type(exc).__name__ == "NoArgsIsHelpError":
+        exc.show()
+        return int(exc.exit_code)
+    ctx = getattr(exc, "ctx", None)
+    hint = f" (see {ctx.command_path} --help)" if ctx is not None else ""
+    err.print(f"[red]error:[/red] {escape(one_line(exc.format_message()))}{hint}", markup=True)
+    return int(exc.exit_code)
 
 
 def describe_failure(exc: BaseException) -> tuple[int, str]:
@@ -171,7 +219,9 @@ def run(
     guidance: Optional[float] = typer.Option(None, "--guidance", help="Guidance scale (default: the generator's)."),
     width: Optional[int] = typer.Option(None, "--width", help="Image width (default: the generator's)."),
     height: Optional[int] = typer.Option(None, "--height", help="Image height (default: the generator's)."),
-    stop_rule: Optional[str] = typer.Option(None, "--stop-rule", help="all_pass (default) or threshold."),
+    stop_rule: Optional[StopRule] = typer.Option(
+        None, "--stop-rule", help="When the loop ends: every check passes (default) or the score reaches --threshold."
+    ),
     edits: Optional[bool] = typer.Option(
         None, "--edits/--no-edits", help="Let the refiner edit the best image instead of regenerating, when the generator edits."
     ),
@@ -319,9 +369,8 @@ def run(
     else:
         _print_summary(summary)
     if result.review is not None:
-        err.print(
-            f"paused for review after round {result.review['round']}; resume with: gems run --resume {result.thread_id}", soft_wrap=True
-        )
+        err.print(f"paused for review after round {result.review['round']}; resume with: gems run --resume {result.thread_id}")
+        raise typer.Exit(PAUSED_EXIT_CODE)
     if result.status == "failed":
         err.print(f"[red]failed:[/red] {escape(redact(str(summary['error'])))}", markup=True, soft_wrap=True)
         err.print(f"resume with: gems run --resume {result.thread_id}", soft_wrap=True)
@@ -388,7 +437,7 @@ def config_command(
     ),
 ) -> None:
     """Print the effective settings and where each came from (default, preset, file, env)."""
-    from gems_graph.config import load_config, unknown_env
+    from gems_graph.config import load_config, toml_assignment, unknown_env
     from gems_graph.config import reference as config_reference
 
     if reference:
@@ -398,12 +447,12 @@ def config_command(
         loaded = load_config({"generator": generator}, config_path=config, preset=preset)
     except ConfigError as exc:
         fail(str(exc))
-    out = Console(highlight=False, soft_wrap=True)
+    out = console()
     out.print(f"# config file: {loaded.path or 'none'}", markup=False)
     if loaded.preset:
         out.print(f"# preset: {loaded.preset}", markup=False)
     for name, value in loaded.values.items():
-        out.print(f"{name} = {json.dumps(value)}    # {loaded.sources.get(name, 'default')}", markup=False)
+        out.print(toml_assignment(name, value, comment=loaded.sources.get(name, "default")), markup=False)
     for warning in unknown_env():
         err.print(f"[yellow]warning:[/yellow] {warning}", soft_wrap=True)
 
@@ -454,7 +503,7 @@ def ask_for_review(review: dict[str, Any]) -> dict[str, Any] | None:
 
 def _print_summary(summary: dict[str, Any]) -> None:
     err.rule("result")
-    out = Console(highlight=False)
+    out = console()
     out.print(f"status: {summary['status']}  score: {summary['score']}  rounds: {summary['rounds']}")
     out.print(f"best image: {summary['best_image']}")
     out.print(f"run.json: {summary['run_json']}")

@@ -27,6 +27,7 @@ from langgraph.runtime import CONFIG_KEY_RUNTIME
 from pydantic import BaseModel, Field
 
 from gems_graph.context import GemsContext
+from gems_graph.records import PAUSED
 from gems_graph.state import GemsInput, GemsOutput
 
 InputFrom = str | Callable[[Mapping[str, Any]], GemsInput]
@@ -131,10 +132,17 @@ TOOL_DESCRIPTION = (
 
 
 def tool_result(out: Mapping[str, Any], thread_id: str) -> str:
-    """The JSON the tool returns: only what an agent needs to decide what to say next."""
+    """The JSON the tool returns: only what an agent needs to decide what to say next.
+
+    A run that stopped at a human review (``human_feedback``) is ``paused``, with the
+    round it waits on: the image is not final until someone answers.
+    """
+    interrupts = out.get("__interrupt__") or []
+    review = next((getattr(i, "value", None) for i in interrupts if isinstance(getattr(i, "value", None), dict)), None)
     return json.dumps(
         {
-            "status": out.get("status"),
+            "status": PAUSED if interrupts else out.get("status"),
+            **({"paused_after_round": review.get("round") if review else None} if interrupts else {}),
             "best_image": out.get("best_image"),
             "score": out.get("score"),
             "rounds": out.get("rounds_used"),

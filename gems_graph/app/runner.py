@@ -18,7 +18,7 @@ from gems_graph.context import GemsContext
 from gems_graph.errors import one_line
 from gems_graph.graph import compile_graph
 from gems_graph.persistence.artifacts import write_run_json
-from gems_graph.records import FINAL_STATUSES
+from gems_graph.records import FINAL_STATUSES, PAUSED
 
 
 class UnknownRunError(LookupError):
@@ -36,14 +36,16 @@ class RunResult:
 
     @property
     def status(self) -> str:
-        return self.state.get("status", "unknown")
+        """``paused`` while a review waits for its answer, else the state's status."""
+        return PAUSED if self.review is not None else self.state.get("status", "unknown")
 
     def summary(self) -> dict[str, Any]:
         """The JSON the CLI prints with ``--json``."""
         s = self.state
         return {
             "thread_id": self.thread_id,
-            "status": s.get("status"),
+            "status": self.status,
+            "paused_after_round": self.review["round"] if self.review is not None else None,
             "best_image": s.get("best_image"),
             "score": s.get("score"),
             "rounds": s.get("rounds_used", 0),
@@ -112,6 +114,8 @@ def run_gems(
         review = next((i.value for task in snapshot.tasks for i in task.interrupts), None)
         answer = on_review(review) if review is not None and on_review is not None else None
         if answer is None:
+            if review is not None and snapshot.values.get("run_dir"):
+                write_run_json(snapshot.values["run_dir"], {**snapshot.values, "status": PAUSED})
             return RunResult(thread_id, snapshot.values, review=review)
         payload = Command(resume=answer)
 

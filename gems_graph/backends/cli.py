@@ -11,7 +11,7 @@ from typing import Optional
 
 import typer
 
-from gems_graph.errors import one_line
+from gems_graph.terminal import fail
 
 
 def serve_generator_command(
@@ -37,8 +37,7 @@ def serve_generator_command(
     try:
         server = make_server(spec, host, port, max_body_bytes, max_concurrency, served_model_name, request_timeout, max_edit_bytes)
     except (UnknownBackendError, BackendLoadError, ValueError, OSError) as exc:
-        typer.echo(f"error: {one_line(exc)}", err=True)
-        raise typer.Exit(2) from None
+        fail(exc)
     typer.echo(
         f"serving {spec} at {server.url} and as images-api:{server.base_url}#{server.model_name} (health: {server.root}/health)",
         err=True,
@@ -73,8 +72,7 @@ def doctor_command(
         loaded = load_config({"generator": generator, "chat_model": chat_model, "critic_model": critic_model}, config_path=config)
         rows = doctor(loaded.values, probe=probe)
     except ConfigError as exc:
-        typer.echo(f"error: {one_line(exc)}", err=True)
-        raise typer.Exit(2) from None
+        fail(exc)
     if as_json:
         typer.echo(json.dumps([r.as_dict() for r in rows]))
     else:

@@ -43,6 +43,7 @@ import math
 import os
 import threading
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -562,6 +563,14 @@ def spec_flag(value: str) -> bool:
 
 
 _INT_KEYS = {"steps", "width", "height"}
+
+
+def check_spec(arg: str) -> None:
+    """What the CLI checks before a run exists: the spec parses, and a model written as a
+    path (``/``, ``./``, ``../``, ``~``) is a folder that is there (a hub id is found when loaded)."""
+    path, _ = parse_spec(arg)
+    if path.startswith(("/", "./", "../", "~")) and not Path(path).expanduser().is_dir():
+        raise ValueError(f"no model folder at {path}")
 
 
 def parse_spec(arg: str) -> tuple[str, dict[str, Any]]:

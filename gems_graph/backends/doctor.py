@@ -19,7 +19,7 @@ from pydantic import BaseModel
 from gems_graph.errors import one_line, redact
 from gems_graph.models.generator import supports_editing
 from gems_graph.models.health import FAIL, OK, SKIP, WARN, Health, health_of
-from gems_graph.models.llm import invoke_structured, supports_logprobs, yes_probability
+from gems_graph.models.llm import invoke_structured, supports_logprobs, text_block, yes_probability
 from gems_graph.models.registry import (
     UnknownBackendError,
     generators,
@@ -114,8 +114,9 @@ def _logprobs(role: str, name: str, model: Any, supported: bool) -> Row:
 
     if not supported:
         return Row(role, name, "logprobs", WARN, "not supported: verdicts will be 0/1")
+    question = text_block("Is there a red circle? Answer yes or no.")
     try:
-        msg = _short(model).bind(logprobs=True, top_logprobs=5).invoke([HumanMessage("Is the sky blue on a clear day? Answer yes or no.")])
+        msg = _short(model).bind(logprobs=True, top_logprobs=5).invoke([HumanMessage(content=[question, _probe_image()])])
     except Exception as exc:  # noqa: BLE001 - reported as a row
         return Row(role, name, "logprobs", FAIL, f"{type(exc).__name__}: {one_line(exc, 200)}")
     meta = (msg.response_metadata or {}).get("logprobs")
@@ -123,6 +124,24 @@ def _logprobs(role: str, name: str, model: Any, supported: bool) -> Row:
         return Row(role, name, "logprobs", WARN, "endpoint returned no logprobs: verdicts will be 0/1")
     p = yes_probability(msg)
     return Row(role, name, "logprobs", OK, f"P(yes)={p:.2f}" if p is not None else "returned (first token was not yes/no)")
+
+
+def _probe_image() -> dict[str, Any]:
+    """A red circle on white, asked about as the critic asks: a question with an image.
+
+    Models that give P(yes) only when they look at an image (the shapes critic, VLM
+    servers that route images differently) are probed the way a run uses them.
+    """
+    import base64
+    import io
+
+    from PIL import Image, ImageDraw
+
+    img = Image.new("RGB", (64, 64), "white")
+    ImageDraw.Draw(img).ellipse((16, 16, 48, 48), fill=(220, 30, 30))
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return {"type": "image_url", "image_url": {"url": "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")}}
 
 
 def _edits(context: Any) -> Row:

@@ -14,21 +14,14 @@ from pathlib import Path
 from typing import Any, Optional
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 
 from gems_graph.context import ConfigError
-from gems_graph.errors import redact
 from gems_graph.eval.methods import METHODS
 from gems_graph.eval.suites import SHAPES_SUITES, SUITES
 from gems_graph.memory.store import memory_is_off
+from gems_graph.terminal import console, fail
 
-err = Console(stderr=True, highlight=False)
-
-
-def _fail(message: str, code: int = 2) -> None:
-    err.print(f"[red]error:[/red] {escape(redact(str(message)))}", markup=True, soft_wrap=True)
-    raise typer.Exit(code)
+err = console(stderr=True)
 
 
 def eval_command(
@@ -98,26 +91,26 @@ def eval_command(
     from gems_graph.persistence.home import gems_home
 
     if suite not in SUITES:
-        _fail(f"unknown suite {suite!r}; known: {', '.join(SUITES)}")
+        fail(f"unknown suite {suite!r}; known: {', '.join(SUITES)}")
     if suite not in SHAPES_SUITES and not path:
-        _fail(f"suite {suite!r} needs PATH (its JSONL file)")
+        fail(f"suite {suite!r} needs PATH (its JSONL file)")
     if suite == "geneval" and judge:
-        _fail("GenEval is scored by its official detector, not --judge; see the README")
+        fail("GenEval is scored by its official detector, not --judge; see the README")
     if executor not in EXECUTORS:
-        _fail(f"unknown executor {executor!r}; known: {', '.join(EXECUTORS)}")
+        fail(f"unknown executor {executor!r}; known: {', '.join(EXECUTORS)}")
     if executor == "local" and address:
-        _fail("--address names a Ray cluster: use it with --executor ray")
+        fail("--address names a Ray cluster: use it with --executor ray")
     if executor == "ray":
         from gems_graph.eval.ray_executor import import_ray
 
         try:
             import_ray()  # fail before anything runs
         except EvalConfigError as exc:
-            _fail(str(exc))
+            fail(str(exc))
     try:
         context, preset_values = preset_settings(preset, generator)
     except ConfigError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     budget = budget if budget is not None else preset_values.get("max_rounds", 5)
     max_skills = max_skills if max_skills is not None else preset_values.get("max_skills", 2)
     memory = memory if memory is not None else preset_values.get("memory")
@@ -160,13 +153,13 @@ def eval_command(
                 check_spec(spec, chat_models)
         n = len(select_items(cfg))
     except (SuiteError, UnknownBackendError, BackendLoadError) as exc:
-        _fail(str(exc))
+        fail(str(exc))
     err.print(f"eval {name}: {n} prompts x {len(cfg.methods)} methods x {samples} sample(s) -> {cfg.out}")
     _memory_notes(cfg)
     try:
         result = run_eval(cfg)
     except (EvalConfigError, SuiteError) as exc:
-        _fail(str(exc))
+        fail(str(exc))
     except KeyboardInterrupt:
         err.print(
             f"[yellow]interrupted[/yellow]: finished tasks are saved in {cfg.out}/results.jsonl; run the same command again to resume"

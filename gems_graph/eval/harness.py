@@ -140,8 +140,9 @@ def _execute(
     on_record: Callable[[dict[str, Any]], None] | None,
 ) -> None:
     """Keep ``in_flight`` tasks submitted and show progress; every executor goes through here."""
-    from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    from gems_graph.terminal import console
 
     progress = Progress(
         TextColumn("[bold]eval[/bold] {task.description}"),
@@ -149,7 +150,7 @@ def _execute(
         MofNCompleteColumn(),
         TimeElapsedColumn(),
         TimeRemainingColumn(),
-        console=Console(stderr=True),
+        console=console(stderr=True),
         disable=not cfg.progress,
         transient=False,
     )

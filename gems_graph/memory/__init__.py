@@ -16,6 +16,7 @@ _EXPORTS = {
     **dict.fromkeys(["Lesson", "distill_lessons", "generator_family"], "gems_graph.memory.lessons"),
     **dict.fromkeys(["ExperienceStore", "LessonStoreBase", "MemoryStoreError", "NullExperienceStore"], "gems_graph.memory.store"),
     "open_experience_store": "gems_graph.memory.open_store",
+    "store_for_run": "gems_graph.memory.access",
     **dict.fromkeys(["TrajectoryView", "trajectory_view"], "gems_graph.memory.trajectory"),
 }
 __all__ = sorted(_EXPORTS)

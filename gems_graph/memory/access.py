@@ -19,6 +19,11 @@ _lock = threading.Lock()
 
 
 def store_for_run(spec: str | None, runtime_store: Any = None) -> LessonStoreBase:
+    """The experience store a run with memory ``spec`` uses: the same instance, shared per process.
+
+    A notebook that wants to look at the lessons its runs wrote asks for this one
+    rather than opening a second client on the same embedded files.
+    """
     spec = (spec or "chroma").strip()
     uses_runtime = spec in ("store", "langgraph")
     if uses_runtime or memory_is_off(spec):

@@ -13,6 +13,7 @@ from typing import Optional
 import typer
 
 from gems_graph.memory.store import MemoryStoreError, memory_is_off, strip_lesson
+from gems_graph.terminal import fail
 
 memory_app = typer.Typer(
     help="Lessons remembered across runs (Chroma by default, under $GEMS_HOME/memory).",
@@ -29,21 +30,16 @@ class _State:
     spec: Optional[str] = None
 
 
-def _fail(message: str, code: int = 2) -> None:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(code)
-
-
 def _store(create: bool = False):  # type: ignore[no-untyped-def]
     if memory_is_off(_State.spec):
-        _fail("memory is off ('--memory none'): nothing to show")
+        fail("memory is off ('--memory none'): nothing to show")
     # Imported here: the store's modules pull in the embedding stack, and `gems --help` must not.
     from gems_graph.memory.open_store import open_experience_store
 
     try:
         return open_experience_store(_State.spec, create=create)
     except MemoryStoreError as e:
-        _fail(str(e))
+        fail(str(e))
 
 
 def _line(lesson: dict) -> str:
@@ -68,7 +64,7 @@ def list_(
     try:
         lessons = store.list(limit)
     except MemoryStoreError as e:
-        _fail(str(e))
+        fail(str(e))
     for l in lessons:
         typer.echo(json.dumps(l, ensure_ascii=False) if as_json else _line(l))
     if not as_json:
@@ -84,12 +80,12 @@ def search(
 ) -> None:
     """Lessons most similar to QUERY (what the planner would recall)."""
     if not query.strip():
-        _fail("empty query")
+        fail("empty query")
     store = _store()
     try:
         lessons = store.recall(query, k=k, generator_family=family)
     except MemoryStoreError as e:
-        _fail(str(e))
+        fail(str(e))
     for l in lessons:
         typer.echo(json.dumps(l, ensure_ascii=False) if as_json else _line(l))
 
@@ -101,9 +97,9 @@ def show(lesson_id: str = typer.Argument(..., metavar="ID")) -> None:
     try:
         lesson = store.get(lesson_id)
     except MemoryStoreError as e:
-        _fail(str(e))
+        fail(str(e))
     if lesson is None:
-        _fail(f"no lesson {lesson_id!r}", code=1)
+        fail(f"no lesson {lesson_id!r}")
     typer.echo(json.dumps(strip_lesson(lesson), ensure_ascii=False, indent=2))
 
 
@@ -114,9 +110,9 @@ def forget(lesson_id: str = typer.Argument(..., metavar="ID")) -> None:
     try:
         ok = store.forget(lesson_id)
     except MemoryStoreError as e:
-        _fail(str(e))
+        fail(str(e))
     if not ok:
-        _fail(f"no lesson {lesson_id!r}", code=1)
+        fail(f"no lesson {lesson_id!r}")
     typer.echo(f"forgot {lesson_id}")
 
 
@@ -125,11 +121,11 @@ def clear(yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask.")) ->
     """Delete every lesson."""
     store = _store()
     if not yes and not typer.confirm(f"Delete all {store.count()} lesson(s) in {getattr(store, 'where', store)}?"):
-        _fail("not confirmed; nothing deleted", code=1)
+        fail("not confirmed; nothing deleted", code=1)
     try:
         n = store.clear()
     except MemoryStoreError as e:
-        _fail(str(e))
+        fail(str(e))
     typer.echo(f"deleted {n} lesson(s)")
 
 
@@ -140,9 +136,9 @@ def export_(file: str = typer.Argument(..., metavar="FILE", help="JSONL file to 
     try:
         n = store.export_jsonl(file)
     except MemoryStoreError as e:
-        _fail(str(e))
+        fail(str(e))
     except OSError as e:
-        _fail(f"cannot write {file}: {e.strerror or e}")
+        fail(f"cannot write {file}: {e.strerror or e}")
     typer.echo(f"exported {n} lesson(s) to {file}")
 
 
@@ -152,10 +148,10 @@ def import_(file: str = typer.Argument(..., metavar="FILE", help="JSONL file fro
     from pathlib import Path
 
     if not Path(file).is_file():
-        _fail(f"no such file {file}")
+        fail(f"no such file {file}")
     store = _store(create=True)
     try:
         ids = store.import_jsonl(file)
     except MemoryStoreError as e:
-        _fail(str(e))
+        fail(str(e))
     typer.echo(f"imported {len(ids)} lesson(s); the store now holds {store.count()}")

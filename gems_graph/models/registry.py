@@ -47,7 +47,7 @@ _BUILTIN_GENERATORS: dict[str, str] = {
 # (raises ValueError naming the problem), so bad arguments fail before a run starts.
 _BUILTIN_CHECKS: dict[str, str] = {
     "shapes": "gems_graph.shapes.generator:check_spec",
-    "diffusers": "gems_graph.backends.diffusers_generator:parse_spec",
+    "diffusers": "gems_graph.backends.diffusers_generator:check_spec",
     "http": "gems_graph.backends.http_generator:parse_spec",
     "images-api": "gems_graph.backends.images_api:parse_spec",
 }

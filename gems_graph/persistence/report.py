@@ -21,8 +21,8 @@ from typing import Any, Optional
 import typer
 from PIL import Image
 
-from gems_graph.errors import one_line
 from gems_graph.records import is_failed
+from gems_graph.terminal import fail
 
 REPORT_NAME = "report.html"
 
@@ -164,6 +164,29 @@ def score_chart(rounds: list[dict[str, Any]], width: int = 420, height: int = 18
     )
     out.append("</svg>")
     return "".join(out)
+
+
+def rounds_html(run: dict[str, Any], image_width: int = 128) -> str:
+    """Each round's prompt beside its candidate images and scores, as one HTML table.
+
+    For a notebook (``display(HTML(rounds_html(state)))``): takes the graph's state or
+    a loaded run.json alike.
+    """
+    run_dir = Path(run["run_dir"]) if run.get("run_dir") else None
+    rows = []
+    for r in sorted(run.get("rounds") or [], key=lambda r: r.get("index") or 0):
+        cells = []
+        for c in r.get("candidates") or []:
+            if not c.get("image"):
+                continue
+            score = "-" if c.get("score") is None else f"{c['score']:.2f}"
+            cells.append(
+                f'<td style="text-align:center"><img src="{image_data_url(c["image"]["path"], run_dir)}" width="{image_width}" '
+                f'style="image-rendering:pixelated;border:1px solid #ccc"><br>seed {_e(c.get("seed"))} · score {score}</td>'
+            )
+        prompt = f'<td style="text-align:left;max-width:360px"><b>round {_e(r.get("index"))}</b><br>{_e(r.get("prompt"))}</td>'
+        rows.append(f"<tr>{prompt}{''.join(cells)}</tr>")
+    return "<table>" + "".join(rows) + "</table>"
 
 
 def check_table(checks: list[dict[str, Any]], rounds: list[dict[str, Any]]) -> str:
@@ -387,6 +410,5 @@ def report_command(
     try:
         path = write_report(run_dir, out)
     except ReportError as exc:
-        typer.echo(f"error: {one_line(exc)}", err=True)
-        raise typer.Exit(2) from None
+        fail(exc)
     typer.echo(str(path))

@@ -42,6 +42,10 @@ texts are written to match (``LAYOUT_DIRECTIVE``, ``MOVE_DIRECTIVES``,
   wrong-colour object's box, or a free cell for a missing one where the relation
   holds); otherwise it regenerates as above.
 
+Offered a tool that makes pictures (by its description) and asked for one, it calls
+the tool and then answers from the tool's result (``agent_turn``), so a tool-calling
+agent built on it runs offline.
+
 Words it does not know are returned as ``unsupported`` so the run summary reports them.
 """
 
@@ -49,6 +53,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import math
 import re
 import uuid
@@ -67,7 +72,19 @@ from gems_graph import prompt_labels as labels
 from gems_graph.shapes.critic_model import critic_objects, critic_p_yes
 from gems_graph.shapes.detect import Detection, detect
 from gems_graph.shapes.editing import plan_edit
-from gems_graph.shapes.grammar import COLORS, PLACES, Scene, ShapesGrammarError, describe, parse_prompt
+from gems_graph.shapes.grammar import (
+    COLORS,
+    PLACE_TOKEN,
+    PLACES,
+    PLURALS,
+    SHAPES,
+    SIZE_SYNONYMS,
+    Scene,
+    ShapesGrammarError,
+    describe,
+    normalize_words,
+    parse_prompt,
+)
 from gems_graph.shapes.layout import cell_at, explicate, flatten
 from gems_graph.shapes.questions import answer_question, checks_for_scene
 from gems_graph.skills.binding import route_by_declared_triggers
@@ -125,6 +142,8 @@ class ShapesChatModel(BaseChatModel):
             message = _tool_call("RefinedPrompt", self._refine(text, _images(messages)))
         elif len(tools) == 1 and (args := _constrained_answer(kwargs["tools"][0], text)) is not None:
             message = _tool_call(tools[0], args)
+        elif (turn := agent_turn(kwargs.get("tools") or [], messages)) is not None:
+            message = turn
         else:
             message = self._verify(messages, text)
         return ChatResult(generations=[ChatGeneration(message=message)])
@@ -257,6 +276,10 @@ class ShapesChatModel(BaseChatModel):
             last = parse_prompt(last_prompt)
         except ShapesGrammarError:
             last = scene
+        note = labels.find_field(text, labels.FEEDBACK)
+        followed = follow_note(note, last, _rng(f"{request}#{last_round}#note")) if note else None
+        if followed is not None:
+            return {"reasoning": f"strategy: follow-note; the person asked: {note}", "prompt": followed, "new_seed": True, "guidance": None}
         seen = self._perceive(images[-1]) if images else None
         guide = labels.find_block(text, labels.PROMPTING_GUIDE) or ""
         strategy = next(s for s in _move_order(text, guide) if _applies(s, scene, last, failed))
@@ -264,6 +287,38 @@ class ShapesChatModel(BaseChatModel):
         kept = seen if _keeps_what_was_right(guide, strategy) else None
         prompt = _apply(strategy, scene, last, failed, kept, _rng(f"{request}#{last_round}"))
         return {"reasoning": f"strategy: {strategy}; failed: {failed or labels.NONE}", "prompt": prompt, "new_seed": True, "guidance": None}
+
+
+def follow_note(note: str, last: Scene, rng: np.random.Generator) -> str | None:
+    """The last prompt changed as a person's note asks, read as an LLM would read it.
+
+    The note names a shape and what to change about it: a size ("make the square
+    large"), a colour ("make the triangle blue"), a place ("put the circle at the top
+    left"). The change is made on the last prompt laid out explicitly (sizes and places
+    belong to that register). None when the note names nothing this world draws.
+    """
+    words = normalize_words(note)
+    shapes = {PLURALS.get(w, w) for w in words} & set(SHAPES)
+    size = next((SIZE_SYNONYMS[w] for w in words if w in SIZE_SYNONYMS), None)
+    colours = [w for w in words if w in COLORS]
+    places = [w[len(PLACE_TOKEN) :] for w in words if w.startswith(PLACE_TOKEN) and w[len(PLACE_TOKEN) :] in PLACES]
+    if not shapes or not (size or colours or places):
+        return None
+    layout = last if last.explicit else explicate(last, rng)
+    objects = list(layout.objects)
+    # A colour the named shape already has picks which one; any other colour is the change.
+    known = [c for c in colours if any(o.shape in shapes and o.color == c for o in objects)]
+    new_colour = next((c for c in colours if c not in known), None)
+    chosen = [i for i, o in enumerate(objects) if o.shape in shapes and (not known or o.color in known)]
+    if not chosen:
+        return None
+    for i in chosen:
+        objects[i] = replace(objects[i], size=size or objects[i].size, color=new_colour or objects[i].color)
+    if places and len(chosen) == 1:
+        taken = {o.place for k, o in enumerate(objects) if k != chosen[0]}
+        if places[0] not in taken:
+            objects[chosen[0]] = replace(objects[chosen[0]], place=places[0])
+    return describe(replace(layout, objects=tuple(objects)))
 
 
 def failure_kinds(scene: Scene) -> set[str]:
@@ -426,6 +481,51 @@ def _constrained_answer(tool: dict[str, Any], text: str) -> dict[str, Any] | Non
             return None
         args[name] = next((v for v in allowed if isinstance(v, str) and re.search(rf"\b{re.escape(v)}\b", text)), allowed[0])
     return args
+
+
+#: How a person asks for a picture; what follows is the picture's description.
+_ASKING = re.compile(
+    r"^\s*(?:please\s+)?(?:can you\s+|could you\s+)?(?:draw|make|create|generate|paint|render|show)\s+(?:me\s+)?"
+    r"(?:(?:an?\s+)?(?:image|picture|photo|drawing|illustration)\s+of\s+)?",
+    re.I,
+)
+_PICTURE_WORDS = re.compile(r"\b(image|picture|photo|draw|illustrat)", re.I)
+
+
+def agent_turn(tools: list[dict[str, Any]], messages: list[BaseMessage]) -> AIMessage | None:
+    """A tool-calling agent's turn, as an LLM takes it: call the offered tool that makes
+    pictures when a person asks for one, and answer from its result once it returns.
+
+    The tool is chosen by what its own description says (it makes images) and called
+    with its one required text argument set to the picture asked for. None when no
+    offered tool makes pictures or nobody asked for one.
+    """
+    last = messages[-1] if messages else None
+    if isinstance(last, ToolMessage):
+        return AIMessage(content=_tool_answer(str(last.content)))
+    if not isinstance(last, HumanMessage):
+        return None
+    for tool in tools:
+        fn = tool.get("function") or {}
+        params = fn.get("parameters") or {}
+        text_args = [n for n in params.get("required") or [] if (params.get("properties") or {}).get(n, {}).get("type") == "string"]
+        if len(text_args) == 1 and _PICTURE_WORDS.search(f"{fn.get('name', '')} {fn.get('description', '')}"):
+            request = _ASKING.sub("", _human_text(messages)).strip().rstrip(".!")
+            return _tool_call(fn["name"], {text_args[0]: request})
+    return None
+
+
+def _tool_answer(result: str) -> str:
+    """The agent's reply once the tool has answered: where the picture is, or what went wrong."""
+    try:
+        data = json.loads(result)
+    except ValueError:
+        return f"Done: {result}"
+    if not isinstance(data, dict):
+        return f"Done: {result}"
+    if data.get("error") or not data.get("best_image"):
+        return f"The picture could not be made ({data.get('status')}): {data.get('error') or 'no image'}"
+    return f"Done: {data['best_image']} ({data.get('status')}, score {data.get('score')})"
 
 
 def _max_skills_in(messages: list[BaseMessage]) -> int:

@@ -48,7 +48,7 @@ PLACES = {
 }
 PLACE_OF_CELL = {cell: name for name, cell in PLACES.items()}
 SIZES = ("small", "large")
-_SIZE_SYNONYMS = {"small": "small", "tiny": "small", "large": "large", "big": "large"}
+SIZE_SYNONYMS = {"small": "small", "tiny": "small", "large": "large", "big": "large"}
 _VERTICAL = {"top": "top", "upper": "top", "bottom": "bottom", "lower": "bottom"}
 _CENTRE = ("centre", "center", "middle")
 PLACE_TOKEN = "at "  # prefix of a folded place token: "at top left"
@@ -168,8 +168,8 @@ def parse_prompt(text: str) -> Scene:
     for w in words:
         if w in COLORS:
             color = w
-        elif w in _SIZE_SYNONYMS:
-            size = _SIZE_SYNONYMS[w]
+        elif w in SIZE_SYNONYMS:
+            size = SIZE_SYNONYMS[w]
         elif w in NUMBER_WORDS or w in DIGITS:
             count = NUMBER_WORDS.get(w) or DIGITS[w]
         elif w in SHAPES or w in PLURALS:

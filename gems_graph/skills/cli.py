@@ -17,6 +17,7 @@ import typer
 from gems_graph.skills.model import SKILL_FILE, SkillError, SkillValidationError
 from gems_graph.skills.parser import parse_skill_file
 from gems_graph.skills.registry import SkillRegistry, default_registry, skill_folders
+from gems_graph.terminal import fail
 
 skills_app = typer.Typer(help="List, show and validate agent skills (SKILL.md folders).", no_args_is_help=True)
 
@@ -27,8 +28,7 @@ SkillsDir = Annotated[
 
 def _fail(problem: str | SkillError) -> None:
     """One line on stderr, exit 2. Validation errors already read ``file:line: problem``."""
-    typer.echo(str(problem) if isinstance(problem, SkillValidationError) else f"error: {problem}", err=True)
-    raise typer.Exit(2)
+    fail(problem, prefixed=not isinstance(problem, SkillValidationError))
 
 
 def _registry(dirs: list[Path] | None) -> SkillRegistry:

@@ -10,7 +10,6 @@ is an error at start-up, not in the middle of a run.
 
 from __future__ import annotations
 
-import logging
 import os
 import warnings
 from collections.abc import Iterable, Iterator
@@ -29,8 +28,6 @@ from gems_graph.skills.model import (
     UnknownSkillError,
 )
 from gems_graph.skills.parser import parse_skill_file, read_text_capped
-
-log = logging.getLogger(__name__)
 
 #: Extra skill folders, separated by os.pathsep, added after the built-ins.
 SKILLS_PATH_ENV = "GEMS_SKILLS_PATH"
@@ -76,8 +73,9 @@ class SkillRegistry:
         if old is not None:
             kind = "built-in skill" if old.origin == "builtin" else "skill"
             msg = f"skill {skill.name!r} from {skill.path} overrides the {kind} from {old.path}"
-            log.warning(msg)
-            warnings.warn(msg, SkillOverrideWarning, stacklevel=4)
+            if msg not in _overrides_warned:  # a registry is built more than once a run: say it once
+                _overrides_warned.add(msg)
+                warnings.warn(msg, SkillOverrideWarning, stacklevel=4)
         self._skills[skill.name] = skill
 
     # -- lookup -----------------------------------------------------------------
@@ -134,6 +132,10 @@ class SkillRegistry:
             return read_text_capped(target, MAX_RESOURCE_BYTES, what="reference file")
         except SkillValidationError as e:
             raise SkillResourceError(f"{file!r}: {e.problem}") from None
+
+
+#: Override warnings already given in this process.
+_overrides_warned: set[str] = set()
 
 
 def default_registry(extra_dirs: Iterable[str | Path] = ()) -> SkillRegistry:
