@@ -124,9 +124,12 @@ def generator(task: CandidateTask, runtime: Runtime[GemsContext]) -> dict[str, A
             image = call_with_retry(lambda: backend.edit(edit_request), attempts=task["retries"], deadline=deadline)
         else:
             image = call_with_retry(lambda: backend.generate(request), attempts=task["retries"], deadline=deadline)
-        image_ref = save_png(image, path)
     except Exception as exc:  # noqa: BLE001 - recorded on the candidate, never lost
         error = f"{type(exc).__name__}: {one_line(exc)}"
+    else:
+        # Our own disk failing (full, read-only) fails the run, resumably, rather than the
+        # candidate: a resume makes the image again once there is room.
+        image_ref = save_png(image, path)
     return _finish(task, made, image_ref, error, runtime)
 
 
@@ -149,9 +152,10 @@ async def agenerator(task: CandidateTask, runtime: Runtime[GemsContext]) -> dict
             image = await acall_with_retry(lambda: agenerate(request), attempts=task["retries"], deadline=deadline)
         else:
             image = await asyncio.to_thread(call_with_retry, lambda: backend.generate(request), attempts=task["retries"], deadline=deadline)
-        image_ref = await asyncio.to_thread(save_png, image, path)  # PNG encoding is CPU work: off the loop
     except Exception as exc:  # noqa: BLE001 - recorded on the candidate, never lost
         error = f"{type(exc).__name__}: {one_line(exc)}"
+    else:  # as in ``generator``: a disk that cannot take the image fails the run, resumably
+        image_ref = await asyncio.to_thread(save_png, image, path)  # PNG encoding is CPU work: off the loop
     return _finish(task, made, image_ref, error, runtime)
 
 

@@ -310,9 +310,14 @@ def run(
     if result.exception is not None and debug_mode:
         raise result.exception
     if result.state.get("run_dir"):
-        from gems_graph.persistence.report import write_report
+        from gems_graph.persistence.report import ReportError, write_report
 
-        write_report(result.state["run_dir"])
+        try:
+            write_report(result.state["run_dir"])
+        except (OSError, ReportError) as exc:  # a full disk must not hide the run id and the resume command
+            if result.status != "failed":
+                raise
+            err.print(f"[yellow]warning:[/yellow] no report written ({escape(one_line(exc))})", soft_wrap=True)
     summary = result.summary()
     if as_json:
         sys.stdout.write(json.dumps(summary) + "\n")

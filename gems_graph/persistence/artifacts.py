@@ -95,6 +95,10 @@ def write_run_json(run_dir: str, record: dict[str, Any]) -> Path:
     # Indented once the run is over; compact (C-encoded, ~10x faster) while it runs.
     indent = 2 if record.get("status") not in (None, "running") else None
     # Error texts are redacted where they are made; this catches any that were not.
-    tmp.write_text(redact(json.dumps(data, indent=indent, default=str)), encoding="utf-8")
-    os.replace(tmp, path)
+    text = redact(json.dumps(data, indent=indent, default=str))
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    finally:  # a full disk leaves no half-written (often empty) ``run.json.tmp`` behind
+        tmp.unlink(missing_ok=True)
     return path

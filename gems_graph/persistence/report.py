@@ -53,8 +53,11 @@ def write_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
     html = render_report(load_run(run_dir), run_dir)
     target = Path(out) if out else run_dir / REPORT_NAME
     tmp = target.with_suffix(target.suffix + ".tmp")
-    tmp.write_text(html, encoding="utf-8")
-    tmp.replace(target)
+    try:
+        tmp.write_text(html, encoding="utf-8")
+        tmp.replace(target)
+    finally:  # nothing half-written is left on a full disk
+        tmp.unlink(missing_ok=True)
     return target
 
 
