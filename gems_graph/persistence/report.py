@@ -22,9 +22,12 @@ import typer
 from PIL import Image
 
 from gems_graph.errors import one_line
+from gems_graph.persistence.run_record import ShapeError, check_shape
 from gems_graph.records import is_failed
 
 REPORT_NAME = "report.html"
+#: Largest run.json read (a 5-round run with 500 checks is about 1.3 MB).
+MAX_RUN_JSON_BYTES = 64 * 1024 * 1024
 
 
 class ReportError(ValueError):
@@ -39,11 +42,19 @@ def load_run(run_dir: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise ReportError(f"{path} not found: is {run_dir} a GEMS run folder?")
     try:
+        if path.stat().st_size > MAX_RUN_JSON_BYTES:
+            raise ReportError(f"{path} is larger than the {MAX_RUN_JSON_BYTES // (1024 * 1024)} MB a run.json may be")
         data = json.loads(path.read_text(encoding="utf-8"))
+    except RecursionError:
+        raise ReportError(f"{path}: nested too deeply to be a run.json") from None
     except (OSError, ValueError) as exc:
-        raise ReportError(f"cannot read {path}: {exc}") from exc
+        raise ReportError(f"cannot read {path}: {one_line(exc)}") from None
     if not isinstance(data, dict):
         raise ReportError(f"{path} does not hold a JSON object")
+    try:
+        check_shape(data)
+    except ShapeError as exc:
+        raise ReportError(f"{path}: field {exc}") from None
     return data
 
 
