@@ -35,6 +35,7 @@ from gems_graph.models.retry import Deadline, acall_with_retry, call_with_retry
 from gems_graph.persistence.artifacts import candidate_path, save_png
 from gems_graph.records import Candidate, EditRecord, ImageRef
 from gems_graph.state import GemsState
+from gems_graph.text import keep_start
 
 
 class EditTask(TypedDict):
@@ -63,6 +64,15 @@ class CandidateTask(TypedDict):
 
 def candidate_seed(base_seed: int, seed_offset: int, index: int) -> int:
     return base_seed + 1000 * seed_offset + index
+
+
+def model_prompt(text: str, ctx: GemsContext, notes: list[str], who: str) -> str:
+    """An image prompt a model wrote, stripped and cut to ``max_model_prompt_chars`` (with a note
+    in ``notes``): it is shown, diffed, stored every round and sent to the generator."""
+    kept, cut = keep_start(text.strip(), ctx.max_model_prompt_chars)
+    if cut:
+        notes.append(f"{who}: the model's prompt had {len(text.strip())} characters; kept the first {len(kept)} (max_model_prompt_chars)")
+    return kept
 
 
 def plan_round(

@@ -11,7 +11,6 @@ browser test can check that nothing is broken.
 from __future__ import annotations
 
 import base64
-import difflib
 import io
 import json
 from html import escape
@@ -24,6 +23,7 @@ from PIL import Image
 from gems_graph.errors import one_line
 from gems_graph.persistence.run_record import ShapeError, check_shape
 from gems_graph.records import is_failed
+from gems_graph.text import word_opcodes
 
 REPORT_NAME = "report.html"
 #: Largest run.json read (a 5-round run with 500 checks is about 1.3 MB).
@@ -118,7 +118,7 @@ def word_diff(before: str | None, after: str) -> str:
         return _e(after)
     a, b = before.split(), after.split()
     parts: list[str] = []
-    for op, i1, i2, j1, j2 in difflib.SequenceMatcher(a=a, b=b, autojunk=False).get_opcodes():
+    for op, i1, i2, j1, j2 in word_opcodes(a, b):
         if op in ("delete", "replace"):
             parts.append(f"<del>{_e(' '.join(a[i1:i2]))}</del>")
         if op in ("insert", "replace"):
