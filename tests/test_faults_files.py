@@ -47,9 +47,7 @@ def _skill(root: Path, frontmatter: str) -> Path:
     ],
     ids=["alias-bomb", "35000-deep", "many-aliases"],
 )
-def test_a_hostile_skill_frontmatter_fails_fast_naming_the_file(tmp_path, frontmatter, problem, monkeypatch):
-    monkeypatch.setenv("GEMS_PLUGINS", "tests.plugin_backends")
-    monkeypatch.setenv("GEMS_MEMORY", "none")
+def test_a_hostile_skill_frontmatter_fails_fast_naming_the_file(tmp_path, frontmatter, problem, cli_backends):
     if "*a0" in frontmatter:
         frontmatter = "\n".join(f"x{i}: &a{i} v" for i in range(100)) + "\n" + frontmatter
     path = _skill(tmp_path, frontmatter)

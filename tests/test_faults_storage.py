@@ -22,12 +22,6 @@ from gems_graph.testing import ColourGenerator, ScriptedChatModel, loop_handler
 from tests.test_cli_first_contact import BACKENDS
 
 
-@pytest.fixture
-def cli_env(monkeypatch):
-    monkeypatch.setenv("GEMS_PLUGINS", "tests.plugin_backends")
-    monkeypatch.setenv("GEMS_MEMORY", "none")
-
-
 def _disk_full_under(root: Path, monkeypatch, *, writes_allowed: int = 0) -> dict[str, int]:
     """Make every write of data under ``root`` fail as a full disk does: the file is created,
     then ENOSPC (an empty file still fits). The first ``writes_allowed`` writes go through."""
@@ -56,7 +50,7 @@ def _disk_full_under(root: Path, monkeypatch, *, writes_allowed: int = 0) -> dic
     return state
 
 
-def test_a_full_runs_disk_ends_failed_with_the_run_id_and_the_resume_makes_what_was_missing(tmp_path, cli_env, monkeypatch):
+def test_a_full_runs_disk_ends_failed_with_the_run_id_and_the_resume_makes_what_was_missing(tmp_path, cli_backends, monkeypatch):
     runs, db = tmp_path / "runs", tmp_path / "checkpoints.sqlite"
     full = _disk_full_under(runs, monkeypatch)
     args = ["run", "a red square", *BACKENDS, "--rounds", "2", "--out", str(runs), "--checkpoint-db", str(db), "--json"]
@@ -77,7 +71,7 @@ def test_a_full_runs_disk_ends_failed_with_the_run_id_and_the_resume_makes_what_
     assert (runs / thread / "report.html").is_file() and not list(runs.rglob("*.tmp"))
 
 
-def test_a_full_disk_after_the_first_images_keeps_them_and_the_resume_goes_on(tmp_path, cli_env, monkeypatch):
+def test_a_full_disk_after_the_first_images_keeps_them_and_the_resume_goes_on(tmp_path, cli_backends, monkeypatch):
     runs, db = tmp_path / "runs", tmp_path / "checkpoints.sqlite"
     full = _disk_full_under(runs, monkeypatch, writes_allowed=2)  # round 1's image and run.json
     args = ["run", "a red square", *BACKENDS, "--rounds", "3", "--out", str(runs), "--checkpoint-db", str(db), "--json"]
@@ -135,3 +129,46 @@ def test_a_checkpoint_file_with_an_intact_write_ahead_log_is_not_called_damaged_
     with open_checkpointer(str(db)) as saver:
         values = run_gems(None, ctx, saver, thread_id="t", resume=True).state
     assert values["status"] == "exhausted" and values["rounds_used"] == 1  # the finished run is found whole
+
+
+def test_a_second_resume_of_a_run_that_is_running_is_refused_in_one_line(tmp_path, cli_backends, gems_home):
+    import subprocess
+    import sys
+    import time
+
+    from tests.conftest import REPO
+
+    runs, db = tmp_path / "runs", tmp_path / "checkpoints.sqlite"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    args = ["run", "a red square", "-g", "colour:delay=1.5", "-m", "scripted:fix=3", "--rounds", "3", "--out", str(runs)]
+    first = subprocess.Popen(
+        [sys.executable, "-m", "gems_graph.app.cli", *args, "--checkpoint-db", str(db), "--json"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not (list(runs.glob("*/round_01/*.png")) and list((gems_home / "locks").glob("*.lock"))):
+            assert first.poll() is None and time.monotonic() < deadline, first.communicate()
+            time.sleep(0.1)
+        thread = next(runs.iterdir()).name
+        second = CliRunner().invoke(app, ["run", "--resume", thread, "--checkpoint-db", str(db), "--json"])
+        assert first.poll() is None, "the first run ended before the second was tried"
+        assert second.exit_code == 1 and second.stdout == ""
+        lines = second.stderr.strip().splitlines()
+        assert lines == [
+            f"error: run '{thread}' is being run by process {first.pid}; wait for it to end, then resume it again if it did not finish"
+        ]
+        out, err = first.communicate(timeout=120)
+    finally:
+        first.kill()
+    assert first.returncode == 0, err
+    assert json.loads(out)["status"] == "passed"
+    with open_checkpointer(str(db), create=False) as saver:
+        history = list(saver.list({"configurable": {"thread_id": thread}}))
+    again = CliRunner().invoke(app, ["run", "--resume", thread, "--checkpoint-db", str(db), "--json"])
+    assert again.exit_code == 0 and json.loads(again.stdout)["status"] == "passed"  # the lock went with the process
+    with open_checkpointer(str(db), create=False) as saver:
+        assert len(list(saver.list({"configurable": {"thread_id": thread}}))) == len(history)  # no fork

@@ -205,6 +205,7 @@ def run(
         open_checkpointer,
     )
     from gems_graph.persistence.home import gems_home
+    from gems_graph.persistence.run_lock import RunBusyError, hold_run
     from gems_graph.skills.model import SkillError
     from gems_graph.skills.registry import default_registry
 
@@ -296,10 +297,12 @@ def run(
     show = _ProgressPrinter(enabled=not (as_json or quiet))
     thread_id = resume or uuid.uuid4().hex[:12]
     try:
-        with open_checkpointer(checkpoint_db) as saver:
+        with hold_run(thread_id, checkpoint_db), open_checkpointer(checkpoint_db) as saver:
             result = run_gems(
                 prompt, context, saver, thread_id=thread_id, resume=resume is not None, on_event=show, on_review=ask_for_review
             )
+    except RunBusyError as exc:
+        fail(str(exc), code=1)
     except UnknownRunError as exc:
         fail(str(exc))
     except (UnknownBackendError, BackendLoadError, InvalidPromptError, CheckpointStoreError) as exc:
