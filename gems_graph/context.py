@@ -31,6 +31,10 @@ MAX_GUIDANCE = 50.0
 
 #: Longest prompting guide a setting may give (a model card's "how to prompt" section is shorter).
 MAX_PROMPTING_GUIDE_CHARS = 4000
+#: Caps on what a model sends: every check is verified on every candidate of every round, and
+#: a prompt is shown, diffed, stored and sent to the generator, so neither may be unbounded.
+DEFAULT_MAX_CHECKS = 40
+DEFAULT_MAX_MODEL_PROMPT_CHARS = 8000
 #: The ``prompting_guide`` value (like a blank one) that shows the planner and refiner no guide.
 NO_PROMPTING_GUIDE = "none"
 
@@ -79,6 +83,11 @@ class GemsContext:
         f"declares (its model card's advice), '{NO_PROMPTING_GUIDE}' or a blank text shows no guide, any other text replaces it.",
     )
     max_prompt_chars: int = _f(4000, "Longest prompt accepted, in characters.")
+    max_model_prompt_chars: int = _f(
+        DEFAULT_MAX_MODEL_PROMPT_CHARS,
+        "Longest image prompt kept from the planner or refiner model, in characters; a longer one keeps its start and a note says so.",
+    )
+    max_checks: int = _f(DEFAULT_MAX_CHECKS, "Most checks kept from the critic's decomposition of a prompt; more are dropped with a note.")
     skills_dirs: list[str] = field(
         default_factory=list,
         metadata={"description": "Folders of user skills (each holds <name>/SKILL.md); they override built-ins of the same name."},
@@ -164,6 +173,12 @@ def validate_context(ctx: GemsContext) -> None:
         f"must be a text of at most {MAX_PROMPTING_GUIDE_CHARS} characters, or None",
     )
     need(isinstance(ctx.max_prompt_chars, int) and ctx.max_prompt_chars > 0, "max_prompt_chars", "must be a positive integer")
+    need(
+        _is_int(ctx.max_model_prompt_chars) and 100 <= ctx.max_model_prompt_chars <= 1_000_000,
+        "max_model_prompt_chars",
+        "must be an integer from 100 to 1000000",
+    )
+    need(_is_int(ctx.max_checks) and 1 <= ctx.max_checks <= 1000, "max_checks", "must be an integer from 1 to 1000")
     need(isinstance(ctx.max_skills, int) and 0 <= ctx.max_skills <= 8, "max_skills", "must be an integer from 0 to 8")
     need(isinstance(ctx.recall_k, int) and 0 <= ctx.recall_k <= 20, "recall_k", "must be an integer from 0 to 20")
     need(isinstance(ctx.verify_concurrency, int) and ctx.verify_concurrency >= 1, "verify_concurrency", "must be >= 1")

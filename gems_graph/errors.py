@@ -9,28 +9,50 @@ from __future__ import annotations
 
 import os
 import re
+from typing import Any
 
 #: Longest error text kept: enough for a server's message, short enough for a table cell.
 MAX_CHARS = 300
 #: Environment variables whose values are secrets wherever they show up.
 SECRET_VARIABLES = ("OPENAI_API_KEY", "GEMS_OPENAI_API_KEY", "GEMS_IMAGES_API_KEY")
-_SECRET_SHAPES = re.compile(r"(?i)\b(bearer\s+)[^\s'\"]+|\bsk-[A-Za-z0-9_\-]{8,}")
+_SECRET_SHAPES = re.compile(r"(?i)\b(bearer\s+)[^\s'\"\\]+|\bsk-[A-Za-z0-9_\-]{8,}")
 #: The password of a URL (``postgresql://user:PASSWORD@host``) or of a ``password=`` parameter.
 _URL_PASSWORD = re.compile(r"(?i)(\b[a-z][a-z0-9+.\-]*://[^\s:/@]*:)[^\s/]+(@)|(\bpassword=)[^\s&'\"]+")
 
 
-def redact(text: str) -> str:
-    """``text`` with configured keys, ``Bearer ...`` / ``sk-...`` tokens and URL passwords replaced by ``***``."""
-    for name in SECRET_VARIABLES:
-        value = os.environ.get(name)
-        if value and len(value) >= 6 and value != "EMPTY":
-            text = text.replace(value, "***")
+def _secrets() -> list[str]:
+    return [v for v in (os.environ.get(name) for name in SECRET_VARIABLES) if v and len(v) >= 6 and v != "EMPTY"]
+
+
+def redact(text: str, secrets: list[str] | None = None) -> str:
+    """``text`` with configured keys, ``Bearer ...`` / ``sk-...`` tokens and URL passwords replaced by ``***``.
+
+    Meant for plain text: a serialised document is redacted value by value (``redact_values``),
+    since a token's end is not where a JSON string's escapes are."""
+    for value in _secrets() if secrets is None else secrets:
+        text = text.replace(value, "***")
     lowered = text.lower()  # the patterns below are slow on a whole run.json: run them only where they can match
     if "://" in text or "password=" in lowered:
         text = _URL_PASSWORD.sub(lambda m: f"{m.group(1)}***{m.group(2)}" if m.group(1) else f"{m.group(3)}***", text)
     if "bearer" in lowered or "sk-" in lowered:
         text = _SECRET_SHAPES.sub(lambda m: (m.group(1) or "") + "***", text)
     return text
+
+
+def redact_values(value: Any, secrets: list[str] | None = None) -> Any:
+    """``value`` with every string in it (in dicts, lists and tuples, keys too) redacted,
+    before it is serialised or stored; other objects are returned as they are."""
+    secrets = _secrets() if secrets is None else secrets
+    if isinstance(value, str):
+        return redact(value, secrets)
+    if isinstance(value, dict):
+        return {redact_values(k, secrets): redact_values(v, secrets) for k, v in value.items()}
+    if isinstance(value, list):
+        return [redact_values(v, secrets) for v in value]
+    if isinstance(value, tuple):
+        items = [redact_values(v, secrets) for v in value]
+        return type(value)(*items) if hasattr(value, "_fields") else tuple(items)
+    return value
 
 
 def scrub(exc: BaseException) -> BaseException:

@@ -11,8 +11,11 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
+from gems_graph.errors import redact_values
+
 
 def emit(runtime: Runtime[Any] | None, event: str, **data: Any) -> None:
+    """Send an event; its text is redacted first, as a model may echo the API key in a reply."""
     writer = getattr(runtime, "stream_writer", None)
     if writer is not None:
-        writer({"event": event, **data})
+        writer(redact_values({"event": event, **data}))

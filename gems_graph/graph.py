@@ -21,9 +21,10 @@ from typing import Any
 from langgraph._internal._runnable import RunnableCallable
 from langgraph.errors import GraphBubbleUp
 from langgraph.graph import END, START, StateGraph
+from langgraph.types import Overwrite
 
 from gems_graph.context import GemsContext
-from gems_graph.errors import scrub
+from gems_graph.errors import redact_values, scrub
 from gems_graph.state import GemsInput, GemsOutput, GemsState
 from nodes.critic import critic, route_after_critic
 from nodes.generator import agenerator, fan_out, generator
@@ -67,7 +68,7 @@ def _scrubbing(fn: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(fn)
     def node(*args: Any, **kwargs: Any) -> Any:
         try:
-            return fn(*args, **kwargs)
+            return redacted_update(fn(*args, **kwargs))
         except GraphBubbleUp:  # interrupts and commands are control flow, not errors
             raise
         except Exception as exc:
@@ -75,6 +76,14 @@ def _scrubbing(fn: Callable[..., Any]) -> Callable[..., Any]:
             raise
 
     return node
+
+
+def redacted_update(update: Any) -> Any:
+    """A node's state update with every string redacted: a model that echoes the API key in
+    a reply must not get it into the state, the checkpoints or the lessons made from them."""
+    if not isinstance(update, dict):
+        return update
+    return {k: Overwrite(redact_values(v.value)) if isinstance(v, Overwrite) else redact_values(v) for k, v in update.items()}
 
 
 def build_graph() -> StateGraph:

@@ -25,9 +25,9 @@ from gems_graph.errors import one_line
 from gems_graph.events import emit
 from gems_graph.models.llm import (
     StructuredOutputError,
-    answer_is_yes,
     image_block,
     invoke_structured,
+    read_verdict,
     supports_logprobs,
     text_block,
     yes_probability,
@@ -94,8 +94,12 @@ def verify(model: BaseChatModel, check: Check, candidate: Candidate, prompt: str
         )
     text = reply.text if isinstance(reply, AIMessage) else str(reply)
     probability = yes_probability(reply) if probabilities and isinstance(reply, AIMessage) else None
-    passed = answer_is_yes(text) if text.strip() else (probability is not None and probability >= 0.5)
-    return Verdict(check_id=check["id"], passed=passed, answer=text.strip()[:200], probability=probability)
+    verdict = read_verdict(text)
+    if verdict is None and not text.strip() and probability is not None:
+        verdict = probability >= 0.5  # the answer token's probabilities are the answer
+    if verdict is None:  # "I cannot tell", "Yes, but no", "snowman": no answer, so no failed check either
+        return Verdict(check_id=check["id"], passed=False, answer=text.strip()[:200], probability=None, answered=False)
+    return Verdict(check_id=check["id"], passed=verdict, answer=text.strip()[:200], probability=probability)
 
 
 def with_logprobs(model: BaseChatModel) -> Any:
@@ -118,6 +122,9 @@ def critic(state: GemsState, runtime: Runtime[GemsContext]) -> dict[str, Any]:
     if first_visit:
         try:
             checks = decompose(model, state["prompt"])
+            if len(checks) > ctx.max_checks:  # each is asked of every candidate every round
+                notes.append(f"critic: the decomposition gave {len(checks)} checks; kept the first {ctx.max_checks} (max_checks)")
+                checks = checks[: ctx.max_checks]
         except StructuredOutputError as exc:
             notes.append(f"critic: {one_line(exc)}; falling back to one whole-prompt check")
             checks = [Check(id="c1", question=f"Does the image show: {state['prompt']}?", source="prompt")]

@@ -35,6 +35,7 @@ from gems_graph.models.retry import Deadline, acall_with_retry, call_with_retry
 from gems_graph.persistence.artifacts import candidate_path, save_png
 from gems_graph.records import Candidate, EditRecord, ImageRef
 from gems_graph.state import GemsState
+from gems_graph.text import keep_start
 
 
 class EditTask(TypedDict):
@@ -63,6 +64,15 @@ class CandidateTask(TypedDict):
 
 def candidate_seed(base_seed: int, seed_offset: int, index: int) -> int:
     return base_seed + 1000 * seed_offset + index
+
+
+def model_prompt(text: str, ctx: GemsContext, notes: list[str], who: str) -> str:
+    """An image prompt a model wrote, stripped and cut to ``max_model_prompt_chars`` (with a note
+    in ``notes``): it is shown, diffed, stored every round and sent to the generator."""
+    kept, cut = keep_start(text.strip(), ctx.max_model_prompt_chars)
+    if cut:
+        notes.append(f"{who}: the model's prompt had {len(text.strip())} characters; kept the first {len(kept)} (max_model_prompt_chars)")
+    return kept
 
 
 def plan_round(
@@ -124,9 +134,12 @@ def generator(task: CandidateTask, runtime: Runtime[GemsContext]) -> dict[str, A
             image = call_with_retry(lambda: backend.edit(edit_request), attempts=task["retries"], deadline=deadline)
         else:
             image = call_with_retry(lambda: backend.generate(request), attempts=task["retries"], deadline=deadline)
-        image_ref = save_png(image, path)
     except Exception as exc:  # noqa: BLE001 - recorded on the candidate, never lost
         error = f"{type(exc).__name__}: {one_line(exc)}"
+    else:
+        # Our own disk failing (full, read-only) fails the run, resumably, rather than the
+        # candidate: a resume makes the image again once there is room.
+        image_ref = save_png(image, path)
     return _finish(task, made, image_ref, error, runtime)
 
 
@@ -149,9 +162,10 @@ async def agenerator(task: CandidateTask, runtime: Runtime[GemsContext]) -> dict
             image = await acall_with_retry(lambda: agenerate(request), attempts=task["retries"], deadline=deadline)
         else:
             image = await asyncio.to_thread(call_with_retry, lambda: backend.generate(request), attempts=task["retries"], deadline=deadline)
-        image_ref = await asyncio.to_thread(save_png, image, path)  # PNG encoding is CPU work: off the loop
     except Exception as exc:  # noqa: BLE001 - recorded on the candidate, never lost
         error = f"{type(exc).__name__}: {one_line(exc)}"
+    else:  # as in ``generator``: a disk that cannot take the image fails the run, resumably
+        image_ref = await asyncio.to_thread(save_png, image, path)  # PNG encoding is CPU work: off the loop
     return _finish(task, made, image_ref, error, runtime)
 
 

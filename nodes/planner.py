@@ -46,7 +46,7 @@ from gems_graph.settings import effective_context
 from gems_graph.skills import default_registry
 from gems_graph.state import GemsState
 from gems_graph.validation import validate_prompt
-from nodes.generator import plan_round
+from nodes.generator import model_prompt, plan_round
 from nodes.skill_planning import generation_from_hints, plan_with_skills
 
 PLANNER_SYSTEM_PROMPT = """\
@@ -131,7 +131,7 @@ def _plan_first_prompt(ctx: GemsContext, prompt: str, runtime: Runtime[GemsConte
         if answer is None:
             reply = invoke_structured(model, PlannedPrompt, plan.messages)
             answer, thought = reply.value, reply.thought
-        first_prompt = answer.prompt.strip() or prompt
+        first_prompt = model_prompt(answer.prompt, ctx, notes, "planner") or prompt
         thought = thought or answer.reasoning or None
         if answer.unsupported:
             notes.append("planner: could not express: " + ", ".join(answer.unsupported))

@@ -39,7 +39,7 @@ from gems_graph.records import Candidate, Check, Round, TieBreak, is_failed, rou
 from gems_graph.settings import effective_context
 from gems_graph.state import GemsState
 from gems_graph.text import clip_words
-from nodes.generator import EditTask, plan_round
+from nodes.generator import EditTask, model_prompt, plan_round
 
 EXPERIENCE_WORD_LIMIT = 100
 
@@ -217,7 +217,7 @@ def refiner(state: GemsState, runtime: Runtime[GemsContext]) -> dict[str, Any]:
     edit: EditTask | None = None
     try:
         reply = invoke_structured(model, RefinedPrompt, [SystemMessage(system), HumanMessage(content=content)])
-        next_prompt = reply.value.prompt.strip() or state["current_prompt"]
+        next_prompt = model_prompt(reply.value.prompt, ctx, notes, "refiner") or state["current_prompt"]
         thought = reply.thought or reply.value.reasoning or None
         if reply.value.guidance is not None and reply.value.guidance >= 0:
             generation["guidance"] = float(reply.value.guidance)

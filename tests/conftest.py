@@ -31,3 +31,16 @@ def gems_home(tmp_path, monkeypatch):
 def repo_snapshot() -> set[str]:
     """What the repository's top level and notebooks/ hold (to check a test added nothing)."""
     return {p.name for p in REPO.iterdir()} | {f"notebooks/{p.name}" for p in (REPO / "notebooks").iterdir()}
+
+
+@pytest.fixture
+def cli_backends(monkeypatch):
+    """The test backends (``colour:``, ``scripted:``) for ``gems`` commands run in this process,
+    and no memory. Registered again each time: an earlier test may have left a fresh registry."""
+    import importlib
+
+    import tests.plugin_backends
+
+    monkeypatch.setenv("GEMS_PLUGINS", "tests.plugin_backends")
+    monkeypatch.setenv("GEMS_MEMORY", "none")
+    importlib.reload(tests.plugin_backends)

@@ -255,6 +255,7 @@ def run(
         open_checkpointer,
     )
     from gems_graph.persistence.home import gems_home
+    from gems_graph.persistence.run_lock import RunBusyError, hold_run
     from gems_graph.skills.model import SkillError
     from gems_graph.skills.registry import default_registry
 
@@ -346,10 +347,12 @@ def run(
     show = _ProgressPrinter(enabled=not (as_json or quiet))
     thread_id = resume or uuid.uuid4().hex[:12]
     try:
-        with open_checkpointer(checkpoint_db) as saver:
+        with hold_run(thread_id, checkpoint_db), open_checkpointer(checkpoint_db) as saver:
             result = run_gems(
                 prompt, context, saver, thread_id=thread_id, resume=resume is not None, on_event=show, on_review=ask_for_review
             )
+    except RunBusyError as exc:
+        fail(str(exc), code=1)
     except UnknownRunError as exc:
         fail(str(exc))
     except (UnknownBackendError, BackendLoadError, InvalidPromptError, CheckpointStoreError) as exc:
@@ -360,9 +363,14 @@ def run(
     if result.exception is not None and debug_mode:
         raise result.exception
     if result.state.get("run_dir"):
-        from gems_graph.persistence.report import write_report
+        from gems_graph.persistence.report import ReportError, write_report
 
-        write_report(result.state["run_dir"])
+        try:
+            write_report(result.state["run_dir"])
+        except (OSError, ReportError) as exc:  # a full disk must not hide the run id and the resume command
+            if result.status != "failed":
+                raise
+            err.print(f"[yellow]warning:[/yellow] no report written ({escape(one_line(exc))})", soft_wrap=True)
     summary = result.summary()
     if as_json:
         sys.stdout.write(json.dumps(summary) + "\n")

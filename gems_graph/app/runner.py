@@ -129,5 +129,8 @@ def _failed(graph: Any, config: dict[str, Any], thread_id: str, exc: Exception) 
     values = dict(graph.get_state(config).values)
     values.update(status="failed", error=one_line(exc))
     if values.get("run_dir"):
-        write_run_json(values["run_dir"], values)
+        try:
+            write_run_json(values["run_dir"], values)
+        except OSError:  # the disk that failed the run: the checkpoint still has it, and says it
+            pass
     return RunResult(thread_id, values, exc)

@@ -10,14 +10,13 @@ against the one before.
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import re
 from datetime import UTC, datetime
 from typing import Any, NotRequired, TypedDict
 
 from gems_graph.records import Candidate, Check, Round, is_failed, round_best
-from gems_graph.text import clip_words
+from gems_graph.text import clip_words, word_opcodes
 
 #: Lesson texts are cut to this many words: a planner prompt holds a few of them.
 MAX_LESSON_WORDS = 80
@@ -91,7 +90,7 @@ def prompt_diff(before: str, after: str) -> tuple[list[str], list[str]]:
     a, b = _words(before), _words(after)
     added: list[str] = []
     removed: list[str] = []
-    for op, i1, i2, j1, j2 in difflib.SequenceMatcher(a=a, b=b, autojunk=False).get_opcodes():
+    for op, i1, i2, j1, j2 in word_opcodes(a, b):
         if op in ("replace", "insert") and j2 > j1:
             added.append(" ".join(b[j1:j2]))
         if op in ("replace", "delete") and i2 > i1:

@@ -15,6 +15,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
+from gems_graph.memory.lesson_file import LessonFileError, read_lessons
 from gems_graph.memory.lessons import Lesson, lesson_id
 
 #: Cosine similarity above which a new lesson of the same family is "the same" lesson.
@@ -253,22 +254,11 @@ class LessonStoreBase:
 
     def import_jsonl(self, path: str | Path) -> list[str]:
         """Read every line first and add only if all are valid: no half imports."""
-        p = Path(path)
-        lessons: list[Lesson] = []
         try:
-            with p.open(encoding="utf-8") as f:
-                for n, line in enumerate(f, 1):
-                    if not line.strip():
-                        continue
-                    try:
-                        lessons.append(normalize_lesson(json.loads(line)))
-                    except (ValueError, TypeError) as e:
-                        raise MemoryStoreError(f"{p}:{n}: not a lesson ({e})") from None
-        except OSError as e:
-            raise MemoryStoreError(f"cannot read {p}: {e.strerror or e}") from None
-        except UnicodeDecodeError:
-            raise MemoryStoreError(f"{p}: not a UTF-8 JSONL file") from None
-        return self._add(lessons, reimport=True)
+            records = read_lessons(path, self.max_lessons)
+        except LessonFileError as exc:
+            raise MemoryStoreError(str(exc)) from None
+        return self._add([normalize_lesson(r) for r in records], reimport=True)
 
 
 class NullExperienceStore(LessonStoreBase):

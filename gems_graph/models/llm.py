@@ -13,6 +13,7 @@ import base64
 import functools
 import io
 import math
+import re
 import threading
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -288,7 +289,39 @@ def yes_probability(message: AIMessage) -> float | None:
     return yes / (yes + no)
 
 
-def answer_is_yes(text: str) -> bool:
-    """Read a yes/no answer: the first word decides."""
-    words = text.strip().lower().lstrip("*\"' ").split()
-    return bool(words) and words[0].strip(".,!:;*\"'") == "yes"
+_YES_WORDS = frozenset({"yes", "yeah", "yep"})
+_NO_WORDS = frozenset({"no", "nope"})
+#: Words after which a new clause, and so a new answer, may begin ("Yes, but no").
+_TURNS = frozenset({"but", "or", "actually", "however", "although", "though", "well", "wait"})
+_TOKEN = re.compile(r"[a-z]+|[.,;:!?()\-]")
+
+
+def _clause_starts(text: str) -> list[str]:
+    """The first word of each clause of ``text`` (lower case)."""
+    starts, fresh = [], True
+    for token in _TOKEN.findall(text.lower()):
+        if not token.isalpha():
+            fresh = True
+        elif fresh:
+            starts.append(token)
+            fresh = token in _TURNS
+        else:
+            fresh = token in _TURNS
+    return starts
+
+
+def read_verdict(text: str) -> bool | None:
+    """A yes/no answer: True, False, or None when the reply is not one.
+
+    The first word decides ("Yes, the square is red.", "No, there is no square"), unless
+    another clause answers the opposite ("Yes, but no", "No... actually yes"): that, an
+    empty reply, "I cannot tell" or a reply that is not an answer at all ("snowman") is
+    None, which the critic records as unanswered rather than as a failed check.
+    """
+    starts = _clause_starts(text)
+    if not starts:
+        return None
+    answers = {True if w in _YES_WORDS else False for w in starts if w in _YES_WORDS or w in _NO_WORDS}
+    if starts[0] not in _YES_WORDS | _NO_WORDS or len(answers) != 1:
+        return None
+    return answers.pop()

@@ -155,8 +155,13 @@ def check_checkpointer(url: str | None = None) -> None:
 
 
 def _read_schema(path: Path) -> None:
-    """Read the file's schema; ``immutable`` so that not even SQLite's side files are created."""
-    conn = sqlite3.connect(f"file:{path}?mode=ro&immutable=1", uri=True)
+    """Read the file's schema, read-only but through its write-ahead log.
+
+    Not ``immutable``: that ignores the log, and a file whose last checkpoint into the
+    main file was cut short (a full disk) holds its good pages only there. A reader
+    may create the ``-shm`` index, which holds no data.
+    """
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
         conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
     finally:

@@ -11,7 +11,6 @@ browser test can check that nothing is broken.
 from __future__ import annotations
 
 import base64
-import difflib
 import io
 import json
 from html import escape
@@ -21,10 +20,15 @@ from typing import Any, Optional
 import typer
 from PIL import Image
 
+from gems_graph.errors import one_line
+from gems_graph.persistence.run_record import ShapeError, check_shape
 from gems_graph.records import is_failed
 from gems_graph.terminal import fail
+from gems_graph.text import word_opcodes
 
 REPORT_NAME = "report.html"
+#: Largest run.json read (a 5-round run with 500 checks is about 1.3 MB).
+MAX_RUN_JSON_BYTES = 64 * 1024 * 1024
 
 
 class ReportError(ValueError):
@@ -39,11 +43,19 @@ def load_run(run_dir: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise ReportError(f"{path} not found: is {run_dir} a GEMS run folder?")
     try:
+        if path.stat().st_size > MAX_RUN_JSON_BYTES:
+            raise ReportError(f"{path} is larger than the {MAX_RUN_JSON_BYTES // (1024 * 1024)} MB a run.json may be")
         data = json.loads(path.read_text(encoding="utf-8"))
+    except RecursionError:
+        raise ReportError(f"{path}: nested too deeply to be a run.json") from None
     except (OSError, ValueError) as exc:
-        raise ReportError(f"cannot read {path}: {exc}") from exc
+        raise ReportError(f"cannot read {path}: {one_line(exc)}") from None
     if not isinstance(data, dict):
         raise ReportError(f"{path} does not hold a JSON object")
+    try:
+        check_shape(data)
+    except ShapeError as exc:
+        raise ReportError(f"{path}: field {exc}") from None
     return data
 
 
@@ -53,8 +65,11 @@ def write_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
     html = render_report(load_run(run_dir), run_dir)
     target = Path(out) if out else run_dir / REPORT_NAME
     tmp = target.with_suffix(target.suffix + ".tmp")
-    tmp.write_text(html, encoding="utf-8")
-    tmp.replace(target)
+    try:
+        tmp.write_text(html, encoding="utf-8")
+        tmp.replace(target)
+    finally:  # nothing half-written is left on a full disk
+        tmp.unlink(missing_ok=True)
     return target
 
 
@@ -104,7 +119,7 @@ def word_diff(before: str | None, after: str) -> str:
         return _e(after)
     a, b = before.split(), after.split()
     parts: list[str] = []
-    for op, i1, i2, j1, j2 in difflib.SequenceMatcher(a=a, b=b, autojunk=False).get_opcodes():
+    for op, i1, i2, j1, j2 in word_opcodes(a, b):
         if op in ("delete", "replace"):
             parts.append(f"<del>{_e(' '.join(a[i1:i2]))}</del>")
         if op in ("insert", "replace"):

@@ -10,7 +10,8 @@ triggers, checks, tools or hints, and is validated by the same rules.
 Every problem is a ``SkillValidationError`` naming the file, the line and what is
 wrong, so ``gems skills validate`` can point an author at it. Files are read with a
 size cap (a 10 MB SKILL.md is refused after reading at most the cap) and must be
-UTF-8 text.
+UTF-8 text; the frontmatter's YAML is loaded within limits on depth, aliases and
+expanded size (``gems_graph.skills.safe_yaml``).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from gems_graph.skills.model import (
     SkillValidationError,
     escaping_links,
 )
+from gems_graph.skills.safe_yaml import YamlLimitError, load_limited
 
 #: Top-level keys of the agentskills.io format; ours live under ``metadata``.
 TOP_LEVEL_KEYS = {"name", "description", "license", "compatibility", "metadata", "allowed-tools"}
@@ -162,8 +164,9 @@ def _split_frontmatter(path: Path, text: str) -> tuple[dict, dict[str, int], int
         raise SkillValidationError(path, 1, "frontmatter is not closed: no second '---' line")
     src = "\n".join(rows[1:end])
     try:
-        node = yaml.compose(src, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(src)
+        data, node = load_limited(src)
+    except YamlLimitError as e:  # an alias bomb or 35,000 nested brackets: refused before it is built
+        raise SkillValidationError(path, e.line + 1, f"frontmatter {e.problem}") from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         line = mark.line + 2 if mark is not None else 2
