@@ -42,8 +42,8 @@ def trigger_router(limit: int | None = None) -> Router:
 
 def chat_model_router(model, max_skills: int = 2) -> Router:
     """Route as the planner node does: its prompts, ``load_skill`` bound, the skills it loads."""
-    from nodes.planner import PLANNER_SYSTEM_PROMPT, PLANNER_USER_PROMPT, PlannedPrompt
-    from nodes.skill_planning import plan_with_skills
+    from gems_graph.nodes.planner import PLANNER_SYSTEM_PROMPT, PLANNER_USER_PROMPT, PlannedPrompt
+    from gems_graph.nodes.skill_planning import plan_with_skills
 
     def route(prompt: str, registry: SkillRegistry) -> list[str]:
         plan = plan_with_skills(

@@ -25,13 +25,13 @@ from langgraph.types import Overwrite
 
 from gems_graph.context import GemsContext
 from gems_graph.errors import redact_values, scrub
+from gems_graph.nodes.critic import critic, route_after_critic
+from gems_graph.nodes.generator import agenerator, fan_out, generator
+from gems_graph.nodes.human_review import human_review, route_after_review
+from gems_graph.nodes.planner import planner
+from gems_graph.nodes.refiner import refiner
+from gems_graph.nodes.remember import remember
 from gems_graph.state import GemsInput, GemsOutput, GemsState
-from nodes.critic import critic, route_after_critic
-from nodes.generator import agenerator, fan_out, generator
-from nodes.human_review import human_review, route_after_review
-from nodes.planner import planner
-from nodes.refiner import refiner
-from nodes.remember import remember
 
 #: Threads for the sync nodes of async runs. They mostly wait on chat-model calls, so one
 #: process with many runs in flight needs many; the event loop's default pool

@@ -197,9 +197,9 @@ def loop_handler(
     image's pixels and any other question with yes; the refiner adds ``FIXED`` to the
     prompt once it writes the prompt for round ``fix_at_round``.
     """
-    from nodes.critic import Decomposition
-    from nodes.planner import PlannedPrompt
-    from nodes.refiner import Experience, RefinedPrompt
+    from gems_graph.nodes.critic import Decomposition
+    from gems_graph.nodes.planner import PlannedPrompt
+    from gems_graph.nodes.refiner import Experience, RefinedPrompt
 
     def handle(messages: list[BaseMessage], tools: list[str]) -> Any:
         text = last_text(messages)

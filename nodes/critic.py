@@ -33,12 +33,12 @@ from gems_graph.models.llm import (
     yes_probability,
 )
 from gems_graph.models.registry import chat_limits, resolve_chat_model
+from gems_graph.nodes.human_review import round_message
+from gems_graph.nodes.skill_planning import merge_skill_checks
 from gems_graph.persistence.artifacts import write_run_json
 from gems_graph.records import Candidate, Check, Round, TieBreak, Verdict, best_candidate, is_answered, is_failed, verdict_score
 from gems_graph.settings import effective_context
 from gems_graph.state import GemsState
-from nodes.human_review import round_message
-from nodes.skill_planning import merge_skill_checks
 
 DECOMPOSE_SYSTEM_PROMPT = """\
 You turn an image description into atomic yes/no checks for a visual verifier.

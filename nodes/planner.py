@@ -40,14 +40,14 @@ from gems_graph.models.registry import (
     resolve_generator,
     resolve_prompting_guide,
 )
+from gems_graph.nodes.generator import model_prompt, plan_round
+from gems_graph.nodes.skill_planning import generation_from_hints, plan_with_skills
 from gems_graph.persistence.artifacts import new_run_folder, write_run_json
 from gems_graph.persistence.home import default_runs_dir
 from gems_graph.settings import effective_context
 from gems_graph.skills import default_registry
 from gems_graph.state import GemsState
 from gems_graph.validation import validate_prompt
-from nodes.generator import model_prompt, plan_round
-from nodes.skill_planning import generation_from_hints, plan_with_skills
 
 PLANNER_SYSTEM_PROMPT = """\
 You are the planner of an agent that drives a text-to-image model.

@@ -35,11 +35,11 @@ from gems_graph.memory.trajectory import round_facts, trajectory_view
 from gems_graph.models.generator import region_mask, supports_editing
 from gems_graph.models.llm import StructuredOutputError, image_block, invoke_structured, text_block
 from gems_graph.models.registry import chat_limits, resolve_chat_model, resolve_editor, resolve_prompting_guide
+from gems_graph.nodes.generator import EditTask, model_prompt, plan_round
 from gems_graph.records import Candidate, Check, Round, TieBreak, is_failed, round_best
 from gems_graph.settings import effective_context
 from gems_graph.state import GemsState
 from gems_graph.text import clip_words
-from nodes.generator import EditTask, model_prompt, plan_round
 
 EXPERIENCE_WORD_LIMIT = 100
 

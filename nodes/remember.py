@@ -18,10 +18,10 @@ from gems_graph.memory import MemoryStoreError, distill_lessons, generator_famil
 from gems_graph.memory.access import store_for_run
 from gems_graph.memory.store import memory_is_off
 from gems_graph.models.registry import chat_limits, resolve_chat_model, resolve_generator
+from gems_graph.nodes.refiner import compress_round
 from gems_graph.persistence.artifacts import write_run_json
 from gems_graph.settings import effective_context
 from gems_graph.state import GemsState
-from nodes.refiner import compress_round
 
 
 def remember(state: GemsState, runtime: Runtime[GemsContext]) -> dict[str, Any]:

@@ -106,11 +106,7 @@ class PostgresServer:
             raise RuntimeError(f"initdb failed: {init.stderr.strip() or init.stdout.strip()}")
         for _ in range(3):  # another process may take the free port before the server binds it
             self.port = free_port()
-            options = (
-                f"-c listen_addresses=127.0.0.1 -p {self.port} -c unix_socket_directories={self.root} "
-                "-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=100"
-            )
-            started = self._run("pg_ctl", "-D", str(self.data), "-l", str(self.log), "-o", options, "-w", "-t", "60", "start")
+            started = self._start()
             if started.returncode == 0:
                 return self
         log = self.log.read_text(errors="replace")[-2000:] if self.log.exists() else ""
@@ -126,6 +122,19 @@ class PostgresServer:
         with psycopg.connect(self.url, autocommit=True) as conn:
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
         return self.url_for(name)
+
+    def _start(self) -> subprocess.CompletedProcess:
+        options = (
+            f"-c listen_addresses=127.0.0.1 -p {self.port} -c unix_socket_directories={self.root} "
+            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=100"
+        )
+        return self._run("pg_ctl", "-D", str(self.data), "-l", str(self.log), "-o", options, "-w", "-t", "60", "start")
+
+    def restart(self) -> None:
+        """Start the stopped server again on the same port (a database that comes back)."""
+        started = self._start()
+        if started.returncode != 0:
+            raise RuntimeError(f"PostgreSQL did not start again: {started.stderr.strip()}")
 
     def stop(self, mode: str = "fast") -> None:
         self._run("pg_ctl", "-D", str(self.data), "-m", mode, "-w", "stop", timeout=60)

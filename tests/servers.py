@@ -148,9 +148,9 @@ def chat_completion(
 
 def chat_request_kind(rec: Recorded) -> str:
     """Which node sent this chat request: planner, decompose, verify, refine, compress (or other)."""
-    from nodes.critic import DECOMPOSE_SYSTEM_PROMPT, VERIFY_SYSTEM_PROMPT
-    from nodes.planner import PLANNER_SYSTEM_PROMPT
-    from nodes.refiner import COMPRESS_SYSTEM_PROMPT, REFINE_SYSTEM_PROMPT
+    from gems_graph.nodes.critic import DECOMPOSE_SYSTEM_PROMPT, VERIFY_SYSTEM_PROMPT
+    from gems_graph.nodes.planner import PLANNER_SYSTEM_PROMPT
+    from gems_graph.nodes.refiner import COMPRESS_SYSTEM_PROMPT, REFINE_SYSTEM_PROMPT
 
     try:
         messages = rec.json().get("messages") or []

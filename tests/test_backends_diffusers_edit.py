@@ -35,10 +35,10 @@ from gems_graph.backends.diffusers_generator import DiffusersGenerator, detect_p
 from gems_graph.context import GemsContext
 from gems_graph.graph import compile_graph
 from gems_graph.models.generator import EditRequest, GenerationError, GenerationRequest, region_mask, supports_editing
+from gems_graph.nodes.critic import Decomposition
+from gems_graph.nodes.planner import PlannedPrompt
+from gems_graph.nodes.refiner import Experience, RefinedPrompt
 from gems_graph.testing import ScriptedChatModel, last_text
-from nodes.critic import Decomposition
-from nodes.planner import PlannedPrompt
-from nodes.refiner import Experience, RefinedPrompt
 from tests.tiny_pipelines import (
     flux_kontext_dummy_components,
     pixart_dummy_components,

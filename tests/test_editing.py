@@ -22,6 +22,9 @@ from gems_graph.context import GemsContext
 from gems_graph.graph import compile_graph
 from gems_graph.models.generator import EditRequest, GenerationRequest, region_mask, supports_editing
 from gems_graph.models.llm import image_block, invoke_structured, text_block
+from gems_graph.nodes.critic import Decomposition
+from gems_graph.nodes.planner import PlannedPrompt
+from gems_graph.nodes.refiner import EDIT_OFFER, REFINE_USER_PROMPT, Experience, RefinedPrompt
 from gems_graph.persistence.artifacts import save_png
 from gems_graph.persistence.report import write_report
 from gems_graph.shapes.chat_model import ShapesChatModel
@@ -33,9 +36,6 @@ from gems_graph.shapes.layout import cell_at
 from gems_graph.shapes.questions import prompt_correct
 from gems_graph.shapes.render import Placed, draw
 from gems_graph.testing import ColourGenerator, ScriptedChatModel, last_text
-from nodes.critic import Decomposition
-from nodes.planner import PlannedPrompt
-from nodes.refiner import EDIT_OFFER, REFINE_USER_PROMPT, Experience, RefinedPrompt
 
 REQUEST = "a photo of a red circle and a blue triangle"
 #: The red circle is right; the triangle came out green.

@@ -35,9 +35,9 @@ def test_an_echoed_bearer_token_in_an_error_leaves_run_json_readable(tmp_path):
 
 def _echoing(handler):
     """``handler``, with the key echoed in every reply: reasoning, prompts, experiences, answers."""
-    from nodes.critic import Decomposition
-    from nodes.planner import PlannedPrompt
-    from nodes.refiner import Experience, RefinedPrompt
+    from gems_graph.nodes.critic import Decomposition
+    from gems_graph.nodes.planner import PlannedPrompt
+    from gems_graph.nodes.refiner import Experience, RefinedPrompt
 
     def handle(messages, tools):
         out = handler(messages, tools)
@@ -111,7 +111,7 @@ def _candidate(tmp_path):
     ],
 )
 def test_only_a_clear_yes_or_no_is_an_answer(tmp_path, reply, answered, passed):
-    from nodes.critic import verify
+    from gems_graph.nodes.critic import verify
 
     model = ScriptedChatModel(handler=lambda messages, tools: reply)
     verdict = verify(model, {"id": "c1", "question": "Is the square red?", "source": "prompt"}, _candidate(tmp_path), "a red square")
@@ -143,8 +143,8 @@ def test_a_flood_of_checks_and_a_200_kb_prompt_are_cut_to_the_caps_with_notes(tm
     from langgraph.checkpoint.memory import InMemorySaver
 
     from gems_graph.context import DEFAULT_MAX_CHECKS, DEFAULT_MAX_MODEL_PROMPT_CHARS
-    from nodes.critic import Decomposition
-    from nodes.planner import PlannedPrompt
+    from gems_graph.nodes.critic import Decomposition
+    from gems_graph.nodes.planner import PlannedPrompt
 
     base = loop_handler(fix_at_round=1)
     flood = " ".join(f"word{i}" for i in range(30_000))  # about 200 KB

@@ -172,3 +172,44 @@ def test_a_second_resume_of_a_run_that_is_running_is_refused_in_one_line(tmp_pat
     assert again.exit_code == 0 and json.loads(again.stdout)["status"] == "passed"  # the lock went with the process
     with open_checkpointer(str(db), create=False) as saver:
         assert len(list(saver.list({"configurable": {"thread_id": thread}}))) == len(history)  # no fork
+
+
+class StopsTheDatabase(ColourGenerator):
+    """Stops the checkpoint database while round ``at_round`` is being generated."""
+
+    def __init__(self, server, at_round: int) -> None:
+        super().__init__()
+        self.server, self.at_round, self.stopped = server, at_round, False
+
+    def generate(self, request):
+        if not self.stopped and request.seed >= 1000 * (self.at_round - 1):
+            self.stopped = True
+            self.server.stop("immediate")
+        return super().generate(request)
+
+
+def test_a_database_that_goes_down_fails_the_run_at_that_step_and_the_resume_finishes_it(tmp_path):
+    pytest.importorskip("langgraph.checkpoint.postgres", reason="the postgres extra is a dev dependency")
+    from tests.postgres_server import PostgresServer, postgres_bindir
+
+    if postgres_bindir() is None:
+        pytest.skip("PostgreSQL server binaries not found; `make setup-dev` installs them")
+    with PostgresServer(postgres_bindir()) as server:
+        url = server.create_database()
+        generator = StopsTheDatabase(server, at_round=2)
+        ctx = GemsContext(
+            generator=generator,
+            chat_model=ScriptedChatModel(handler=loop_handler(fix_at_round=3)),
+            memory="none",
+            max_skills=0,
+            artifact_root=str(tmp_path / "runs"),
+        )
+        events: list[str] = []
+        with open_checkpointer(url) as saver:
+            failed = run_gems("a red square", ctx, saver, thread_id="db-down", on_event=lambda e: events.append(e["event"]))
+        assert failed.status == "failed" and "checkpoint store" in failed.state["error"]
+        assert events.count("round_started") == 2 and "run_finished" not in events  # stopped at the step, not rounds later
+        server.restart()
+        with open_checkpointer(url) as saver:
+            done = run_gems(None, ctx, saver, thread_id="db-down", resume=True)
+        assert done.status == "passed" and done.state["rounds_used"] == 3

@@ -31,10 +31,22 @@ RANK = {
 
 def rank_of(module: str) -> tuple[str, int]:
     parts = module.split(".")
-    if parts[0] == "nodes":
-        return "nodes", RANK["nodes"]
     top = parts[1] if len(parts) > 1 else "__init__"
     return top, RANK[top]
+
+
+def module_name(path: Path) -> str:
+    """The module a source file is imported as: the top-level ``nodes/`` folder is ``gems_graph.nodes``."""
+    parts = path.relative_to(REPO).with_suffix("").parts
+    if parts[0] == "nodes":
+        parts = ("gems_graph", *parts)
+    return ".".join(parts).removesuffix(".__init__")
+
+
+def source_files() -> list[Path]:
+    """Every module of the package (the placeholder that points at ``nodes/`` is no source of its own)."""
+    placeholder = REPO / "gems_graph" / "nodes"
+    return sorted([*(p for p in (REPO / "gems_graph").rglob("*.py") if placeholder not in p.parents), *(REPO / "nodes").rglob("*.py")])
 
 
 def first_party_imports(path: Path):
@@ -48,11 +60,11 @@ def first_party_imports(path: Path):
 
 def test_imports_run_down_the_layers_only():
     upward = []
-    for path in sorted([*(REPO / "gems_graph").rglob("*.py"), *(REPO / "nodes").rglob("*.py")]):
-        module = ".".join(path.relative_to(REPO).with_suffix("").parts).removesuffix(".__init__")
+    for path in source_files():
+        module = module_name(path)
         mine, my_rank = rank_of(module if module != "gems_graph" else "gems_graph.__init__")
         for target, line in first_party_imports(path):
-            if target.split(".")[0] not in ("gems_graph", "nodes") or target == "gems_graph":
+            if target.split(".")[0] != "gems_graph" or target == "gems_graph":
                 continue
             theirs, their_rank = rank_of(target)
             if their_rank > my_rank and theirs != mine:
@@ -62,8 +74,7 @@ def test_imports_run_down_the_layers_only():
 
 def import_graph() -> dict[str, set[str]]:
     """First-party module -> the first-party modules it imports (anywhere in it)."""
-    paths = sorted([*(REPO / "gems_graph").rglob("*.py"), *(REPO / "nodes").rglob("*.py")])
-    modules = {".".join(p.relative_to(REPO).with_suffix("").parts).removesuffix(".__init__"): p for p in paths}
+    modules = {module_name(p): p for p in source_files()}
 
     def known(name: str) -> str | None:
         while name and name not in modules:

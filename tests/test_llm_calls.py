@@ -8,9 +8,9 @@ from langchain_core.messages import AIMessage, HumanMessage
 from PIL import Image
 
 from gems_graph.models.llm import image_data_url, invoke_structured
+from gems_graph.nodes.planner import PlannedPrompt
 from gems_graph.persistence.artifacts import save_png
 from gems_graph.testing import ScriptedChatModel
-from nodes.planner import PlannedPrompt
 
 
 def test_structured_reply_keeps_the_raw_message_and_its_reasoning():

@@ -11,12 +11,12 @@ from pydantic import ValidationError
 
 from gems_graph.context import GemsContext
 from gems_graph.models.llm import StructuredOutputError, invoke_structured
+from gems_graph.nodes.critic import Decomposition, critic, pick_best
+from gems_graph.nodes.generator import generator, plan_round
+from gems_graph.nodes.planner import PlannedPrompt, planner
+from gems_graph.nodes.refiner import RefinedPrompt, clip_experience, refiner
 from gems_graph.persistence.artifacts import save_png
 from gems_graph.testing import ColourGenerator, ScriptedChatModel, last_text, loop_handler
-from nodes.critic import Decomposition, critic, pick_best
-from nodes.generator import generator, plan_round
-from nodes.planner import PlannedPrompt, planner
-from nodes.refiner import RefinedPrompt, clip_experience, refiner
 
 
 def runtime(events: list | None = None, **ctx) -> Runtime:

@@ -10,8 +10,8 @@ from langchain_core.messages import AIMessage, SystemMessage, ToolMessage
 
 from gems_graph.context import GemsContext
 from gems_graph.graph import compile_graph
+from gems_graph.nodes.planner import PlannedPrompt
 from gems_graph.testing import ColourGenerator, ScriptedChatModel, loop_handler
-from nodes.planner import PlannedPrompt
 
 
 def skill_loading_handler(wanted: list[str], seen: list[dict]):

@@ -20,10 +20,10 @@ from gems_graph.config import load_config
 from gems_graph.context import ConfigError, GemsContext
 from gems_graph.memory.trajectory import trajectory_view
 from gems_graph.models.registry import resolve_chat_model
+from gems_graph.nodes.critic import critic
 from gems_graph.persistence.artifacts import save_png
 from gems_graph.presets import UnknownPresetError
 from gems_graph.records import best_candidate
-from nodes.critic import critic
 from tests.servers import RecordingServer, chat_completion, json_reply, reset_endpoint_memory
 
 ZIMAGE = "diffusers:Tongyi-MAI/Z-Image-Turbo"

@@ -10,11 +10,11 @@ from __future__ import annotations
 from gems_graph import prompt_labels as labels
 from gems_graph.memory.access import lessons_text
 from gems_graph.memory.trajectory import round_facts, trajectory_view
+from gems_graph.nodes.critic import DECOMPOSE_USER_PROMPT, VERIFY_USER_PROMPT
+from gems_graph.nodes.planner import PLANNER_USER_PROMPT
+from gems_graph.nodes.refiner import COMPRESS_USER_PROMPT, EDIT_OFFER, REFINE_USER_PROMPT
 from gems_graph.shapes.chat_model import _lesson_moves, guide_moves
 from gems_graph.shapes.generator import PROMPTING_GUIDE
-from nodes.critic import DECOMPOSE_USER_PROMPT, VERIFY_USER_PROMPT
-from nodes.planner import PLANNER_USER_PROMPT
-from nodes.refiner import COMPRESS_USER_PROMPT, EDIT_OFFER, REFINE_USER_PROMPT
 
 CHECKS = [
     {"id": "c1", "question": "Are there exactly three red circles?", "source": "decomposition"},

@@ -23,11 +23,11 @@ from gems_graph.graph import compile_graph
 from gems_graph.models.generator import prompting_guide
 from gems_graph.models.llm import invoke_structured, text_block
 from gems_graph.models.registry import resolve_prompting_guide
+from gems_graph.nodes.refiner import REFINE_USER_PROMPT, RefinedPrompt
 from gems_graph.shapes.chat_model import KEEP_DIRECTIVE, MOVE_DIRECTIVES, ShapesChatModel, guide_moves
 from gems_graph.shapes.generator import PROMPTING_GUIDE, ShapesGenerator
 from gems_graph.shapes.grammar import parse_prompt
 from gems_graph.testing import ColourGenerator
-from nodes.refiner import REFINE_USER_PROMPT, RefinedPrompt
 from tests.test_shapes_chat_model import refine
 
 DEMO_PROMPT = "a photo of a red circle and a blue triangle"

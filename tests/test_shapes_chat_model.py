@@ -11,15 +11,15 @@ from gems_graph.graph import compile_graph
 from gems_graph.memory.access import lessons_text
 from gems_graph.models.generator import GenerationRequest
 from gems_graph.models.llm import image_block, invoke_structured, text_block, yes_probability
+from gems_graph.nodes.critic import DECOMPOSE_USER_PROMPT, VERIFY_USER_PROMPT, Decomposition
+from gems_graph.nodes.planner import PLANNER_USER_PROMPT, PlannedPrompt
+from gems_graph.nodes.refiner import REFINE_USER_PROMPT, RefinedPrompt
 from gems_graph.shapes.chat_model import LAYOUT_DIRECTIVE, ShapesChatModel
 from gems_graph.shapes.generator import PROMPTING_GUIDE
 from gems_graph.shapes.grammar import PLACES, ObjectSpec, Scene, parse_prompt
 from gems_graph.shapes.render import render_scene
 from gems_graph.skills import default_registry
 from gems_graph.testing import ColourGenerator  # noqa: F401 (shared fakes module stays importable)
-from nodes.critic import DECOMPOSE_USER_PROMPT, VERIFY_USER_PROMPT, Decomposition
-from nodes.planner import PLANNER_USER_PROMPT, PlannedPrompt
-from nodes.refiner import REFINE_USER_PROMPT, RefinedPrompt
 
 
 class LeakyRenderer:

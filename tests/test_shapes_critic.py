@@ -9,13 +9,13 @@ from langchain_core.messages import HumanMessage, SystemMessage
 from gems_graph.models.generator import GenerationRequest
 from gems_graph.models.llm import image_block, text_block, yes_probability
 from gems_graph.models.registry import BackendLoadError, resolve_chat_model
+from gems_graph.nodes.critic import VERIFY_USER_PROMPT
 from gems_graph.shapes.chat_model import ShapesChatModel
 from gems_graph.shapes.critic_model import critic_objects, is_check_question, shipped_judge
 from gems_graph.shapes.generator import ShapesGenerator
 from gems_graph.shapes.grammar import PLACE_OF_CELL, parse_prompt
 from gems_graph.shapes.layout import cell_at
 from gems_graph.shapes.render import render_scene
-from nodes.critic import VERIFY_USER_PROMPT
 
 #: (prompt, seed, question, P(yes) of the shipped critic): a fixed set of generator
 #: images and questions, so an upgrade that changes the critic's answers is caught.

@@ -10,10 +10,10 @@ from langchain_core.messages import AIMessage, ToolMessage
 from langchain_core.utils.function_calling import convert_to_openai_tool
 
 from gems_graph.context import GemsContext
+from gems_graph.nodes.planner import PLANNER_SYSTEM_PROMPT, PLANNER_USER_PROMPT, PlannedPrompt
+from gems_graph.nodes.skill_planning import generation_from_hints, merge_skill_checks, plan_with_skills
 from gems_graph.skills import SkillRegistry
 from gems_graph.testing import last_text
-from nodes.planner import PLANNER_SYSTEM_PROMPT, PLANNER_USER_PROMPT, PlannedPrompt
-from nodes.skill_planning import generation_from_hints, merge_skill_checks, plan_with_skills
 
 PROMPT = 'two red apples and a sign that says "FRESH"'
 

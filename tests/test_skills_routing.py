@@ -51,8 +51,8 @@ def test_benchmark_main_prints_table(capsys):
 def test_chat_model_router_routes_through_the_planners_skill_loop():
     from langchain_core.messages import AIMessage, ToolMessage
 
+    from gems_graph.nodes.planner import PlannedPrompt
     from gems_graph.testing import ScriptedChatModel
-    from nodes.planner import PlannedPrompt
 
     def handler(messages, tools):
         assert "load_skill" in tools and "PlannedPrompt" in tools

@@ -11,6 +11,7 @@ one line too, and only ``--debug`` shows the traceback.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import random
 import sqlite3
@@ -69,6 +70,8 @@ def main(argv: list[str] | None = None) -> None:
     debug = debug_mode = terminal.show_tracebacks = _DEBUG in args
     args = [a for a in args if a != _DEBUG]
     terminal.warnings_as_lines()
+    # psycopg logs a lost connection again as it closes; the run's own error line says it once.
+    logging.getLogger("psycopg").setLevel(logging.ERROR)
     try:
         command = typer.main.get_command(app)
         name_metavars(command)

@@ -105,7 +105,7 @@ def run_gems(
         payload = {"prompt": prompt, **(inputs or {})}
     while True:
         try:
-            for mode, chunk in graph.stream(payload, config, context=context, stream_mode=["custom", "updates"]):
+            for mode, chunk in graph.stream(payload, config, context=context, stream_mode=["custom", "updates"], durability="sync"):
                 if mode == "custom" and on_event is not None:
                     on_event(chunk)
         except Exception as exc:  # noqa: BLE001 - a backend failure ends the run as failed, resumable
@@ -126,7 +126,12 @@ def _failed(graph: Any, config: dict[str, Any], thread_id: str, exc: Exception) 
     The checkpoint itself is left as it was, so ``--resume`` continues from the step that
     failed once the backend works again; ``run.json`` says failed meanwhile.
     """
-    values = dict(graph.get_state(config).values)
+    try:
+        values = dict(graph.get_state(config).values)
+    except Exception as store_exc:  # noqa: BLE001 - the checkpoint store itself is gone (a database down)
+        # What the store last kept stays there; the resume starts from it once the store is back.
+        error = f"the checkpoint store failed: {one_line(exc)}" + ("" if str(store_exc) == str(exc) else f"; then {one_line(store_exc)}")
+        return RunResult(thread_id, {"run_id": thread_id, "status": "failed", "error": error}, exc)
     values.update(status="failed", error=one_line(exc))
     if values.get("run_dir"):
         try:
