@@ -17,6 +17,7 @@ from pydantic import ConfigDict
 from typing_extensions import TypedDict
 
 from gems_graph.records import Candidate, Check, Round, Status
+from gems_graph.usage import RunUsage, add_usage_writes
 
 
 def merge_pending(left: list[Candidate] | None, right: list[Candidate] | None) -> list[Candidate]:
@@ -93,6 +94,9 @@ class GemsOutput(TypedDict, total=False):
     """The run folder: images, run.json, report.html."""
     error: str | None
     """Why the run failed, in one line (None unless status is failed)."""
+    usage: RunUsage
+    """What the run used: chat calls, input and output tokens, images sent to the chat model
+    and images generated, in total, by node and by round (``gems_graph.usage``)."""
 
 
 class GemsState(GemsInput, total=False):
@@ -137,3 +141,6 @@ class GemsState(GemsInput, total=False):
     feedback: str | None
     #: Words of the prompt a world-specific model did not understand.
     notes: Annotated[list[str], operator.add]
+    #: Nodes write ``[UsageRecord]``; the value is their sum (``RunUsage``), checkpointed as
+    #: the writes, so a resumed run keeps counting from where it stopped.
+    usage: Annotated[RunUsage, DeltaChannel(add_usage_writes)]

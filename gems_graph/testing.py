@@ -42,6 +42,9 @@ class ScriptedChatModel(FakeMessagesListChatModel):
     responses: list[BaseMessage] = []
     handler: Any = None
     calls: list[tuple[list[str], str]] = []
+    #: Reported as every reply's ``usage_metadata`` (input and output tokens) unless the
+    #: handler's reply has its own; None reports none, as some servers do.
+    usage: tuple[int, int] | None = None
 
     def bind_tools(self, tools: Any, *, tool_choice: Any = None, **kwargs: Any) -> Any:
         return self.bind(tools=[convert_to_openai_tool(t) for t in tools], tool_choice=tool_choice, **kwargs)
@@ -57,6 +60,10 @@ class ScriptedChatModel(FakeMessagesListChatModel):
             out = AIMessage(content="", tool_calls=[{"name": type(out).__name__, "args": out.model_dump(), "id": uuid.uuid4().hex[:8]}])
         elif isinstance(out, str):
             out = AIMessage(content=out)
+        if self.usage is not None and isinstance(out, AIMessage) and out.usage_metadata is None:
+            out = out.model_copy(
+                update={"usage_metadata": {"input_tokens": self.usage[0], "output_tokens": self.usage[1], "total_tokens": sum(self.usage)}}
+            )
         return ChatResult(generations=[ChatGeneration(message=out)])
 
     @property

@@ -32,11 +32,13 @@ from gems_graph.models.llm import (
     text_block,
     yes_probability,
 )
+from gems_graph.models.metering import carry_meter, metering
 from gems_graph.models.registry import chat_limits, resolve_chat_model
 from gems_graph.persistence.artifacts import write_run_json
 from gems_graph.records import Candidate, Check, Round, TieBreak, Verdict, best_candidate, is_answered, is_failed, verdict_score
 from gems_graph.settings import effective_context
 from gems_graph.state import GemsState
+from gems_graph.usage import add_usage
 from nodes.skill_planning import merge_skill_checks
 
 DECOMPOSE_SYSTEM_PROMPT = """\
@@ -109,6 +111,39 @@ def pick_best(best: Candidate | None, candidates: list[Candidate], tie_break: Ti
 
 
 def critic(state: GemsState, runtime: Runtime[GemsContext]) -> dict[str, Any]:
+    with metering() as meter:
+        update, checks, first_visit = _judge(state, runtime)
+    usage = meter.record("critic", state["round_index"])
+    update["usage"] = [usage]
+    if first_visit:
+        update["checks"] = checks  # written once: every checkpoint stores what changed
+    this_round = update["rounds"][0]
+    write_run_json(
+        state["run_dir"],
+        {
+            **state,
+            **update,
+            "checks": checks,
+            "rounds": _merged_rounds(state, this_round),
+            "notes": [*(state.get("notes") or []), *update["notes"]],
+            "usage": add_usage(state.get("usage"), [usage]),
+        },
+    )
+    if update["status"] != "running":
+        emit(
+            runtime,
+            "run_finished",
+            status=update["status"],
+            score=update["score"],
+            best_image=update["best_image"],
+            rounds=this_round["index"],
+            error=update["error"],
+        )
+    return update
+
+
+def _judge(state: GemsState, runtime: Runtime[GemsContext]) -> tuple[dict[str, Any], list[Check], bool]:
+    """Decompose (first visit) and verify the round's candidates: the critic's model calls and their outcome."""
     ctx = effective_context(state, runtime.context)
     model = resolve_chat_model(ctx.critic_spec, chat_limits(ctx))
     notes: list[str] = []
@@ -164,17 +199,7 @@ def critic(state: GemsState, runtime: Runtime[GemsContext]) -> dict[str, Any]:
         "error": error,
         "notes": notes,
     }
-    if first_visit:
-        update["checks"] = checks  # written once: every checkpoint stores what changed
-    write_run_json(
-        state["run_dir"],
-        {**state, **update, "checks": checks, "rounds": _merged_rounds(state, this_round), "notes": [*(state.get("notes") or []), *notes]},
-    )
-    if status != "running":
-        emit(
-            runtime, "run_finished", status=status, score=update["score"], best_image=update["best_image"], rounds=round_index, error=error
-        )
-    return update
+    return update, checks, first_visit
 
 
 #: Shared by every run of the process (many runs in flight each verify several checks).
@@ -191,7 +216,7 @@ def _verify_all(
     for start in range(0, len(jobs), concurrency):
         batch = jobs[start : start + concurrency]
         # The node's own thread takes the first job instead of idling on the pool.
-        futures = [_VERIFY_POOL.submit(verify, model, check, cand, prompt, probabilities) for cand, check in batch[1:]]
+        futures = [_VERIFY_POOL.submit(carry_meter(verify), model, check, cand, prompt, probabilities) for cand, check in batch[1:]]
         results.append(verify(model, batch[0][1], batch[0][0], prompt, probabilities))
         results += [f.result() for f in futures]
     return results

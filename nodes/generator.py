@@ -35,6 +35,7 @@ from gems_graph.models.retry import Deadline, acall_with_retry, call_with_retry
 from gems_graph.persistence.artifacts import candidate_path, save_png
 from gems_graph.records import Candidate, EditRecord, ImageRef
 from gems_graph.state import GemsState
+from gems_graph.usage import usage_record
 
 
 class EditTask(TypedDict):
@@ -203,7 +204,7 @@ def _finish(task: CandidateTask, made: _Made, image_ref: Any, error: str | None,
         error=error,
         edit="edit" in task,
     )
-    return {"pending": [candidate]}
+    return {"pending": [candidate], "usage": [usage_record("generator", task["round"], images_generated=int(image_ref is not None))]}
 
 
 def _edit_of(edit: EditTask, request: GenerationRequest, path: Any, backend: Any) -> tuple[_Made, EditRequest]:

@@ -272,3 +272,39 @@ def test_which_key_goes_where_when_both_variables_are_set(monkeypatch):
     assert compatible_from_spec("http://127.0.0.1:9/v1#m").openai_api_key.get_secret_value() == "local-server-key"
     monkeypatch.delenv("GEMS_OPENAI_API_KEY")
     assert compatible_from_spec("http://127.0.0.1:9/v1#m").openai_api_key.get_secret_value() == "sk-real-openai"
+
+
+def test_server_reported_usage_reaches_run_json(tmp_path):
+    """Each node's calls carry the tokens the server said they cost, through langchain-openai's ``usage_metadata``."""
+    from langgraph.checkpoint.memory import InMemorySaver
+
+    from gems_graph.app.runner import run_gems
+    from gems_graph.context import GemsContext
+    from gems_graph.testing import ColourGenerator
+    from tests.servers import FaultyChat
+
+    chat = FaultyChat(usage={"planner": (100, 20), "decompose": (50, 10), "verify": (300, 1)})
+    with RecordingServer(chat) as srv:
+        ctx = GemsContext(
+            generator=ColourGenerator(lucky_seeds={0}), chat_model=_model(srv), artifact_root=str(tmp_path), memory="none", max_skills=0
+        )
+        result = run_gems("a red square", ctx, InMemorySaver())
+    assert result.status == "passed" and chat.kinds == ["planner", "decompose", "verify", "verify"]
+    usage = json.loads((tmp_path / result.state["run_id"] / "run.json").read_text())["usage"]
+    assert usage["nodes"]["planner"] == {
+        "calls": 1,
+        "unreported_calls": 0,
+        "input_tokens": 100,
+        "output_tokens": 20,
+        "images_sent": 0,
+        "images_generated": 0,
+    }
+    assert usage["nodes"]["critic"] == {
+        "calls": 3,
+        "unreported_calls": 0,
+        "input_tokens": 650,
+        "output_tokens": 12,
+        "images_sent": 2,
+        "images_generated": 0,
+    }
+    assert usage["total"]["images_generated"] == 1 and usage["total"]["input_tokens"] == 750

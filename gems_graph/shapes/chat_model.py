@@ -43,12 +43,20 @@ texts are written to match (``LAYOUT_DIRECTIVE``, ``MOVE_DIRECTIVES``,
   holds); otherwise it regenerates as above.
 
 Words it does not know are returned as ``unsupported`` so the run summary reports them.
+
+Every reply carries ``usage_metadata`` by one rule that needs no tokenizer download
+(``usage_for``), so runs on this world report tokens as a hosted model's do: a token is
+a run of letters and digits or one other non-space character (``TOKEN_PATTERN``) of
+the messages' text, their tool calls' arguments and the offered tools' JSON schemas,
+and each attached image costs ``IMAGE_TOKENS``; the reply's tokens are those of its
+text and tool-call arguments.
 """
 
 from __future__ import annotations
 
 import base64
 import io
+import json
 import math
 import re
 import uuid
@@ -59,11 +67,13 @@ from typing import Any, Literal
 import numpy as np
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
+from langchain_core.messages.ai import UsageMetadata
 from langchain_core.outputs import ChatGeneration, ChatResult
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from PIL import Image
 
 from gems_graph import prompt_labels as labels
+from gems_graph.models.metering import count_images
 from gems_graph.shapes.critic_model import critic_objects, critic_p_yes
 from gems_graph.shapes.detect import Detection, detect
 from gems_graph.shapes.editing import plan_edit
@@ -89,6 +99,10 @@ MOVE_DIRECTIVES: dict[str, re.Pattern[str]] = {
 #: The clause, in the guide's sentence for a layout move, that makes it keep the objects already right in their cells.
 KEEP_DIRECTIVE = re.compile(r"\bkeeping (?:those|the objects?|what)\b[^.]*?\bright\b", re.I)
 _LOAD_SKILL = "load_skill"
+#: What one token is under the shapes chat model's usage rule: a word piece or one punctuation mark.
+TOKEN_PATTERN = re.compile(r"[^\W_]+|[^\w\s]|_")
+#: Input tokens charged for each attached image (a 16 x 16 grid of patches, as VLMs tile a small image).
+IMAGE_TOKENS = 256
 
 
 class ShapesChatModel(BaseChatModel):
@@ -127,6 +141,7 @@ class ShapesChatModel(BaseChatModel):
             message = _tool_call(tools[0], args)
         else:
             message = self._verify(messages, text)
+        message.usage_metadata = usage_for(messages, kwargs.get("tools") or [], message)
         return ChatResult(generations=[ChatGeneration(message=message)])
 
     # -- planner ---------------------------------------------------------------------
@@ -432,6 +447,27 @@ def _max_skills_in(messages: list[BaseMessage]) -> int:
     """The planner's cap on skills, read from its instructions (default 2)."""
     m = re.search(r"at most (\d+)", " ".join(str(x.content) for x in messages if isinstance(x.content, str)))
     return int(m.group(1)) if m else 2
+
+
+def count_tokens(text: str) -> int:
+    """Tokens of ``text`` under ``TOKEN_PATTERN``."""
+    return len(TOKEN_PATTERN.findall(text))
+
+
+def _message_text(m: BaseMessage) -> str:
+    parts = [m.content] if isinstance(m.content, str) else [b.get("text", "") for b in m.content if isinstance(b, dict)]
+    if isinstance(m, AIMessage):
+        parts += [json.dumps(c.get("args") or {}) for c in m.tool_calls]
+    return "\n".join(p for p in parts if isinstance(p, str))
+
+
+def usage_for(messages: list[BaseMessage], tools: list[dict[str, Any]], reply: AIMessage) -> UsageMetadata:
+    """The call's usage under the module's rule (text, tool calls and tools as tokens, ``IMAGE_TOKENS`` an image)."""
+    text_in = sum(count_tokens(_message_text(m)) for m in messages) + sum(count_tokens(json.dumps(t)) for t in tools)
+    images = count_images(messages)
+    out = count_tokens(_message_text(reply))
+    total_in = text_in + IMAGE_TOKENS * images
+    return UsageMetadata(input_tokens=total_in, output_tokens=out, total_tokens=total_in + out)
 
 
 def _tool_call(name: str, args: dict[str, Any]) -> AIMessage:
