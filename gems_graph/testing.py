@@ -201,7 +201,8 @@ def loop_handler(
     """A scripted LLM for the colour world.
 
     Decomposes into ``checks``; answers "Is ... red?" by looking at the attached
-    image's pixels and any other question with yes; the refiner adds ``FIXED`` to the
+    image's pixels and any other question with yes (one ``id: answer`` line each when
+    asked every check of an image at once); the refiner adds ``FIXED`` to the
     prompt once it writes the prompt for round ``fix_at_round``.
     """
     from nodes.critic import Decomposition
@@ -222,10 +223,16 @@ def loop_handler(
             base = find_field(text, labels.ORIGINAL_REQUEST) or ""
             fixed = fix_at_round is not None and next_round >= fix_at_round
             return RefinedPrompt(reasoning="restate the colour", prompt=base + (" FIXED" if fixed else ""), new_seed=True)
-        # Verification: a plain yes/no question with the image attached.
-        question = find_field(text, labels.QUESTION) or text
-        if "red" in question.lower():
-            return "yes" if is_red(attached_images(messages)[0]) else "no"
-        return "yes"
+
+        # Verification: a plain yes/no question with the image attached, or every check of it at once.
+        def answer(question: str) -> str:
+            if "red" in question.lower():
+                return "yes" if is_red(attached_images(messages)[0]) else "no"
+            return "yes"
+
+        questions = labels.read_questions(text)
+        if questions:
+            return "\n".join(f"{qid}: {answer(q)}" for qid, q in questions)
+        return answer(find_field(text, labels.QUESTION) or text)
 
     return handle

@@ -139,6 +139,8 @@ class ShapesChatModel(BaseChatModel):
             message = _tool_call("RefinedPrompt", self._refine(text, _images(messages)))
         elif len(tools) == 1 and (args := _constrained_answer(kwargs["tools"][0], text)) is not None:
             message = _tool_call(tools[0], args)
+        elif labels.read_questions(text):
+            message = self._verify_image(messages, text)
         else:
             message = self._verify(messages, text)
         message.usage_metadata = usage_for(messages, kwargs.get("tools") or [], message)
@@ -203,11 +205,7 @@ class ShapesChatModel(BaseChatModel):
         if not images or not question:
             return AIMessage(content="no")
         request = labels.find_field(text, labels.IMAGE_REQUEST) or ""
-        if self.judge == "oracle":
-            yes, p_yes = answer_question(question, images[-1], request=request)
-        else:
-            p_yes = critic_p_yes(question, images[-1], request)
-            yes = p_yes >= 0.5
+        yes, p_yes = self._answer(question, images[-1], request)
         token = "yes" if yes else "no"
         logprobs = {
             "content": [
@@ -222,6 +220,31 @@ class ShapesChatModel(BaseChatModel):
             ]
         }
         return AIMessage(content=token, response_metadata={"logprobs": logprobs})
+
+    def _answer(self, question: str, image: Image.Image, request: str) -> tuple[bool, float]:
+        """(yes, P(yes)) for one question: the learned critic's, or the pixel checker's for the oracle."""
+        if self.judge == "oracle":
+            return answer_question(question, image, request=request)
+        p_yes = critic_p_yes(question, image, request)
+        return p_yes >= 0.5, p_yes
+
+    def _verify_image(self, messages: list[BaseMessage], text: str) -> AIMessage:
+        """Every question of the block, one ``id: yes|no`` line each, with each answer token's log-probabilities."""
+        images = _images(messages)
+        if not images:
+            return AIMessage(content="")
+        request = labels.find_field(text, labels.IMAGE_REQUEST) or ""
+        tokens: list[dict[str, Any]] = []
+        for qid, question in labels.read_questions(text):
+            yes, p_yes = self._answer(question, images[-1], request)
+            answer = "yes" if yes else "no"
+            tops = [{"token": " yes", "logprob": math.log(max(p_yes, 1e-9))}, {"token": " no", "logprob": math.log(max(1 - p_yes, 1e-9))}]
+            chosen = tops[0] if answer == "yes" else tops[1]
+            prefix = "\n" if tokens else ""
+            tokens += [{"token": f"{prefix}{qid}", "logprob": 0.0, "top_logprobs": []}, {"token": ":", "logprob": 0.0, "top_logprobs": []}]
+            tokens.append({**chosen, "top_logprobs": tops})
+        content = "".join(t["token"] for t in tokens)
+        return AIMessage(content=content, response_metadata={"logprobs": {"content": tokens}})
 
     def _perceive(self, image: Image.Image) -> list[Detection]:
         """The objects the refiner sees in an image: the critic's answers to "is there a
