@@ -189,3 +189,11 @@ def test_eval_records_and_tables_carry_the_runs_usage(tmp_path, method):
     assert "| method | chat calls | input tokens | output tokens | images sent | images generated |" in table
     expected = "| single | 0.0 | 0 | 0 | 0.0 | 1.00 |" if method == "single" else "| loop | 12.0 | 120 | 24 | 8.0 | 3.00 |"
     assert expected in table
+
+
+def test_the_report_survives_a_usage_someone_edited(tmp_path):
+    from gems_graph.persistence.report import usage_table
+
+    assert usage_table(None) == "<p>No usage recorded.</p>"
+    html = usage_table({"total": {"calls": "<script>", "input_tokens": None}, "nodes": {"<b>x</b>": "junk"}, "rounds": ["junk"]})
+    assert "<script>" not in html and "&lt;b&gt;x&lt;/b&gt;" in html and "<td>?</td>" in html
