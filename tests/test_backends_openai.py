@@ -308,3 +308,28 @@ def test_server_reported_usage_reaches_run_json(tmp_path):
         "images_generated": 0,
     }
     assert usage["total"]["images_generated"] == 1 and usage["total"]["input_tokens"] == 750
+
+
+def test_per_image_verification_is_one_request_with_each_answers_probability(tmp_path):
+    """Every check of an image in one request, the image once; P(yes) from each answer token's logprobs."""
+    from gems_graph.records import Candidate, Check
+    from nodes.critic import verify_image
+
+    path = tmp_path / "img.png"
+    Image.new("RGB", (32, 32), (255, 0, 0)).save(path)
+    image = {"path": str(path), "sha256": "x", "width": 32, "height": 32}
+    candidate = Candidate(round=1, index=0, prompt="p", seed=0, params={}, image=image, verdicts=[], score=None, error=None)
+    checks = [Check(id="c1", question="Is there a square?", source="prompt"), Check(id="c2", question="Is it red?", source="prompt")]
+
+    def token(text, yes=None):
+        tops = [] if yes is None else [{"token": " yes", "logprob": yes, "bytes": None}, {"token": " no", "logprob": -1.0, "bytes": None}]
+        return {"token": text, "logprob": 0.0, "bytes": None, "top_logprobs": tops}
+
+    stream = [token("c1"), token(":"), token(" yes", -0.2), token("\nc2"), token(":"), token(" no", -3.0)]
+    with RecordingServer(lambda rec: json_reply(200, chat_completion("c1: yes\nc2: no", logprobs=stream))) as srv:
+        verdicts = verify_image(_model(srv), checks, candidate, "a red square")
+    (request,) = srv.requests
+    content = request.json()["messages"][1]["content"]
+    assert [b["type"] for b in content] == ["text", "image_url"] and request.json()["logprobs"] is True
+    assert [(v["check_id"], v["passed"]) for v in verdicts] == [("c1", True), ("c2", False)]
+    assert verdicts[0]["probability"] > 0.5 > verdicts[1]["probability"]
