@@ -141,9 +141,8 @@ def modelled(args: argparse.Namespace, root: Path) -> list[dict[str, Any]]:
 
 
 def shapes(args: argparse.Namespace, root: Path) -> list[dict[str, Any]]:
-    from gems_graph.eval.call_counter import counted
     from gems_graph.models.generator import GenerationRequest
-    from gems_graph.models.registry import resolve_generator
+    from gems_graph.models.registry import resolve_chat_model, resolve_generator
     from gems_graph.shapes.suite import dev_split
 
     gen = resolve_generator("shapes")
@@ -152,7 +151,7 @@ def shapes(args: argparse.Namespace, root: Path) -> list[dict[str, Any]]:
 
     timed = _TimedGenerator(gen)
     calls_timer = _CallTimes()
-    chat = counted("shapes", calls_timer)
+    chat = resolve_chat_model("shapes").model_copy(update={"callbacks": [calls_timer]})
     rows = []
     for n in args.shapes_ns:
         ctx = loop_context(timed, chat, args.rounds, root / f"shapes{n}")

@@ -39,6 +39,9 @@ DEFAULT_MAX_MODEL_PROMPT_CHARS = 8000
 NO_PROMPTING_GUIDE = "none"
 
 StopRule = Literal["all_pass", "threshold"]
+#: How the critic asks its checks: one call per check of each image (the paper), or every
+#: check of one image in one call (one image upload instead of one per check).
+Verification = Literal["per_check", "per_image"]
 
 
 def _f(default: Any, description: str) -> Any:
@@ -116,6 +119,11 @@ class GemsContext:
         "Longest side in pixels of the round thumbnails kept in the state's messages, which LangGraph Studio "
         "shows (a few KB of checkpoint a round); 0 keeps none.",
     )
+    verification: Verification = _f(
+        "per_check",
+        "How the critic asks: 'per_check', one call per check with the image attached (the paper), or 'per_image', "
+        "every check of an image in one call answered one line per check (checks left unanswered are asked alone).",
+    )
     verify_concurrency: int = _f(4, "Verification calls to the critic model in flight at once.")
     generation_retries: int = _f(3, "Attempts per candidate on transient generator errors (connection, 429, 5xx, timeout).")
     chat_timeout: float = _f(DEFAULT_CHAT_TIMEOUT, "Seconds one chat-model request may wait for an answer.")
@@ -181,6 +189,7 @@ def validate_context(ctx: GemsContext) -> None:
     need(_is_int(ctx.max_checks) and 1 <= ctx.max_checks <= 1000, "max_checks", "must be an integer from 1 to 1000")
     need(isinstance(ctx.max_skills, int) and 0 <= ctx.max_skills <= 8, "max_skills", "must be an integer from 0 to 8")
     need(isinstance(ctx.recall_k, int) and 0 <= ctx.recall_k <= 20, "recall_k", "must be an integer from 0 to 20")
+    need(ctx.verification in ("per_check", "per_image"), "verification", "must be 'per_check' or 'per_image'")
     need(isinstance(ctx.verify_concurrency, int) and ctx.verify_concurrency >= 1, "verify_concurrency", "must be >= 1")
     need(isinstance(ctx.generation_retries, int) and ctx.generation_retries >= 1, "generation_retries", "must be >= 1")
     for name in ("chat_timeout", "chat_deadline", "generation_timeout", "generation_deadline"):

@@ -58,6 +58,7 @@ GEMS_PAPER = Preset(
             "candidates_per_round": 1,
             "stop_rule": "all_pass",
             "verdict_probabilities": False,
+            "verification": "per_check",
             "tie_break": "earliest",
             "refiner_images": -1,
             "max_skills": 1,

@@ -15,6 +15,8 @@ USER_REQUEST = "User request"
 ORIGINAL_REQUEST = "Original request"
 DESCRIPTION = "Description"
 QUESTION = "Question"
+#: A block of every check of one image, one indented ``id: question`` line each (``questions_block``).
+QUESTIONS = "Questions"
 IMAGE_REQUEST = "The image was made for this request"
 REASONING = "Reasoning behind this round's prompt"
 FEEDBACK = "Feedback from a person"
@@ -67,6 +69,17 @@ def guide_block(guide: str | None) -> str:
         return ""
     lines = [f"  {line.strip()}" for line in guide.strip().splitlines()]
     return f"{PROMPTING_GUIDE}:\n" + "\n".join(lines) + "\n"
+
+
+def questions_block(questions: list[tuple[str, str]]) -> str:
+    """``QUESTIONS``'s block: the label's line, then one indented ``id: question`` line per check."""
+    return f"{QUESTIONS}:\n" + "\n".join(f"  {qid}: {' '.join(q.split())}" for qid, q in questions) + "\n"
+
+
+def read_questions(text: str) -> list[tuple[str, str]]:
+    """The (id, question) lines of the ``QUESTIONS`` block, as ``questions_block`` wrote them."""
+    block = find_block(text, QUESTIONS) or ""
+    return [(qid.strip(), q.strip()) for qid, sep, q in (line.partition(":") for line in block.splitlines()) if sep and qid.strip()]
 
 
 def find_block(text: str, label: str) -> str | None:

@@ -19,6 +19,7 @@ from pydantic import ConfigDict
 from typing_extensions import TypedDict
 
 from gems_graph.records import Candidate, Check, Round, Status
+from gems_graph.usage import RunUsage, add_usage_writes
 
 
 def merge_pending(left: list[Candidate] | None, right: list[Candidate] | None) -> list[Candidate]:
@@ -95,6 +96,9 @@ class GemsOutput(TypedDict, total=False):
     """The run folder: images, run.json, report.html."""
     error: str | None
     """Why the run failed, in one line (None unless status is failed)."""
+    usage: RunUsage
+    """What the run used: chat calls, input and output tokens, images sent to the chat model
+    and images generated, in total, by node and by round (``gems_graph.usage``)."""
 
 
 def merge_message_writes(left: list[AnyMessage] | None, writes: list[list[AnyMessage]]) -> list[AnyMessage]:
@@ -166,3 +170,7 @@ class GemsState(GemsInput, total=False):
     messages: Annotated[list[AnyMessage], DeltaChannel(merge_message_writes)]
     """One message per round with its prompt, scores and thumbnails, for LangGraph Studio's
     thread view (``studio_thumbnails`` sets their size; 0 keeps none)."""
+    usage: Annotated[RunUsage, DeltaChannel(add_usage_writes)]
+    """What the run cost: chat calls, tokens and images, per node and per round. Nodes write
+    ``[UsageRecord]``; the value is their sum, checkpointed as the writes, so a resumed run
+    keeps counting from where it stopped."""

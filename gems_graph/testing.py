@@ -42,6 +42,9 @@ class ScriptedChatModel(FakeMessagesListChatModel):
     responses: list[BaseMessage] = []
     handler: Any = None
     calls: list[tuple[list[str], str]] = []
+    #: Reported as every reply's ``usage_metadata`` (input and output tokens) unless the
+    #: handler's reply has its own; None reports none, as some servers do.
+    usage: tuple[int, int] | None = None
 
     def bind_tools(self, tools: Any, *, tool_choice: Any = None, **kwargs: Any) -> Any:
         return self.bind(tools=[convert_to_openai_tool(t) for t in tools], tool_choice=tool_choice, **kwargs)
@@ -57,6 +60,10 @@ class ScriptedChatModel(FakeMessagesListChatModel):
             out = AIMessage(content="", tool_calls=[{"name": type(out).__name__, "args": out.model_dump(), "id": uuid.uuid4().hex[:8]}])
         elif isinstance(out, str):
             out = AIMessage(content=out)
+        if self.usage is not None and isinstance(out, AIMessage) and out.usage_metadata is None:
+            out = out.model_copy(
+                update={"usage_metadata": {"input_tokens": self.usage[0], "output_tokens": self.usage[1], "total_tokens": sum(self.usage)}}
+            )
         return ChatResult(generations=[ChatGeneration(message=out)])
 
     @property
@@ -194,7 +201,8 @@ def loop_handler(
     """A scripted LLM for the colour world.
 
     Decomposes into ``checks``; answers "Is ... red?" by looking at the attached
-    image's pixels and any other question with yes; the refiner adds ``FIXED`` to the
+    image's pixels and any other question with yes (one ``id: answer`` line each when
+    asked every check of an image at once); the refiner adds ``FIXED`` to the
     prompt once it writes the prompt for round ``fix_at_round``.
     """
     from gems_graph.nodes.critic import Decomposition
@@ -215,10 +223,16 @@ def loop_handler(
             base = find_field(text, labels.ORIGINAL_REQUEST) or ""
             fixed = fix_at_round is not None and next_round >= fix_at_round
             return RefinedPrompt(reasoning="restate the colour", prompt=base + (" FIXED" if fixed else ""), new_seed=True)
-        # Verification: a plain yes/no question with the image attached.
-        question = find_field(text, labels.QUESTION) or text
-        if "red" in question.lower():
-            return "yes" if is_red(attached_images(messages)[0]) else "no"
-        return "yes"
+
+        # Verification: a plain yes/no question with the image attached, or every check of it at once.
+        def answer(question: str) -> str:
+            if "red" in question.lower():
+                return "yes" if is_red(attached_images(messages)[0]) else "no"
+            return "yes"
+
+        questions = labels.read_questions(text)
+        if questions:
+            return "\n".join(f"{qid}: {answer(q)}" for qid, q in questions)
+        return answer(find_field(text, labels.QUESTION) or text)
 
     return handle

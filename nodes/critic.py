@@ -4,15 +4,19 @@ On its first visit it asks the critic model for atomic yes/no checks of the
 *original* prompt (structured output). Every check of every candidate is then
 asked as a plain yes/no question with the image attached, in parallel; where the
 model returns log-probabilities (and ``verdict_probabilities`` is on), the verdict
-carries P(yes). Candidates are ranked by ``gems_graph.state.rank_key`` under the
+carries P(yes). With ``verification="per_image"`` the checks of one image go in one
+call instead, answered one ``id: yes|no`` line each (one image upload per candidate,
+not one per check); P(yes) then comes from each answer's token. Candidates are ranked by ``gems_graph.state.rank_key`` under the
 context's ``tie_break``; the best so far is kept (earliest wins an exact tie), and
 the route decides: stop or refine.
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
@@ -25,6 +29,7 @@ from gems_graph.errors import one_line
 from gems_graph.events import emit
 from gems_graph.models.llm import (
     StructuredOutputError,
+    answer_probabilities,
     image_block,
     invoke_structured,
     read_verdict,
@@ -32,6 +37,7 @@ from gems_graph.models.llm import (
     text_block,
     yes_probability,
 )
+from gems_graph.models.metering import carry_meter, metering
 from gems_graph.models.registry import chat_limits, resolve_chat_model
 from gems_graph.nodes.human_review import round_message
 from gems_graph.nodes.skill_planning import merge_skill_checks
@@ -39,6 +45,7 @@ from gems_graph.persistence.artifacts import write_run_json
 from gems_graph.records import Candidate, Check, Round, TieBreak, Verdict, best_candidate, is_answered, is_failed, verdict_score
 from gems_graph.settings import effective_context
 from gems_graph.state import GemsState
+from gems_graph.usage import add_usage
 
 DECOMPOSE_SYSTEM_PROMPT = """\
 You turn an image description into atomic yes/no checks for a visual verifier.
@@ -56,6 +63,21 @@ it with a single word: yes or no."""
 #: The request is given as context: skill checks such as "Does each object keep the
 #: colour the prompt gives it?" refer to it.
 VERIFY_USER_PROMPT = f"{labels.IMAGE_REQUEST}: {{prompt}}\n{labels.QUESTION}: {{question}} Answer yes or no."
+
+#: ``verification="per_image"``: every check of one image in one call.
+VERIFY_IMAGE_SYSTEM_PROMPT = """\
+You are a strict visual verifier. Look at the image and answer every question about
+it with a single word, yes or no: one line per question, its id, a colon and the
+answer (for example "c1: yes"), and nothing else."""
+
+#: ``questions`` is ``labels.questions_block`` of the checks.
+VERIFY_IMAGE_USER_PROMPT = f"{labels.IMAGE_REQUEST}: {{prompt}}\n{{questions}}Answer every question: one line each, id: yes or id: no."
+
+
+def _answer_lines(ids: list[str]) -> re.Pattern[str]:
+    """A line of a per-image reply: one of the check ids (markdown around it allowed), a separator, yes or no."""
+    names = "|".join(re.escape(i) for i in sorted(ids, key=len, reverse=True))
+    return re.compile(rf"^[\s*>\-\"'`]*({names})[\s*\"'`]*[:=)\-.]+[\s*\"'`]*(yes|no)\b", re.I | re.M)
 
 
 class Decomposition(BaseModel):
@@ -102,6 +124,42 @@ def verify(model: BaseChatModel, check: Check, candidate: Candidate, prompt: str
     return Verdict(check_id=check["id"], passed=verdict, answer=text.strip()[:200], probability=probability)
 
 
+def verify_image(model: BaseChatModel, checks: list[Check], candidate: Candidate, prompt: str, probabilities: bool = True) -> list[Verdict]:
+    """Ask every check of one image in one call; a check the reply leaves out is asked alone (``verify``).
+
+    Each answer's P(yes) comes from its answer token's log-probabilities
+    (``answer_probabilities``) where the server returns them. A failed call is every
+    check unanswered, as a failed call is in ``verify``."""
+    assert candidate["image"] is not None
+    questions = labels.questions_block([(c["id"], c["question"]) for c in checks])
+    messages = [
+        SystemMessage(VERIFY_IMAGE_SYSTEM_PROMPT),
+        HumanMessage(
+            content=[text_block(VERIFY_IMAGE_USER_PROMPT.format(prompt=prompt, questions=questions)), image_block(candidate["image"])]
+        ),
+    ]
+    asking = with_logprobs(model) if probabilities else model
+    try:
+        reply = asking.invoke(messages)
+    except Exception as exc:  # noqa: BLE001 - unanswered, not "no"
+        answer = f"error: {type(exc).__name__}: {one_line(exc)}"
+        return [Verdict(check_id=c["id"], passed=False, answer=answer, probability=None, answered=False) for c in checks]
+    text = reply.text if isinstance(reply, AIMessage) else str(reply)
+    lines = list(_answer_lines([c["id"] for c in checks]).finditer(text))
+    probs = answer_probabilities(reply, len(lines)) if probabilities and isinstance(reply, AIMessage) else [None] * len(lines)
+    by_id: dict[str, tuple[str, float | None]] = {}
+    for line, p in zip(lines, probs):
+        by_id.setdefault(line.group(1).lower(), (line.group(2).lower(), p))
+    verdicts = []
+    for check in checks:
+        found = by_id.get(check["id"].lower())
+        if found is None:
+            verdicts.append(verify(model, check, candidate, prompt, probabilities))
+        else:
+            verdicts.append(Verdict(check_id=check["id"], passed=found[0] == "yes", answer=found[0], probability=found[1]))
+    return verdicts
+
+
 def with_logprobs(model: BaseChatModel) -> Any:
     """Ask for top log-probabilities where the endpoint supports them (soft verification)."""
 
@@ -114,6 +172,39 @@ def pick_best(best: Candidate | None, candidates: list[Candidate], tie_break: Ti
 
 
 def critic(state: GemsState, runtime: Runtime[GemsContext]) -> dict[str, Any]:
+    with metering() as meter:
+        update, checks, first_visit = _judge(state, runtime)
+    usage = meter.record("critic", state["round_index"])
+    update["usage"] = [usage]
+    if first_visit:
+        update["checks"] = checks  # written once: every checkpoint stores what changed
+    this_round = update["rounds"][0]
+    write_run_json(
+        state["run_dir"],
+        {
+            **state,
+            **update,
+            "checks": checks,
+            "rounds": _merged_rounds(state, this_round),
+            "notes": [*(state.get("notes") or []), *update["notes"]],
+            "usage": add_usage(state.get("usage"), [usage]),
+        },
+    )
+    if update["status"] != "running":
+        emit(
+            runtime,
+            "run_finished",
+            status=update["status"],
+            score=update["score"],
+            best_image=update["best_image"],
+            rounds=this_round["index"],
+            error=update["error"],
+        )
+    return update
+
+
+def _judge(state: GemsState, runtime: Runtime[GemsContext]) -> tuple[dict[str, Any], list[Check], bool]:
+    """Decompose (first visit) and verify the round's candidates: the critic's model calls and their outcome."""
     ctx = effective_context(state, runtime.context)
     model = resolve_chat_model(ctx.critic_spec, chat_limits(ctx))
     notes: list[str] = []
@@ -135,11 +226,7 @@ def critic(state: GemsState, runtime: Runtime[GemsContext]) -> dict[str, Any]:
 
     round_index = state["round_index"]
     candidates = sorted((c for c in state.get("pending") or [] if c["round"] == round_index), key=lambda c: c["index"])
-    jobs = [(c, ch) for c in candidates if c["error"] is None for ch in checks]
-    answers = _verify_all(model, jobs, ctx.verify_concurrency, state["prompt"], ctx.verdict_probabilities)
-    by_candidate: dict[int, list[Verdict]] = {}
-    for (cand, _), verdict in zip(jobs, answers):
-        by_candidate.setdefault(cand["index"], []).append(verdict)
+    by_candidate = _verify_candidates(model, [c for c in candidates if c["error"] is None], checks, ctx, state["prompt"])
     judged = []
     for cand in candidates:
         verdicts = by_candidate.get(cand["index"], [])
@@ -172,37 +259,48 @@ def critic(state: GemsState, runtime: Runtime[GemsContext]) -> dict[str, Any]:
         "error": error,
         "notes": notes,
     }
-    if first_visit:
-        update["checks"] = checks  # written once: every checkpoint stores what changed
     if ctx.studio_thumbnails:
         update["messages"] = [round_message(this_round, checks, ctx.studio_thumbnails)]
-    write_run_json(
-        state["run_dir"],
-        {**state, **update, "checks": checks, "rounds": _merged_rounds(state, this_round), "notes": [*(state.get("notes") or []), *notes]},
-    )
-    if status != "running":
-        emit(
-            runtime, "run_finished", status=status, score=update["score"], best_image=update["best_image"], rounds=round_index, error=error
-        )
-    return update
+    return update, checks, first_visit
 
 
 #: Shared by every run of the process (many runs in flight each verify several checks).
 _VERIFY_POOL = ThreadPoolExecutor(max_workers=128, thread_name_prefix="gems-verify")
 
 
-def _verify_all(
-    model: BaseChatModel, jobs: list[tuple[Candidate, Check]], concurrency: int, prompt: str, probabilities: bool = True
-) -> list[Verdict]:
-    """Verify jobs on a shared pool (threads are costly to start), ``concurrency`` at a time."""
-    if len(jobs) <= 1 or concurrency <= 1:
-        return [verify(model, check, cand, prompt, probabilities) for cand, check in jobs]
-    results: list[Verdict] = []
-    for start in range(0, len(jobs), concurrency):
-        batch = jobs[start : start + concurrency]
-        # The node's own thread takes the first job instead of idling on the pool.
-        futures = [_VERIFY_POOL.submit(verify, model, check, cand, prompt, probabilities) for cand, check in batch[1:]]
-        results.append(verify(model, batch[0][1], batch[0][0], prompt, probabilities))
+def _verify_candidates(
+    model: BaseChatModel, candidates: list[Candidate], checks: list[Check], ctx: GemsContext, prompt: str
+) -> dict[int, list[Verdict]]:
+    """Every candidate's verdicts, in check order: one call per check, or per image (``ctx.verification``)."""
+    p = ctx.verdict_probabilities
+    if ctx.verification == "per_image":
+        per_image = _run_all([_bind(verify_image, model, checks, c, prompt, p) for c in candidates], ctx.verify_concurrency)
+        return {c["index"]: verdicts for c, verdicts in zip(candidates, per_image)}
+    jobs = [(c, ch) for c in candidates for ch in checks]
+    answers = _run_all([_bind(verify, model, ch, c, prompt, p) for c, ch in jobs], ctx.verify_concurrency)
+    out: dict[int, list[Verdict]] = {}
+    for (cand, _), verdict in zip(jobs, answers):
+        out.setdefault(cand["index"], []).append(verdict)
+    return out
+
+
+T = TypeVar("T")
+
+
+def _bind(fn: Callable[..., T], *args: Any) -> Callable[[], T]:
+    return lambda: fn(*args)
+
+
+def _run_all(calls: list[Callable[[], T]], concurrency: int) -> list[T]:
+    """Run calls on a shared pool (threads are costly to start), ``concurrency`` at a time, results in order."""
+    if len(calls) <= 1 or concurrency <= 1:
+        return [call() for call in calls]
+    results: list[T] = []
+    for start in range(0, len(calls), concurrency):
+        batch = calls[start : start + concurrency]
+        # The node's own thread takes the first call instead of idling on the pool.
+        futures = [_VERIFY_POOL.submit(carry_meter(call)) for call in batch[1:]]
+        results.append(batch[0]())
         results += [f.result() for f in futures]
     return results
 

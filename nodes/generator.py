@@ -36,6 +36,7 @@ from gems_graph.persistence.artifacts import candidate_path, save_png
 from gems_graph.records import Candidate, EditRecord, ImageRef
 from gems_graph.state import GemsState
 from gems_graph.text import keep_start
+from gems_graph.usage import usage_record
 
 
 class EditTask(TypedDict):
@@ -217,7 +218,7 @@ def _finish(task: CandidateTask, made: _Made, image_ref: Any, error: str | None,
         error=error,
         edit="edit" in task,
     )
-    return {"pending": [candidate]}
+    return {"pending": [candidate], "usage": [usage_record("generator", task["round"], images_generated=int(image_ref is not None))]}
 
 
 def _edit_of(edit: EditTask, request: GenerationRequest, path: Any, backend: Any) -> tuple[_Made, EditRequest]:

@@ -31,6 +31,7 @@ from gems_graph.events import emit
 from gems_graph.memory import MemoryStoreError, generator_family
 from gems_graph.memory.access import lessons_text, store_for_run
 from gems_graph.models.llm import StructuredOutputError, invoke_structured
+from gems_graph.models.metering import metering
 from gems_graph.models.registry import (
     chat_limits,
     chat_models,
@@ -47,6 +48,7 @@ from gems_graph.persistence.home import default_runs_dir
 from gems_graph.settings import effective_context
 from gems_graph.skills import default_registry
 from gems_graph.state import GemsState
+from gems_graph.usage import UsageRecord, add_usage
 from gems_graph.validation import validate_prompt
 
 PLANNER_SYSTEM_PROMPT = """\
@@ -170,11 +172,13 @@ def planner(state: GemsState, config: RunnableConfig, runtime: Runtime[GemsConte
     emit(runtime, "run_started", run_dir=str(run_dir))
     notes: list[str] = []
     try:
-        planned = _plan_first_prompt(ctx, prompt, runtime, notes)
+        with metering() as meter:
+            planned = _plan_first_prompt(ctx, prompt, runtime, notes)
     except Exception as exc:
         # The run exists (its folder, its thread): say in run.json why it stopped, then let the runner mark it failed.
         write_run_json(str(run_dir), {"run_id": str(run_id), "prompt": prompt, "status": "failed", "error": one_line(exc)})
         raise
+    usage = meter.record("planner", 1)
     first_prompt, thought, generation = planned["first_prompt"], planned["thought"], planned["generation"]
     plan, recalled, family = planned["plan"], planned["recalled"], planned["family"]
 
@@ -201,15 +205,16 @@ def planner(state: GemsState, config: RunnableConfig, runtime: Runtime[GemsConte
         "pending": None,
         "status": "running",
         "error": None,
-        **(clean_slate(notes) if state.get("run_id") else {"notes": notes}),
+        **(clean_slate(notes, usage) if state.get("run_id") else {"notes": notes, "usage": [usage]}),
     }
 
 
-def clean_slate(notes: list[str]) -> dict[str, Any]:
+def clean_slate(notes: list[str], usage: UsageRecord) -> dict[str, Any]:
     """What a new run on a thread that already ran must not inherit from the last one."""
     return {
         "rounds": Overwrite([]),
         "notes": Overwrite(notes),
+        "usage": Overwrite(add_usage(None, [usage])),
         "checks": [],
         "best": None,
         "best_image": None,

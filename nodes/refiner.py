@@ -34,6 +34,7 @@ from gems_graph.memory.access import lessons_text
 from gems_graph.memory.trajectory import round_facts, trajectory_view
 from gems_graph.models.generator import region_mask, supports_editing
 from gems_graph.models.llm import StructuredOutputError, image_block, invoke_structured, text_block
+from gems_graph.models.metering import metering
 from gems_graph.models.registry import chat_limits, resolve_chat_model, resolve_editor, resolve_prompting_guide
 from gems_graph.nodes.generator import EditTask, model_prompt, plan_round
 from gems_graph.records import Candidate, Check, Round, TieBreak, is_failed, round_best
@@ -181,6 +182,13 @@ def _edit_task(source: Candidate, reply: RefinedPrompt) -> EditTask:
 
 
 def refiner(state: GemsState, runtime: Runtime[GemsContext]) -> dict[str, Any]:
+    """Compress the round and write the next one; its calls are counted under the round it refined."""
+    with metering() as meter:
+        update = _refine(state, runtime)
+    return {**update, "usage": [meter.record("refiner", state["round_index"])]}
+
+
+def _refine(state: GemsState, runtime: Runtime[GemsContext]) -> dict[str, Any]:
     ctx = effective_context(state, runtime.context)
     model = resolve_chat_model(ctx.chat_model, chat_limits(ctx))
     checks = state.get("checks") or []

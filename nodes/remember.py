@@ -17,11 +17,13 @@ from gems_graph.events import emit
 from gems_graph.memory import MemoryStoreError, distill_lessons, generator_family
 from gems_graph.memory.access import store_for_run
 from gems_graph.memory.store import memory_is_off
+from gems_graph.models.metering import metering
 from gems_graph.models.registry import chat_limits, resolve_chat_model, resolve_generator
 from gems_graph.nodes.refiner import compress_round
 from gems_graph.persistence.artifacts import write_run_json
 from gems_graph.settings import effective_context
 from gems_graph.state import GemsState
+from gems_graph.usage import add_usage
 
 
 def remember(state: GemsState, runtime: Runtime[GemsContext]) -> dict[str, Any]:
@@ -35,12 +37,14 @@ def remember(state: GemsState, runtime: Runtime[GemsContext]) -> dict[str, Any]:
     update: dict[str, Any] = {}
     last = rounds[-1]
     if not last.get("experience"):
-        experience, note = compress_round(
-            resolve_chat_model(ctx.chat_model, chat_limits(ctx)), state["prompt"], last, state.get("checks") or []
-        )
+        with metering() as meter:
+            experience, note = compress_round(
+                resolve_chat_model(ctx.chat_model, chat_limits(ctx)), state["prompt"], last, state.get("checks") or []
+            )
         last = {**last, "experience": experience}
         rounds[-1] = last
         update["rounds"] = [last]
+        update["usage"] = [meter.record("remember", last["index"])]
         notes += [note] if note else []
     lessons = distill_lessons(
         state["prompt"],
@@ -59,5 +63,14 @@ def remember(state: GemsState, runtime: Runtime[GemsContext]) -> dict[str, Any]:
         notes.append(f"memory: could not write lessons ({one_line(exc)})")
     emit(runtime, "lessons_written", ids=ids)
     update.update({"lessons_written": ids, "notes": notes})
-    write_run_json(state["run_dir"], {**state, "rounds": rounds, "lessons_written": ids, "notes": [*(state.get("notes") or []), *notes]})
+    write_run_json(
+        state["run_dir"],
+        {
+            **state,
+            "rounds": rounds,
+            "lessons_written": ids,
+            "notes": [*(state.get("notes") or []), *notes],
+            "usage": add_usage(state.get("usage"), update.get("usage") or []),
+        },
+    )
     return update

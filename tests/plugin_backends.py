@@ -36,8 +36,10 @@ def _colour(arg: str) -> ColourGenerator:
 
 
 def _scripted(arg: str) -> ScriptedChatModel:
-    fix = _args(arg).get("fix")
-    return ScriptedChatModel(handler=loop_handler(fix_at_round=int(fix) if fix else None))
+    """``scripted:fix=3,usage=10/2``: fixed from round 3 on; each reply reports 10 input and 2 output tokens."""
+    a = _args(arg)
+    usage = tuple(int(n) for n in a["usage"].split("/")) if "usage" in a else None
+    return ScriptedChatModel(handler=loop_handler(fix_at_round=int(a["fix"]) if "fix" in a else None), usage=usage)
 
 
 def faulty(scene: Scene, roll: int) -> Scene:

@@ -124,9 +124,15 @@ class RecordingServer:
 
 
 def chat_completion(
-    content: str = "", *, tool_call: dict | None = None, logprobs: list | None = None, model: str = "m", reasoning: str | None = None
+    content: str = "",
+    *,
+    tool_call: dict | None = None,
+    logprobs: list | None = None,
+    model: str = "m",
+    reasoning: str | None = None,
+    usage: tuple[int, int] | None = (1, 1),
 ) -> dict:
-    """An OpenAI chat.completion body."""
+    """An OpenAI chat.completion body; ``usage`` is (prompt, completion) tokens, None for a server that reports none."""
     message: dict[str, Any] = {"role": "assistant", "content": content}
     if tool_call is not None:
         message["content"] = None
@@ -136,14 +142,10 @@ def chat_completion(
     choice: dict[str, Any] = {"index": 0, "message": message, "finish_reason": "stop"}
     if logprobs is not None:
         choice["logprobs"] = {"content": logprobs}
-    return {
-        "id": "c1",
-        "object": "chat.completion",
-        "created": 0,
-        "model": model,
-        "choices": [choice],
-        "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
-    }
+    body: dict[str, Any] = {"id": "c1", "object": "chat.completion", "created": 0, "model": model, "choices": [choice]}
+    if usage is not None:
+        body["usage"] = {"prompt_tokens": usage[0], "completion_tokens": usage[1], "total_tokens": sum(usage)}
+    return body
 
 
 def chat_request_kind(rec: Recorded) -> str:
@@ -199,6 +201,8 @@ class FaultyChat:
     faults: dict[str, list[Any]] = field(default_factory=dict)
     always: dict[str, Any] = field(default_factory=dict)
     kinds: list[str] = field(default_factory=list)
+    #: (prompt, completion) tokens each healthy reply of a kind reports (1, 1 where not given).
+    usage: dict[str, tuple[int, int]] = field(default_factory=dict)
 
     def __call__(self, rec: Recorded) -> Any:
         if not rec.path.endswith("/chat/completions"):
@@ -210,7 +214,8 @@ class FaultyChat:
         if kind in self.always:
             return self.always[kind]
         answer = HEALTHY_ANSWERS.get(kind, "Yes")
-        return json_reply(200, chat_completion(answer if isinstance(answer, str) else json.dumps(answer)))
+        content = answer if isinstance(answer, str) else json.dumps(answer)
+        return json_reply(200, chat_completion(content, usage=self.usage.get(kind, (1, 1))))
 
 
 @dataclass

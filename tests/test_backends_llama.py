@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field
 from gems_graph.backends.doctor import doctor
 from gems_graph.backends.openai_chat import compatible_from_spec
 from gems_graph.models.llm import invoke_structured, supports_logprobs, yes_probability
+from gems_graph.models.metering import metering
 from tests.servers import LlamaServer, reset_endpoint_memory, smollm2_gguf
 
 pytest.importorskip("llama_cpp.server", reason="llama-cpp-python[server] is a dev dependency (make setup)")
@@ -53,9 +54,15 @@ def test_structured_output_falls_back_and_remembers(llama):
 def test_logprobs_are_returned_and_parsed(llama):
     model = compatible_from_spec(f"{llama.base_url}#{llama.alias}?temperature=0&max_tokens=64&max_retries=0&timeout=600")
     assert supports_logprobs(model)
-    msg = model.bind(logprobs=True, top_logprobs=5, max_tokens=3).invoke(
-        [SystemMessage("Answer with one word: Yes or No."), HumanMessage("Is the sky blue on a clear day?")]
-    )
+    with metering() as meter:
+        msg = model.bind(logprobs=True, top_logprobs=5, max_tokens=3).invoke(
+            [SystemMessage("Answer with one word: Yes or No."), HumanMessage("Is the sky blue on a clear day?")]
+        )
+    # The server's own token counts are what the run records.
+    served = msg.response_metadata["token_usage"]
+    counted = meter.record("critic", 1)
+    assert served["prompt_tokens"] > 0 and counted["calls"] == 1 and counted["unreported_calls"] == 0
+    assert (counted["input_tokens"], counted["output_tokens"]) == (served["prompt_tokens"], served["completion_tokens"])
     first = msg.response_metadata["logprobs"]["content"][0]
     assert first["top_logprobs"] and all("logprob" in t for t in first["top_logprobs"])
     p = yes_probability(msg)

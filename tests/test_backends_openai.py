@@ -272,3 +272,64 @@ def test_which_key_goes_where_when_both_variables_are_set(monkeypatch):
     assert compatible_from_spec("http://127.0.0.1:9/v1#m").openai_api_key.get_secret_value() == "local-server-key"
     monkeypatch.delenv("GEMS_OPENAI_API_KEY")
     assert compatible_from_spec("http://127.0.0.1:9/v1#m").openai_api_key.get_secret_value() == "sk-real-openai"
+
+
+def test_server_reported_usage_reaches_run_json(tmp_path):
+    """Each node's calls carry the tokens the server said they cost, through langchain-openai's ``usage_metadata``."""
+    from langgraph.checkpoint.memory import InMemorySaver
+
+    from gems_graph.app.runner import run_gems
+    from gems_graph.context import GemsContext
+    from gems_graph.testing import ColourGenerator
+    from tests.servers import FaultyChat
+
+    chat = FaultyChat(usage={"planner": (100, 20), "decompose": (50, 10), "verify": (300, 1)})
+    with RecordingServer(chat) as srv:
+        ctx = GemsContext(
+            generator=ColourGenerator(lucky_seeds={0}), chat_model=_model(srv), artifact_root=str(tmp_path), memory="none", max_skills=0
+        )
+        result = run_gems("a red square", ctx, InMemorySaver())
+    assert result.status == "passed" and chat.kinds == ["planner", "decompose", "verify", "verify"]
+    usage = json.loads((tmp_path / result.state["run_id"] / "run.json").read_text())["usage"]
+    assert usage["nodes"]["planner"] == {
+        "calls": 1,
+        "unreported_calls": 0,
+        "input_tokens": 100,
+        "output_tokens": 20,
+        "images_sent": 0,
+        "images_generated": 0,
+    }
+    assert usage["nodes"]["critic"] == {
+        "calls": 3,
+        "unreported_calls": 0,
+        "input_tokens": 650,
+        "output_tokens": 12,
+        "images_sent": 2,
+        "images_generated": 0,
+    }
+    assert usage["total"]["images_generated"] == 1 and usage["total"]["input_tokens"] == 750
+
+
+def test_per_image_verification_is_one_request_with_each_answers_probability(tmp_path):
+    """Every check of an image in one request, the image once; P(yes) from each answer token's logprobs."""
+    from gems_graph.nodes.critic import verify_image
+    from gems_graph.records import Candidate, Check
+
+    path = tmp_path / "img.png"
+    Image.new("RGB", (32, 32), (255, 0, 0)).save(path)
+    image = {"path": str(path), "sha256": "x", "width": 32, "height": 32}
+    candidate = Candidate(round=1, index=0, prompt="p", seed=0, params={}, image=image, verdicts=[], score=None, error=None)
+    checks = [Check(id="c1", question="Is there a square?", source="prompt"), Check(id="c2", question="Is it red?", source="prompt")]
+
+    def token(text, yes=None):
+        tops = [] if yes is None else [{"token": " yes", "logprob": yes, "bytes": None}, {"token": " no", "logprob": -1.0, "bytes": None}]
+        return {"token": text, "logprob": 0.0, "bytes": None, "top_logprobs": tops}
+
+    stream = [token("c1"), token(":"), token(" yes", -0.2), token("\nc2"), token(":"), token(" no", -3.0)]
+    with RecordingServer(lambda rec: json_reply(200, chat_completion("c1: yes\nc2: no", logprobs=stream))) as srv:
+        verdicts = verify_image(_model(srv), checks, candidate, "a red square")
+    (request,) = srv.requests
+    content = request.json()["messages"][1]["content"]
+    assert [b["type"] for b in content] == ["text", "image_url"] and request.json()["logprobs"] is True
+    assert [(v["check_id"], v["passed"]) for v in verdicts] == [("c1", True), ("c2", False)]
+    assert verdicts[0]["probability"] > 0.5 > verdicts[1]["probability"]

@@ -35,13 +35,17 @@ BACKENDS = ["--generator", "colour:", "--chat-model", "scripted:fix=3"]
 
 
 def test_run_json_prints_one_object_and_nothing_else(tmp_path):
-    res = gems(["run", "a red square", *BACKENDS, "--json"], tmp_path)
+    res = gems(["run", "a red square", "--generator", "colour:", "--chat-model", "scripted:fix=3,usage=10/2", "--json"], tmp_path)
     assert res.returncode == 0, res.stderr
     summary = json.loads(res.stdout)  # the whole of stdout is one JSON object
     assert summary["status"] == "passed" and summary["rounds"] == 3 and summary["score"] == 1.0
     assert Path(summary["best_image"]).is_file()
     assert Path(summary["run_dir"], "run.json").is_file()
     assert summary["thread_id"] and "skills" in summary and "recalled_lessons" in summary
+    # 12 chat calls (tests/test_usage.py counts them by node), each reporting 10 input and 2 output tokens.
+    usage = {k: v for k, v in summary["usage"].items() if k != "nodes"}
+    assert usage == {"calls": 12, "unreported_calls": 0, "input_tokens": 120, "output_tokens": 24, "images_sent": 11, "images_generated": 3}
+    assert json.loads(Path(summary["run_json"]).read_text())["usage"]["total"] == usage
 
 
 def test_run_shows_progress_and_where_the_results_are(tmp_path):
@@ -49,6 +53,8 @@ def test_run_shows_progress_and_where_the_results_are(tmp_path):
     assert res.returncode == 0, res.stderr
     assert "round 1" in res.stderr and "round 2" in res.stderr and "candidate 0" in res.stderr
     assert "status: exhausted" in res.stdout and "best image:" in res.stdout and "run.json" in res.stdout
+    # scripted: reports no usage, so tokens are unknown; calls: planner 1, critic 3 + 2, refiner 2
+    assert "usage: 8 chat calls, unknown input / unknown output tokens, 6 images sent, 2 images generated" in res.stdout
 
 
 @pytest.mark.parametrize(

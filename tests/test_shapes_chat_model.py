@@ -206,3 +206,26 @@ def test_the_refiner_names_a_colour_for_a_missing_object_whose_colour_was_left_o
     out = compile_graph().invoke({"prompt": "a photo of a triangle and a blue circle"}, context=context)
     assert out["status"] == "passed" and out["rounds_used"] == 2
     assert gen.prompts == ["a photo of a triangle and a blue circle", "a photo of a red triangle and a blue circle"]
+
+
+def test_usage_follows_the_documented_rule(tmp_path):
+    """Word pieces and punctuation marks of the text, the tool schemas and tool-call arguments; IMAGE_TOKENS an image."""
+    import json
+
+    from langchain_core.utils.function_calling import convert_to_openai_tool
+
+    from gems_graph.persistence.artifacts import save_png
+    from gems_graph.shapes.chat_model import IMAGE_TOKENS, count_tokens
+
+    assert count_tokens("Is the square red? a_b 12x") == 9  # Is the square red ? a _ b 12x
+    model = ShapesChatModel()
+    ref = save_png(render_scene(parse_prompt("a red circle"), np.random.default_rng(0))[0], tmp_path / "c.png")
+    question = VERIFY_USER_PROMPT.format(prompt="a red circle", question="Is there a red circle?")
+    reply = model.invoke([SystemMessage("Answer yes or no."), HumanMessage(content=[text_block(question), image_block(ref)])])
+    expected_in = count_tokens("Answer yes or no.") + count_tokens(question) + IMAGE_TOKENS
+    assert reply.usage_metadata == {"input_tokens": expected_in, "output_tokens": 1, "total_tokens": expected_in + 1}
+
+    out = invoke_structured(model, Decomposition, [HumanMessage(DECOMPOSE_USER_PROMPT.format(prompt="a red circle"))])
+    tool_in = count_tokens(json.dumps(convert_to_openai_tool(Decomposition)))
+    assert out.raw.usage_metadata["input_tokens"] == count_tokens(DECOMPOSE_USER_PROMPT.format(prompt="a red circle")) + tool_in
+    assert out.raw.usage_metadata["output_tokens"] == count_tokens(json.dumps({"checks": out.value.checks}))

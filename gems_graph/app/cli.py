@@ -30,6 +30,7 @@ from gems_graph import terminal
 from gems_graph.context import ConfigError, GemsContext, StopRule
 from gems_graph.errors import one_line, redact
 from gems_graph.terminal import PAUSED_EXIT_CODE, console, fail
+from gems_graph.usage import usage_line
 from gems_graph.validation import InvalidPromptError, validate_prompt
 
 app = typer.Typer(
@@ -520,6 +521,7 @@ def _print_summary(summary: dict[str, Any]) -> None:
     out.print(f"run.json: {summary['run_json']}")
     out.print(f"report: {summary['report']}")
     out.print(f"run id: {summary['thread_id']}")
+    out.print(f"usage: {usage_line(summary['usage'])}", markup=False, soft_wrap=True)
     for note in summary["notes"]:
         out.print(f"note: {note}", markup=False)
 

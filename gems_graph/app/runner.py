@@ -19,6 +19,7 @@ from gems_graph.errors import one_line
 from gems_graph.graph import compile_graph
 from gems_graph.persistence.artifacts import write_run_json
 from gems_graph.records import FINAL_STATUSES, PAUSED
+from gems_graph.usage import RunUsage, Usage, run_total
 
 
 class UnknownRunError(LookupError):
@@ -39,6 +40,15 @@ class RunResult:
         """``paused`` while a review waits for its answer, else the state's status."""
         return PAUSED if self.review is not None else self.state.get("status", "unknown")
 
+    @property
+    def usage(self) -> RunUsage:
+        """What the run used, in total, by node and by round (``gems_graph.usage``)."""
+        return self.state.get("usage") or {}
+
+    @property
+    def usage_total(self) -> Usage:
+        return run_total(self.state.get("usage"))
+
     def summary(self) -> dict[str, Any]:
         """The JSON the CLI prints with ``--json``."""
         s = self.state
@@ -57,6 +67,7 @@ class RunResult:
             "notes": s.get("notes") or [],
             "skills": s.get("skills") or [],
             "recalled_lessons": [lesson.get("id") for lesson in s.get("recalled_lessons") or []],
+            "usage": {**self.usage_total, "nodes": dict(self.usage.get("nodes") or {})},
         }
 
 

@@ -18,8 +18,9 @@ N is the budget. ``loop+edit`` differs from ``loop`` only in the edit move: its
 refiner is shown the image it may edit (the best so far), as an edit needs.
 An edit counts as one image, like a generation. ``rewrite`` and ``search`` still run the critic (its decomposition
 and verification are counted in ``chat_calls``); only ``search`` uses its choice.
-Chat-model calls are counted by a callback on a per-task copy of the model, which
-sees calls from every thread the nodes use.
+What a task used (chat calls, input and output tokens, images sent to the chat model,
+images generated) is the run's own ``usage`` (``gems_graph.usage``), the figures a
+user of the graph sees in ``run.json``; the direct methods make no chat call.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from gems_graph.eval.suites import EvalItem
+from gems_graph.usage import Usage, run_total, zero_usage
 
 METHODS = ("single", "explicit", "rewrite", "search", "loop", "loop+skills", "loop+edit", "gems")
 #: Methods that call the generator once, without the graph.
@@ -107,10 +109,9 @@ def _direct(method: str, item: EvalItem, seed: int, s: MethodSettings, task_id: 
         "final_image": ref["path"],
         "final_sha256": ref["sha256"],
         "final_prompt": prompt,
-        "images": 1,
         "attempts": 1,
         "rounds": 1,
-        "chat_calls": 0,
+        **cost_fields({**zero_usage(), "images_generated": 1}),
         "status": "done",
         "error": None,
         "critic_score": None,
@@ -124,18 +125,14 @@ def _graph(method: str, item: EvalItem, seed: int, s: MethodSettings, task_id: s
     from langgraph.checkpoint.memory import InMemorySaver
 
     from gems_graph.context import GemsContext
-    from gems_graph.eval.call_counter import CallCounter, counted
     from gems_graph.graph import compile_graph
 
-    counter = CallCounter()
-    chat = counted(s.chat_model, counter)
-    critic = counted(s.critic_model, counter) if s.critic_model is not None else chat
     ctx = GemsContext(
         **{
             **s.context,
             "generator": s.generator,
-            "chat_model": chat,
-            "critic_model": critic,
+            "chat_model": s.chat_model,
+            "critic_model": s.critic_model,
             "seed": seed,
             "artifact_root": str(s.out / "runs" / method),
             "skills_dirs": list(s.skills_dirs),
@@ -156,10 +153,9 @@ def _graph(method: str, item: EvalItem, seed: int, s: MethodSettings, task_id: s
         "final_image": st.get("best_image"),
         "final_sha256": best["image"]["sha256"] if best and best.get("image") else None,
         "final_prompt": best["prompt"] if best else None,
-        "images": sum(1 for c in cands if c.get("image")),
         "attempts": len(cands),
         "rounds": st.get("rounds_used", 0),
-        "chat_calls": counter.calls,
+        **cost_fields(run_total(st.get("usage"))),
         "status": st.get("status"),
         "error": error,
         "critic_score": st.get("score"),
@@ -167,6 +163,17 @@ def _graph(method: str, item: EvalItem, seed: int, s: MethodSettings, task_id: s
         "recalled": len(st.get("recalled_lessons") or []),
         "notes": list(st.get("notes") or []),
         **edit_outcomes(cands),
+    }
+
+
+def cost_fields(u: Usage) -> dict[str, Any]:
+    """A task record's cost columns; ``images`` are the images generated (edits included)."""
+    return {
+        "images": u["images_generated"],
+        "chat_calls": u["calls"],
+        "input_tokens": u["input_tokens"],
+        "output_tokens": u["output_tokens"],
+        "images_sent": u["images_sent"],
     }
 
 

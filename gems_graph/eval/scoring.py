@@ -15,7 +15,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from gems_graph.eval.call_counter import CallCounter, counted
 from gems_graph.eval.softtifa import SoftTifaJudge
 from gems_graph.eval.suites import EvalItem
 
@@ -54,8 +53,9 @@ def make_scorer(suite: str, judge: Any = None) -> Scorer:
         return shapes_hard_score
     if suite == "geneval" or judge is None:
         return lambda item, path: {"score": None}
-    counter = CallCounter()
-    tifa = SoftTifaJudge(counted(judge, counter))
+    from gems_graph.models.registry import resolve_chat_model
+
+    tifa = SoftTifaJudge(resolve_chat_model(judge))
 
     def soft_tifa(item: EvalItem, image_path: str) -> dict[str, Any]:
         if not item.vqa:

@@ -16,8 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from gems_graph.errors import one_line
-from gems_graph.eval.methods import METHODS, MethodSettings, run_method
+from gems_graph.eval.methods import METHODS, MethodSettings, cost_fields, run_method
 from gems_graph.eval.suites import SHAPES_SUITES, EvalItem
+from gems_graph.usage import zero_usage
 
 SAMPLE_SEED_STRIDE = 10_000_000
 EXECUTORS = ("local", "ray")
@@ -164,10 +165,9 @@ def failed_task(rec: dict[str, Any], exc: BaseException, score: float | None | d
     return {
         **rec,
         "final_image": None,
-        "images": 0,
         "attempts": 0,
         "rounds": 0,
-        "chat_calls": 0,
+        **cost_fields(zero_usage()),
         "status": "error",
         "error": f"{type(exc).__name__}: {one_line(exc)}",
         "wall_s": None,

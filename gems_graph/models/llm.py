@@ -266,13 +266,35 @@ def yes_probability(message: AIMessage) -> float | None:
     Sums the probability of every spelling of yes (" Yes", "yes", ...) and of no, and
     normalises over the two, as Soft-TIFA does; None when there are no logprobs.
     """
-    meta = message.response_metadata or {}
-    logprobs = meta.get("logprobs")
+    content = _logprob_tokens(message)
+    return _token_p_yes(content[0]) if content else None
+
+
+def answer_probabilities(message: AIMessage, answers: int) -> list[float | None]:
+    """P("yes") of each of ``answers`` yes/no answers in a reply, from its answer tokens' ``top_logprobs``.
+
+    The reply's tokens that read as yes or no are taken in order as the answers' tokens;
+    when there are not exactly ``answers`` of them (the reply said yes or no elsewhere too),
+    which token belongs to which answer is not known, and every probability is None."""
+    tokens = [t for t in _logprob_tokens(message) if _bare(t.get("token")) in ("yes", "no")]
+    if len(tokens) != answers:
+        return [None] * answers
+    return [_token_p_yes(t) for t in tokens]
+
+
+def _logprob_tokens(message: AIMessage) -> list[dict[str, Any]]:
+    logprobs = (message.response_metadata or {}).get("logprobs")
     content = logprobs.get("content") if isinstance(logprobs, dict) else None
-    if not content:
-        return None
-    first = content[0]
-    tops = first.get("top_logprobs") or [{"token": first.get("token"), "logprob": first.get("logprob")}]
+    return [t for t in content if isinstance(t, dict)] if isinstance(content, list) else []
+
+
+def _bare(token: Any) -> str:
+    return str(token or "").strip().strip("\"'*.,:;").lower()
+
+
+def _token_p_yes(token: dict[str, Any]) -> float | None:
+    """P(yes) normalised over yes and no, from one token's top log-probabilities."""
+    tops = token.get("top_logprobs") or [{"token": token.get("token"), "logprob": token.get("logprob")}]
     yes = no = 0.0
     for entry in tops:
         token = str(entry.get("token", "")).strip().lower()

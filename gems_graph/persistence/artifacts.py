@@ -83,6 +83,7 @@ RUN_JSON_KEYS = (
     "skills",
     "recalled_lessons",
     "settings",
+    "usage",
 )
 
 

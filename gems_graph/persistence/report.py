@@ -25,6 +25,7 @@ from gems_graph.persistence.run_record import ShapeError, check_shape
 from gems_graph.records import is_failed
 from gems_graph.terminal import fail
 from gems_graph.text import word_opcodes
+from gems_graph.usage import counts_of, tokens_text
 
 REPORT_NAME = "report.html"
 #: Largest run.json read (a 5-round run with 500 checks is about 1.3 MB).
@@ -225,6 +226,28 @@ def check_table(checks: list[dict[str, Any]], rounds: list[dict[str, Any]]) -> s
     return f'<table class="checks"><tr><th>check</th>{head}</tr>{"".join(rows)}</table>'
 
 
+def usage_table(usage: Any) -> str:
+    """Calls, tokens and images by node, by round and in total (``run.json``'s ``usage``)."""
+    if not isinstance(usage, dict) or not isinstance(usage.get("total"), dict):
+        return "<p>No usage recorded.</p>"
+
+    def row(label: str, counts: Any) -> str:
+        try:
+            u = counts_of(counts)
+            cells = [u["calls"], tokens_text(u, "input_tokens"), tokens_text(u, "output_tokens"), u["images_sent"], u["images_generated"]]
+        except (AttributeError, KeyError, TypeError):
+            cells = ["?"] * 5
+        return f"<tr><th>{_e(label)}</th>" + "".join(f"<td>{_e(c)}</td>" for c in cells) + "</tr>"
+
+    head = "<tr><th></th><th>chat calls</th><th>input tokens</th><th>output tokens</th><th>images sent</th><th>images generated</th></tr>"
+    nodes = usage.get("nodes") if isinstance(usage.get("nodes"), dict) else {}
+    rounds = [r for r in usage.get("rounds") or [] if isinstance(r, dict)]
+    by_node = "".join(row(name, counts) for name, counts in nodes.items()) + row("total", usage["total"])
+    by_round = "".join(row(f"round {r.get('round')}", r.get("total")) for r in rounds)
+    note = "<p><small>Tokens as the chat model's server reported them; a + marks a sum some calls reported none for.</small></p>"
+    return f'<table class="usage">{head}{by_node}</table><table class="usage">{head}{by_round}</table>{note}'
+
+
 def edit_strip(cand: dict[str, Any], run_dir: Path) -> str:
     """An edit candidate's making, left to right: parent -> mask -> result (empty for a generation)."""
     edit = cand.get("edit")
@@ -312,6 +335,7 @@ figure.best img{border:3px solid #e0701b}figcaption{font-size:12px}
 .failed{margin:2px 0 0 16px;padding:0;color:#a33}.err{color:#a33}
 .noimg{width:160px;height:160px;background:#eee;display:flex;align-items:center;justify-content:center}
 table.checks{border-collapse:collapse}table.checks td,table.checks th{border:1px solid #ddd;padding:4px 8px}
+table.usage{border-collapse:collapse;margin-bottom:8px}table.usage td,table.usage th{border:1px solid #ddd;padding:4px 8px;text-align:right}
 th.q{text-align:left;font-weight:normal}td.pass{background:#d7f5dc;text-align:center}
 td.fail{background:#fbd8d8;text-align:center}td.some{background:#fff1c7;text-align:center}
 .experience{color:#555;font-style:italic}
@@ -402,6 +426,8 @@ def render_report(run: dict[str, Any], run_dir: Path) -> str:
 {check_table(checks, rounds)}
 <h2>Rounds</h2>
 {"".join(sections) or "<p>No rounds yet.</p>"}
+<h2>Usage</h2>
+{usage_table(run.get("usage"))}
 <h2>Skills loaded</h2>
 {_list(run.get("skills") or [], _skill)}
 <h2>Lessons recalled</h2>

@@ -47,6 +47,13 @@ the tool and then answers from the tool's result (``agent_turn``), so a tool-cal
 agent built on it runs offline.
 
 Words it does not know are returned as ``unsupported`` so the run summary reports them.
+
+Every reply carries ``usage_metadata`` by one rule that needs no tokenizer download
+(``usage_for``), so runs on this world report tokens as a hosted model's do: a token is
+a run of letters and digits or one other non-space character (``TOKEN_PATTERN``) of
+the messages' text, their tool calls' arguments and the offered tools' JSON schemas,
+and each attached image costs ``IMAGE_TOKENS``; the reply's tokens are those of its
+text and tool-call arguments.
 """
 
 from __future__ import annotations
@@ -64,11 +71,13 @@ from typing import Any, Literal
 import numpy as np
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
+from langchain_core.messages.ai import UsageMetadata
 from langchain_core.outputs import ChatGeneration, ChatResult
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from PIL import Image
 
 from gems_graph import prompt_labels as labels
+from gems_graph.models.metering import count_images
 from gems_graph.shapes.critic_model import critic_objects, critic_p_yes
 from gems_graph.shapes.detect import Detection, detect
 from gems_graph.shapes.editing import plan_edit
@@ -106,6 +115,10 @@ MOVE_DIRECTIVES: dict[str, re.Pattern[str]] = {
 #: The clause, in the guide's sentence for a layout move, that makes it keep the objects already right in their cells.
 KEEP_DIRECTIVE = re.compile(r"\bkeeping (?:those|the objects?|what)\b[^.]*?\bright\b", re.I)
 _LOAD_SKILL = "load_skill"
+#: What one token is under the shapes chat model's usage rule: a word piece or one punctuation mark.
+TOKEN_PATTERN = re.compile(r"[^\W_]+|[^\w\s]|_")
+#: Input tokens charged for each attached image (a 16 x 16 grid of patches, as VLMs tile a small image).
+IMAGE_TOKENS = 256
 
 
 class ShapesChatModel(BaseChatModel):
@@ -142,10 +155,13 @@ class ShapesChatModel(BaseChatModel):
             message = _tool_call("RefinedPrompt", self._refine(text, _images(messages)))
         elif len(tools) == 1 and (args := _constrained_answer(kwargs["tools"][0], text)) is not None:
             message = _tool_call(tools[0], args)
+        elif labels.read_questions(text):
+            message = self._verify_image(messages, text)
         elif (turn := agent_turn(kwargs.get("tools") or [], messages)) is not None:
             message = turn
         else:
             message = self._verify(messages, text)
+        message.usage_metadata = usage_for(messages, kwargs.get("tools") or [], message)
         return ChatResult(generations=[ChatGeneration(message=message)])
 
     # -- planner ---------------------------------------------------------------------
@@ -207,11 +223,7 @@ class ShapesChatModel(BaseChatModel):
         if not images or not question:
             return AIMessage(content="no")
         request = labels.find_field(text, labels.IMAGE_REQUEST) or ""
-        if self.judge == "oracle":
-            yes, p_yes = answer_question(question, images[-1], request=request)
-        else:
-            p_yes = critic_p_yes(question, images[-1], request)
-            yes = p_yes >= 0.5
+        yes, p_yes = self._answer(question, images[-1], request)
         token = "yes" if yes else "no"
         logprobs = {
             "content": [
@@ -226,6 +238,31 @@ class ShapesChatModel(BaseChatModel):
             ]
         }
         return AIMessage(content=token, response_metadata={"logprobs": logprobs})
+
+    def _answer(self, question: str, image: Image.Image, request: str) -> tuple[bool, float]:
+        """(yes, P(yes)) for one question: the learned critic's, or the pixel checker's for the oracle."""
+        if self.judge == "oracle":
+            return answer_question(question, image, request=request)
+        p_yes = critic_p_yes(question, image, request)
+        return p_yes >= 0.5, p_yes
+
+    def _verify_image(self, messages: list[BaseMessage], text: str) -> AIMessage:
+        """Every question of the block, one ``id: yes|no`` line each, with each answer token's log-probabilities."""
+        images = _images(messages)
+        if not images:
+            return AIMessage(content="")
+        request = labels.find_field(text, labels.IMAGE_REQUEST) or ""
+        tokens: list[dict[str, Any]] = []
+        for qid, question in labels.read_questions(text):
+            yes, p_yes = self._answer(question, images[-1], request)
+            answer = "yes" if yes else "no"
+            tops = [{"token": " yes", "logprob": math.log(max(p_yes, 1e-9))}, {"token": " no", "logprob": math.log(max(1 - p_yes, 1e-9))}]
+            chosen = tops[0] if answer == "yes" else tops[1]
+            prefix = "\n" if tokens else ""
+            tokens += [{"token": f"{prefix}{qid}", "logprob": 0.0, "top_logprobs": []}, {"token": ":", "logprob": 0.0, "top_logprobs": []}]
+            tokens.append({**chosen, "top_logprobs": tops})
+        content = "".join(t["token"] for t in tokens)
+        return AIMessage(content=content, response_metadata={"logprobs": {"content": tokens}})
 
     def _perceive(self, image: Image.Image) -> list[Detection]:
         """The objects the refiner sees in an image: the critic's answers to "is there a
@@ -532,6 +569,27 @@ def _max_skills_in(messages: list[BaseMessage]) -> int:
     """The planner's cap on skills, read from its instructions (default 2)."""
     m = re.search(r"at most (\d+)", " ".join(str(x.content) for x in messages if isinstance(x.content, str)))
     return int(m.group(1)) if m else 2
+
+
+def count_tokens(text: str) -> int:
+    """Tokens of ``text`` under ``TOKEN_PATTERN``."""
+    return len(TOKEN_PATTERN.findall(text))
+
+
+def _message_text(m: BaseMessage) -> str:
+    parts = [m.content] if isinstance(m.content, str) else [b.get("text", "") for b in m.content if isinstance(b, dict)]
+    if isinstance(m, AIMessage):
+        parts += [json.dumps(c.get("args") or {}) for c in m.tool_calls]
+    return "\n".join(p for p in parts if isinstance(p, str))
+
+
+def usage_for(messages: list[BaseMessage], tools: list[dict[str, Any]], reply: AIMessage) -> UsageMetadata:
+    """The call's usage under the module's rule (text, tool calls and tools as tokens, ``IMAGE_TOKENS`` an image)."""
+    text_in = sum(count_tokens(_message_text(m)) for m in messages) + sum(count_tokens(json.dumps(t)) for t in tools)
+    images = count_images(messages)
+    out = count_tokens(_message_text(reply))
+    total_in = text_in + IMAGE_TOKENS * images
+    return UsageMetadata(input_tokens=total_in, output_tokens=out, total_tokens=total_in + out)
 
 
 def _tool_call(name: str, args: dict[str, Any]) -> AIMessage:

@@ -1,0 +1,149 @@
+"""What a run costs: chat-model calls, their tokens, images sent to the model and images generated.
+
+The one definition of usage accounting. Each node visit writes a ``UsageRecord``
+(counted by ``gems_graph.models.metering`` for chat calls, by the generator node
+for images); ``add_usage`` folds them into the run's ``RunUsage`` (the graph state's
+``usage`` channel, ``run.json``'s ``usage``): a total, one entry per node and one
+per round. Tokens are what the server reported (``AIMessage.usage_metadata``); a
+call whose server reported none is counted in ``unreported_calls``, and a sum with
+no reported call behind it is ``None`` (unknown), never an invented figure. Input
+tokens include the images' tokens wherever the server counts them there (OpenAI and
+vLLM do). No LangGraph import, so reports and the eval read it cheaply.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+# typing_extensions' TypedDict: pydantic (Studio's schema) rejects typing's on Python < 3.12.
+from typing_extensions import TypedDict
+
+#: The counts, in the order they are shown.
+COUNT_KEYS = ("calls", "unreported_calls", "input_tokens", "output_tokens", "images_sent", "images_generated")
+
+
+class Usage(TypedDict):
+    """Counts for any slice of a run (a node visit, a node, a round, the whole run)."""
+
+    #: Chat-model calls (a repair of an unreadable reply is a call; failed calls count too).
+    calls: int
+    #: Calls whose server reported no token counts: their tokens are in neither sum.
+    unreported_calls: int
+    #: Tokens the server reported for the calls' inputs (text and images); None when no call reported them.
+    input_tokens: int | None
+    #: Tokens the server reported for the replies; None when no call reported them.
+    output_tokens: int | None
+    #: Images attached to chat calls (an image sent twice counts twice).
+    images_sent: int
+    #: Images the generator (or editor) made.
+    images_generated: int
+
+
+class UsageRecord(Usage):
+    """What one node visit used: the node's name and the round it worked on."""
+
+    node: str
+    round: int
+
+
+class RoundUsage(TypedDict):
+    round: int
+    total: Usage
+    nodes: dict[str, Usage]
+
+
+class RunUsage(TypedDict, total=False):
+    """A run's usage: ``total``, by ``nodes`` (planner, generator, critic, refiner, remember) and by ``rounds``."""
+
+    total: Usage
+    nodes: dict[str, Usage]
+    rounds: list[RoundUsage]
+
+
+def zero_usage() -> Usage:
+    return Usage(calls=0, unreported_calls=0, input_tokens=0, output_tokens=0, images_sent=0, images_generated=0)
+
+
+def usage_record(node: str, round_index: int, **counts: Any) -> UsageRecord:
+    """A node visit's record; counts not given are zero."""
+    return UsageRecord(node=node, round=round_index, **{**zero_usage(), **counts})  # type: ignore[typeddict-item]
+
+
+def add_counts(a: Usage, b: Usage) -> Usage:
+    """``a + b``: a token sum stays unknown only while no call behind it reported tokens."""
+    calls = a["calls"] + b["calls"]
+    unreported = a["unreported_calls"] + b["unreported_calls"]
+    known = calls == 0 or unreported < calls
+
+    def tokens(key: str) -> int | None:
+        return (a[key] or 0) + (b[key] or 0) if known else None  # type: ignore[literal-required]
+
+    return Usage(
+        calls=calls,
+        unreported_calls=unreported,
+        input_tokens=tokens("input_tokens"),
+        output_tokens=tokens("output_tokens"),
+        images_sent=a["images_sent"] + b["images_sent"],
+        images_generated=a["images_generated"] + b["images_generated"],
+    )
+
+
+def counts_of(u: Any) -> Usage:
+    """The counts of a record or summary (missing keys are zero), without its labels."""
+    u = u or {}
+    return Usage(**{k: u.get(k, 0) for k in COUNT_KEYS})  # type: ignore[typeddict-item]
+
+
+def add_usage(run: RunUsage | None, records: Iterable[UsageRecord]) -> RunUsage:
+    """``run`` with ``records`` added (a new value; ``run`` is not changed)."""
+    total = counts_of((run or {}).get("total"))
+    nodes = {k: counts_of(v) for k, v in ((run or {}).get("nodes") or {}).items()}
+    rounds = {r["round"]: {k: counts_of(v) for k, v in r["nodes"].items()} for r in (run or {}).get("rounds") or []}
+    for rec in records:
+        counts = counts_of(rec)
+        total = add_counts(total, counts)
+        nodes[rec["node"]] = add_counts(nodes.get(rec["node"], zero_usage()), counts)
+        per = rounds.setdefault(rec["round"], {})
+        per[rec["node"]] = add_counts(per.get(rec["node"], zero_usage()), counts)
+    return RunUsage(
+        total=total,
+        nodes=nodes,
+        rounds=[RoundUsage(round=i, total=_sum(per.values()), nodes=per) for i, per in sorted(rounds.items())],
+    )
+
+
+def add_usage_writes(run: RunUsage | None, writes: Sequence[list[UsageRecord]]) -> RunUsage:
+    """``add_usage`` over a batch of node writes (the state channel's reducer)."""
+    return add_usage(run, [rec for batch in writes for rec in batch or []])
+
+
+def _sum(items: Iterable[Usage]) -> Usage:
+    total = zero_usage()
+    for u in items:
+        total = add_counts(total, u)
+    return total
+
+
+def run_total(run: RunUsage | None) -> Usage:
+    """The run's total (zero for a run that has none yet)."""
+    return counts_of((run or {}).get("total"))
+
+
+def tokens_text(u: Usage, key: str) -> str:
+    """A token sum as a person should read it: the number, "unknown", or a lower bound."""
+    value = u[key]  # type: ignore[literal-required]
+    if value is None:
+        return "unknown"
+    return f"{value}+" if u["unreported_calls"] else str(value)
+
+
+def usage_line(u: Usage) -> str:
+    """One line: "12 chat calls, 3456 input / 789 output tokens, 8 images sent, 5 images generated"."""
+    line = (
+        f"{u['calls']} chat calls, {tokens_text(u, 'input_tokens')} input / {tokens_text(u, 'output_tokens')} output tokens, "
+        f"{u['images_sent']} images sent, {u['images_generated']} images generated"
+    )
+    if u["unreported_calls"] and u["input_tokens"] is not None:
+        line += f" ({u['unreported_calls']} calls without token counts)"
+    return line
