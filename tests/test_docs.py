@@ -57,6 +57,13 @@ def test_the_site_has_every_page_of_the_nav(site):
     assert on_disk == set(nav), "every page under docs/ is in mkdocs.yml's nav"
 
 
+def test_every_code_fence_is_closed():
+    # An unclosed fence is valid Markdown (the rest of the page becomes code), so the build passes it.
+    for page in [REPO / "README.md", *(REPO / "docs").rglob("*.md")]:
+        fences = [line for line in page.read_text().splitlines() if line.lstrip().startswith("```")]
+        assert len(fences) % 2 == 0, page
+
+
 def test_the_cli_reference_is_the_cli_help(site):
     texts = hooks_module().help_texts()
     assert {"gems", "gems run", "gems eval", "gems memory import", "gems skills validate"} <= set(texts)
