@@ -8,7 +8,7 @@ DEV := $(VENV)/.dev-installed
 SERVER_VENV := .venv-server
 SERVER := $(SERVER_VENV)/.server-installed
 
-.PHONY: setup setup-dev demo test lint notebooks clean
+.PHONY: setup setup-dev demo test lint docs notebooks clean
 
 setup: $(RUNTIME)
 
@@ -52,15 +52,19 @@ demo: setup
 	@echo "gems is installed in $(VENV): '. $(VENV)/bin/activate' puts it on your PATH (or call $(BIN)/gems)"
 
 lint: setup-dev
-	$(BIN)/ruff check gems_graph nodes tests benchmarks
-	$(BIN)/ruff format --check gems_graph nodes tests benchmarks
+	$(BIN)/ruff check gems_graph nodes tests benchmarks docs/hooks
+	$(BIN)/ruff format --check gems_graph nodes tests benchmarks docs/hooks
 
 test: lint
 	$(BIN)/python -m pytest -q
+
+# The documentation site, offline, strict: a broken link or reference fails the build (tests/test_docs.py does the same).
+docs: setup-dev
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
 
 # Re-execute the offline notebooks in place (they are committed with their outputs).
 notebooks: setup-dev
 	$(BIN)/python notebooks/execute.py notebooks/01_quickstart.ipynb notebooks/02_memory_and_skills.ipynb
 
 clean:
-	rm -rf $(VENV) $(SERVER_VENV) .pytest_cache build *.egg-info
+	rm -rf $(VENV) $(SERVER_VENV) .pytest_cache build site *.egg-info

@@ -1,13 +1,14 @@
-"""Render the README's result tables from the files under ``benchmarks/results/``.
+"""Render the result tables of README.md and the docs from the files under ``benchmarks/results/``.
 
-    .venv/bin/python benchmarks/tables.py            # rewrite the tables in README.md
+    .venv/bin/python benchmarks/tables.py            # rewrite the tables in README.md and docs/
     .venv/bin/python benchmarks/tables.py --check    # exit 1 if a table differs from its file
 
-Each table sits in README.md between ``<!-- table: NAME -->`` and ``<!-- /table -->``,
-NAME being a result file's stem (``shapes_quality_shapes-hard``,
-``critic_accuracy_shapes``, ...). No figure is copied by hand: a benchmark writes its
-file, this script writes the table, and ``tests/test_result_tables.py`` fails when
-the two disagree.
+Each table sits in a page (README.md or ``docs/**/*.md``) between
+``<!-- table: NAME -->`` and ``<!-- /table -->``, NAME being a result file's stem
+(``shapes_quality_shapes-hard``, ``critic_accuracy_shapes``, ...); ``<!-- table: NAME
+headline -->`` renders a shorter view of the same file (the README's). No figure is
+copied by hand: a benchmark writes its file, this script writes the table, and
+``tests/test_result_tables.py`` fails when the two disagree.
 """
 
 from __future__ import annotations
@@ -21,23 +22,30 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 README = ROOT / "README.md"
-BLOCK = re.compile(r"(<!-- table: ([\w.-]+) -->\n)(.*?)(<!-- /table -->)", re.S)
+DOCS = ROOT / "docs"
+BLOCK = re.compile(r"(<!-- table: ([\w.-]+)(?: (headline))? -->\n)(.*?)(<!-- /table -->)", re.S)
+
+
+def pages() -> list[Path]:
+    """The pages that may hold result tables: README.md and every docs page."""
+    return [README, *sorted(DOCS.rglob("*.md"))]
 
 
 def _f(x, digits: int = 1) -> str:
     return "-" if x is None else f"{x:.{digits}f}"
 
 
-def quality_table(result: dict) -> str:
-    """The ablation: GM, AM, images and chat calls per prompt, then GM per category."""
+def quality_table(result: dict, *, headline: bool = False) -> str:
+    """The ablation: GM, AM, images and chat calls per prompt, then GM per category (not in the headline)."""
     methods = result["methods"]
     lines = ["| method | GM | AM | images/prompt | chat calls/prompt |", "|---|---|---|---|---|"]
     for name, m in methods.items():
         lines.append(f"| {name} | {_f(m['gm'])} | {_f(m['am'])} | {_f(m['images'], 2)} | {_f(m['chat_calls'])} |")
-    cats = list(next(iter(methods.values()))["by_category"])
-    lines += ["", "| GM by category | " + " | ".join(methods) + " |", "|---|" + "---|" * len(methods)]
-    for c in cats:
-        lines.append(f"| {c} | " + " | ".join(_f(m["by_category"].get(c)) for m in methods.values()) + " |")
+    if not headline:
+        cats = list(next(iter(methods.values()))["by_category"])
+        lines += ["", "| GM by category | " + " | ".join(methods) + " |", "|---|" + "---|" * len(methods)]
+        for c in cats:
+            lines.append(f"| {c} | " + " | ".join(_f(m["by_category"].get(c)) for m in methods.values()) + " |")
     lines += [
         "",
         f"`{result['command']}` at {result['commit']} ({result['machine']}); phases took "
@@ -66,32 +74,42 @@ def critic_table(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render(name: str) -> str:
+def render(name: str, view: str | None = None) -> str:
     result = json.loads((RESULTS / f"{name}.json").read_text())
     if name.startswith("shapes_quality"):
-        return quality_table(result)
-    if name.startswith("critic_accuracy"):
+        return quality_table(result, headline=view == "headline")
+    if name.startswith("critic_accuracy") and view is None:
         return critic_table(result)
-    raise ValueError(f"no table renderer for result {name!r}")
+    raise ValueError(f"no table renderer for result {name!r}" + (f" (view {view!r})" if view else ""))
 
 
-def rendered_readme(text: str) -> str:
-    return BLOCK.sub(lambda m: m.group(1) + render(m.group(2)) + m.group(4), text)
+def table_names(text: str) -> list[str]:
+    """The result files a page renders tables from."""
+    return [m.group(2) for m in BLOCK.finditer(text)]
+
+
+def rendered_page(text: str) -> str:
+    """``text`` with every table between its markers rendered again from its result file."""
+    return BLOCK.sub(lambda m: m.group(1) + render(m.group(2), m.group(3)) + m.group(5), text)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--check", action="store_true", help="only compare; exit 1 when a table is stale")
     a = ap.parse_args()
-    text = README.read_text()
-    new = rendered_readme(text)
-    if a.check:
-        if new != text:
-            print("README.md tables differ from benchmarks/results/: run benchmarks/tables.py", file=sys.stderr)
-            sys.exit(1)
-        return
-    README.write_text(new)
-    print(f"rendered {len(BLOCK.findall(text))} tables into {README}")
+    stale = []
+    for page in pages():
+        text = page.read_text()
+        new = rendered_page(text)
+        if new == text:
+            continue
+        stale.append(page.relative_to(ROOT))
+        if not a.check:
+            page.write_text(new)
+            print(f"rendered {len(table_names(text))} tables into {page.relative_to(ROOT)}")
+    if a.check and stale:
+        print(f"tables in {', '.join(map(str, stale))} differ from benchmarks/results/: run benchmarks/tables.py", file=sys.stderr)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -95,7 +95,7 @@ def eval_command(
     if suite not in SHAPES_SUITES and not path:
         fail(f"suite {suite!r} needs PATH (its JSONL file)")
     if suite == "geneval" and judge:
-        fail("GenEval is scored by its official detector, not --judge; see the README")
+        fail("GenEval is scored by its official detector, not --judge; see docs/how-to/evaluation.md")
     if executor not in EXECUTORS:
         fail(f"unknown executor {executor!r}; known: {', '.join(EXECUTORS)}")
     if executor == "local" and address:

@@ -15,7 +15,7 @@ object drawn alone is one the model cannot confuse with another's colour.
 
 It declares its prompting guide (``PROMPTING_GUIDE``), the "how to prompt" section a
 model card would have: the language it reads and how it follows prompts, measured on
-this model (the explicit register scores higher than the terse one, see the README).
+this model (the explicit register scores higher than the terse one, see docs/benchmarks.md).
 The shapes chat model takes its refinement moves from these sentences only.
 """
 
