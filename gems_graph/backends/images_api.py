@@ -85,7 +85,7 @@ from urllib.parse import parse_qsl
 import httpx
 from PIL import Image, ImageOps
 
-from gems_graph.backends.batching import BatchCoalescer
+from gems_graph.backends.batching import BatchCoalescer, params_key
 from gems_graph.backends.diffusers_generator import PRESETS, detect_preset, spec_flag
 from gems_graph.backends.http_client import (
     ImageServerClient,
@@ -142,8 +142,7 @@ def mask_from_alpha(mask: Image.Image) -> Image.Image:
 
 def _batch_key(request: GenerationRequest) -> Hashable:
     """Requests that can share one API request: same prompt and parameters (seeds may differ)."""
-    extra = tuple(sorted((k, repr(v)) for k, v in request.extra.items()))
-    return (request.prompt, request.width, request.height, request.steps, request.guidance, request.negative_prompt, extra)
+    return (request.prompt, params_key(request))
 
 
 class ImagesApiGenerator:
