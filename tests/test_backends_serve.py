@@ -197,3 +197,45 @@ def test_three_gems_runs_against_one_server_at_its_defaults_all_pass(tmp_path):
         assert proc.returncode == 0, err
         run = json.loads(Path(json.loads(out)["run_dir"], "run.json").read_text())
         assert [c["error"] for c in run["rounds"][0]["candidates"]] == [None, None]
+
+
+# -- the clients' side: a reply body is read only up to a cap ---------------------------------
+
+
+def _chunked_server(chunks: int, chunk: bytes) -> tuple[socket.socket, threading.Thread]:
+    """A one-shot server answering with a chunked body of ``chunks`` x ``chunk`` (no Content-Length)."""
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def serve():
+        conn, _ = listener.accept()
+        with conn:
+            conn.recv(65536)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n")
+            try:
+                for _ in range(chunks):
+                    conn.sendall(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")
+                conn.sendall(b"0\r\n\r\n")
+            except OSError:
+                pass  # the client stopped reading, as it should
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    return listener, thread
+
+
+def test_an_image_server_reply_over_the_cap_is_a_candidate_error_not_read_whole():
+    from gems_graph.backends.images_api import ImagesApiGenerator
+    from gems_graph.models.generator import GenerationError, GenerationRequest
+    from tests.servers import RecordingServer, json_reply
+
+    request = GenerationRequest("a red circle", seed=0)
+    with RecordingServer(lambda rec: json_reply(200, {"data": [{"b64_json": "A" * 5000}]})) as srv:
+        gen = ImagesApiGenerator(f"{srv.url}/v1", "m", max_batch=1, max_response_bytes=1000)
+        with pytest.raises(GenerationError, match="over the 1000-byte limit; it was not read"):
+            gen.generate(request)
+    listener, thread = _chunked_server(chunks=10_000, chunk=b"A" * 1024)  # 10 MB, no length given
+    with listener:
+        gen = ImagesApiGenerator(f"http://127.0.0.1:{listener.getsockname()[1]}/v1", "m", max_batch=1, retries=1, max_response_bytes=65536)
+        with pytest.raises(GenerationError, match="sent a body over 65536 bytes"):
+            gen.generate(request)
+    thread.join(10)

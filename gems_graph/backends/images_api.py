@@ -88,6 +88,7 @@ from PIL import Image, ImageOps
 from gems_graph.backends.batching import BatchCoalescer, params_key
 from gems_graph.backends.diffusers_generator import PRESETS, detect_preset, spec_flag
 from gems_graph.backends.http_client import (
+    MAX_RESPONSE_BYTES,
     ImageServerClient,
     decode_b64_image,
     error_code,
@@ -161,6 +162,7 @@ class ImagesApiGenerator:
         backoff: float = 0.5,
         api_key: str | None = None,
         edits: bool = False,
+        max_response_bytes: int = MAX_RESPONSE_BYTES,
     ) -> None:
         if not base_url.lower().startswith(("http://", "https://")):
             raise ValueError(f"images-api base URL must start with http:// or https://, got {base_url!r}")
@@ -181,7 +183,11 @@ class ImagesApiGenerator:
         self._guidance_field = "true_cfg_scale" if detect_preset(model).guidance_arg == "true_cfg_scale" else "guidance_scale"
         key = api_key if api_key is not None else os.environ.get(API_KEY_VARIABLE)
         self._http = ImageServerClient(
-            timeout=timeout, retries=retries, backoff=backoff, headers={"Authorization": f"Bearer {key}"} if key else None
+            timeout=timeout,
+            retries=retries,
+            backoff=backoff,
+            headers={"Authorization": f"Bearer {key}"} if key else None,
+            max_response_bytes=max_response_bytes,
         )
         self._batches = BatchCoalescer(self.generate_batch, window=batch_window, max_batch=self.max_batch, key=_batch_key)
 
