@@ -2,8 +2,8 @@
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/serve_generator.py [--clients 1,4,16] [--seconds 15] [--steps 4]
 
-One server (the shapes model on the CPU, the server's defaults: one worker, batches of up
-to 8 across clients) on loopback; for each N, N clients, each its own ``images-api:``
+One server process (``gems serve-generator shapes`` at its defaults: one worker, batches of
+up to 8 across clients) on loopback; for each N, N clients in this process, each its own ``images-api:``
 generator (the client ``gems run`` uses, retries included), ask for one image after another
 with their own prompts and seeds for ``--seconds``. Printed per N: requests, failures (the
 target is zero at the defaults), images/s against the batched ideal, p50/p99 request latency,
@@ -18,8 +18,10 @@ import argparse
 import json
 import os
 import platform
+import socket
 import statistics
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -27,8 +29,9 @@ from pathlib import Path
 import httpx
 
 from gems_graph.backends.images_api import ImagesApiGenerator
-from gems_graph.backends.server import MAX_BATCH, make_server
+from gems_graph.backends.server import BATCH_WINDOW, MAX_BATCH
 from gems_graph.models.generator import GenerationError, GenerationRequest
+from gems_graph.shapes.generator import ShapesGenerator
 
 PROMPTS = (
     "a red circle",
@@ -59,14 +62,32 @@ def _batches(root: str) -> tuple[float, float]:
     return float(values["gems_batch_size_count"]), float(values["gems_batch_size_sum"])
 
 
-def _load(server, clients: int, seconds: float, steps: int) -> dict:
+def _serve() -> tuple[subprocess.Popen, str]:
+    """``gems serve-generator shapes`` on a free loopback port, once it answers ``/health``."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cmd = [sys.executable, "-m", "gems_graph.app.cli", "serve-generator", "shapes", "--port", str(port)]
+    proc = subprocess.Popen(cmd, stderr=subprocess.DEVNULL)
+    root = f"http://127.0.0.1:{port}"
+    for _ in range(600):
+        try:
+            if httpx.get(root + "/health", timeout=1).status_code == 200:
+                return proc, root
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    proc.kill()
+    raise SystemExit("serve-generator did not start")
+
+
+def _load(root: str, clients: int, seconds: float, steps: int) -> dict:
     latencies: list[float] = []
     failures: list[str] = []
     lock = threading.Lock()
     end = time.monotonic() + seconds
 
     def client(k: int) -> None:
-        gen = ImagesApiGenerator(server.base_url, server.model_name, max_batch=1)
+        gen = ImagesApiGenerator(root + "/v1", "shapes", max_batch=1)
         seed = k * 100_000
         while time.monotonic() < end:
             seed += 1
@@ -80,7 +101,7 @@ def _load(server, clients: int, seconds: float, steps: int) -> dict:
                     failures.append(str(exc))
         gen.close()
 
-    calls0, images0 = _batches(server.root)
+    calls0, images0 = _batches(root)
     started = time.monotonic()
     threads = [threading.Thread(target=client, args=(k,)) for k in range(clients)]
     for t in threads:
@@ -88,7 +109,7 @@ def _load(server, clients: int, seconds: float, steps: int) -> dict:
     for t in threads:
         t.join()
     took = time.monotonic() - started
-    calls1, images1 = _batches(server.root)
+    calls1, images1 = _batches(root)
     q = statistics.quantiles(latencies, n=100) if len(latencies) > 1 else latencies * 99
     return {
         "clients": clients,
@@ -109,15 +130,15 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=4, help="inference steps per image")
     parser.add_argument("--out", type=Path, default=OUT)
     a = parser.parse_args()
-    server = make_server("shapes", "127.0.0.1", 0)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    alone, batched = _ideal(ShapesGenerator(), a.steps, MAX_BATCH)
+    proc, root = _serve()
     try:
-        alone, batched = _ideal(server.generator, a.steps, MAX_BATCH)
+        _load(root, 1, 2.0, a.steps)  # warm-up: the server loads the model
         print(f"shapes model, {a.steps} steps, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}")
         print(f"ideal: {alone:.1f} images/s alone, {batched:.1f} images/s in batches of {MAX_BATCH}")
         rows = []
         for n in (int(x) for x in a.clients.split(",")):
-            row = _load(server, n, a.seconds, a.steps)
+            row = _load(root, n, a.seconds, a.steps)
             row["share_of_batched_ideal"] = round(row["images_per_second"] / batched, 3)
             rows.append(row)
             print(
@@ -126,12 +147,12 @@ def main() -> None:
                 f"mean batch {row['mean_batch']}"
             )
     finally:
-        server.shutdown()
-        server.server_close()
+        proc.terminate()
+        proc.wait(15)
     result = {
         "model": "shapes",
         "steps": a.steps,
-        "server": {"max_concurrency": server.max_concurrency, "max_batch": server.queue.max_batch, "batch_window": server.queue.window},
+        "server": {"max_concurrency": 1, "max_batch": MAX_BATCH, "batch_window": BATCH_WINDOW},
         "ideal_images_per_second": {"alone": round(alone, 2), "batched": round(batched, 2)},
         "rows": rows,
         "command": f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', '')} benchmarks/serve_generator.py --clients {a.clients} "
