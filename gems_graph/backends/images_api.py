@@ -27,7 +27,9 @@ sends one request per image). Candidate seeds of a round are consecutive, so a
 round is one request. Per-image seeds: the API has one ``seed`` per request.
 SGLang Diffusion seeds image ``i`` of a request with ``seed + i`` (its input
 validation stage expands one seed into ``n``), and so does ``gems serve-generator``:
-there each candidate's image depends on its own seed only, alone or batched.
+there each candidate's image depends on its own seed only, alone or batched (up to
+float rounding where the server batched it with other clients' images: a level of 255
+in a few pixels; ``--max-batch 1`` there makes it exact).
 vLLM-Omni seeds one generator for the whole request: the same round gives the same
 images run after run, but image ``i > 0`` is not what its seed alone would give; use
 ``batch=1`` where that matters (e.g. re-making one candidate).
