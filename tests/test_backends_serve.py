@@ -239,3 +239,13 @@ def test_an_image_server_reply_over_the_cap_is_a_candidate_error_not_read_whole(
         with pytest.raises(GenerationError, match="sent a body over 65536 bytes"):
             gen.generate(request)
     thread.join(10)
+
+
+@pytest.mark.parametrize(
+    "flag, value, message",
+    [("--max-batch", "0", "--max-batch must be at least 1"), ("--request-deadline", "0", "--request-deadline must be above 0")],
+)
+def test_a_bad_queue_setting_is_one_line_and_exit_2(tmp_path, flag, value, message):
+    cmd = [sys.executable, "-m", "gems_graph.app.cli", "serve-generator", "shapes", "--port", "0", flag, value]
+    res = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=120)
+    assert res.returncode == 2 and message in res.stderr and len(res.stderr.strip().splitlines()) == 1, res.stderr

@@ -127,9 +127,6 @@ class ServingQueue:
             batch = self._next_batch()
             if batch is None:
                 return
-            started = time.monotonic()
-            for job in batch:
-                self.waits.observe(started - job.queued_at)
             results = run_batch(batch[0].run, [j.item for j in batch])
             with self._cond:
                 self.running -= len(batch)
@@ -163,6 +160,9 @@ class ServingQueue:
                 batch = self._take(head)
                 if batch:
                     self.running += len(batch)
+                    started = time.monotonic()
+                    for job in batch:
+                        self.waits.observe(started - job.queued_at)
                     return batch
 
     def _companions(self, head: _Job) -> int:
