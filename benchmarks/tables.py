@@ -74,12 +74,31 @@ def critic_table(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def serve_table(result: dict) -> str:
+    """Concurrent clients against one ``gems serve-generator``: failures, throughput, latency, batching."""
+    lines = ["| clients | failed | images/s | of batched ideal | p50 | p99 | mean batch |", "|---|---|---|---|---|---|---|"]
+    for r in result["rows"]:
+        lines.append(
+            f"| {r['clients']} | {r['failures']} | {r['images_per_second']:.1f} | {100 * r['share_of_batched_ideal']:.0f}% "
+            f"| {r['p50_s']:.2f} s | {r['p99_s']:.2f} s | {r['mean_batch']:.1f} |"
+        )
+    ideal = result["ideal_images_per_second"]
+    lines += [
+        "",
+        f"(the ideal: {ideal['batched']:.1f} images/s in full batches of {result['server']['max_batch']}, {ideal['alone']:.1f} alone; "
+        f"`{result['command']}` at {result['commit']}, {result['machine']}.)",
+    ]
+    return "\n".join(lines) + "\n"
+
+
 def render(name: str, view: str | None = None) -> str:
     result = json.loads((RESULTS / f"{name}.json").read_text())
     if name.startswith("shapes_quality"):
         return quality_table(result, headline=view == "headline")
     if name.startswith("critic_accuracy") and view is None:
         return critic_table(result)
+    if name == "serve_generator" and view is None:
+        return serve_table(result)
     raise ValueError(f"no table renderer for result {name!r}" + (f" (view {view!r})" if view else ""))
 
 

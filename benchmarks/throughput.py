@@ -21,8 +21,9 @@ The modelled critic asks 2 checks, so a run makes 4R VLM calls (planner, decompo
 4 x ideal images/s. Target: at N = 64,
 at least 85% of the ideal, with the batches full.
 
-The real shapes model on the CPU follows (small N, its own chat model): it makes
-one image at a time (it declares no batching), so its ideal is one image per
+The real shapes model on the CPU follows (small N, its own chat model): in one
+process its ``generate`` makes one image at a time (no coalescer in front of its
+``generate_batch``, which ``gems serve-generator`` uses), so its ideal is one image per
 generation time, 1 / (mean seconds per image in the window); the efficiency is the
 share of the window the generator was busy. (Measured inside the window, so CPU
 contention from other processes slows the ideal and the result alike.)

@@ -227,6 +227,8 @@ class ThreadedGeneratorServer:
     max_concurrency: int = 1
     request_timeout: float = 30.0
     max_edit_bytes: int = 32 * 1024 * 1024
+    #: Other ``make_server`` keyword arguments (max_queue, max_batch, batch_window, request_deadline, limits).
+    options: dict[str, Any] = field(default_factory=dict)
 
     def __enter__(self) -> ThreadedGeneratorServer:
         from gems_graph.backends.server import make_server
@@ -239,6 +241,7 @@ class ThreadedGeneratorServer:
             self.max_concurrency,
             request_timeout=self.request_timeout,
             max_edit_bytes=self.max_edit_bytes,
+            **self.options,
         )
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()

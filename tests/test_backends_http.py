@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import threading
+import time
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -73,23 +74,38 @@ class _BlockingGenerator:
         return Image.new("RGB", (8, 8), (1, 2, 3))
 
 
-def test_concurrency_cap_is_503_and_client_retries():
+def _wait_for(condition, seconds=10.0):
+    end = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < end, "condition not met in time"
+        time.sleep(0.02)
+
+
+def test_requests_wait_in_the_queue_and_only_a_full_queue_is_503():
     blocker = _BlockingGenerator()
     registry.register_generator("blocking-test", lambda arg: blocker, replace=True)
-    with ThreadedGeneratorServer("blocking-test", max_concurrency=1) as srv:
-        first: list = []
-        t = threading.Thread(target=lambda: first.append(HttpGenerator(srv.url).generate(GenerationRequest("a", seed=0))))
-        t.start()
+    with ThreadedGeneratorServer("blocking-test", max_concurrency=1, options={"max_queue": 1}) as srv:
+        done: list = []
+
+        def call(prompt):
+            done.append(HttpGenerator(srv.url).generate(GenerationRequest(prompt, seed=0)))
+
+        threads = [threading.Thread(target=call, args=(p,)) for p in "ab"]
+        threads[0].start()
         assert blocker.started.wait(10)
-        busy = httpx.post(srv.url, json={"prompt": "b"})
-        assert busy.status_code == 503 and busy.headers["retry-after"] == "1"
-        assert httpx.get(srv.url.replace("/generate", "/health")).json()["busy"] == 1
+        threads[1].start()  # waits behind the running one instead of failing
+        _wait_for(lambda: srv.server.queue.depth == 1)
+        health = httpx.get(srv.url.replace("/generate", "/health")).json()
+        assert health["busy"] == 1 and health["queued"] == 1
+        busy = httpx.post(srv.url, json={"prompt": "c"})
+        assert busy.status_code == 503 and busy.headers["retry-after"] == "1" and "--max-queue 1" in busy.json()["error"]
         # A client that keeps getting 503 gives up with the URL in the message.
         with pytest.raises(GenerationError, match=srv.url):
             HttpGenerator(srv.url, retries=2, backoff=0.01).generate(GenerationRequest("c", seed=0))
         blocker.release.set()
-        t.join(10)
-        assert first and first[0].size == (8, 8)
+        for t in threads:
+            t.join(10)
+        assert [img.size for img in done] == [(8, 8), (8, 8)]
 
 
 def test_client_retries_5xx_then_succeeds():

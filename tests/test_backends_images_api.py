@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -132,7 +133,7 @@ class _BlockingGenerator:
 def test_serve_generator_limits_apply_to_the_images_route():
     blocker = _BlockingGenerator()
     registry.register_generator("blocking-images-test", lambda arg: blocker, replace=True)
-    with ThreadedGeneratorServer("blocking-images-test", max_body_bytes=300, max_concurrency=1) as tgs:
+    with ThreadedGeneratorServer("blocking-images-test", max_body_bytes=300, max_concurrency=1, options={"max_queue": 1}) as tgs:
         srv = tgs.server
         url = srv.base_url + "/images/generations"
         big = httpx.post(url, json={"prompt": "x" * 500})
@@ -144,15 +145,20 @@ def test_serve_generator_limits_apply_to_the_images_route():
         t = threading.Thread(target=lambda: first.append(gen.generate(GenerationRequest("a", seed=0))))
         t.start()
         assert blocker.started.wait(10)
+        queued = threading.Thread(target=lambda: first.append(gen.generate(GenerationRequest("q", seed=0))))
+        queued.start()  # waits in the queue; the next one overfills it
+        while srv.queue.depth < 1:
+            time.sleep(0.02)
         busy = httpx.post(url, json={"prompt": "b"})
         assert busy.status_code == 503 and busy.headers["retry-after"] == "1" and busy.json()["error"]["type"] == "server_busy"
-        with pytest.raises(GenerationError, match=r"failed after 2 attempts: HTTP 503: busy"):
+        with pytest.raises(GenerationError, match=r"failed after 2 attempts: HTTP 503: queue full"):
             ImagesApiGenerator(srv.base_url, "blocking-images-test", max_batch=1, retries=2, backoff=0.01).generate(
                 GenerationRequest("c", seed=0)
             )
         blocker.release.set()
         t.join(10)
-        assert first and first[0].size == (8, 8)
+        queued.join(10)
+        assert [img.size for img in first] == [(8, 8), (8, 8)]
         bad = httpx.post(url, json={"prompt": "d", "size": "1024x"})
         assert bad.status_code == 400 and "WIDTHxHEIGHT" in bad.json()["error"]["message"]
 

@@ -16,6 +16,7 @@ import re
 import subprocess
 import sys
 import threading
+import time
 from email.parser import BytesParser
 from pathlib import Path
 
@@ -309,15 +310,21 @@ class _BlockingEditor:
 def test_the_edits_route_keeps_the_servers_limits():
     blocker = _BlockingEditor()
     registry.register_generator("blocking-editor-test", lambda arg: blocker, replace=True)
-    with ThreadedGeneratorServer("blocking-editor-test", max_concurrency=1) as tgs:
+    with ThreadedGeneratorServer("blocking-editor-test", max_concurrency=1, options={"max_queue": 1}) as tgs:
         image = {"image": ("a.png", _png(draw(WRONG_COLOUR)), "image/png")}
-        first = threading.Thread(target=_post_edit, args=(tgs.server.base_url,), kwargs={"files": image})
-        first.start()
+        waiting = [threading.Thread(target=_post_edit, args=(tgs.server.base_url,), kwargs={"files": image}) for _ in range(2)]
+        waiting[0].start()
         assert blocker.started.wait(10)
+        waiting[1].start()  # queued behind the running edit
+        for _ in range(100):
+            if tgs.server.queue.depth == 1:
+                break
+            time.sleep(0.05)
         busy = _post_edit(tgs.server.base_url, files=image)
         assert busy.status_code == 503 and busy.headers["retry-after"] == "1" and busy.json()["error"]["type"] == "server_busy"
         blocker.release.set()
-        first.join(10)
+        for t in waiting:
+            t.join(10)
     with ThreadedGeneratorServer("shapes", max_edit_bytes=2000) as tgs:
         big = Image.frombytes("RGB", (64, 64), os.urandom(64 * 64 * 3))  # noise: its PNG is over 2000 bytes
         reply = _post_edit(tgs.server.base_url, files={"image": ("big.png", _png(big), "image/png")})

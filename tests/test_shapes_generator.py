@@ -23,6 +23,24 @@ def test_generate_from_saved_weights(tmp_path):
     assert all(np.array_equal(np.asarray(outs[0]), np.asarray(o)) for o in outs)
 
 
+def test_a_batch_makes_what_each_seed_makes_alone_up_to_rounding_and_sizes_are_declared(tmp_path):
+    from gems_graph.models.generator import size_refusal
+
+    ShapesPipeline(**get_dummy_components()).save_pretrained(tmp_path)
+    gen = ShapesGenerator(tmp_path, steps=2)
+    reqs = [
+        GenerationRequest("a red circle", seed=1),
+        GenerationRequest("two blue squares", seed=2),
+        GenerationRequest("a red circle", seed=3, steps=3),
+    ]
+    batched = gen.generate_batch(reqs)
+    for req, image in zip(reqs, batched):
+        alone = np.asarray(gen.generate(req), dtype=int)
+        assert image.size == (32, 32) and np.abs(np.asarray(image, dtype=int) - alone).max() <= 2
+    assert size_refusal(gen, None, None) is None and size_refusal(gen, 32, 32) is None
+    assert "makes 32x32 images only, not 999x3" in size_refusal(gen, 999, 3)
+
+
 def test_missing_weights_is_a_clear_error(tmp_path):
     with pytest.raises(GenerationError, match="weights not found"):
         ShapesGenerator(tmp_path / "nope").available()

@@ -94,14 +94,25 @@ class BatchCoalescer:
                     del self._queues[key]
                     return
                 self._queues[key] = rest
-            requests = [r for r, _ in batch]
             self.batches.append(len(batch))
-            try:
-                results: list[Any] = list(self.run_batch(requests))
-            except BaseException as exc:  # noqa: BLE001 - handed to every waiting caller
-                results = [exc] * len(batch)
-            if len(results) < len(batch):
-                missing = GenerationError(f"the batch returned {len(results)} results for {len(batch)} requests")
-                results += [missing] * (len(batch) - len(results))
-            for (_, fut), res in zip(batch, results):
+            for (_, fut), res in zip(batch, run_batch(self.run_batch, [r for r, _ in batch])):
                 fut.set_result(res)
+
+
+def run_batch(run: Callable[[list[Any]], list[Any]], items: list[Any]) -> list[Any]:
+    """``run(items)`` with the batch contract: one result per item, in order, an exception in
+    place of each image not made (a raised exception, or a result missing, stands for all)."""
+    try:
+        results: list[Any] = list(run(items))
+    except BaseException as exc:  # noqa: BLE001 - handed to every waiting caller
+        results = [exc] * len(items)
+    if len(results) < len(items):
+        missing = GenerationError(f"the batch returned {len(results)} results for {len(items)} requests")
+        results += [missing] * (len(items) - len(results))
+    return results[: len(items)]
+
+
+def params_key(request: GenerationRequest) -> Hashable:
+    """Requests that can share one pipeline call: the same parameters (prompts and seeds may differ)."""
+    extra = tuple(sorted((k, repr(v)) for k, v in request.extra.items()))
+    return (request.width, request.height, request.steps, request.guidance, request.negative_prompt, extra)

@@ -22,24 +22,57 @@ def serve_generator_command(
     max_edit_bytes: int = typer.Option(
         32 * 1024 * 1024, "--max-edit-bytes", help="Larger /v1/images/edits requests (image and mask uploads) get 413."
     ),
-    max_concurrency: int = typer.Option(1, "--max-concurrency", help="Generations at once; more requests get 503 (clients retry)."),
+    max_concurrency: int = typer.Option(
+        1, "--max-concurrency", help="Pipeline calls at once (each a batch); other images wait in the queue."
+    ),
+    max_queue: int = typer.Option(
+        256, "--max-queue", help="Images that may wait; a request that would overfill the queue gets 503 with Retry-After."
+    ),
+    max_batch: int = typer.Option(
+        8, "--max-batch", help="Most queued images (from any clients) in one pipeline call, where the model batches."
+    ),
+    batch_window: float = typer.Option(0.02, "--batch-window", help="Seconds the oldest queued image waits for others to batch with."),
+    request_deadline: float = typer.Option(
+        100.0, "--request-deadline", help="Seconds a request may wait for its images (queue and generation); then 504."
+    ),
+    max_steps: int = typer.Option(200, "--max-steps", help="Most inference steps a request may ask for (more: 400)."),
+    max_pixels: int = typer.Option(2048 * 2048, "--max-pixels", help="Most pixels (width x height) a request may ask for (more: 400)."),
+    max_n: int = typer.Option(10, "--max-n", help="Most images in one request (n, 1 to 10; more: 400)."),
     served_model_name: Optional[str] = typer.Option(
         None, "--served-model-name", help="Model id on /v1 (default: the spec's model, e.g. Tongyi-MAI/Z-Image-Turbo)."
     ),
-    request_timeout: float = typer.Option(30.0, "--request-timeout", help="Seconds a silent connection is kept before it is closed."),
+    request_timeout: float = typer.Option(
+        30.0, "--request-timeout", help="Seconds a request's line, headers and body may take to arrive; then the connection is closed."
+    ),
 ) -> None:
     """Serve a generator over HTTP: POST /v1/images/generations and /v1/images/edits (OpenAI Images API,
     as vLLM-Omni; edits when the generator edits), POST /generate (JSON, form or ?prompt=) -> PNG;
-    GET /v1/models, GET /health."""
-    from gems_graph.backends.server import make_server
+    GET /v1/models, GET /health, GET /metrics (Prometheus). Requests wait in one bounded queue and are
+    batched across clients."""
+    from gems_graph.backends.server import RequestLimits, make_server
     from gems_graph.models.registry import BackendLoadError, UnknownBackendError
 
     try:
-        server = make_server(spec, host, port, max_body_bytes, max_concurrency, served_model_name, request_timeout, max_edit_bytes)
+        server = make_server(
+            spec,
+            host,
+            port,
+            max_body_bytes,
+            max_concurrency,
+            served_model_name,
+            request_timeout,
+            max_edit_bytes,
+            max_queue=max_queue,
+            max_batch=max_batch,
+            batch_window=batch_window,
+            request_deadline=request_deadline,
+            limits=RequestLimits(max_steps=max_steps, max_pixels=max_pixels, max_n=max_n),
+        )
     except (UnknownBackendError, BackendLoadError, ValueError, OSError) as exc:
         fail(exc)
     typer.echo(
-        f"serving {spec} at {server.url} and as images-api:{server.base_url}#{server.model_name} (health: {server.root}/health)",
+        f"serving {spec} at {server.url} and as images-api:{server.base_url}#{server.model_name} "
+        f"(health: {server.root}/health, metrics: {server.root}/metrics)",
         err=True,
     )
     try:

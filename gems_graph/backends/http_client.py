@@ -29,12 +29,53 @@ from gems_graph.models.retry import DEFAULT_GENERATION_DEADLINE, DEFAULT_GENERAT
 
 #: Longest backoff between two attempts, in seconds.
 MAX_BACKOFF = 10.0
+#: Largest response body read from an image server (ten 8192x8192 PNGs would not fit; ten
+#: 2048x2048 ones do): past it the body is not read on, so a hostile server cannot fill memory.
+MAX_RESPONSE_BYTES = 256 * 1024 * 1024
+
+
+class _CappedStream(httpx.SyncByteStream):
+    """A response body that raises ``GenerationError`` once it passes ``limit`` bytes."""
+
+    def __init__(self, inner: httpx.SyncByteStream, limit: int, url: httpx.URL) -> None:
+        self.inner, self.limit, self.url = inner, limit, url
+
+    def __iter__(self):  # noqa: ANN204 - httpx's stream protocol
+        seen = 0
+        for chunk in self.inner:
+            seen += len(chunk)
+            if seen > self.limit:
+                self.close()
+                raise GenerationError(f"{self.url} sent a body over {self.limit} bytes; it was not read on")
+            yield chunk
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+class _CappedTransport(httpx.HTTPTransport):
+    """httpx's transport with every response body capped at ``limit`` bytes (a larger
+    ``Content-Length`` is refused before any of the body is read)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__()
+        self.limit = limit
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        resp = super().handle_request(request)
+        length = resp.headers.get("content-length", "")
+        if length.isdigit() and int(length) > self.limit:
+            resp.close()
+            raise GenerationError(f"{request.url} sent a body of {int(length)} bytes, over the {self.limit}-byte limit; it was not read")
+        resp.stream = _CappedStream(resp.stream, self.limit, request.url)  # type: ignore[arg-type]
+        return resp
 
 
 class ImageServerClient:
     """An ``httpx.Client`` (thread-safe) with the image servers' timeouts, retries and deadline.
 
-    ``timeout`` bounds one request, ``deadline`` one image, retries included (defaults:
+    ``timeout`` bounds one request, ``deadline`` one image, retries included, and
+    ``max_response_bytes`` what is read of one reply (``MAX_RESPONSE_BYTES``; defaults:
     the context's ``generation_timeout`` / ``generation_deadline``). A run's limits are
     set with ``limit``, except the ones a spec pinned (its ``timeout=`` option); a backend
     instance is shared by the runs of a process, so the latest run's limits hold.
@@ -48,13 +89,14 @@ class ImageServerClient:
         retries: int = 3,
         backoff: float = 0.5,
         headers: dict[str, str] | None = None,
+        max_response_bytes: int = MAX_RESPONSE_BYTES,
     ) -> None:
         self.retries = max(1, int(retries))
         self.backoff = backoff
         self.pinned = {name for name, value in (("timeout", timeout), ("deadline", deadline)) if value is not None}
         self.timeout = float(timeout if timeout is not None else DEFAULT_GENERATION_TIMEOUT)
         self.deadline = float(deadline if deadline is not None else DEFAULT_GENERATION_DEADLINE)
-        self.http = httpx.Client(timeout=self._timeout(self.timeout), headers=headers)
+        self.http = httpx.Client(timeout=self._timeout(self.timeout), headers=headers, transport=_CappedTransport(max_response_bytes))
 
     def limit(self, limits: CallLimits) -> None:
         """Take a run's ``generation_timeout`` / ``generation_deadline`` where the spec did not pin them."""

@@ -27,7 +27,9 @@ sends one request per image). Candidate seeds of a round are consecutive, so a
 round is one request. Per-image seeds: the API has one ``seed`` per request.
 SGLang Diffusion seeds image ``i`` of a request with ``seed + i`` (its input
 validation stage expands one seed into ``n``), and so does ``gems serve-generator``:
-there each candidate's image depends on its own seed only, alone or batched.
+there each candidate's image depends on its own seed only, alone or batched (up to
+float rounding where the server batched it with other clients' images: a level of 255
+in a few pixels; ``--max-batch 1`` there makes it exact).
 vLLM-Omni seeds one generator for the whole request: the same round gives the same
 images run after run, but image ``i > 0`` is not what its seed alone would give; use
 ``batch=1`` where that matters (e.g. re-making one candidate).
@@ -85,9 +87,10 @@ from urllib.parse import parse_qsl
 import httpx
 from PIL import Image, ImageOps
 
-from gems_graph.backends.batching import BatchCoalescer
+from gems_graph.backends.batching import BatchCoalescer, params_key
 from gems_graph.backends.diffusers_generator import PRESETS, detect_preset, spec_flag
 from gems_graph.backends.http_client import (
+    MAX_RESPONSE_BYTES,
     ImageServerClient,
     decode_b64_image,
     error_code,
@@ -142,8 +145,7 @@ def mask_from_alpha(mask: Image.Image) -> Image.Image:
 
 def _batch_key(request: GenerationRequest) -> Hashable:
     """Requests that can share one API request: same prompt and parameters (seeds may differ)."""
-    extra = tuple(sorted((k, repr(v)) for k, v in request.extra.items()))
-    return (request.prompt, request.width, request.height, request.steps, request.guidance, request.negative_prompt, extra)
+    return (request.prompt, params_key(request))
 
 
 class ImagesApiGenerator:
@@ -162,6 +164,7 @@ class ImagesApiGenerator:
         backoff: float = 0.5,
         api_key: str | None = None,
         edits: bool = False,
+        max_response_bytes: int = MAX_RESPONSE_BYTES,
     ) -> None:
         if not base_url.lower().startswith(("http://", "https://")):
             raise ValueError(f"images-api base URL must start with http:// or https://, got {base_url!r}")
@@ -182,7 +185,11 @@ class ImagesApiGenerator:
         self._guidance_field = "true_cfg_scale" if detect_preset(model).guidance_arg == "true_cfg_scale" else "guidance_scale"
         key = api_key if api_key is not None else os.environ.get(API_KEY_VARIABLE)
         self._http = ImageServerClient(
-            timeout=timeout, retries=retries, backoff=backoff, headers={"Authorization": f"Bearer {key}"} if key else None
+            timeout=timeout,
+            retries=retries,
+            backoff=backoff,
+            headers={"Authorization": f"Bearer {key}"} if key else None,
+            max_response_bytes=max_response_bytes,
         )
         self._batches = BatchCoalescer(self.generate_batch, window=batch_window, max_batch=self.max_batch, key=_batch_key)
 

@@ -27,45 +27,68 @@ One GPU box loads the model once; many agents call it. Stdlib only
 * ``POST /`` or ``POST /generate``: our ``http:`` protocol (JSON, see
   ``http_generator``), a form with ``prompt``, or the official GEMS servers' call
   (``POST /generate?prompt=...``, no body) -> ``image/png``.
-* ``GET /health`` -> ``{"status": "ok", "generator": spec, "family", "busy", "max_concurrency", "edits"}``
+* ``GET /health`` -> ``{"status": "ok", "generator": spec, "family", "busy", "queued", "max_concurrency", "edits"}``
+* ``GET /metrics``: the queue's figures in Prometheus' text format (``serving_queue``):
+  queue depth and capacity, images running, made and failed, images/s over the last
+  minute, requests refused or dropped by reason, batch sizes and queue waits as histograms.
+
+Queueing (``serving_queue``): every image (each of a request's ``n``, each edit) waits in
+one bounded queue; ``max_concurrency`` workers run it, coalescing queued images from any
+client that share parameters into one ``generate_batch`` call of up to ``max_batch``
+(where the generator declares that capability), waiting at most ``batch_window`` seconds
+after the oldest one for company. A request waits for its images up to
+``request_deadline`` seconds (default 100, under the clients' default 120 s
+``generation_timeout``, so a client reads the server's answer rather than its own
+timeout); past it, images not started are dropped and the answer is 504. Only a full
+queue (``max_queue`` images waiting) is answered 503 with ``Retry-After``. While a request
+waits the server watches its connection: a client that has gone has its images dropped.
 
 Limits, on every POST route: a body over ``max_body_bytes`` (on the edits route
 ``max_edit_bytes``, 32 MiB by default: it carries images) gets 413 without being read,
-a ``Content-Length`` that is not a number of bytes gets 400; a connection that sends
-nothing for ``request_timeout`` seconds (default 30) is closed, so stalled clients do
-not hold a thread each; an image over ``MAX_IMAGE_PIXELS`` (8192 x 8192) is refused
-with 400 before it is made (an uploaded one before it is decoded); when
-``max_concurrency`` generations or edits are already running the request gets 503 with
-``Retry-After`` (clients retry), so a queue never builds up inside the server. On
-``/generate`` a generator failure is 422 ``{"error": msg}``; a bad
-request is 400.
+a ``Content-Length`` that is not a number of bytes gets 400; the request line, headers
+and body must all arrive within ``request_timeout`` seconds (default 30) of the
+connection's turn starting, however slowly they trickle in, or the connection is
+closed, so stalled or trickling clients do not hold a thread each. ``RequestLimits``
+caps steps (``max_steps``), pixels (``max_pixels``) and ``n`` (``max_n``): over a cap is
+400 with the cap's option named; an image over ``MAX_IMAGE_PIXELS`` (8192 x 8192) is
+refused before it is made (an uploaded one before it is decoded), and a size the
+generator declares it cannot make (``size_refusal``: the shapes model makes 32x32 only)
+is 400 rather than an image of another size. On ``/generate`` a generator failure is
+422 ``{"error": msg}``; a bad request is 400.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import io
 import json
 import logging
 import random
-import threading
+import select
+import socket
 import time
-from dataclasses import replace
+from collections.abc import Callable, Hashable
+from concurrent.futures import Future, wait
+from dataclasses import dataclass, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from PIL import Image
 
+from gems_graph.backends.batching import params_key
 from gems_graph.backends.form_data import parse_form_data
 from gems_graph.backends.http_client import open_image, png_bytes
 from gems_graph.backends.images_api import MAX_N, mask_from_alpha, size_field
+from gems_graph.backends.serving_queue import QueueFull, ServingQueue
 from gems_graph.models.generator import (
     MAX_IMAGE_PIXELS,
     MAX_IMAGE_SIDE,
     EditRequest,
     GenerationError,
     GenerationRequest,
+    size_refusal,
     supports_editing,
 )
 from gems_graph.models.registry import resolve_generator, split_spec
@@ -78,10 +101,18 @@ EDITS_ROUTE = "/v1/images/edits"
 #: Default bound on an edits body (it carries the source image and the mask).
 MAX_EDIT_BYTES = 32 * 1024 * 1024
 MODELS_ROUTE = "/v1/models"
-#: Seconds a connection may stay silent (headers or body not coming) before it is closed.
+#: Seconds a request's line, headers and body may take to arrive before the connection is closed.
 REQUEST_TIMEOUT = 30.0
+#: Seconds a request may wait for its images (queue and generation) before the answer is 504.
+REQUEST_DEADLINE = 100.0
+#: Images that may wait at once; more get 503.
+MAX_QUEUE = 256
+#: Most images in one pipeline call, and seconds the oldest queued image waits for company.
+MAX_BATCH = 8
+BATCH_WINDOW = 0.02
+#: Seconds between two looks at a waiting request's connection (has its client gone?).
+_POLL = 0.2
 _LEGACY_ROUTES = ("", "/generate")
-_ERROR_TYPES = {400: "invalid_request_error", 413: "invalid_request_error", 503: "server_busy"}
 
 
 def served_model_name(spec: str) -> str:
@@ -90,8 +121,22 @@ def served_model_name(spec: str) -> str:
     return arg.partition("?")[0].strip() or kind
 
 
-class ServerBusy(Exception):
-    """Every generation slot is taken: the request gets 503 with ``Retry-After``."""
+@dataclass(frozen=True)
+class RequestLimits:
+    """What one request may ask for: steps, pixels and ``n`` (a request over one gets 400)."""
+
+    max_steps: int = 200
+    max_pixels: int = 2048 * 2048
+    max_n: int = MAX_N
+
+    def check(self, steps: int | None, width: int | None, height: int | None, n: int = 1) -> None:
+        """``ValueError`` naming the cap a request is over."""
+        if steps is not None and not 1 <= steps <= self.max_steps:
+            raise ValueError(f"steps must be from 1 to {self.max_steps} (serve-generator --max-steps), got {steps}")
+        if width and height and width * height > self.max_pixels:
+            raise ValueError(f"{width}x{height} is over {self.max_pixels} pixels (serve-generator --max-pixels)")
+        if not 1 <= n <= self.max_n:
+            raise ValueError(f"'n' must be from 1 to {self.max_n} (serve-generator --max-n), got {n}")
 
 
 class GeneratorServer(ThreadingHTTPServer):
@@ -107,6 +152,12 @@ class GeneratorServer(ThreadingHTTPServer):
         model_name: str | None = None,
         request_timeout: float = REQUEST_TIMEOUT,
         max_edit_bytes: int = MAX_EDIT_BYTES,
+        *,
+        max_queue: int = MAX_QUEUE,
+        max_batch: int = MAX_BATCH,
+        batch_window: float = BATCH_WINDOW,
+        request_deadline: float = REQUEST_DEADLINE,
+        limits: RequestLimits | None = None,
     ) -> None:
         self.request_timeout = request_timeout
         super().__init__(address, _Handler)
@@ -116,9 +167,35 @@ class GeneratorServer(ThreadingHTTPServer):
         self.max_body_bytes = max_body_bytes
         self.max_edit_bytes = max_edit_bytes
         self.max_concurrency = max_concurrency
-        self.slots = threading.BoundedSemaphore(max_concurrency)
-        self.busy = 0
-        self.busy_lock = threading.Lock()
+        self.request_deadline = request_deadline
+        self.limits = limits or RequestLimits()
+        batch = getattr(generator, "generate_batch", None)
+        self.generate_run: Callable[[list[Any]], list[Any]] = batch if callable(batch) else _one(generator.generate)
+        self.batches = callable(batch)
+        self.edit_run = _one(getattr(generator, "edit", None))
+        self.queue = ServingQueue(max_queue=max_queue, max_batch=max_batch, window=batch_window, workers=max_concurrency)
+
+    @property
+    def busy(self) -> int:
+        """Images in a pipeline call now."""
+        return self.queue.running
+
+    def generation_key(self, request: GenerationRequest) -> Hashable | None:
+        """Queued requests with the same key share a batch; None (a generator that does not batch) never does."""
+        return ("generate", params_key(request)) if self.batches else None
+
+    def check(self, request: GenerationRequest, n: int = 1) -> GenerationRequest:
+        """``ValueError`` for a request over the limits or of a size the generator cannot make."""
+        check_size(request)
+        self.limits.check(request.steps, request.width, request.height, n)
+        refusal = size_refusal(self.generator, request.width, request.height)
+        if refusal:
+            raise ValueError(refusal)
+        return request
+
+    def server_close(self) -> None:
+        super().server_close()
+        self.queue.close()
 
     @property
     def root(self) -> str:
@@ -135,18 +212,14 @@ class GeneratorServer(ThreadingHTTPServer):
         """The OpenAI-style base URL for ``images-api:{base_url}#{model_name}``."""
         return f"{self.root}/v1"
 
-    def run(self, work: Any) -> Any:
-        """``work()`` in a generation slot; ``ServerBusy`` when every slot is taken."""
-        if not self.slots.acquire(blocking=False):
-            raise ServerBusy(f"busy: {self.max_concurrency} generations running")
-        try:
-            with self.busy_lock:
-                self.busy += 1
-            return work()
-        finally:
-            with self.busy_lock:
-                self.busy -= 1
-            self.slots.release()
+
+def _one(make: Any) -> Callable[[list[Any]], list[Any]]:
+    """A batch runner that makes one image (``make(item)``), for a generator that does not batch."""
+
+    def run(items: list[Any]) -> list[Any]:
+        return [make(item) for item in items]
+
+    return run
 
 
 def _json_object(body: bytes, what: str = "body") -> dict[str, Any]:
@@ -181,7 +254,7 @@ def parse_request(body: bytes, content_type: str, query: str = "") -> Generation
         kwargs["negative_prompt"] = data["negative_prompt"]
     if isinstance(data.get("extra"), dict):
         kwargs["extra"] = data["extra"]
-    return check_size(GenerationRequest(**kwargs))
+    return GenerationRequest(**kwargs)
 
 
 def parse_images_request(body: bytes, model_name: str) -> tuple[GenerationRequest, int]:
@@ -189,7 +262,7 @@ def parse_images_request(body: bytes, model_name: str) -> tuple[GenerationReques
     kwargs, size, n = _images_fields(_json_object(body), model_name)
     if size is not None:
         kwargs["width"], kwargs["height"] = size
-    return check_size(GenerationRequest(**kwargs)), n
+    return GenerationRequest(**kwargs), n
 
 
 def _images_fields(data: dict[str, Any], model_name: str) -> tuple[dict[str, Any], tuple[int, int] | None, int]:
@@ -343,28 +416,38 @@ def _float(value: Any, name: str) -> float:
         raise ValueError(f"'{name}' must be a number") from None
 
 
-def generate_n(generator: Any, first: GenerationRequest, n: int) -> list[Image.Image | BaseException]:
-    """``n`` images seeded ``first.seed + i``: one batch where the generator declares ``generate_batch``."""
-    requests = [replace(first, seed=first.seed + i) for i in range(n)]
-    batch = getattr(generator, "generate_batch", None)
-    if n > 1 and callable(batch):
-        return list(batch(requests))
-    return _each(generator.generate, requests)
+def seeded(first: Any, n: int) -> list[Any]:
+    """``n`` copies of a request seeded ``first.seed + i`` (as SGLang does)."""
+    return [replace(first, seed=first.seed + i) for i in range(n)]
 
 
-def edit_n(generator: Any, first: EditRequest, n: int) -> list[Image.Image | BaseException]:
-    """``n`` edits of the same source seeded ``first.seed + i``, one by one."""
-    return _each(generator.edit, [replace(first, seed=first.seed + i) for i in range(n)])
+class _DeadlineReader(io.RawIOBase):
+    """The connection's reads, each given only the time left before ``deadline``: a client
+    that trickles a byte every few seconds still has to finish within ``request_timeout``."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.deadline: float | None = None
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        if self.deadline is not None:
+            left = self.deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError("the request did not arrive within --request-timeout")
+            self.sock.settimeout(left)
+        return self.sock.recv_into(buffer)
 
 
-def _each(make: Any, requests: list[Any]) -> list[Image.Image | BaseException]:
-    results: list[Image.Image | BaseException] = []
-    for r in requests:
-        try:
-            results.append(make(r))
-        except Exception as exc:  # noqa: BLE001 - one failed image, the others still count
-            results.append(exc)
-    return results
+def _client_gone(sock: socket.socket) -> bool:
+    """True when the peer has closed the connection (readable with nothing to read)."""
+    try:
+        readable, _, _ = select.select([sock], [], [], 0)
+        return bool(readable) and sock.recv(1, socket.MSG_PEEK) == b""
+    except (OSError, ValueError):
+        return True
 
 
 def _png_b64(image: Image.Image) -> str:
@@ -380,15 +463,30 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
     def setup(self) -> None:
-        # A socket timeout for every read and write: a stalled client is dropped (the
-        # stdlib handler answers a timeout by closing the connection).
+        # A socket timeout for every write, and a deadline for reading each request: a
+        # stalled or trickling client is dropped (the stdlib handler answers a timeout by
+        # closing the connection).
         self.timeout = self.server.request_timeout
         super().setup()
+        self.rfile.close()
+        self._reader = _DeadlineReader(self.connection)
+        self.rfile = io.BufferedReader(self._reader)
+        self._started = time.monotonic()
+
+    def handle_one_request(self) -> None:
+        self._reader.deadline = time.monotonic() + self.server.request_timeout
+        super().handle_one_request()
+
+    def parse_request(self) -> bool:
+        self._started = time.monotonic()
+        return super().parse_request()
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
         log.info("%s %s", self.address_string(), format % args)
 
     def _send(self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None) -> None:
+        self._reader.deadline = None  # the request has been read; writes get the plain socket timeout
+        self.connection.settimeout(self.server.request_timeout)
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
@@ -404,7 +502,7 @@ class _Handler(BaseHTTPRequestHandler):
         """``{"error": msg}`` on our own routes, OpenAI's ``{"error": {"message", "type", "code"}}`` on /v1."""
         if not openai:
             return self._json(status, {"error": message}, headers)
-        kind = {400: "invalid_request_error", 404: "not_found", 413: "invalid_request_error", 503: "server_busy"}.get(
+        kind = {400: "invalid_request_error", 404: "not_found", 413: "invalid_request_error", 503: "server_busy", 504: "timeout"}.get(
             status, "generation_error"
         )
         self._json(status, {"error": {"message": message, "type": kind, "code": status}}, headers)
@@ -423,6 +521,7 @@ class _Handler(BaseHTTPRequestHandler):
                     "generator": srv.spec,
                     "family": getattr(srv.generator, "family", "unknown"),
                     "busy": srv.busy,
+                    "queued": srv.queue.depth,
                     "max_concurrency": srv.max_concurrency,
                     "edits": supports_editing(srv.generator),
                 },
@@ -437,8 +536,14 @@ class _Handler(BaseHTTPRequestHandler):
                 "edits": supports_editing(srv.generator),
             }
             return self._json(200, {"object": "list", "data": [model]})
+        if self._route == "/metrics":
+            return self._send(200, srv.queue.prometheus().encode(), "text/plain; version=0.0.4; charset=utf-8")
         return self._json(
-            404, {"error": f"not found; use GET /health, GET {MODELS_ROUTE}, POST /generate, POST {IMAGES_ROUTE} or POST {EDITS_ROUTE}"}
+            404,
+            {
+                "error": f"not found; use GET /health, GET /metrics, GET {MODELS_ROUTE}, POST /generate, "
+                f"POST {IMAGES_ROUTE} or POST {EDITS_ROUTE}"
+            },
         )
 
     def do_POST(self) -> None:  # noqa: N802 - stdlib name
@@ -488,48 +593,67 @@ class _Handler(BaseHTTPRequestHandler):
     def _legacy(self, body: bytes) -> None:
         srv = self.server
         try:
-            request = parse_request(body, self.headers.get("Content-Type", ""), urlsplit(self.path).query)
+            request = srv.check(parse_request(body, self.headers.get("Content-Type", ""), urlsplit(self.path).query))
         except ValueError as exc:
             return self._json(400, {"error": str(exc)})
-        try:
-            image = srv.run(lambda: srv.generator.generate(request))
-        except ServerBusy as exc:
-            return self._error(503, str(exc), False, {"Retry-After": "1"})
-        except GenerationError as exc:
-            return self._json(422, {"error": str(exc)})
-        except Exception as exc:  # noqa: BLE001 - report, keep serving
-            log.exception("generator failed")
-            return self._json(500, {"error": f"{type(exc).__name__}: {exc}"})
+        results = self._wait([request], srv.generate_run, srv.generation_key(request), False)
+        if results is None:
+            return None
+        image = results[0]
+        if isinstance(image, GenerationError):
+            return self._json(422, {"error": str(image)})
+        if isinstance(image, BaseException):
+            log.error("generator failed: %s", _error_line(image))
+            return self._json(500, {"error": _error_line(image)})
         self._send(200, png_bytes(image), "image/png")
 
     def _images(self, body: bytes) -> None:
         srv = self.server
         try:
             first, n = parse_images_request(body, srv.model_name)
+            srv.check(first, n)
         except ValueError as exc:
             return self._error(400, str(exc), True)
-        self._made(lambda: generate_n(srv.generator, first, n))
+        self._made(self._wait(seeded(first, n), srv.generate_run, srv.generation_key(first), True))
 
     def _edits(self, body: bytes) -> None:
         srv = self.server
         try:
             first, n = parse_edit_request(body, self.headers.get("Content-Type", ""), srv.model_name)
+            srv.limits.check(first.steps, *first.image.size, n)
         except ValueError as exc:
             return self._error(400, str(exc), True)
-        self._made(lambda: edit_n(srv.generator, first, n))
+        self._made(self._wait(seeded(first, n), srv.edit_run, None, True))
 
-    def _made(self, work: Any) -> None:
-        """Run ``work`` (a list of images or errors) in a slot and answer the Images API reply."""
+    def _wait(self, items: list[Any], run: Callable[[list[Any]], list[Any]], key: Hashable | None, openai: bool) -> list[Any] | None:
+        """Queue ``items`` and wait for their results; ``None`` after answering 503 (queue full)
+        or 504 (past ``request_deadline``), or when the client has gone (nothing to answer)."""
         srv = self.server
         try:
-            results = srv.run(work)
-        except ServerBusy as exc:
-            return self._error(503, str(exc), True, {"Retry-After": "1"})
-        except GenerationError as exc:
-            return self._error(422, str(exc), True)
-        except Exception as exc:  # noqa: BLE001 - report, keep serving
-            log.exception("generator failed")
-            return self._error(500, f"{type(exc).__name__}: {exc}", True)
+            futures: list[Future] = srv.queue.put(items, run, key)
+        except QueueFull as exc:
+            self._error(503, str(exc), openai, {"Retry-After": "1"})
+            return None
+        deadline = self._started + srv.request_deadline
+        while True:
+            left = deadline - time.monotonic()
+            _, pending = wait(futures, timeout=max(0.0, min(_POLL, left)))
+            if not pending:
+                return [f.result() for f in futures]
+            if _client_gone(self.connection):
+                srv.queue.cancel(futures, "client_gone")
+                self.close_connection = True
+                return None
+            if left <= 0:
+                srv.queue.cancel(futures, "deadline")
+                waited = time.monotonic() - self._started
+                self._error(504, f"not done after {waited:.0f} s (serve-generator --request-deadline {srv.request_deadline:g})", openai)
+                return None
+
+    def _made(self, results: list[Any] | None) -> None:
+        """The Images API reply for ``results`` (images, or errors in place of images not made)."""
+        if results is None:
+            return None
         failures = [r for r in results if isinstance(r, BaseException)]
         if len(failures) == len(results):
             return self._error(422, _error_line(failures[0]), True)
@@ -553,14 +677,29 @@ def make_server(
     model_name: str | None = None,
     request_timeout: float = REQUEST_TIMEOUT,
     max_edit_bytes: int = MAX_EDIT_BYTES,
+    *,
+    max_queue: int = MAX_QUEUE,
+    max_batch: int = MAX_BATCH,
+    batch_window: float = BATCH_WINDOW,
+    request_deadline: float = REQUEST_DEADLINE,
+    limits: RequestLimits | None = None,
 ) -> GeneratorServer:
     """Resolve ``spec`` and bind a server (port 0 picks a free one); call ``serve_forever``."""
-    if max_body_bytes < 1 or max_concurrency < 1 or max_edit_bytes < 1:
-        raise ValueError("max_body_bytes, max_edit_bytes and max_concurrency must be >= 1")
+    limits = limits or RequestLimits()
+    counts = {"--max-body-bytes": max_body_bytes, "--max-edit-bytes": max_edit_bytes, "--max-concurrency": max_concurrency}
+    counts |= {"--max-queue": max_queue, "--max-batch": max_batch, "--max-steps": limits.max_steps, "--max-pixels": limits.max_pixels}
+    for option, value in counts.items():
+        if value < 1:
+            raise ValueError(f"{option} must be at least 1, got {value}")
+    if not 1 <= limits.max_n <= MAX_N:
+        raise ValueError(f"--max-n must be from 1 to {MAX_N} (the Images API's n), got {limits.max_n}")
     if not 0 <= port <= 65535:
         raise ValueError(f"--port {port} is not a TCP port (0 to 65535; 0 picks a free one)")
-    if not request_timeout > 0:
-        raise ValueError("request_timeout must be above 0 seconds")
+    for option, seconds in (("--request-timeout", request_timeout), ("--request-deadline", request_deadline)):
+        if not seconds > 0:
+            raise ValueError(f"{option} must be above 0 seconds, got {seconds:g}")
+    if not batch_window >= 0:
+        raise ValueError(f"--batch-window must be 0 or more seconds, got {batch_window:g}")
     return GeneratorServer(
         (host, port),
         resolve_generator(spec),
@@ -570,4 +709,9 @@ def make_server(
         model_name,
         request_timeout=request_timeout,
         max_edit_bytes=max_edit_bytes,
+        max_queue=max_queue,
+        max_batch=max_batch,
+        batch_window=batch_window,
+        request_deadline=request_deadline,
+        limits=limits,
     )

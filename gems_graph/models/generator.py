@@ -121,6 +121,23 @@ def supports_editing(generator: Any) -> bool:
     return callable(getattr(generator, "edit", None))
 
 
+def size_refusal(generator: Any, width: int | None, height: int | None) -> str | None:
+    """Why ``generator`` cannot make a ``width`` x ``height`` image, or None when it can or does not say.
+
+    A backend with sizes it cannot make declares ``check_size(width, height)``, which raises
+    ``ValueError`` with the reason (``None`` for a side means the model's default);
+    ``gems serve-generator`` answers such a request 400 instead of an image of another size.
+    """
+    check = getattr(generator, "check_size", None)
+    if not callable(check):
+        return None
+    try:
+        check(width, height)
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
 def prompting_guide(generator: Any) -> str | None:
     """The generator's declared prompting guide (its model card's "how to prompt" section), or None.
 

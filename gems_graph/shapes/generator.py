@@ -4,7 +4,11 @@ Loads the shipped weights (``gems_graph/shapes/weights``) once, lazily and
 thread-safely, and serialises calls (one small model, CPU-bound: parallel calls
 would only contend). Images come back at the model's native 32x32: the checker
 reads them at that size, so ``width``/``height`` in a request are ignored, as is
-``negative_prompt`` (the model was not trained with one).
+``negative_prompt`` (the model was not trained with one); it declares that
+(``check_size``), so ``gems serve-generator`` refuses another size rather than send 32x32.
+``generate_batch`` makes several images in one pipeline call (one torch generator per
+image); batched images can differ from those made alone by float rounding (one level of
+255 in a few pixels).
 
 It edits (``EditingGenerator``): inpainting inside a mask, or img2img without one,
 through the same pipeline and weights (``ShapesPipeline``'s ``image=``/``mask_image=``).
@@ -29,6 +33,7 @@ from PIL import Image
 
 from gems_graph.models.generator import EditRequest, GenerationError, GenerationRequest
 from gems_graph.shapes.grammar import PLACES, Scene, ShapesGrammarError, describe, parse_prompt
+from gems_graph.shapes.render import SIZE
 
 WEIGHTS = Path(__file__).parent / "weights"
 DEFAULT_STEPS = 20
@@ -87,8 +92,32 @@ class ShapesGenerator:
             self._pipe = pipe
         return self._pipe
 
+    def check_size(self, width: int | None, height: int | None) -> None:
+        """``ValueError`` for any size but the model's native one."""
+        native = SIZE
+        if (width or native, height or native) != (native, native):
+            raise ValueError(f"the shapes model makes {native}x{native} images only, not {width or native}x{height or native}")
+
     def generate(self, request: GenerationRequest) -> Image.Image:
         return self._run(request, "", {})
+
+    def generate_batch(self, requests: list[GenerationRequest]) -> list[Image.Image | GenerationError]:
+        """One pipeline call per group of requests sharing steps and guidance."""
+        groups: dict[tuple[int, float], list[int]] = {}
+        for i, r in enumerate(requests):
+            groups.setdefault(self._settings(r), []).append(i)
+        results: list[Image.Image | GenerationError] = [GenerationError("not made")] * len(requests)
+        for idxs in groups.values():
+            try:
+                images = self._call([requests[i] for i in idxs], "", {})
+            except GenerationError as exc:
+                images = [exc] * len(idxs)
+            for i, image in zip(idxs, images):
+                results[i] = image
+        return results
+
+    def _settings(self, request: GenerationRequest | EditRequest) -> tuple[int, float]:
+        return int(request.steps or self.steps), float(request.guidance if request.guidance is not None else self.guidance)
 
     def edit(self, request: EditRequest) -> Image.Image:
         if request.mask is not None:
@@ -97,22 +126,31 @@ class ShapesGenerator:
         return image if image.size == request.image.size else image.resize(request.image.size)
 
     def _run(self, request: GenerationRequest | EditRequest, what: str, extra: dict) -> Image.Image:
-        """One pipeline call (generation, or img2img/inpainting with ``extra``) under the model's lock."""
+        """One image (generation, or img2img/inpainting with ``extra``)."""
+        return self._call([request], what, extra)[0]
+
+    def _call(self, requests: list, what: str, extra: dict) -> list[Image.Image]:
+        """One pipeline call for ``requests`` (same steps and guidance) under the model's lock."""
         import torch
 
+        steps, guidance = self._settings(requests[0])
         with self._lock:
             pipe = self._load()
             try:
                 out = pipe(
-                    request.prompt,
-                    num_inference_steps=int(request.steps or self.steps),
-                    guidance_scale=float(request.guidance if request.guidance is not None else self.guidance),
-                    generator=torch.Generator().manual_seed(int(request.seed)),
+                    requests[0].prompt if len(requests) == 1 else [r.prompt for r in requests],
+                    num_inference_steps=steps,
+                    guidance_scale=guidance,
+                    generator=(
+                        torch.Generator().manual_seed(int(requests[0].seed))
+                        if len(requests) == 1
+                        else [torch.Generator().manual_seed(int(r.seed)) for r in requests]
+                    ),
                     **extra,
                 )
             except Exception as e:  # noqa: BLE001 - surfaced to the user as a generation failure
                 raise GenerationError(f"shapes generator failed{what}: {e}") from e
-        return out.images[0]
+        return list(out.images)
 
 
 def regional_prompt(prompt: str, mask: Image.Image) -> str:

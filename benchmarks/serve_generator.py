@@ -1,0 +1,169 @@
+"""``gems serve-generator`` under concurrent clients: failures, images/s, latency, batch sizes.
+
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/serve_generator.py [--clients 1,4,16] [--seconds 15] [--steps 4]
+
+One server process (``gems serve-generator shapes`` at its defaults: one worker, batches of
+up to 8 across clients) on loopback; for each N, N clients in this process, each its own ``images-api:``
+generator (the client ``gems run`` uses, retries included), ask for one image after another
+with their own prompts and seeds for ``--seconds``. Printed per N: requests, failures (the
+target is zero at the defaults), images/s against the batched ideal, p50/p99 request latency,
+and the mean batch size from ``/metrics``. The ideals are measured first on the same model:
+one image alone, and one full batch (``--max-batch`` images in one ``generate_batch``).
+Writes ``benchmarks/results/serve_generator.json`` (figures, command, commit, machine).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+
+from gems_graph.backends.images_api import ImagesApiGenerator
+from gems_graph.backends.server import BATCH_WINDOW, MAX_BATCH
+from gems_graph.models.generator import GenerationError, GenerationRequest
+from gems_graph.shapes.generator import ShapesGenerator
+
+PROMPTS = (
+    "a red circle",
+    "two blue squares",
+    "a green triangle left of a yellow circle",
+    "three red squares",
+    "a blue circle above a red square",
+)
+OUT = Path(__file__).parent / "results" / "serve_generator.json"
+
+
+def _ideal(generator, steps: int, batch: int) -> tuple[float, float]:
+    """(images/s alone, images/s in full batches), best of three, on ``generator`` directly."""
+    alone, batched = [], []
+    for trial in range(3):
+        t = time.perf_counter()
+        generator.generate(GenerationRequest(PROMPTS[0], seed=trial, steps=steps))
+        alone.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        generator.generate_batch([GenerationRequest(PROMPTS[i % len(PROMPTS)], seed=i, steps=steps) for i in range(batch)])
+        batched.append(time.perf_counter() - t)
+    return 1 / min(alone), batch / min(batched)
+
+
+def _batches(root: str) -> tuple[float, float]:
+    """(pipeline calls, images in them) so far, from ``/metrics``."""
+    values = dict(line.rsplit(" ", 1) for line in httpx.get(root + "/metrics").text.splitlines() if line and not line.startswith("#"))
+    return float(values["gems_batch_size_count"]), float(values["gems_batch_size_sum"])
+
+
+def _serve() -> tuple[subprocess.Popen, str]:
+    """``gems serve-generator shapes`` on a free loopback port, once it answers ``/health``."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cmd = [sys.executable, "-m", "gems_graph.app.cli", "serve-generator", "shapes", "--port", str(port)]
+    proc = subprocess.Popen(cmd, stderr=subprocess.DEVNULL)
+    root = f"http://127.0.0.1:{port}"
+    for _ in range(600):
+        try:
+            if httpx.get(root + "/health", timeout=1).status_code == 200:
+                return proc, root
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    proc.kill()
+    raise SystemExit("serve-generator did not start")
+
+
+def _load(root: str, clients: int, seconds: float, steps: int) -> dict:
+    latencies: list[float] = []
+    failures: list[str] = []
+    lock = threading.Lock()
+    end = time.monotonic() + seconds
+
+    def client(k: int) -> None:
+        gen = ImagesApiGenerator(root + "/v1", "shapes", max_batch=1)
+        seed = k * 100_000
+        while time.monotonic() < end:
+            seed += 1
+            t = time.perf_counter()
+            try:
+                gen.generate(GenerationRequest(PROMPTS[k % len(PROMPTS)], seed=seed, steps=steps))
+                with lock:
+                    latencies.append(time.perf_counter() - t)
+            except GenerationError as exc:
+                with lock:
+                    failures.append(str(exc))
+        gen.close()
+
+    calls0, images0 = _batches(root)
+    started = time.monotonic()
+    threads = [threading.Thread(target=client, args=(k,)) for k in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    took = time.monotonic() - started
+    calls1, images1 = _batches(root)
+    q = statistics.quantiles(latencies, n=100) if len(latencies) > 1 else latencies * 99
+    return {
+        "clients": clients,
+        "requests": len(latencies) + len(failures),
+        "failures": len(failures),
+        "first_failure": failures[0] if failures else None,
+        "images_per_second": round(len(latencies) / took, 2),
+        "p50_s": round(q[49], 3),
+        "p99_s": round(q[98], 3),
+        "mean_batch": round((images1 - images0) / max(calls1 - calls0, 1), 2),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--clients", default="1,4,16", help="comma-separated numbers of concurrent clients")
+    parser.add_argument("--seconds", type=float, default=15.0, help="seconds of load per number of clients")
+    parser.add_argument("--steps", type=int, default=4, help="inference steps per image")
+    parser.add_argument("--out", type=Path, default=OUT)
+    a = parser.parse_args()
+    alone, batched = _ideal(ShapesGenerator(), a.steps, MAX_BATCH)
+    proc, root = _serve()
+    try:
+        _load(root, 1, 2.0, a.steps)  # warm-up: the server loads the model
+        print(f"shapes model, {a.steps} steps, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}")
+        print(f"ideal: {alone:.1f} images/s alone, {batched:.1f} images/s in batches of {MAX_BATCH}")
+        rows = []
+        for n in (int(x) for x in a.clients.split(",")):
+            row = _load(root, n, a.seconds, a.steps)
+            row["share_of_batched_ideal"] = round(row["images_per_second"] / batched, 3)
+            rows.append(row)
+            print(
+                f"{n:3d} clients: {row['requests']:4d} requests, {row['failures']} failed, {row['images_per_second']:6.1f} images/s "
+                f"({row['share_of_batched_ideal']:.0%} of batched ideal), p50 {row['p50_s']:.3f} s, p99 {row['p99_s']:.3f} s, "
+                f"mean batch {row['mean_batch']}"
+            )
+    finally:
+        proc.terminate()
+        proc.wait(15)
+    result = {
+        "model": "shapes",
+        "steps": a.steps,
+        "server": {"max_concurrency": 1, "max_batch": MAX_BATCH, "batch_window": BATCH_WINDOW},
+        "ideal_images_per_second": {"alone": round(alone, 2), "batched": round(batched, 2)},
+        "rows": rows,
+        "command": f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', '')} benchmarks/serve_generator.py --clients {a.clients} "
+        f"--seconds {a.seconds:g} --steps {a.steps}",
+        "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip(),
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}",
+    }
+    a.out.parent.mkdir(parents=True, exist_ok=True)
+    a.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"written to {a.out}")
+
+
+if __name__ == "__main__":
+    main()
