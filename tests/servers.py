@@ -26,6 +26,14 @@ from pathlib import Path
 from typing import Any
 
 
+def wait_for(condition: Callable[[], bool], seconds: float = 10.0) -> None:
+    """Poll ``condition`` until it holds; fail the test after ``seconds``."""
+    end = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < end, "condition not met in time"
+        time.sleep(0.02)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

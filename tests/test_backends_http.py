@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import threading
-import time
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -15,7 +14,7 @@ from gems_graph.backends.http_generator import HttpGenerator, from_spec
 from gems_graph.models import registry
 from gems_graph.models.generator import GenerationError, GenerationRequest
 from gems_graph.models.registry import resolve_generator
-from tests.servers import RecordingServer, ThreadedGeneratorServer, free_port, json_reply
+from tests.servers import RecordingServer, ThreadedGeneratorServer, free_port, json_reply, wait_for
 from tests.tiny_pipelines import save_sd_pipeline
 
 
@@ -74,13 +73,6 @@ class _BlockingGenerator:
         return Image.new("RGB", (8, 8), (1, 2, 3))
 
 
-def _wait_for(condition, seconds=10.0):
-    end = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < end, "condition not met in time"
-        time.sleep(0.02)
-
-
 def test_requests_wait_in_the_queue_and_only_a_full_queue_is_503():
     blocker = _BlockingGenerator()
     registry.register_generator("blocking-test", lambda arg: blocker, replace=True)
@@ -94,7 +86,7 @@ def test_requests_wait_in_the_queue_and_only_a_full_queue_is_503():
         threads[0].start()
         assert blocker.started.wait(10)
         threads[1].start()  # waits behind the running one instead of failing
-        _wait_for(lambda: srv.server.queue.depth == 1)
+        wait_for(lambda: srv.server.queue.depth == 1)
         health = httpx.get(srv.url.replace("/generate", "/health")).json()
         assert health["busy"] == 1 and health["queued"] == 1
         busy = httpx.post(srv.url, json={"prompt": "c"})

@@ -22,7 +22,7 @@ from PIL import Image
 
 from gems_graph.backends.server import RequestLimits
 from gems_graph.models import registry
-from tests.servers import ThreadedGeneratorServer
+from tests.servers import ThreadedGeneratorServer, wait_for
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -41,13 +41,6 @@ class _Gate:
         self.started.set()
         self.release.wait(30)
         return Image.new("RGB", (8, 8), (1, 2, 3))
-
-
-def _wait_for(condition, seconds=10.0):
-    end = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < end, "condition not met in time"
-        time.sleep(0.02)
 
 
 def _metrics(server) -> dict[str, float]:
@@ -126,8 +119,8 @@ def test_a_waiting_request_whose_client_has_gone_is_dropped():
         with socket.create_connection(tgs.server.server_address[:2]) as sock:
             sock.sendall(b"POST /generate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n")
             sock.sendall(f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
-            _wait_for(lambda: tgs.server.queue.depth == 1)
-        _wait_for(lambda: _metrics(tgs.server)['gems_dropped_total{reason="client_gone"}'] == 1)
+            wait_for(lambda: tgs.server.queue.depth == 1)
+        wait_for(lambda: _metrics(tgs.server)['gems_dropped_total{reason="client_gone"}'] == 1)
         assert tgs.server.queue.depth == 0
         gate.release.set()
         first.join(10)

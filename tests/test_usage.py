@@ -28,6 +28,8 @@ EXPECTED_NODES = {
     "critic": {"calls": 7, "images_sent": 6, "images_generated": 0},
     "refiner": {"calls": 4, "images_sent": 5, "images_generated": 0},
 }
+#: Their sum, with the scripted model's 10 input and 2 output tokens a call.
+RED_SQUARE_TOTAL = {"calls": 12, "unreported_calls": 0, "input_tokens": 120, "output_tokens": 24, "images_sent": 11, "images_generated": 3}
 
 
 def _context(tmp_path, usage=(10, 2), **kw):
@@ -100,14 +102,7 @@ def test_run_json_the_api_and_the_report_show_exact_totals(tmp_path):
         got = usage["nodes"][node]
         assert {k: got[k] for k in expected} == expected, node
         assert got["input_tokens"] == 10 * expected["calls"] and got["output_tokens"] == 2 * expected["calls"]
-    assert usage["total"] == {
-        "calls": 12,
-        "unreported_calls": 0,
-        "input_tokens": 120,
-        "output_tokens": 24,
-        "images_sent": 11,
-        "images_generated": 3,
-    }
+    assert usage["total"] == RED_SQUARE_TOTAL
     assert [r["total"]["calls"] for r in usage["rounds"]] == [1 + 3 + 2, 2 + 2, 2]
     run_json = json.loads(Path(result.state["run_dir"], "run.json").read_text())
     assert run_json["usage"] == usage
@@ -144,14 +139,7 @@ def test_usage_survives_a_pause_and_a_resume_from_the_checkpoint_file(tmp_path):
     with open_checkpointer(str(db)) as saver:
         done = run_gems(None, _context(tmp_path, human_feedback=True), saver, thread_id="t", resume=True, on_review=_feedback_until_passed)
     assert done.status == "accepted" and done.state["rounds_used"] == 3
-    assert done.usage_total == {
-        "calls": 12,
-        "unreported_calls": 0,
-        "input_tokens": 120,
-        "output_tokens": 24,
-        "images_sent": 11,
-        "images_generated": 3,
-    }
+    assert done.usage_total == RED_SQUARE_TOTAL
 
 
 def _feedback_until_passed(review):
