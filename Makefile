@@ -4,6 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 RUNTIME := $(VENV)/.runtime-installed
 DEV := $(VENV)/.dev-installed
+LINTER := $(VENV)/.lint-installed
 # The LangGraph Agent Server (langhost) pins its own langgraph-api: a venv of its own.
 SERVER_VENV := .venv-server
 SERVER := $(SERVER_VENV)/.server-installed
@@ -29,6 +30,11 @@ $(SERVER): pyproject.toml
 	$(SERVER_VENV)/bin/pip install -q -e '.[agent-server]'
 	touch $(SERVER)
 
+# The linter alone: `make lint` needs neither the test servers nor the Agent Server's venv.
+$(LINTER): $(RUNTIME)
+	$(BIN)/pip install -q -e '.[lint]'
+	touch $(LINTER)
+
 $(DEV): $(RUNTIME)
 	# llama-cpp-python (a real OpenAI-compatible test server) builds from source; portable flags.
 	CMAKE_ARGS="-DGGML_NATIVE=OFF" $(BIN)/pip install -q -e '.[dev]'
@@ -51,11 +57,11 @@ demo: setup
 	$(BIN)/gems run "$(DEMO_PROMPT)" --rounds 5 --out runs
 	@echo "gems is installed in $(VENV): '. $(VENV)/bin/activate' puts it on your PATH (or call $(BIN)/gems)"
 
-lint: setup-dev
+lint: $(LINTER)
 	$(BIN)/ruff check gems_graph nodes tests benchmarks docs/hooks
 	$(BIN)/ruff format --check gems_graph nodes tests benchmarks docs/hooks
 
-test: lint
+test: lint setup-dev
 	$(BIN)/python -m pytest -q
 
 # The documentation site, offline, strict: a broken link or reference fails the build (tests/test_docs.py does the same).

@@ -121,6 +121,11 @@ def test_follow_note_changes_only_what_the_note_names():
     assert follow_note("looks great, thanks", scene, rng) is None
 
 
+def test_a_note_on_a_scene_too_big_to_lay_out_is_left_to_the_other_moves():
+    crowded = parse_prompt("a photo of four red circles, four blue squares and four green triangles")
+    assert follow_note("make the circles large", crowded, np.random.default_rng(0)) is None
+
+
 def test_the_tool_says_paused_when_the_run_waits_for_a_review(tmp_path):
     context = colour_context(tmp_path, human_feedback=True)
     result = json.loads(as_tool(context=context).invoke({"prompt": "a red square"}))

@@ -341,7 +341,10 @@ def follow_note(note: str, last: Scene, rng: np.random.Generator) -> str | None:
     places = [w[len(PLACE_TOKEN) :] for w in words if w.startswith(PLACE_TOKEN) and w[len(PLACE_TOKEN) :] in PLACES]
     if not shapes or not (size or colours or places):
         return None
-    layout = last if last.explicit else explicate(last, rng)
+    try:
+        layout = last if last.explicit else explicate(last, rng)
+    except ValueError:  # more objects than an explicit layout has cells: the note cannot be laid out
+        return None
     objects = list(layout.objects)
     # A colour the named shape already has picks which one; any other colour is the change.
     known = [c for c in colours if any(o.shape in shapes and o.color == c for o in objects)]
