@@ -23,14 +23,12 @@ Writes the figures as JSON to ``--out`` (``benchmarks/results/critic_accuracy_<s
 from __future__ import annotations
 
 import argparse
-import json
-import platform
-import subprocess
 import time
 from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
+from record import write_result
 
 from gems_graph.models.generator import GenerationRequest
 from gems_graph.shapes.critic_model import shipped_judge
@@ -124,12 +122,8 @@ def main() -> None:
             "grader_fails": round(float(np.mean(request_p[False])), 4) if request_p[False] else None,
         },
         "seconds": round(time.perf_counter() - start, 1),
-        "command": f"benchmarks/critic_accuracy.py --suite {a.suite} --split {a.split} --per-category {a.per_category}",
-        "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip(),
-        "machine": f"{platform.machine()}, {platform.python_version()}",
     }
-    a.out.parent.mkdir(parents=True, exist_ok=True)
-    a.out.write_text(json.dumps(result, indent=2) + "\n")
+    write_result(result, a.out)
     print(f"critic on the {a.suite} {a.split} split: {result['images']} images, {result['questions']} questions")
     print(f"  accuracy {result['accuracy']:.1%}")
     for k, v in result["accuracy_by_kind"].items():

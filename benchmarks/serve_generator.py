@@ -15,9 +15,7 @@ Writes ``benchmarks/results/serve_generator.json`` (figures, command, commit, ma
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import socket
 import statistics
 import subprocess
@@ -27,6 +25,7 @@ import time
 from pathlib import Path
 
 import httpx
+from record import write_result
 
 from gems_graph.backends.images_api import ImagesApiGenerator
 from gems_graph.backends.server import BATCH_WINDOW, MAX_BATCH
@@ -155,13 +154,8 @@ def main() -> None:
         "server": {"max_concurrency": 1, "max_batch": MAX_BATCH, "batch_window": BATCH_WINDOW},
         "ideal_images_per_second": {"alone": round(alone, 2), "batched": round(batched, 2)},
         "rows": rows,
-        "command": f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', '')} benchmarks/serve_generator.py --clients {a.clients} "
-        f"--seconds {a.seconds:g} --steps {a.steps}",
-        "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip(),
-        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}",
     }
-    a.out.parent.mkdir(parents=True, exist_ok=True)
-    a.out.write_text(json.dumps(result, indent=2) + "\n")
+    write_result(result, a.out)
     print(f"written to {a.out}")
 
 

@@ -26,13 +26,11 @@ images and chat calls per prompt, per category, the command, commit and machine)
 from __future__ import annotations
 
 import argparse
-import json
-import platform
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
+
+from record import write_result
 
 from gems_graph.eval.harness import run_eval
 from gems_graph.eval.methods import METHODS
@@ -117,13 +115,8 @@ def main() -> None:
         "per_category": a.per_category,
         "methods": figures,
         "seconds": {k: round(v) for k, v in seconds.items()},
-        "command": "benchmarks/shapes_quality.py " + " ".join(sys.argv[1:]),
-        "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip(),
-        "machine": f"{platform.machine()}, {platform.python_version()}",
     }
-    RESULTS.mkdir(exist_ok=True)
-    path = RESULTS / f"shapes_quality_{a.suite}.json"
-    path.write_text(json.dumps(result, indent=2) + "\n")
+    path = write_result(result, RESULTS / f"shapes_quality_{a.suite}.json")
     print(f"\nresults under {out}; figures written to {path}")
 
 
