@@ -61,7 +61,7 @@ ORACLE_ROW = "loop (oracle judge)"
 
 
 def _verdict(gap: float) -> str:
-    """ "met" when ``gap`` (measured minus required, in GM points) is not negative, else by how much it was missed."""
+    """Met when ``gap`` (measured minus required, in GM points) is not negative; else by how much it was missed."""
     return "met" if gap >= 0 else f"missed by {-gap:.1f}"
 
 
