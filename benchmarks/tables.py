@@ -174,10 +174,12 @@ def memory_table(result: dict) -> str:
             f"{c['warm']['status']} in {c['warm']['rounds']} with the store"
         )
     recall = result["recall"]
+    over = recall["median_ms"] - recall["goal_ms"]
+    goal = f"goal < {recall['goal_ms']:.0f} ms: " + ("met" if over < 0 else f"missed by {over:.1f} ms")
     lines += [
         "",
         f"The learn phase left {result['lessons_learnt']} lessons in the shared store; recall latency: median "
-        f"{recall['median_ms']:.1f} ms (k={recall['k']}, {recall['lessons']} lessons; goal < {recall['goal_ms']:.0f} ms). "
+        f"{recall['median_ms']:.1f} ms (k={recall['k']}, {recall['lessons']} lessons; {goal}). "
         f"{_provenance(result)}, {result['seconds']:.0f} s in all.",
     ]
     return "\n".join(lines) + "\n"
