@@ -94,7 +94,7 @@ def quality_targets_table(result: dict) -> str:
         ("what the critic's errors cost (not a target)", f"oracle judge {m[ORACLE_ROW] - loop:+.1f} over loop", "-"),
     ]
     lines = ["| target (GM) | measured | verdict |", "|---|---|---|", *(f"| {a} | {b} | {c} |" for a, b, c in rows)]
-    lines += ["", f"{result['per_category'] * 4} prompts of the {result['suite']} {result['split']} split; {_provenance(result)}."]
+    lines += ["", f"{result['methods']['single']['n']} prompts of the {result['suite']} {result['split']} split; {_provenance(result)}."]
     return "\n".join(lines) + "\n"
 
 
