@@ -8,9 +8,11 @@ encoder, a FLUX-sized 16-channel VAE, in bf16 on CUDA. It then runs it through o
 prints seconds per batch, seconds per image and peak GPU memory. Random weights make
 noise images, but the arithmetic, and so the time, is the real model's.
 
-    .venv/bin/python benchmarks/gpu_smoke.py [--batches 1,2,4,8] [--repeats 2] [--budget-s 540]
+    .venv/bin/python benchmarks/gpu_smoke.py [--batches 1,2,4,8] [--repeats 2] [--budget-s 540] [--out FILE]
 
-Without CUDA it prints one line saying so and exits with status 2.
+The figures go to ``--out`` (``benchmarks/results/gpu_smoke.json``). Without CUDA it
+prints one line saying so, writes nothing and exits with status 2, so the docs' table
+says it was not measured rather than showing a figure no GPU made.
 """
 
 from __future__ import annotations
@@ -18,10 +20,14 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from pathlib import Path
+
+from record import write_result
 
 from gems_graph.backends.diffusers_generator import DiffusersGenerator
 from gems_graph.models.generator import GenerationRequest
 
+OUT = Path(__file__).parent / "results" / "gpu_smoke.json"
 PROMPT = "a red bicycle leaning on a green door, two cats on the step, golden hour"
 
 
@@ -117,6 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batches", default="1,2,4,8", help="Batch sizes to time (comma-separated).")
     ap.add_argument("--repeats", type=int, default=2, help="Timed calls per batch size (after one warm-up call at batch 1).")
     ap.add_argument("--budget-s", type=float, default=540.0, help="Stop starting new batch sizes after this many seconds.")
+    ap.add_argument("--out", type=Path, default=OUT)
     args = ap.parse_args(argv)
     try:
         import torch
@@ -131,8 +138,9 @@ def main(argv: list[str] | None = None) -> int:
     pipe = full_size_zimage_pipeline("cuda")
     params = sum(p.numel() for p in pipe.transformer.parameters()) / 1e9
     gen = DiffusersGenerator(pipe, family="z-image-turbo", device="cuda", dtype=torch.bfloat16, max_batch=max(batches))
+    built_s = time.perf_counter() - start
     print(f"# {torch.cuda.get_device_name(0)}, torch {torch.__version__}; transformer {params:.2f} B parameters (bf16)")
-    print(f"# built in {time.perf_counter() - start:.1f} s; 1024x1024, 9 steps, guidance 0")
+    print(f"# built in {built_s:.1f} s; 1024x1024, 9 steps, guidance 0")
 
     def requests(n: int, base: int) -> list[GenerationRequest]:
         return [GenerationRequest(prompt=PROMPT, seed=base + i, width=1024, height=1024, steps=9, guidance=0.0) for i in range(n)]
@@ -145,9 +153,11 @@ def main(argv: list[str] | None = None) -> int:
     run(requests(1, 0))  # warm-up: kernels, allocator
     print("| batch | s / batch | s / image | peak GiB |")
     print("|---|---|---|---|")
+    rows, stopped_before = [], None
     for b in batches:
         if time.perf_counter() - start > args.budget_s:
             print(f"# stopped before batch {b}: past the {args.budget_s:.0f} s budget")
+            stopped_before = b
             break
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
@@ -159,8 +169,24 @@ def main(argv: list[str] | None = None) -> int:
             times.append(time.perf_counter() - t0)
         best = min(times)
         peak = torch.cuda.max_memory_allocated() / 2**30
+        rows.append({"batch": b, "s_per_batch": round(best, 3), "s_per_image": round(best / b, 3), "peak_gib": round(peak, 2)})
         print(f"| {b} | {best:.2f} | {best / b:.2f} | {peak:.1f} |", flush=True)
-    print(f"# total {time.perf_counter() - start:.1f} s")
+    total_s = time.perf_counter() - start
+    print(f"# total {total_s:.1f} s")
+    result = {
+        "device": torch.cuda.get_device_name(0),
+        "torch": torch.__version__,
+        "transformer_parameters_b": round(params, 2),
+        "size": [1024, 1024],
+        "steps": 9,
+        "built_s": round(built_s, 1),
+        "repeats": args.repeats,
+        "rows": rows,
+        "stopped_before_batch": stopped_before,
+        "seconds": round(total_s, 1),
+    }
+    write_result(result, args.out)
+    print(f"# written to {args.out}")
     return 0
 
 

@@ -12,10 +12,11 @@ Three phases, every run through the real graph (planner recall, run-end lessons)
 Control and warm run the *same* prompts with the same seeds, so their difference is
 what memory did. Prints accuracy (runs whose every check passed), mean rounds to pass
 and mean rounds for each phase, and the median latency of ``store.recall`` for new
-prompts (goal < 50 ms). Goal: warm needs fewer rounds than control for the same or
-better accuracy.
+prompts (goal < 50 ms), and writes them to ``--out``
+(``benchmarks/results/memory.json``), with the prompts whose outcome memory changed.
+Goal: warm needs fewer rounds than control for the same or better accuracy.
 
-    .venv/bin/python benchmarks/memory.py [--per-category 5] [--rounds 5] [--workdir DIR]
+    .venv/bin/python benchmarks/memory.py [--per-category 5] [--rounds 5] [--workdir DIR] [--out FILE]
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from record import write_result
 
 from gems_graph.app.runner import run_gems
 from gems_graph.context import GemsContext
@@ -36,6 +38,9 @@ from gems_graph.models.registry import resolve_generator
 from gems_graph.persistence.checkpoint import open_checkpointer
 from gems_graph.shapes.grammar import describe
 from gems_graph.shapes.render import sample_scene
+
+OUT = Path(__file__).parent / "results" / "memory.json"
+RECALL_GOAL_MS = 50.0
 
 #: Categories where a first image is often wrong, so a loop has something to fix.
 CATEGORIES = ("position", "color_attr", "counting", "two_object")
@@ -87,7 +92,7 @@ def run_phase(name: str, prompts: list[str], args: argparse.Namespace, shared: A
             values = res.state
             recalled = len(values.get("recalled_lessons") or [])
             rounds = values.get("rounds_used", 0)
-            results.append({"status": res.status, "rounds": rounds, "seconds": seconds})
+            results.append({"prompt": prompt, "status": res.status, "rounds": rounds, "seconds": seconds})
             print(
                 f"  {name:7s} {i + 1:2d}/{len(prompts)} {res.status:9s} rounds={rounds} recalled={recalled} {seconds:5.1f}s  {prompt}",
                 flush=True,
@@ -95,12 +100,33 @@ def run_phase(name: str, prompts: list[str], args: argparse.Namespace, shared: A
     passed = [r for r in results if r["status"] == "passed"]
     return {
         "phase": name,
+        "outcomes": [{"prompt": r["prompt"], "status": r["status"], "rounds": r["rounds"]} for r in results],
         "runs": len(results),
         "accuracy": len(passed) / max(1, len(results)),
         "rounds_to_pass": statistics.mean(r["rounds"] for r in passed) if passed else float("nan"),
         "mean_rounds": statistics.mean(r["rounds"] for r in results) if results else float("nan"),
         "seconds": statistics.mean(r["seconds"] for r in results) if results else float("nan"),
     }
+
+
+def _figure(value: Any) -> Any:
+    """A float rounded for the result file; NaN (no run passed) as null, which JSON can hold."""
+    if not isinstance(value, float):
+        return value
+    return None if value != value else round(value, 3)
+
+
+def changed_outcomes(control: dict[str, Any], warm: dict[str, Any]) -> list[dict[str, Any]]:
+    """The prompts whose status or rounds differ between control and warm (the same prompts, the same seeds)."""
+    return [
+        {
+            "prompt": c["prompt"],
+            "control": {"status": c["status"], "rounds": c["rounds"]},
+            "warm": {"status": w["status"], "rounds": w["rounds"]},
+        }
+        for c, w in zip(control["outcomes"], warm["outcomes"], strict=True)
+        if (c["status"], c["rounds"]) != (w["status"], w["rounds"])
+    ]
 
 
 def recall_latency(store: Any, prompts: list[str], family: str, k: int) -> float:
@@ -122,7 +148,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--generator", default="shapes")
     ap.add_argument("--chat-model", default="shapes")
     ap.add_argument("--workdir", default=None, help="keep runs and the store here (default: a temp folder)")
+    ap.add_argument("--out", type=Path, default=OUT)
     args = ap.parse_args(argv)
+    started = time.perf_counter()
 
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="gems-bench-memory-"))
     workdir.mkdir(parents=True, exist_ok=True)
@@ -135,7 +163,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(f"workdir: {workdir}")
     rows = [run_phase("learn", learn, args, shared, workdir)]
-    print(f"  lessons in the shared store after learning: {shared.count()}")
+    learnt = shared.count()
+    print(f"  lessons in the shared store after learning: {learnt}")
     rows.append(run_phase("control", later, args, shared, workdir))
     rows.append(run_phase("warm", later, args, shared, workdir))
     family = generator_family(resolve_generator(args.generator))
@@ -148,6 +177,20 @@ def main(argv: list[str] | None = None) -> int:
             f"{r['phase']:7s} {r['runs']:4d} {r['accuracy']:9.2f} {r['rounds_to_pass']:15.2f} {r['mean_rounds']:12.2f} {r['seconds']:7.1f}"
         )
     print(f"recall latency: median {latency:.1f} ms over {len(later)} prompts (k={args.k}, {shared.count()} lessons)")
+    changed = changed_outcomes(rows[1], rows[2])
+    result = {
+        "generator": args.generator,
+        "chat_model": args.chat_model,
+        "per_category": args.per_category,
+        "max_rounds": args.rounds,
+        "lessons_learnt": learnt,
+        "phases": [{k: _figure(v) for k, v in r.items() if k != "outcomes"} for r in rows],
+        "changed": changed,
+        "recall": {"median_ms": round(latency, 1), "k": args.k, "lessons": shared.count(), "goal_ms": RECALL_GOAL_MS},
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+    write_result(result, args.out)
+    print(f"written to {args.out}")
     return 0
 
 

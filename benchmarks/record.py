@@ -1,8 +1,9 @@
 """One way for a benchmark to write its result file under ``benchmarks/results/``.
 
 Every file carries its figures and where they came from: the command that made
-them, the commit it ran at and the machine, so a table rendered from it
-(``benchmarks/tables.py``) can say so. Benchmarks run as scripts, so this module is
+them, the commit it ran at, the machine and how busy it was (its load average when
+the file was written: timings from a shared machine are slower than its CPUs), so a
+table rendered from it (``benchmarks/tables.py``) can say so. Benchmarks run as scripts, so this module is
 imported as ``record`` (the script's folder is on ``sys.path``).
 """
 
@@ -37,9 +38,15 @@ def machine() -> str:
     return f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
 
 
+def load_average() -> dict[str, float]:
+    """The machine's load average over the last 1, 5 and 15 minutes (runnable processes, not CPUs)."""
+    one, five, fifteen = os.getloadavg()
+    return {"1min": round(one, 2), "5min": round(five, 2), "15min": round(fifteen, 2)}
+
+
 def write_result(result: dict, path: Path) -> Path:
-    """Write ``result`` with its provenance (command, commit, machine) as JSON to ``path``."""
-    result = {**result, "command": command(), "commit": commit(), "machine": machine()}
+    """Write ``result`` with its provenance (command, commit, machine, load average) as JSON to ``path``."""
+    result = {**result, "command": command(), "commit": commit(), "machine": machine(), "load_average": load_average()}
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result, indent=2) + "\n")
     return path

@@ -1,6 +1,6 @@
 """Does inpainting fix the wrong object of a shapes image and keep the others?
 
-    .venv/bin/python benchmarks/shapes_editing.py [--per-category 24] [--seeds 4] [--split dev]
+    .venv/bin/python benchmarks/shapes_editing.py [--per-category 24] [--seeds 4] [--split dev] [--out FILE]
 
 For every prompt of the split and ``--seeds`` seeds, the shipped shapes model makes
 an image from the prompt; where one edit can fix every failed check and keep what
@@ -12,7 +12,8 @@ cell for a missing one) is inpainted with the edit prompt. The detector judges:
 * **regenerate**: the same edit prompt generated from scratch with the same seed,
   the alternative the refiner has (fixed = every check passes).
 
-Prints counts per category and in total, and the seconds an edit and a generation take.
+Prints counts per category and in total, and the seconds an edit and a generation take,
+and writes them to ``--out`` (``benchmarks/results/shapes_editing.json``).
 """
 
 from __future__ import annotations
@@ -20,6 +21,9 @@ from __future__ import annotations
 import argparse
 import time
 from collections import defaultdict
+from pathlib import Path
+
+from record import write_result
 
 from gems_graph.models.generator import EditRequest, GenerationRequest, region_mask
 from gems_graph.shapes.detect import detect
@@ -29,6 +33,9 @@ from gems_graph.shapes.grammar import parse_prompt
 from gems_graph.shapes.questions import answer_detections, checks_for_scene
 from gems_graph.shapes.render import CATEGORIES
 from gems_graph.shapes.suite import dev_split, test_split
+
+OUT = Path(__file__).parent / "results" / "shapes_editing.json"
+COLUMNS = ("images", "correct", "editable", "fixed", "kept", "regenerate")
 
 
 def passed_checks(scene, image) -> set[str]:
@@ -41,7 +48,9 @@ def main() -> None:
     ap.add_argument("--per-category", type=int, default=24)
     ap.add_argument("--seeds", type=int, default=4, help="images per prompt")
     ap.add_argument("--split", choices=("dev", "test"), default="dev")
+    ap.add_argument("--out", type=Path, default=OUT)
     a = ap.parse_args()
+    started = time.perf_counter()
     items = dev_split() if a.split == "dev" else test_split()
     per_cat: dict[str, list] = defaultdict(list)
     for it in items:
@@ -79,7 +88,7 @@ def main() -> None:
                 row["kept"] += before <= after
                 regenerated = gen.generate(GenerationRequest(prompt=plan.prompt, seed=seed + 500))
                 row["regenerate"] += passed_checks(scene, regenerated) == checks
-    cols = ("images", "correct", "editable", "fixed", "kept", "regenerate")
+    cols = COLUMNS
     print("| category | " + " | ".join(cols) + " |")
     print("|---" * (len(cols) + 1) + "|")
     total: dict[str, int] = defaultdict(int)
@@ -95,6 +104,18 @@ def main() -> None:
         f"regenerating the edit prompt instead: {total['regenerate']}/{total['editable']} ({100 * total['regenerate'] / e:.0f}%)"
     )
     print(f"seconds per generation {t_gen / max(n_gen, 1):.3f}, per edit {t_edit / max(n_edit, 1):.3f}")
+    result = {
+        "split": a.split,
+        "per_category": a.per_category,
+        "seeds": a.seeds,
+        "categories": {cat: {c: rows[cat][c] for c in cols} for cat in CATEGORIES},
+        "all": {c: total[c] for c in cols},
+        "seconds_per_generation": round(t_gen / max(n_gen, 1), 3),
+        "seconds_per_edit": round(t_edit / max(n_edit, 1), 3),
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+    write_result(result, a.out)
+    print(f"written to {a.out}")
 
 
 if __name__ == "__main__":

@@ -7,13 +7,15 @@ A router is any callable ``(prompt, registry) -> list[str]``. ``--chat-model
 triggers`` (the default) measures ``route_by_triggers``, which is what the offline
 shapes chat model uses; any other spec is resolved through the backend registry
 and asked once per prompt, with the planner's catalog text and the ``load_skill``
-tool bound, which skills it would load (the paper's single routing call).
+tool bound, which skills it would load (the paper's single routing call). The
+figures are written to ``--out`` (``benchmarks/results/skill_routing_<router>.json``).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import time
 from collections.abc import Callable, Iterable
@@ -23,6 +25,7 @@ from gems_graph.skills import SkillRegistry, default_registry, route_by_triggers
 
 Router = Callable[[str, SkillRegistry], list[str]]
 DEFAULT_DATA = Path(__file__).resolve().parent / "data" / "skill_routing.jsonl"
+RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def load_cases(path: Path) -> list[dict]:
@@ -82,6 +85,22 @@ def _ratio(a: int, b: int) -> float | None:
     return a / b if b else None
 
 
+def summary(result: dict) -> dict:
+    """Precision, recall and support per skill and over all skills (micro), as the result file keeps them."""
+
+    def scores(tp: int, fp: int, fn: int) -> dict:
+        return {"precision": _ratio(tp, tp + fp), "recall": _ratio(tp, tp + fn), "support": tp + fn}
+
+    per_skill = {name: scores(s["tp"], s["fp"], s["fn"]) for name, s in result["per_skill"].items()}
+    totals = [sum(s[k] for s in result["per_skill"].values()) for k in ("tp", "fp", "fn")]
+    return {"cases": result["cases"], "exact_match": result["exact_match"], "per_skill": per_skill, "micro": scores(*totals)}
+
+
+def default_out(router: str) -> Path:
+    """``benchmarks/results/skill_routing_<router>.json``, the router's spec made a file name."""
+    return RESULTS / f"skill_routing_{re.sub(r'[^A-Za-z0-9_.-]+', '-', router).strip('-')}.json"
+
+
 def format_table(result: dict) -> str:
     def f(x: float | None) -> str:
         return "   -" if x is None else f"{x:.2f}"
@@ -105,6 +124,7 @@ def main(argv: list[str] | None = None) -> int:
         "--limit", type=int, default=None, help="most skills a prompt may route to (default: no cap for triggers, 2 for chat models)"
     )
     ap.add_argument("--show-misses", action="store_true")
+    ap.add_argument("--out", type=Path, default=None, help="result file (default: benchmarks/results/skill_routing_<router>.json)")
     args = ap.parse_args(argv)
     registry = default_registry(args.skills_dir)
     if args.chat_model == "triggers":
@@ -119,6 +139,14 @@ def main(argv: list[str] | None = None) -> int:
     print(f"router: {args.chat_model}   data: {args.data}")
     print(format_table(result))
     print(f"{dt * 1000 / max(result['cases'], 1):.2f} ms per prompt")
+    from record import write_result  # benchmarks/ is on sys.path when this runs as a script
+
+    out = args.out or default_out(args.chat_model)
+    data = args.data.resolve()
+    data_name = data.relative_to(RESULTS.parent.parent).as_posix() if data.is_relative_to(RESULTS.parent.parent) else str(data)
+    ms_per_prompt = round(dt * 1000 / max(result["cases"], 1), 2)
+    write_result({"router": args.chat_model, "data": data_name, **summary(result), "ms_per_prompt": ms_per_prompt}, out)
+    print(f"written to {out}")
     if args.show_misses:
         for m in result["misses"]:
             print(f"  miss: {m['prompt']!r} want={m['want']} got={m['got']}")

@@ -2,9 +2,10 @@
 
 Runs the shapes world's demo prompts through the real graph with a SQLite checkpointer,
 once with ``studio_thumbnails=0`` and once at each size asked for, and prints the bytes
-of checkpoints plus pending writes per round judged (what a thread costs the database).
+of checkpoints plus pending writes per round judged (what a thread costs the database),
+and writes them to ``--out`` (``benchmarks/results/studio_thumbnails.json``).
 
-    .venv/bin/python benchmarks/studio_thumbnails.py [--sides 0 96 192] [--rounds 5]
+    .venv/bin/python benchmarks/studio_thumbnails.py [--sides 0 96 192] [--rounds 5] [--out FILE]
 """
 
 from __future__ import annotations
@@ -14,7 +15,11 @@ import sqlite3
 import tempfile
 from pathlib import Path
 
+from record import write_result
+
 from gems_graph import GemsContext, compile_graph, open_checkpointer
+
+OUT = Path(__file__).parent / "results" / "studio_thumbnails.json"
 
 PROMPTS = [
     "a photo of a red circle and a blue triangle",
@@ -43,14 +48,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sides", type=int, nargs="+", default=[0, 96, 192])
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
+    rows = []
     with tempfile.TemporaryDirectory() as tmp:
         base = None
         print(f"{'studio_thumbnails':>18} {'rounds':>7} {'bytes/round':>12} {'added':>8}")
         for side in args.sides:
             per_round, judged = bytes_per_round(side, args.rounds, Path(tmp))
             base = per_round if base is None else base
+            added = round(per_round - base)
+            rows.append({"side": side, "rounds_judged": judged, "bytes_per_round": round(per_round), "added_bytes": added})
             print(f"{side:>18} {judged:>7} {per_round:>12.0f} {per_round - base:>+8.0f}")
+    write_result({"prompts": PROMPTS, "max_rounds": args.rounds, "rows": rows}, args.out)
+    print(f"written to {args.out}")
 
 
 if __name__ == "__main__":

@@ -42,10 +42,19 @@ def test_benchmark_with_callable_router(capsys):
     assert "micro" in table and "spatial-layout" in table
 
 
-def test_benchmark_main_prints_table(capsys):
-    assert load_benchmark().main([]) == 0
+def test_benchmark_main_prints_table_and_writes_its_result_file(capsys, tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))  # where a script run finds record.py
+    out_file = tmp_path / "routing.json"
+    assert load_benchmark().main(["--out", str(out_file)]) == 0
     out = capsys.readouterr().out
     assert "prec" in out and "recall" in out and "exact-match" in out
+    result = json.loads(out_file.read_text())
+    assert result["router"] == "triggers" and result["data"] == "benchmarks/data/skill_routing.jsonl"
+    assert result["cases"] == sum(1 for line in DATA.read_text().splitlines() if line.strip())
+    assert set(result["per_skill"]) == set(SkillRegistry().names())
+    assert 0 <= result["micro"]["precision"] <= 1 and 0 <= result["micro"]["recall"] <= 1
+    assert result["micro"]["support"] == sum(s["support"] for s in result["per_skill"].values())
+    assert {"command", "commit", "machine"} <= set(result)
 
 
 def test_chat_model_router_routes_through_the_planners_skill_loop():
