@@ -22,12 +22,18 @@ import tempfile
 import time
 from pathlib import Path
 
+from typing import Annotated
+
+from langgraph.graph import END, START, StateGraph
+from langgraph.types import Send
 from PIL import Image
+from typing_extensions import TypedDict
 
 from gems_graph.context import GemsContext
 from gems_graph.graph import compile_graph
 from gems_graph.persistence.checkpoint import open_checkpointer
 from gems_graph.testing import ScriptedChatModel, loop_handler
+from record import RESULTS, write_result
 
 
 class PreparedImage:
@@ -40,6 +46,51 @@ class PreparedImage:
 
     def generate(self, request):
         return self.image
+
+
+class BareState(TypedDict, total=False):
+    prompt: str
+    max_rounds: int
+    round_index: int
+    pending: Annotated[list[int], lambda left, right: [] if right is None else [*(left or []), *right]]
+    rounds_used: int
+
+
+def bare_graph(checkpointer):
+    """The floor: a LangGraph loop of our graph's shape (planner -> generator via ``Send`` ->
+    critic -> refiner | remember) whose nodes do nothing, on the same checkpointer."""
+
+    def planner(state: BareState) -> dict:
+        return {"round_index": 1}
+
+    def fan_out(state: BareState) -> list[Send]:
+        return [Send("generator", {"round_index": state["round_index"]})]
+
+    def generator(task: dict) -> dict:
+        return {"pending": [task["round_index"]]}
+
+    def critic(state: BareState) -> dict:
+        return {"pending": None, "rounds_used": state["round_index"]}
+
+    def route(state: BareState) -> str:
+        return "remember" if state["rounds_used"] >= state["max_rounds"] else "refiner"
+
+    def refiner(state: BareState) -> dict:
+        return {"round_index": state["round_index"] + 1}
+
+    builder = StateGraph(BareState)
+    builder.add_node("planner", planner)
+    builder.add_node("generator", generator, input_schema=BareState)
+    builder.add_node("critic", critic)
+    builder.add_node("refiner", refiner)
+    builder.add_node("remember", lambda state: {})
+    builder.add_edge(START, "planner")
+    builder.add_conditional_edges("planner", fan_out, ["generator"])
+    builder.add_edge("generator", "critic")
+    builder.add_conditional_edges("critic", route, ["refiner", "remember"])
+    builder.add_conditional_edges("refiner", fan_out, ["generator"])
+    builder.add_edge("remember", END)
+    return builder.compile(checkpointer=checkpointer)
 
 
 def db_bytes(path: Path) -> int:
@@ -72,21 +123,29 @@ def postgres_thread_bytes(url: str, thread_id: str) -> int:
         )
 
 
-def one_run(rounds: int, workdir: Path, index: int, postgres: str | None = None) -> tuple[float, int]:
-    db = workdir / f"ckpt_{rounds}_{index}.sqlite"
-    thread_id = f"b{rounds}-{index}-{os.getpid()}-{time.time_ns()}"  # unique in a database that outlives the run
-    context = GemsContext(
-        generator=PreparedImage(),
-        chat_model=ScriptedChatModel(handler=loop_handler(fix_at_round=None)),
-        artifact_root=str(workdir / "runs"),
-        max_rounds=rounds,
-        memory="none",
-        max_skills=0,
-    )
+def one_run(rounds: int, workdir: Path, index: int, postgres: str | None = None, *, bare: bool = False) -> tuple[float, int]:
+    """One run of ``rounds`` rounds, ours or (``bare``) the floor's: (seconds, checkpoint bytes)."""
+    kind = "bare" if bare else "gems"
+    db = workdir / f"ckpt_{kind}_{rounds}_{index}.sqlite"
+    thread_id = f"{kind}{rounds}-{index}-{os.getpid()}-{time.time_ns()}"  # unique in a database that outlives the run
+    config = {"configurable": {"thread_id": thread_id}}
     with open_checkpointer(postgres or str(db)) as saver:
-        app = compile_graph(checkpointer=saver)
-        start = time.perf_counter()
-        out = app.invoke({"prompt": "a red square"}, {"configurable": {"thread_id": thread_id}}, context=context)
+        if bare:
+            app = bare_graph(saver)
+            start = time.perf_counter()
+            out = app.invoke({"prompt": "a red square", "max_rounds": rounds}, config)
+        else:
+            context = GemsContext(
+                generator=PreparedImage(),
+                chat_model=ScriptedChatModel(handler=loop_handler(fix_at_round=None)),
+                artifact_root=str(workdir / "runs"),
+                max_rounds=rounds,
+                memory="none",
+                max_skills=0,
+            )
+            app = compile_graph(checkpointer=saver)
+            start = time.perf_counter()
+            out = app.invoke({"prompt": "a red square"}, config, context=context)
         elapsed = time.perf_counter() - start
     assert out["rounds_used"] == rounds, out
     return elapsed, postgres_thread_bytes(postgres, thread_id) if postgres else db_bytes(db)
@@ -97,28 +156,44 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--postgres", metavar="URL", help="checkpoint to this postgresql:// database instead of SQLite")
     args = parser.parse_args()
+    rows = []
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         os.environ["GEMS_HOME"] = str(workdir / "home")
-        one_run(1, workdir, 99, args.postgres)  # warm-up: imports, first compile
-        print(f"{'rounds':>6} {'ms/round (median)':>18} {'KB/round':>9} {'KB added by the last round':>27}")
-        per_round_ms, per_round_kb, total_bytes = [], [], {0: 0}
+        for bare in (False, True):  # warm-up: imports, first compile
+            one_run(1, workdir, 99, args.postgres, bare=bare)
+        print(f"{'rounds':>6} {'ms/round':>9} {'bare ms/round':>14} {'ratio':>6} {'KB/round':>9} {'KB added by the last round':>27}")
+        total_bytes = {0: 0}
         for rounds in [*range(1, 11), 50]:
-            times, sizes = zip(*(one_run(rounds, workdir, i, args.postgres) for i in range(args.repeats if rounds <= 10 else 1)))
-            ms = statistics.median(times) * 1000 / rounds
-            total_bytes[rounds] = statistics.median(sizes)
+            ours, bare = [], []
+            for i in range(args.repeats if rounds <= 10 else 1):  # interleaved, so load changes hit both alike
+                ours.append(one_run(rounds, workdir, i, args.postgres))
+                bare.append(one_run(rounds, workdir, i, args.postgres, bare=True))
+            ms = statistics.median(t for t, _ in ours) * 1000 / rounds
+            bare_ms = statistics.median(t for t, _ in bare) * 1000 / rounds
+            total_bytes[rounds] = statistics.median(b for _, b in ours)
             kb = total_bytes[rounds] / 1024 / rounds
             last = (total_bytes[rounds] - total_bytes.get(rounds - 1, total_bytes[rounds] * (rounds - 1) / rounds)) / 1024
-            if rounds <= 10:
-                per_round_ms.append(ms)
-                per_round_kb.append(kb)
-            print(f"{rounds:>6} {ms:>18.1f} {kb:>9.1f} {last:>27.1f}")
-        added = {n: (total_bytes[n] - total_bytes[n - 1]) / 1024 for n in range(2, 11)}
-        print(
-            f"overall (1-10 rounds): median {statistics.median(per_round_ms):.1f} ms/round (target <= 10), "
-            f"max {max(per_round_kb):.1f} KB/round (target <= 8), "
-            f"round 10 adds {added[10]:.1f} KB vs round 2 {added[2]:.1f} KB ({(added[10] / added[2] - 1) * 100:+.0f}%, target within 10%)"
-        )
+            rows.append({"rounds": rounds, "ms_per_round": ms, "bare_ms_per_round": bare_ms, "kb_per_round": kb, "kb_last_round": last})
+            print(f"{rounds:>6} {ms:>9.1f} {bare_ms:>14.1f} {ms / bare_ms:>6.2f} {kb:>9.1f} {last:>27.1f}")
+    short = [r for r in rows if r["rounds"] <= 10]
+    added = {n: (total_bytes[n] - total_bytes[n - 1]) / 1024 for n in range(2, 11)}
+    summary = {
+        "median_ms_per_round": statistics.median(r["ms_per_round"] for r in short),
+        "bare_median_ms_per_round": statistics.median(r["bare_ms_per_round"] for r in short),
+        "max_kb_per_round": max(r["kb_per_round"] for r in short),
+        "kb_added_round_2": added[2],
+        "kb_added_round_10": added[10],
+    }
+    summary["ratio"] = summary["median_ms_per_round"] / summary["bare_median_ms_per_round"]
+    print(
+        f"overall (1-10 rounds): median {summary['median_ms_per_round']:.1f} ms/round, bare LangGraph loop "
+        f"{summary['bare_median_ms_per_round']:.1f} ms/round: {summary['ratio']:.2f}x the floor (target <= 1.5x); "
+        f"max {summary['max_kb_per_round']:.1f} KB/round (target <= 8), "
+        f"round 10 adds {added[10]:.1f} KB vs round 2 {added[2]:.1f} KB ({(added[10] / added[2] - 1) * 100:+.0f}%, target within 10%)"
+    )
+    if not args.postgres:
+        write_result({"checkpointer": "sqlite", "repeats": args.repeats, "rows": rows, **summary}, RESULTS / "overhead.json")
 
 
 if __name__ == "__main__":
