@@ -21,19 +21,18 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
-
 from typing import Annotated
 
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import Send
 from PIL import Image
+from record import RESULTS, write_result
 from typing_extensions import TypedDict
 
 from gems_graph.context import GemsContext
 from gems_graph.graph import compile_graph
 from gems_graph.persistence.checkpoint import open_checkpointer
 from gems_graph.testing import ScriptedChatModel, loop_handler
-from record import RESULTS, write_result
 
 
 class PreparedImage:
