@@ -76,15 +76,22 @@ def test_the_shapes_critic_runs_within_the_budget(no_thread_settings):
     assert torch.get_num_threads() == 1
 
 
-def test_the_cli_refuses_a_bad_thread_setting_in_one_line(tmp_path):
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("GEMS_CPU_THREADS", "two", "GEMS_CPU_THREADS='two' is not a positive whole number of threads"),
+        ("GEMS_EMBEDDING_RUNTIME", "gpu", "GEMS_EMBEDDING_RUNTIME='gpu' is not one of auto, onnx, torch"),
+    ],
+)
+def test_the_cli_refuses_a_bad_runtime_setting_in_one_line(tmp_path, name, value, message):
     import os
     import subprocess
     import sys
     from pathlib import Path
 
     repo = Path(__file__).resolve().parents[1]
-    env = {**os.environ, "GEMS_HOME": str(tmp_path / "home"), "PYTHONPATH": str(repo), "GEMS_CPU_THREADS": "two"}
+    env = {**os.environ, "GEMS_HOME": str(tmp_path / "home"), "PYTHONPATH": str(repo), name: value}
     out = subprocess.run([sys.executable, "-m", "gems_graph", "run", "a red circle"], env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 2, out
-    assert "GEMS_CPU_THREADS='two' is not a positive whole number of threads" in out.stderr
+    assert message in out.stderr
     assert "Traceback" not in out.stderr and not (tmp_path / "home").exists()

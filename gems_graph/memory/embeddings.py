@@ -25,9 +25,9 @@ from typing import Any
 
 from langchain_core.embeddings import Embeddings
 
+from gems_graph.models.embedding_runtime import embedding_runtime
+
 MINILM_DIMS = 384
-#: ``auto`` (ONNX Runtime when it can be had, else torch), ``onnx`` or ``torch``.
-RUNTIME_ENV = "GEMS_EMBEDDING_RUNTIME"
 #: Where derived files (the exported ONNX model) are kept; default ``$XDG_CACHE_HOME/gems-graph``.
 CACHE_ENV = "GEMS_CACHE_DIR"
 _ONNX_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
@@ -114,9 +114,7 @@ def _token_states(bert: Any) -> Any:
 @functools.lru_cache(maxsize=1)
 def _onnx_session() -> Any:
     """An ONNX Runtime session of the packaged MiniLM, exported once into the cache; None for torch."""
-    runtime = os.environ.get(RUNTIME_ENV, "auto").strip().lower() or "auto"
-    if runtime not in ("auto", "onnx", "torch"):
-        raise ValueError(f"{RUNTIME_ENV}={runtime!r} is not one of auto, onnx, torch")
+    runtime = embedding_runtime()
     if runtime == "torch":
         return None
     try:
