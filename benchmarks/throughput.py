@@ -21,14 +21,19 @@ The modelled critic asks 2 checks, so a run makes 4R VLM calls (planner, decompo
 4 x ideal images/s. Target: at N = 64,
 at least 85% of the ideal, with the batches full.
 
-The real shapes model on the CPU follows (small N, its own chat model): in one
-process its ``generate`` makes one image at a time (no coalescer in front of its
-``generate_batch``, which ``gems serve-generator`` uses), so its ideal is one image per
-generation time, 1 / (mean seconds per image in the window); the efficiency is the
-share of the window the generator was busy. (Measured inside the window, so CPU
-contention from other processes slows the ideal and the result alike.)
+The real shapes model on the CPU follows (its own chat model), at 1, 2 and 4 runs in
+flight in this process, then against ``gems serve-generator shapes`` with two workers
+(``--max-concurrency 2``: two batches at once; clients' images are coalesced into
+batches) on loopback. In one process its ``generate`` makes one image at a time, so the
+figures beside images/s are the seconds an image took while the generator was busy
+and the share of the window it was busy. Every model call runs on its share of the
+thread budget (``gems_graph.models.cpu_threads``; the budget is printed). Measured
+inside the window, so CPU contention from other processes slows every row alike.
 
-    .venv/bin/python benchmarks/throughput.py [--ns 1,4,16,64] [--shapes-ns 1,2] [--no-shapes]
+Writes ``benchmarks/results/throughput.json``.
+
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/throughput.py [--ns 1,4,16,64] [--shapes-ns 1,2,4]
+        [--server-workers 2] [--server-ns 4] [--no-shapes] [--no-modelled]
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ from typing import Any
 
 from langchain_core.callbacks import BaseCallbackHandler
 from langgraph.checkpoint.memory import InMemorySaver
+from record import RESULTS, write_result
 
 from gems_graph.context import GemsContext
 from gems_graph.graph import compile_graph
@@ -142,6 +148,7 @@ def modelled(args: argparse.Namespace, root: Path) -> list[dict[str, Any]]:
 
 
 def shapes(args: argparse.Namespace, root: Path) -> list[dict[str, Any]]:
+    from gems_graph.models.cpu_threads import thread_budget
     from gems_graph.models.generator import GenerationRequest
     from gems_graph.models.registry import resolve_chat_model, resolve_generator
     from gems_graph.shapes.suite import dev_split
@@ -149,28 +156,65 @@ def shapes(args: argparse.Namespace, root: Path) -> list[dict[str, Any]]:
     gen = resolve_generator("shapes")
     gen.generate(GenerationRequest(prompt="a red circle", seed=0))  # load the weights before timing
     prompts = [it.prompt for it in dev_split()][:16]
+    chat = resolve_chat_model("shapes")
+    print(f"shapes model: thread budget {thread_budget()} (gems_graph.models.cpu_threads)", flush=True)
+    rows = [_shapes_row(args, root / f"shapes{n}", n, gen, chat, prompts, "in this process") for n in args.shapes_ns]
+    if args.server_workers:
+        proc, url = _serve(args.server_workers)
+        try:
+            from gems_graph.backends.images_api import ImagesApiGenerator
 
+            remote = ImagesApiGenerator(url + "/v1", "shapes", max_batch=1)
+            where = f"{args.server_workers} workers of one gems serve-generator"
+            rows += [_shapes_row(args, root / f"served{n}", n, remote, chat, prompts, where) for n in args.server_ns]
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+    return rows
+
+
+def _shapes_row(args: argparse.Namespace, root: Path, n: int, gen: Any, chat: Any, prompts: list[str], where: str) -> dict[str, Any]:
     timed = _TimedGenerator(gen)
     calls_timer = _CallTimes()
-    chat = resolve_chat_model("shapes").model_copy(update={"callbacks": [calls_timer]})
-    rows = []
-    for n in args.shapes_ns:
-        ctx = loop_context(timed, chat, args.rounds, root / f"shapes{n}")
-        start, end, runs = asyncio.run(keep_in_flight(n, ctx, prompts, args.shapes_warmup, args.shapes_window))
-        secs = end - start
-        images = sum(1 for _, b in timed.spans if start <= b <= end) / secs
-        # The model makes one image at a time (calls queue on its lock): the union of the
-        # calls' spans is when it was working, and each image took busy time / images.
-        busy = occupied(timed.spans, start, end) / secs
-        per_image = busy / images if images else float("nan")
-        calls = in_window(calls_timer.times, start, end) / secs
-        rows.append({"n": n, "images_s": images, "ideal_images_s": 1 / per_image, "vlm_s": calls, "efficiency": busy})
-        print(
-            f"shapes N={n:>2}  images/s {images:5.3f} (ideal {1 / per_image:5.3f} = 1/{per_image:.2f}s, "
-            f"generator busy {100 * busy:5.1f}%)  chat calls/s {calls:6.2f}",
-            flush=True,
-        )
-    return rows
+    ctx = loop_context(timed, chat.model_copy(update={"callbacks": [calls_timer]}), args.rounds, root)
+    start, end, runs = asyncio.run(keep_in_flight(n, ctx, prompts, args.shapes_warmup, args.shapes_window))
+    secs = end - start
+    images = sum(1 for _, b in timed.spans if start <= b <= end) / secs
+    # In one process the model makes one image at a time (calls queue on its lock): the union
+    # of the calls' spans is when it was working, and each image took busy time / images.
+    busy = occupied(timed.spans, start, end) / secs
+    per_image = busy / images if images else float("nan")
+    calls = in_window(calls_timer.times, start, end) / secs
+    print(
+        f"shapes N={n:>2} ({where})  images/s {images:5.3f} (1/{per_image:.2f}s while busy, "
+        f"generator busy {100 * busy:5.1f}%)  chat calls/s {calls:6.2f}",
+        flush=True,
+    )
+    return {"n": n, "where": where, "images_s": images, "seconds_per_image_busy": per_image, "vlm_s": calls, "busy": busy}
+
+
+def _serve(workers: int) -> tuple[Any, str]:
+    """``gems serve-generator shapes --max-concurrency WORKERS`` on a free loopback port, once it answers."""
+    import socket
+    import subprocess
+    import sys
+
+    import httpx
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    cmd = [sys.executable, "-m", "gems_graph", "serve-generator", "shapes", "--port", str(port), "--max-concurrency", str(workers)]
+    proc = subprocess.Popen(cmd, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(1200):
+        try:
+            if httpx.get(url + "/health", timeout=1).status_code == 200:
+                return proc, url
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    proc.kill()
+    raise SystemExit("serve-generator did not start")
 
 
 class _SyncOnly:
@@ -215,22 +259,29 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=3, help="Rounds (= images) per run (R).")
     p.add_argument("--window", type=float, default=20.0, help="Seconds measured per N.")
     p.add_argument("--warmup", type=float, default=None, help="Seconds before measuring (default 1.5 runs).")
-    p.add_argument("--shapes-ns", default="1,2", help="Runs in flight with the real shapes model.")
+    p.add_argument("--shapes-ns", default="1,2,4", help="Runs in flight with the real shapes model.")
+    p.add_argument("--server-workers", type=int, default=2, help="Workers of the served shapes model (0: skip).")
+    p.add_argument("--server-ns", default="4", help="Runs in flight against the served shapes model.")
     p.add_argument("--shapes-window", type=float, default=40.0)
     p.add_argument("--shapes-warmup", type=float, default=10.0)
     p.add_argument("--no-shapes", action="store_true", help="Skip the real shapes model.")
+    p.add_argument("--no-modelled", action="store_true", help="Skip the modelled backends.")
     p.add_argument(
         "--sync-generator", action="store_true", help="Hide the modelled GPU's agenerate: the node calls it on a thread (for comparison)."
     )
     args = p.parse_args()
     args.ns = [int(x) for x in args.ns.split(",") if x]
     args.shapes_ns = [int(x) for x in args.shapes_ns.split(",") if x]
+    args.server_ns = [int(x) for x in args.server_ns.split(",") if x]
     B, L, c, R = args.max_batch, args.batch_latency, args.chat_latency, args.rounds
     print(f"modelled: batch {B} images per {L:g} s (ideal {B / L:g} images/s), VLM {c:g} s a call, {R} rounds a run", flush=True)
     with tempfile.TemporaryDirectory(prefix="gems-throughput-") as tmp:
-        modelled(args, Path(tmp))
+        result = {"modelled": {"max_batch": B, "batch_latency_s": L, "chat_latency_s": c, "rounds": R}}
+        if not args.no_modelled:
+            result["modelled"]["rows"] = modelled(args, Path(tmp))
         if not args.no_shapes:
-            shapes(args, Path(tmp))
+            result["shapes"] = {"rounds": R, "window_s": args.shapes_window, "rows": shapes(args, Path(tmp))}
+    write_result(result, RESULTS / "throughput.json")
 
 
 if __name__ == "__main__":

@@ -205,6 +205,10 @@ NON_SETTING_VARIABLES = (
     "OPENAI_API_KEY",
     "IMAGES_API_KEY",
     "CHAT_MAX_RETRIES",
+    "CPU_THREADS",  # the models' thread budget (gems_graph.models.cpu_threads)
+    "WORKER_PROCESSES",
+    "EMBEDDING_RUNTIME",  # MiniLM on ONNX Runtime or torch (gems_graph.memory.embeddings)
+    "CACHE_DIR",
 )
 
 

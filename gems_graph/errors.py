@@ -7,6 +7,7 @@ its error body never gets it written anywhere.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from typing import Any
@@ -39,18 +40,44 @@ def redact(text: str, secrets: list[str] | None = None) -> str:
     return text
 
 
+def needs_redaction(text: str, secrets: list[str] | None = None) -> bool:
+    """Whether ``redact`` could change anything in ``text`` (a JSON document's text or plain text):
+    a configured key or one of the patterns' fixed parts occurs in it. Cheap, so whole
+    documents are tested once instead of redacting each of their strings."""
+    lowered = text.lower()
+    if "://" in text or "password=" in lowered or "bearer" in lowered or "sk-" in lowered:
+        return True
+    # A key as a JSON string holds it (quotes and backslashes escaped).
+    return any(json.dumps(value, ensure_ascii=False)[1:-1] in text for value in (_secrets() if secrets is None else secrets))
+
+
 def redact_values(value: Any, secrets: list[str] | None = None) -> Any:
     """``value`` with every string in it (in dicts, lists and tuples, keys too) redacted,
-    before it is serialised or stored; other objects are returned as they are."""
+    before it is serialised or stored; other objects are returned as they are.
+
+    A value none of whose strings ``needs_redaction`` (nearly all: a node's update, a
+    ``run.json``) is returned as it is, after one test of its JSON text: a round's updates
+    hold thousands of strings, and redacting each was a tenth of a round's overhead."""
     secrets = _secrets() if secrets is None else secrets
+    try:
+        # Unencodable objects are left as they are below, so their text does not matter here.
+        text = json.dumps(value, ensure_ascii=False, default=lambda _: None)
+    except (TypeError, ValueError):  # keys JSON cannot have (tuples), cycles: go value by value
+        text = None
+    if text is not None and not needs_redaction(text, secrets):
+        return value
+    return _redact_each(value, secrets)
+
+
+def _redact_each(value: Any, secrets: list[str]) -> Any:
     if isinstance(value, str):
         return redact(value, secrets)
     if isinstance(value, dict):
-        return {redact_values(k, secrets): redact_values(v, secrets) for k, v in value.items()}
+        return {_redact_each(k, secrets): _redact_each(v, secrets) for k, v in value.items()}
     if isinstance(value, list):
-        return [redact_values(v, secrets) for v in value]
+        return [_redact_each(v, secrets) for v in value]
     if isinstance(value, tuple):
-        items = [redact_values(v, secrets) for v in value]
+        items = [_redact_each(v, secrets) for v in value]
         return type(value)(*items) if hasattr(value, "_fields") else tuple(items)
     return value
 

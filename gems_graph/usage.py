@@ -96,21 +96,28 @@ def counts_of(u: Any) -> Usage:
 
 
 def add_usage(run: RunUsage | None, records: Iterable[UsageRecord]) -> RunUsage:
-    """``run`` with ``records`` added (a new value; ``run`` is not changed)."""
-    total = counts_of((run or {}).get("total"))
-    nodes = {k: counts_of(v) for k, v in ((run or {}).get("nodes") or {}).items()}
-    rounds = {r["round"]: {k: counts_of(v) for k, v in r["nodes"].items()} for r in (run or {}).get("rounds") or []}
+    """``run`` with ``records`` added (a new value; ``run`` is not changed).
+
+    Only the node and round entries the records touch are rebuilt; the others are shared
+    with ``run`` (never changed in place): the graph folds every node visit in, so
+    rebuilding every round's entries made accounting grow with the rounds run."""
+    run = run or {}
+    total = counts_of(run.get("total"))
+    nodes = dict(run.get("nodes") or {})
+    rounds = {r["round"]: r for r in run.get("rounds") or []}
+    touched: dict[int, dict[str, Usage]] = {}
     for rec in records:
         counts = counts_of(rec)
         total = add_counts(total, counts)
-        nodes[rec["node"]] = add_counts(nodes.get(rec["node"], zero_usage()), counts)
-        per = rounds.setdefault(rec["round"], {})
-        per[rec["node"]] = add_counts(per.get(rec["node"], zero_usage()), counts)
-    return RunUsage(
-        total=total,
-        nodes=nodes,
-        rounds=[RoundUsage(round=i, total=_sum(per.values()), nodes=per) for i, per in sorted(rounds.items())],
-    )
+        nodes[rec["node"]] = add_counts(counts_of(nodes.get(rec["node"])), counts)
+        per = touched.get(rec["round"])
+        if per is None:
+            before = rounds.get(rec["round"])
+            per = touched[rec["round"]] = dict(before["nodes"]) if before else {}
+        per[rec["node"]] = add_counts(counts_of(per.get(rec["node"])), counts)
+    for index, per in touched.items():
+        rounds[index] = RoundUsage(round=index, total=_sum(per.values()), nodes=per)
+    return RunUsage(total=total, nodes=nodes, rounds=[rounds[i] for i in sorted(rounds)])
 
 
 def add_usage_writes(run: RunUsage | None, writes: Sequence[list[UsageRecord]]) -> RunUsage:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 from gems_graph.memory import MemoryStoreError, NullExperienceStore, open_experience_store
@@ -188,3 +189,26 @@ def test_recall_of_a_family_is_its_nearest_whether_common_or_rare(store):
     common = store.recall("two red circles", k=3, generator_family="common")
     assert {g["generator_family"] for g in common} == {"common"}
     assert common[0]["similarity"] >= common[-1]["similarity"]
+
+
+@pytest.mark.parametrize("runtime", ["onnx", "torch"])
+def test_the_store_embeds_as_sentence_transformers_does(runtime, monkeypatch, tmp_path):
+    # MiniLM runs on ONNX Runtime (exported once into the cache folder) or on torch, through
+    # its own modules rather than ``encode``: the vectors must stay the ones that model gives,
+    # so stores written before still match.
+    from gems_graph.memory import embeddings
+
+    monkeypatch.setenv("GEMS_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("GEMS_EMBEDDING_RUNTIME", runtime)
+    embeddings._onnx_session.cache_clear()
+    try:
+        texts = ["a photo of two red circles left of a blue square", "short", "For 'x': named each colour twice."]
+        ours = np.asarray(embeddings.MiniLMEmbeddings().embed_documents(texts))
+        exported = list((tmp_path / "cache").glob("all-MiniLM-L6-v2-*.onnx"))
+        assert len(exported) == (1 if runtime == "onnx" else 0)
+    finally:
+        embeddings._onnx_session.cache_clear()
+    reference = embeddings._load_minilm().encode(texts, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
+    assert ours.shape == (3, 384)
+    assert np.abs(ours - reference).max() < 1e-5
+    assert np.allclose(np.linalg.norm(ours, axis=1), 1.0, atol=1e-5)

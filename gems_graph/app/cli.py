@@ -29,6 +29,8 @@ from rich.markup import escape
 from gems_graph import terminal
 from gems_graph.context import ConfigError, GemsContext, StopRule
 from gems_graph.errors import one_line, redact
+from gems_graph.models.cpu_threads import CpuThreadsError, thread_budget
+from gems_graph.models.embedding_runtime import EmbeddingRuntimeError, embedding_runtime
 from gems_graph.terminal import PAUSED_EXIT_CODE, console, fail
 from gems_graph.usage import usage_line
 from gems_graph.validation import InvalidPromptError, validate_prompt
@@ -74,6 +76,9 @@ def main(argv: list[str] | None = None) -> None:
     # psycopg logs a lost connection again as it closes; the run's own error line says it once.
     logging.getLogger("psycopg").setLevel(logging.ERROR)
     try:
+        # Bad GEMS_CPU_THREADS, GEMS_WORKER_PROCESSES or GEMS_EMBEDDING_RUNTIME: bad input, before anything runs.
+        thread_budget()
+        embedding_runtime()
         command = typer.main.get_command(app)
         name_metavars(command)
         code = command.main(args=args, prog_name="gems", standalone_mode=False)
@@ -142,7 +147,7 @@ def describe_failure(exc: BaseException) -> tuple[int, str]:
     """(exit code, one line) for an error that reached the boundary: 2 for bad input, else 1."""
     from gems_graph.models.registry import UnknownBackendError
 
-    if isinstance(exc, (ConfigError, UnknownBackendError, InvalidPromptError)):
+    if isinstance(exc, (ConfigError, UnknownBackendError, InvalidPromptError, CpuThreadsError, EmbeddingRuntimeError)):
         return 2, one_line(exc)
     if isinstance(exc, sqlite3.DatabaseError):
         return 1, (

@@ -52,6 +52,7 @@ from PIL import Image
 from gems_graph.backends import prompting_guides as guides
 from gems_graph.backends.batching import BatchCoalescer
 from gems_graph.errors import one_line
+from gems_graph.models.cpu_threads import model_threads
 from gems_graph.models.generator import EditRequest, GenerationError, GenerationRequest
 from gems_graph.models.health import FAIL, OK, WARN, Health, imports_check
 from gems_graph.models.loading import dtype_kwarg, quiet_loading
@@ -477,7 +478,7 @@ class DiffusersGenerator:
         import torch
 
         try:
-            with self._call_lock:
+            with self._call_lock, model_threads():
                 return self._call(pipe, reqs, p, each, extra or {})
         except torch.OutOfMemoryError:
             _free_memory()

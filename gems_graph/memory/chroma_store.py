@@ -197,17 +197,21 @@ class ChromaExperienceStore(LessonStoreBase):
         exactly its ``k`` nearest. Only when fewer than ``k`` are there does the
         filtered search run.
         """
-        n = self._col.count()
-        if n == 0:
-            return None
+        col = self._col  # one freshness check a search
         include = ["metadatas", "distances"]
+        # Chroma returns every lesson when asked for more than it holds, so no count() first
+        # (a call of its own, which a loaded machine makes as slow as the search).
         if not family:
-            return self._col.query(query_embeddings=[vec], n_results=min(k, n), include=include)
-        wide = self._col.query(query_embeddings=[vec], n_results=min(FAMILY_OVERFETCH * k, n), include=include)
+            found = col.query(query_embeddings=[vec], n_results=k, include=include)
+            return found if found["ids"][0] else None
+        asked = FAMILY_OVERFETCH * k
+        wide = col.query(query_embeddings=[vec], n_results=asked, include=include)
+        if not wide["ids"][0]:
+            return None
         kept = [(m, d) for m, d in zip(wide["metadatas"][0], wide["distances"][0]) if (m or {}).get("generator_family") == family]
-        if len(kept) >= k or len(wide["ids"][0]) >= n:
+        if len(kept) >= k or len(wide["ids"][0]) < asked:  # fewer than asked: that was every lesson
             return {"metadatas": [[m for m, _ in kept[:k]]], "distances": [[d for _, d in kept[:k]]]}
-        return self._col.query(query_embeddings=[vec], n_results=k, where={"generator_family": family}, include=include)
+        return col.query(query_embeddings=[vec], n_results=k, where={"generator_family": family}, include=include)
 
     def _nearest(self, text: str, k: int, family: str | None) -> list[tuple[Lesson, float]]:
         vec = self._embed(text, query=True)

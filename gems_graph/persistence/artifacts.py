@@ -12,7 +12,7 @@ from typing import Any
 
 from PIL import Image
 
-from gems_graph.errors import redact_values
+from gems_graph.errors import needs_redaction, redact_values
 from gems_graph.records import ImageRef
 
 
@@ -96,8 +96,11 @@ def write_run_json(run_dir: str, record: dict[str, Any]) -> Path:
     # Indented once the run is over; compact (C-encoded, ~10x faster) while it runs.
     indent = 2 if record.get("status") not in (None, "running") else None
     # Error texts are redacted where they are made; this catches any that were not. Value by
-    # value: redacting the JSON text could cut a string's escapes and leave invalid JSON.
-    text = json.dumps(redact_values(data), indent=indent, default=str)
+    # value (redacting the JSON text could cut a string's escapes and leave invalid JSON), and
+    # only when the text holds something to redact: the record is rewritten every round.
+    text = json.dumps(data, indent=indent, default=str)
+    if needs_redaction(text):
+        text = json.dumps(redact_values(data), indent=indent, default=str)
     try:
         tmp.write_text(text, encoding="utf-8")
         os.replace(tmp, path)

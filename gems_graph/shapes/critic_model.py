@@ -36,6 +36,7 @@ from diffusers.models.modeling_utils import ModelMixin
 from PIL import Image
 from torch import nn
 
+from gems_graph.models.cpu_threads import model_threads
 from gems_graph.shapes.detect import Detection
 from gems_graph.shapes.grammar import COLORS, NUMBER_WORDS, PLACE_OF_CELL, RELATIONS, SHAPES, ShapesGrammarError, parse_prompt
 from gems_graph.shapes.layout import CELLS
@@ -162,7 +163,7 @@ class CriticJudge:
         """P(yes) for each question about one image (``request[i]``: ask the request head)."""
         model = self.model()
         request = request or [not is_check_question(q) for q in questions]
-        with torch.no_grad(), self._lock:
+        with torch.no_grad(), self._lock, model_threads():
             tokens = model.encode_images(to_pixels([image]))
             ids = model.encode_questions(questions, request)
             logits = model(tokens.expand(len(questions), -1, -1), ids)

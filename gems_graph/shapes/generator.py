@@ -31,6 +31,7 @@ from pathlib import Path
 
 from PIL import Image
 
+from gems_graph.models.cpu_threads import model_threads
 from gems_graph.models.generator import EditRequest, GenerationError, GenerationRequest
 from gems_graph.shapes.grammar import PLACES, Scene, ShapesGrammarError, describe, parse_prompt
 from gems_graph.shapes.render import SIZE
@@ -134,7 +135,7 @@ class ShapesGenerator:
         import torch
 
         steps, guidance = self._settings(requests[0])
-        with self._lock:
+        with self._lock, model_threads():
             pipe = self._load()
             try:
                 out = pipe(
