@@ -13,7 +13,7 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from gems_graph.errors import one_line
 from gems_graph.eval.methods import METHODS, MethodSettings, cost_fields, run_method
@@ -93,6 +93,12 @@ def task_key(method: str, item: EvalItem, sample: int) -> str:
 
 def _task_id(item: EvalItem, sample: int) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]", "_", f"{item.id}-s{sample}")
+
+
+class RecordSink(Protocol):
+    """Where finished task records go: ``ResultLog``, or a writer in front of it."""
+
+    def append(self, record: dict[str, Any]) -> None: ...
 
 
 class ResultLog:
