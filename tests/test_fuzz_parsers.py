@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from gems_graph.config import ConfigFileError, read_config_file
 from gems_graph.context import GemsContext
+from gems_graph.eval.tasks import ResultLog
 from gems_graph.models.registry import BackendLoadError, UnknownBackendError, chat_models, check_spec, generators
 from gems_graph.persistence.report import ReportError, load_run
 from gems_graph.shapes.grammar import (
@@ -183,3 +184,24 @@ def test_a_run_folder_is_loaded_or_refused_with_a_report_error(raw):
         except ReportError:
             return
         assert isinstance(run, dict)
+
+
+@FUZZ
+@given(
+    st.lists(
+        st.dictionaries(st.sampled_from(["key", "error", "method"]), json_values | st.sampled_from(["a|1|0", "b|1|0"])).map(json.dumps)
+        | json_values.map(json.dumps)
+        | st.text(alphabet=string.printable, max_size=30),
+        max_size=8,
+    )
+)
+def test_an_eval_results_log_keeps_its_records_and_drops_every_other_line(lines):
+    """``results.jsonl`` after a crash or a hand edit: a resumed eval reads the records
+    (objects with a string ``key``, the last per key) and the file keeps only those."""
+    with tempfile.TemporaryDirectory() as tmp:
+        log = ResultLog(Path(tmp) / "results.jsonl")
+        log.path.write_text("".join(line.replace("\n", " ") + "\n" for line in lines), encoding="utf-8")
+        loaded = log.load()
+        kept = [rec for line in log.path.read_text(encoding="utf-8").splitlines() for rec in [json.loads(line)]]
+        assert all(isinstance(r, dict) and isinstance(r.get("key"), str) for r in kept)
+        assert loaded == {r["key"]: r for r in kept}

@@ -118,7 +118,7 @@ class ResultLog:
                 rec = json.loads(line)
             except json.JSONDecodeError:
                 rec = None
-            if isinstance(rec, dict) and "key" in rec:
+            if isinstance(rec, dict) and isinstance(rec.get("key"), str):  # task_key's; an edited line may hold anything
                 good.append(rec)
             else:
                 bad += 1
