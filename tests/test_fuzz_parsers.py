@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from gems_graph.config import ConfigFileError, read_config_file
 from gems_graph.context import GemsContext
 from gems_graph.eval.tasks import ResultLog
-from gems_graph.models.registry import BackendLoadError, UnknownBackendError, chat_models, check_spec, generators
+from gems_graph.models.registry import BackendLoadError, UnknownBackendError, chat_models, check_spec, generators, split_spec
 from gems_graph.persistence.report import ReportError, load_run
 from gems_graph.shapes.grammar import (
     COLORS,
@@ -95,10 +95,15 @@ spec_args = st.text(alphabet=string.ascii_letters + string.digits + ":/#?=&.-_ %
 def test_a_spec_string_is_accepted_or_refused_with_a_backend_error(kind, sep, arg):
     spec = kind + sep + arg
     for registry in (generators, chat_models):
+        known = split_spec(spec.strip())[0] in registry.kinds()
         try:
             check_spec(spec, registry)
-        except (UnknownBackendError, BackendLoadError):
-            pass
+        except UnknownBackendError:
+            assert not known, spec
+        except BackendLoadError as exc:
+            assert known and repr(spec.strip()) in str(exc), (spec, str(exc))  # a bad argument, named with its spec
+        else:
+            assert known, spec
 
 
 # -- SKILL.md ---------------------------------------------------------------------------------
