@@ -60,6 +60,8 @@ demo: setup
 lint: $(LINTER)
 	$(BIN)/ruff check gems_graph nodes tests benchmarks docs/hooks
 	$(BIN)/ruff format --check gems_graph nodes tests benchmarks docs/hooks
+	# Types: the packages and settings are in pyproject.toml ([tool.mypy]).
+	$(BIN)/mypy
 
 test: lint setup-dev
 	$(BIN)/python -m pytest -q
@@ -73,4 +75,4 @@ notebooks: setup-dev
 	$(BIN)/python notebooks/execute.py notebooks/01_quickstart.ipynb notebooks/02_memory_and_skills.ipynb
 
 clean:
-	rm -rf $(VENV) $(SERVER_VENV) .pytest_cache build site *.egg-info
+	rm -rf $(VENV) $(SERVER_VENV) .pytest_cache .mypy_cache build site *.egg-info

@@ -6,8 +6,42 @@ The public face. Names are imported on first use, so ``import gems_graph`` (and
     from gems_graph import GemsContext, compile_graph, open_checkpointer, run_gems
 """
 
+from typing import TYPE_CHECKING
+
 from gems_graph import _moved
 from gems_graph._lazy import lazy_exports
+
+if TYPE_CHECKING:  # what type checkers see for the lazy names below ("X as X": re-exported)
+    from gems_graph.app.compose import as_tool as as_tool
+    from gems_graph.app.compose import gems_subgraph_node as gems_subgraph_node
+    from gems_graph.app.runner import RunResult as RunResult
+    from gems_graph.app.runner import run_gems as run_gems
+    from gems_graph.config import load_context as load_context
+    from gems_graph.context import ConfigError as ConfigError
+    from gems_graph.context import GemsContext as GemsContext
+    from gems_graph.graph import build_graph as build_graph
+    from gems_graph.graph import compile_graph as compile_graph
+    from gems_graph.models.generator import GenerationError as GenerationError
+    from gems_graph.models.generator import GenerationRequest as GenerationRequest
+    from gems_graph.models.generator import Generator as Generator
+    from gems_graph.models.registry import register_chat_model as register_chat_model
+    from gems_graph.models.registry import register_generator as register_generator
+    from gems_graph.models.registry import resolve_chat_model as resolve_chat_model
+    from gems_graph.models.registry import resolve_generator as resolve_generator
+    from gems_graph.persistence.checkpoint import open_async_checkpointer as open_async_checkpointer
+    from gems_graph.persistence.checkpoint import open_checkpointer as open_checkpointer
+    from gems_graph.persistence.report import load_run as load_run
+    from gems_graph.persistence.report import rounds_html as rounds_html
+    from gems_graph.persistence.report import score_chart as score_chart
+    from gems_graph.persistence.report import write_report as write_report
+    from gems_graph.records import Candidate as Candidate
+    from gems_graph.records import Check as Check
+    from gems_graph.records import ImageRef as ImageRef
+    from gems_graph.records import Round as Round
+    from gems_graph.records import Verdict as Verdict
+    from gems_graph.state import GemsInput as GemsInput
+    from gems_graph.state import GemsOutput as GemsOutput
+    from gems_graph.state import GemsState as GemsState
 
 _EXPORTS = {
     "GemsContext": "gems_graph.context",

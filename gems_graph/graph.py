@@ -13,14 +13,17 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import functools
+import inspect
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from langgraph._internal._runnable import RunnableCallable
+from langchain_core.runnables import Runnable, RunnableConfig, ensure_config
 from langgraph.errors import GraphBubbleUp
 from langgraph.graph import END, START, StateGraph
+from langgraph.graph.state import CompiledStateGraph
+from langgraph.runtime import get_runtime
 from langgraph.types import Overwrite
 
 from gems_graph.context import GemsContext
@@ -49,7 +52,34 @@ def _pool() -> ThreadPoolExecutor:
         return _node_pool
 
 
-def threaded_node(fn: Callable[..., Any]) -> RunnableCallable:
+class SyncAsyncNode(Runnable[Any, Any]):
+    """A node with its own sync and async implementations, each called as
+    ``fn(input, runtime=..., [config=...])``.
+
+    Public APIs only: LangGraph takes any ``Runnable`` as a node, and ``get_runtime()`` is
+    the run's runtime inside one. A plain function has one implementation (LangGraph runs a
+    sync one's async path on the event loop's default pool), and ``RunnableLambda`` injects
+    no runtime. Like LangGraph's wrapping of a function, it opens no run of its own in
+    callbacks and traces: the node's run is LangGraph's."""
+
+    def __init__(self, func: Callable[..., Any], afunc: Callable[..., Awaitable[Any]], *, name: str) -> None:
+        self.func, self.afunc, self.name = func, afunc, name
+        self._takes_config = "config" in inspect.signature(func).parameters
+
+    def _injected(self, config: RunnableConfig | None) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {"runtime": get_runtime()}
+        if self._takes_config:
+            kwargs["config"] = ensure_config(config)
+        return kwargs
+
+    def invoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
+        return self.func(input, **self._injected(config))
+
+    async def ainvoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
+        return await self.afunc(input, **self._injected(config))
+
+
+def threaded_node(fn: Callable[..., Any]) -> SyncAsyncNode:
     """``fn`` as a node whose async path runs it on the graph's node pool (context kept).
 
     An error leaving the node is redacted first (``gems_graph.errors.scrub``): LangGraph
@@ -61,7 +91,7 @@ def threaded_node(fn: Callable[..., Any]) -> RunnableCallable:
         call = functools.partial(contextvars.copy_context().run, fn, *args, **kwargs)
         return await asyncio.get_running_loop().run_in_executor(_pool(), call)
 
-    return RunnableCallable(fn, afn, name=fn.__name__, trace=False)
+    return SyncAsyncNode(fn, afn, name=fn.__name__)
 
 
 def _scrubbing(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -86,7 +116,7 @@ def redacted_update(update: Any) -> Any:
     return {k: Overwrite(redact_values(v.value)) if isinstance(v, Overwrite) else redact_values(v) for k, v in update.items()}
 
 
-def build_graph() -> StateGraph:
+def build_graph() -> StateGraph[GemsState, GemsContext, GemsInput, GemsOutput]:
     builder = StateGraph(GemsState, context_schema=GemsContext, input_schema=GemsInput, output_schema=GemsOutput)
     builder.add_node("planner", threaded_node(planner))
     # Both paths, so `ainvoke` awaits the backend (and a batching backend sees every run's
@@ -94,7 +124,7 @@ def build_graph() -> StateGraph:
     # would run it on the event loop's small default thread pool. A generator task is a
     # ``Send`` payload (``CandidateTask``), not state: declaring the state as its input keeps
     # the payload's keys out of the graph's channels and Studio's schema.
-    builder.add_node("generator", RunnableCallable(generator, agenerator, name="generator", trace=False), input_schema=GemsState)
+    builder.add_node("generator", SyncAsyncNode(generator, agenerator, name="generator"), input_schema=GemsState)
     builder.add_node("critic", threaded_node(critic))
     builder.add_node("refiner", threaded_node(refiner))
     builder.add_node("human_review", human_review)
@@ -109,7 +139,9 @@ def build_graph() -> StateGraph:
     return builder
 
 
-def compile_graph(checkpointer: Any = None, store: Any = None, **kwargs: Any):
+def compile_graph(
+    checkpointer: Any = None, store: Any = None, **kwargs: Any
+) -> CompiledStateGraph[GemsState, GemsContext, GemsInput, GemsOutput]:
     """Compile with the given checkpointer/store (e.g. from ``gems_graph.persistence.checkpoint``)."""
     return build_graph().compile(checkpointer=checkpointer, store=store, name="gems", **kwargs)
 

@@ -14,5 +14,6 @@ OVERRIDABLE = ("max_rounds", "candidates_per_round", "seed")
 
 def effective_context(state: GemsState | dict[str, Any], context: GemsContext | None) -> GemsContext:
     ctx = context if context is not None else GemsContext()
-    overrides = {k: state[k] for k in OVERRIDABLE if state.get(k) is not None}
+    values: dict[str, Any] = dict(state)
+    overrides = {k: values[k] for k in OVERRIDABLE if values.get(k) is not None}
     return replace(ctx, **overrides) if overrides else ctx

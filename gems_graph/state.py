@@ -8,12 +8,13 @@ round 10 as at round 2 (see ``rounds``).
 from __future__ import annotations
 
 import operator
-from typing import Annotated, Any, NotRequired
+from collections.abc import Sequence
+from typing import Annotated, Any, NotRequired, cast
 
 from langchain_core.messages import AnyMessage
 from langgraph.channels.delta import DeltaChannel
-from langgraph.graph.message import add_messages
-from pydantic import ConfigDict
+from langgraph.graph.message import Messages, add_messages
+from pydantic import ConfigDict, with_config
 
 # typing_extensions' TypedDict: pydantic (Studio's input form) rejects typing's on Python < 3.12.
 from typing_extensions import TypedDict
@@ -41,14 +42,14 @@ def merge_rounds(left: list[Round] | None, right: list[Round] | None) -> list[Ro
     return [by_index[i] for i in sorted(by_index)]
 
 
-def latest_write(left: Any, writes: list[Any]) -> Any:
+def latest_write(left: Any, writes: Sequence[Any]) -> Any:
     """The last value written wins (``LastValue``'s rule, in a ``DeltaChannel``)."""
     return writes[-1]
 
 
 #: For values written far less often than a checkpoint is taken (what planning sets,
 #: each round's tasks): kept in the writes that set them, not in every checkpoint.
-STORED_WHEN_WRITTEN = DeltaChannel(latest_write)
+STORED_WHEN_WRITTEN: DeltaChannel[Any] = DeltaChannel(latest_write)
 
 
 def merge_round_writes(left: list[Round] | None, writes: list[list[Round]]) -> list[Round]:
@@ -59,11 +60,14 @@ def merge_round_writes(left: list[Round] | None, writes: list[list[Round]]) -> l
     return merged
 
 
+# Field docstrings become the descriptions in the graph's JSON schema (Studio's input form).
+# Set by the decorator: a `__pydantic_config__` line in the body reads as a key to type checkers.
+_FIELD_DOCS = with_config(ConfigDict(use_attribute_docstrings=True))
+
+
+@_FIELD_DOCS
 class GemsInput(TypedDict):
     """What a caller passes: the prompt, and optionally per-run overrides."""
-
-    # Field docstrings become the descriptions in the graph's JSON schema (Studio's input form).
-    __pydantic_config__ = ConfigDict(use_attribute_docstrings=True)  # type: ignore[misc]
 
     prompt: str
     """What the image should show, as a user would write it."""
@@ -77,10 +81,9 @@ class GemsInput(TypedDict):
     """Extra yes/no questions to verify besides the ones decomposed from the prompt."""
 
 
+@_FIELD_DOCS
 class GemsOutput(TypedDict, total=False):
     """What a caller gets back."""
-
-    __pydantic_config__ = ConfigDict(use_attribute_docstrings=True)  # type: ignore[misc]
 
     status: Status
     """passed | threshold_met | exhausted | accepted | failed (running while paused)."""
@@ -103,16 +106,16 @@ class GemsOutput(TypedDict, total=False):
 
 def merge_message_writes(left: list[AnyMessage] | None, writes: list[list[AnyMessage]]) -> list[AnyMessage]:
     """``add_messages`` over a batch of writes, as ``DeltaChannel`` replays them."""
-    merged: list[AnyMessage] = list(left or [])
+    # add_messages is typed over any message-like input; given messages, it returns messages.
+    merged = cast(Messages, list(left or []))
     for right in writes:
-        merged = add_messages(merged, right)
-    return merged
+        merged = add_messages(merged, cast(Messages, right))
+    return cast(list[AnyMessage], merged)
 
 
+@_FIELD_DOCS
 class GemsState(GemsInput, total=False):
     """The whole state of one run (a thread)."""
-
-    __pydantic_config__ = ConfigDict(use_attribute_docstrings=True)  # type: ignore[misc]
 
     run_id: str
     """The run's id: the thread id that names its checkpoints and its run folder."""

@@ -19,8 +19,8 @@ import io
 import threading
 import time
 import uuid
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import Any, cast
 
 from langchain_core.language_models.fake_chat_models import FakeMessagesListChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
@@ -102,8 +102,8 @@ class ColourGenerator:
 
     def __init__(
         self,
-        lucky_seeds: set[int] = frozenset(),
-        fail_seeds: set[int] = frozenset(),
+        lucky_seeds: Iterable[int] = (),
+        fail_seeds: Iterable[int] = (),
         fail_all: bool = False,
         delay: float = 0.0,
         log_path: str | None = None,
@@ -191,7 +191,7 @@ class BatchingGpuModel:
 
 
 def is_red(image: Image.Image) -> bool:
-    r, g, b = image.getpixel((8, 8))
+    r, g, b = cast(tuple[int, int, int], image.getpixel((8, 8)))  # an RGB image's pixel: three ints
     return r > b
 
 

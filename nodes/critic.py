@@ -227,7 +227,7 @@ def _judge(state: GemsState, runtime: Runtime[GemsContext]) -> tuple[dict[str, A
     round_index = state["round_index"]
     candidates = sorted((c for c in state.get("pending") or [] if c["round"] == round_index), key=lambda c: c["index"])
     by_candidate = _verify_candidates(model, [c for c in candidates if c["error"] is None], checks, ctx, state["prompt"])
-    judged = []
+    judged: list[Candidate] = []
     for cand in candidates:
         verdicts = by_candidate.get(cand["index"], [])
         judged.append({**cand, "verdicts": verdicts, "score": verdict_score(verdicts) if cand["error"] is None else None})

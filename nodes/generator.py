@@ -96,7 +96,7 @@ def plan_round(
         k: v for k, v in {"width": ctx.width, "height": ctx.height, "steps": ctx.steps, "guidance": ctx.guidance}.items() if v is not None
     }
     params.update(generation)
-    return [
+    tasks = [
         CandidateTask(
             run_dir=run_dir,
             round=round_index,
@@ -105,10 +105,13 @@ def plan_round(
             seed=candidate_seed(ctx.seed, seed_offset, k),
             generation=params,
             retries=ctx.generation_retries,
-            **({"edit": edit} if edit is not None else {}),
         )
         for k in range(ctx.candidates_per_round)
     ]
+    if edit is not None:
+        for task in tasks:
+            task["edit"] = edit
+    return tasks
 
 
 def fan_out(state: GemsState) -> list[Send]:

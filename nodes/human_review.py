@@ -64,7 +64,7 @@ def review_payload(state: GemsState) -> dict[str, Any]:
         "round": last["index"],
         "prompt": last["prompt"],
         "status": state.get("status"),
-        "best_image": str(Path(state["best_image"]).resolve()) if state.get("best_image") else None,
+        "best_image": str(Path(best).resolve()) if (best := state.get("best_image")) else None,
         "candidates": [
             {
                 "index": c["index"],

@@ -17,7 +17,7 @@ import os
 import uuid
 from dataclasses import fields
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.runtime import Runtime
@@ -128,7 +128,7 @@ def _plan_first_prompt(ctx: GemsContext, prompt: str, runtime: Runtime[GemsConte
         emit(runtime, "skills_loaded", skills=list(plan.session.loaded))
     generation = generation_from_hints(plan.session.hints, ctx)
     try:
-        answer = plan.answer
+        answer = cast(PlannedPrompt | None, plan.answer)  # the skill loop validated it against PlannedPrompt
         thought = None
         if answer is None:
             reply = invoke_structured(model, PlannedPrompt, plan.messages)

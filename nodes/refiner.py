@@ -123,7 +123,7 @@ def compress_round(
 ) -> tuple[str, str | None]:
     """Return (experience, note); falls back to the bare facts if the model fails."""
     facts = round_facts(last, checks)
-    content: list[dict[str, Any]] = [
+    content: list[str | dict[str, Any]] = [
         text_block(COMPRESS_USER_PROMPT.format(prompt=prompt, facts=facts, thought=last.get("thought") or "(none)"))
     ]
     best: Candidate | None = round_best(last, tie_break)
@@ -198,13 +198,13 @@ def _refine(state: GemsState, runtime: Runtime[GemsContext]) -> dict[str, Any]:
 
     experience, note = compress_round(model, state["prompt"], rounds[-1], checks, ctx.tie_break)
     notes += [note] if note else []
-    last = {**rounds[-1], "experience": experience}
+    last: Round = {**rounds[-1], "experience": experience}
     rounds[-1] = last
 
     view = trajectory_view(rounds, checks, max_images=ctx.refiner_images, tie_break=ctx.tie_break)
     feedback = f"{labels.FEEDBACK}: {state['feedback']}\n" if state.get("feedback") else ""
     offer = _edit_offer(source, checks) if source is not None else ""
-    content: list[dict[str, Any]] = [
+    content: list[str | dict[str, Any]] = [
         text_block(
             REFINE_USER_PROMPT.format(
                 prompt=state["prompt"],

@@ -27,6 +27,7 @@ from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 from pydantic import BaseModel
 
 from gems_graph.models.llm import MalformedReplyError
+from gems_graph.records import Check
 from gems_graph.skills import SkillRegistry, SkillSession, ToolLoopResult, run_tool_loop
 
 #: Added to the planner's system prompt, before the catalog.
@@ -95,7 +96,7 @@ def generation_from_hints(hints: dict[str, Any], ctx: Any) -> dict[str, Any]:
     return {k: v for k, v in hints.items() if k in GENERATION_HINTS and getattr(ctx, k, None) is None}
 
 
-def merge_skill_checks(checks: list[dict], skill_checks: list[dict] | None) -> list[dict]:
+def merge_skill_checks(checks: list[Check], skill_checks: list[Check] | None) -> list[Check]:
     """Decomposed/user checks plus skill checks, skipping questions already asked.
 
     "Are there exactly two apples?" and "... two apples in the image?" are one
@@ -107,7 +108,7 @@ def merge_skill_checks(checks: list[dict], skill_checks: list[dict] | None) -> l
     for c in skill_checks or []:
         key = question_key(c["question"])
         if key not in asked and c["id"] not in ids:
-            out.append(dict(c))
+            out.append(c.copy())
             asked.add(key)
     return out
 

@@ -49,6 +49,15 @@ def test_the_wheel_ships_the_nodes_under_the_package_and_no_top_level_nodes(whee
     assert "gems_graph/nodes/critic.py" in names and "gems_graph/skills/builtin/counting/SKILL.md" in names
 
 
+def test_the_wheel_is_typed_and_its_nodes_are_the_modules_themselves(wheel):
+    """PEP 561: ``py.typed`` ships, so users' type checkers read the package's annotations;
+    the checkout's re-export stubs (gems_graph/nodes/*.pyi) do not, or they would shadow
+    the node modules with imports of a top-level ``nodes`` the wheel does not have."""
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "gems_graph/py.typed" in names
+    assert not [n for n in names if n.endswith(".pyi")], [n for n in names if n.endswith(".pyi")]
+
+
 def test_an_app_with_its_own_nodes_package_imports_and_runs_gems(wheel, tmp_path):
     env_dir = tmp_path / "fresh"
     venv.create(env_dir, with_pip=False)

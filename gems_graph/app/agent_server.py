@@ -48,6 +48,7 @@ def prepare_database(url: str) -> None:
         import psycopg
         from langgraph.store.postgres import PostgresStore
         from langgraph_runtime_pg.migrate import upgrade_head
+        from psycopg.rows import dict_row
     except ImportError as exc:
         raise AgentServerSetupError(
             f"{exc.name} is missing: run this with the server's Python (`make setup-dev` builds .venv-server)"
@@ -57,7 +58,7 @@ def prepare_database(url: str) -> None:
             deadline = time.monotonic() + SETUP_WAIT_S
             # Polled, as for the checkpoint tables: a session blocked on a lock holds a snapshot
             # that another session's CREATE INDEX CONCURRENTLY would wait for.
-            while not lock.execute("SELECT pg_try_advisory_lock(%s)", (_PREPARE_LOCK,)).fetchone()[0]:
+            while not (lock.execute("SELECT pg_try_advisory_lock(%s)", (_PREPARE_LOCK,)).fetchone() or (False,))[0]:
                 if time.monotonic() > deadline:
                     raise AgentServerSetupError(f"{redact(url)}: another process held the setup lock for {SETUP_WAIT_S} s")
                 time.sleep(0.1)
@@ -65,7 +66,8 @@ def prepare_database(url: str) -> None:
                 upgrade_head(url)
                 with open_checkpointer(url):
                     pass
-                with psycopg.connect(url, autocommit=True, prepare_threshold=0) as conn:
+                # dict rows: what PostgresStore reads (LangGraph's documented connection settings).
+                with psycopg.connect(url, autocommit=True, prepare_threshold=0, row_factory=dict_row) as conn:
                     PostgresStore(conn).setup()
             finally:
                 lock.execute("SELECT pg_advisory_unlock(%s)", (_PREPARE_LOCK,))

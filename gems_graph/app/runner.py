@@ -10,8 +10,9 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
+from langchain_core.runnables import RunnableConfig
 from langgraph.types import Command
 
 from gems_graph.context import GemsContext
@@ -43,7 +44,7 @@ class RunResult:
     @property
     def usage(self) -> RunUsage:
         """What the run used, in total, by node and by round (``gems_graph.usage``)."""
-        return self.state.get("usage") or {}
+        return self.state.get("usage") or RunUsage()
 
     @property
     def usage_total(self) -> Usage:
@@ -99,7 +100,7 @@ def run_gems(
     """
     graph = compile_graph(checkpointer=checkpointer, store=store)
     thread_id = thread_id or uuid.uuid4().hex[:12]
-    config = {"configurable": {"thread_id": thread_id}}
+    config: RunnableConfig = {"configurable": {"thread_id": thread_id}}
     payload: Any
     if resume:
         snapshot = graph.get_state(config)
@@ -118,7 +119,7 @@ def run_gems(
         try:
             for mode, chunk in graph.stream(payload, config, context=context, stream_mode=["custom", "updates"], durability="sync"):
                 if mode == "custom" and on_event is not None:
-                    on_event(chunk)
+                    on_event(cast(dict[str, Any], chunk))  # a "custom" chunk: what the node's emit() wrote
         except Exception as exc:  # noqa: BLE001 - a backend failure ends the run as failed, resumable
             return _failed(graph, config, thread_id, exc)
         snapshot = graph.get_state(config)
@@ -131,7 +132,7 @@ def run_gems(
         payload = Command(resume=answer)
 
 
-def _failed(graph: Any, config: dict[str, Any], thread_id: str, exc: Exception) -> RunResult:
+def _failed(graph: Any, config: RunnableConfig, thread_id: str, exc: Exception) -> RunResult:
     """The run as it stood at its last checkpoint, marked failed with the error's one line.
 
     The checkpoint itself is left as it was, so ``--resume`` continues from the step that

@@ -44,7 +44,7 @@ import os
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from urllib.parse import parse_qsl
 
 from PIL import Image
@@ -124,13 +124,14 @@ def detect_preset(name: str = "", pipeline_class: str = "") -> Preset:
     return PRESETS["diffusers"]
 
 
-def _auto_sibling(task: str, pipeline_class_name: str) -> type | None:
+def _auto_sibling(task: str, pipeline_class_name: str) -> type[Any] | None:
     """The pipeline class diffusers' AutoPipeline maps ``pipeline_class_name`` to for ``task``
     ("inpaint" or "img2img"), or None: the lookup ``AutoPipelineFor*.from_pipe`` does."""
     from diffusers.pipelines import auto_pipeline as auto
 
     mapping = {"inpaint": auto.AUTO_INPAINT_PIPELINES_MAPPING, "img2img": auto.AUTO_IMAGE2IMAGE_PIPELINES_MAPPING}[task]
-    for task_mapping in auto.SUPPORTED_TASKS_MAPPINGS:
+    # diffusers leaves this list untyped: each item maps a model name to a pipeline class.
+    for task_mapping in cast(list[dict[str, type[Any]]], auto.SUPPORTED_TASKS_MAPPINGS):
         for model_name, cls in task_mapping.items():
             if cls.__name__ == pipeline_class_name:
                 return mapping.get(model_name)
@@ -399,7 +400,7 @@ class DiffusersGenerator:
             result = result.resize(source.size, Image.Resampling.LANCZOS)
         return Image.composite(result, source, mask) if mask is not None else result
 
-    def _edit_pipeline(self, pipe: Any, cls: type) -> Any:
+    def _edit_pipeline(self, pipe: Any, cls: type[Any]) -> Any:
         """``pipe`` itself, or the ``cls`` sibling sharing its components (built once, cached)."""
         if type(pipe) is cls:
             return pipe
@@ -477,8 +478,11 @@ class DiffusersGenerator:
         OOM splits the batch, then every failure becomes a ``GenerationError`` in the results."""
         import torch
 
+        lock = self._call_lock
+        if lock is None:  # set with the pipeline, which callers load first
+            raise GenerationError("the diffusers pipeline is not loaded")
         try:
-            with self._call_lock, model_threads():
+            with lock, model_threads():
                 return self._call(pipe, reqs, p, each, extra or {})
         except torch.OutOfMemoryError:
             _free_memory()

@@ -95,7 +95,7 @@ class HttpGenerator:
             raise GenerationError(f"generator server {self.health_url} is not healthy: {exc}") from exc
 
     @property
-    def family(self) -> str:  # type: ignore[override]
+    def family(self) -> str:
         """The served model's family from ``/health`` (``http`` when the server does not say)."""
         if self._family is None:
             try:

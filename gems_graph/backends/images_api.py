@@ -80,7 +80,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -382,7 +382,14 @@ def _consecutive_runs(order: list[int], requests: list[GenerationRequest], limit
     return runs
 
 
-_OPTIONS = {"batch": int, "batch_window": float, "timeout": float, "retries": int, "family": str, "edits": spec_flag}
+_OPTIONS: dict[str, Callable[[str], Any]] = {
+    "batch": int,
+    "batch_window": float,
+    "timeout": float,
+    "retries": int,
+    "family": str,
+    "edits": spec_flag,
+}
 
 
 def parse_spec(arg: str) -> tuple[str, str, dict[str, Any]]:

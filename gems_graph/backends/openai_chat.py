@@ -45,7 +45,7 @@ import json
 import os
 import re
 import threading
-from typing import Any
+from typing import Any, Literal, cast
 
 import openai
 from langchain_core.messages import AIMessage, BaseMessage, SystemMessage
@@ -54,7 +54,7 @@ from langchain_core.prompt_values import PromptValue
 from langchain_core.runnables import Runnable, RunnableConfig, RunnableLambda
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from langchain_openai import ChatOpenAI
-from pydantic import BaseModel, ValidationError, model_validator
+from pydantic import BaseModel, SecretStr, ValidationError, model_validator
 
 from gems_graph.backends.api_keys import openai_api_key
 from gems_graph.backends.http_client import served_model_check
@@ -73,6 +73,8 @@ from gems_graph.models.retry import (
 
 #: Structured-output methods in the order they are tried.
 METHODS = ("json_schema", "function_calling", "json_mode", "prompt")
+#: The methods ChatOpenAI's own with_structured_output takes.
+OpenAIMethod = Literal["json_schema", "function_calling", "json_mode"]
 OPENAI_BASE_URL = "https://api.openai.com/v1"
 
 #: Attempts for a reply that cannot be read.
@@ -168,8 +170,13 @@ class GemsChatOpenAI(ChatOpenAI):
 
     def health_checks(self) -> list[Health]:
         """The endpoint is up, takes the key, and serves the model (no completion is made)."""
-        key = self.openai_api_key.get_secret_value() if self.openai_api_key else None
+        key = self.openai_api_key.get_secret_value() if isinstance(self.openai_api_key, SecretStr) else None
         return [served_model_check(self.endpoint_url, str(self.model_name), key)]
+
+    @property
+    def _timeout_s(self) -> float | None:
+        # ChatOpenAI also takes (connect, read) pairs and httpx timeouts; this class is given seconds.
+        return cast(float | None, self.request_timeout)
 
     def __repr_args__(self) -> Any:
         # Keep repr short and obviously key-free (pydantic already masks SecretStr).
@@ -182,7 +189,7 @@ class GemsChatOpenAI(ChatOpenAI):
 
         def attempt() -> ChatResult:
             counts["attempts"] += 1
-            return self._generate_once(messages, stop, run_manager, timeout=deadline.cap(self.request_timeout), **kwargs)
+            return self._generate_once(messages, stop, run_manager, timeout=deadline.cap(self._timeout_s), **kwargs)
 
         try:
             return call_with_retry(
@@ -198,7 +205,7 @@ class GemsChatOpenAI(ChatOpenAI):
 
         async def attempt() -> ChatResult:
             counts["attempts"] += 1
-            return await self._agenerate_once(messages, stop, run_manager, timeout=deadline.cap(self.request_timeout), **kwargs)
+            return await self._agenerate_once(messages, stop, run_manager, timeout=deadline.cap(self._timeout_s), **kwargs)
 
         try:
             return await acall_with_retry(
@@ -320,7 +327,10 @@ class GemsChatOpenAI(ChatOpenAI):
     ) -> Runnable:
         """Without ``method``: the fallback chain (see the module docstring)."""
         if method is not None or schema is None:
-            return super().with_structured_output(schema, method=method or "json_schema", include_raw=include_raw, strict=strict, **kwargs)
+            # ChatOpenAI checks the name.
+            return super().with_structured_output(
+                schema, method=cast(OpenAIMethod, method or "json_schema"), include_raw=include_raw, strict=strict, **kwargs
+            )
         chain = _StructuredChain(self, schema, kwargs)
         if include_raw:
             return RunnableLambda(chain.invoke, afunc=chain.ainvoke, name="gems_structured_output")
@@ -348,7 +358,8 @@ def _wants_logprobs(model: ChatOpenAI, kwargs: dict[str, Any]) -> bool:
 def _server_message(exc: Exception) -> str:
     body = getattr(exc, "body", None)
     if isinstance(body, dict):
-        inner = body.get("error") if isinstance(body.get("error"), dict) else body
+        error = body.get("error")
+        inner = error if isinstance(error, dict) else body
         msg = inner.get("message") or inner.get("detail")
         if msg:
             return str(msg)[:300]
@@ -380,20 +391,25 @@ class _StructuredChain:
 
     def _runnable(self, method: str) -> Runnable:
         if method in ("json_schema", "function_calling"):
-            return ChatOpenAI.with_structured_output(self.model, self.schema, method=method, include_raw=True, **self.kwargs)
+            return ChatOpenAI.with_structured_output(
+                self.model, self.schema, method=cast(OpenAIMethod, method), include_raw=True, **self.kwargs
+            )
         bound = (
             self.model.bind(response_format={"type": "json_object"}, **self.kwargs)
             if method == "json_mode"
             else self.model.bind(**self.kwargs)
         )
-        return RunnableLambda(
-            lambda msgs, config=None: _parse_json_reply(self.schema, bound.invoke(_with_schema_prompt(self.schema, msgs), config)),
-            afunc=None,
-        )
+
+        def call(msgs: Any, config: RunnableConfig | None = None) -> dict[str, Any]:
+            return _parse_json_reply(self.schema, bound.invoke(_with_schema_prompt(self.schema, msgs), config))
+
+        return RunnableLambda(call, afunc=None)
 
     def _arunnable_call(self, method: str) -> Any:
         if method in ("json_schema", "function_calling"):
-            return ChatOpenAI.with_structured_output(self.model, self.schema, method=method, include_raw=True, **self.kwargs).ainvoke
+            return ChatOpenAI.with_structured_output(
+                self.model, self.schema, method=cast(OpenAIMethod, method), include_raw=True, **self.kwargs
+            ).ainvoke
         bound = (
             self.model.bind(response_format={"type": "json_object"}, **self.kwargs)
             if method == "json_mode"
@@ -547,7 +563,7 @@ def openai_from_spec(arg: str) -> GemsChatOpenAI:
     if not key:
         raise ValueError(f"openai:{model} needs an API key: set OPENAI_API_KEY or GEMS_OPENAI_API_KEY")
     base_url = os.environ.get("OPENAI_BASE_URL") or None
-    return GemsChatOpenAI(model=model, api_key=key, base_url=base_url, **opts)
+    return GemsChatOpenAI(model=model, api_key=SecretStr(key), base_url=base_url, **opts)
 
 
 def compatible_from_spec(arg: str) -> GemsChatOpenAI:
@@ -561,4 +577,4 @@ def compatible_from_spec(arg: str) -> GemsChatOpenAI:
     if not base_url.lower().startswith(("http://", "https://")):
         raise ValueError(f"openai-compatible base URL must start with http:// or https://, got {base_url!r}")
     key = openai_api_key(official=False) or "EMPTY"
-    return GemsChatOpenAI(model=model, api_key=key, base_url=base_url.rstrip("/"), **opts)
+    return GemsChatOpenAI(model=model, api_key=SecretStr(key), base_url=base_url.rstrip("/"), **opts)

@@ -72,7 +72,7 @@ from collections.abc import Callable, Hashable
 from concurrent.futures import Future, wait
 from dataclasses import dataclass, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, cast
 from urllib.parse import parse_qs, urlsplit
 
 from PIL import Image
@@ -199,7 +199,7 @@ class GeneratorServer(ThreadingHTTPServer):
 
     @property
     def root(self) -> str:
-        host, port = self.server_address[:2]
+        host, port = cast(tuple[str, int], self.server_address[:2])  # a TCP server's address
         return f"http://{host}:{port}"
 
     @property
@@ -466,7 +466,7 @@ class _Handler(BaseHTTPRequestHandler):
         # A socket timeout for every write, and a deadline for reading each request: a
         # stalled or trickling client is dropped (the stdlib handler answers a timeout by
         # closing the connection).
-        self.timeout = self.server.request_timeout
+        self.timeout = self.server.request_timeout  # type: ignore[misc]  # typeshed: a ClassVar; setup() reads it per handler
         super().setup()
         self.rfile.close()
         self._reader = _DeadlineReader(self.connection)

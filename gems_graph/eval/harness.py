@@ -123,7 +123,7 @@ class OfficialFileFirst:
         self.log, self.official, self.out = log, official, out
 
     def append(self, record: dict[str, Any]) -> None:
-        target = self.official.get((record.get("method"), record.get("sample")))
+        target = self.official.get((record.get("method", ""), record.get("sample", -1)))
         if record.get("final_image") and target is not None:
             target.add(record["item"], str(self.out / record["final_image"]))
         self.log.append(record)

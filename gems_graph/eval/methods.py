@@ -28,10 +28,15 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gems_graph.eval.suites import EvalItem
 from gems_graph.usage import Usage, run_total, zero_usage
+
+if TYPE_CHECKING:
+    from langchain_core.runnables import RunnableConfig
+
+    from gems_graph.state import GemsInput
 
 METHODS = ("single", "explicit", "rewrite", "search", "loop", "loop+skills", "loop+edit", "gems")
 #: Methods that call the generator once, without the graph.
@@ -61,7 +66,7 @@ def method_context_fields(method: str, s: MethodSettings) -> dict[str, Any]:
 
     n = s.budget
     has_memory = "memory" in context_field_names()
-    fields = {
+    fields: dict[str, Any] = {
         "rewrite": {"max_rounds": 1, "candidates_per_round": 1, "max_skills": 0},
         "search": {"max_rounds": 1, "candidates_per_round": n, "max_skills": 0},
         "loop": {"max_rounds": n, "candidates_per_round": 1, "max_skills": 0, "refiner_images": 0},
@@ -140,8 +145,9 @@ def _graph(method: str, item: EvalItem, seed: int, s: MethodSettings, task_id: s
         }
     )
     graph = compile_graph(checkpointer=InMemorySaver())
-    config = {"configurable": {"thread_id": task_id}, "recursion_limit": 10 + 4 * ctx.max_rounds}
-    for _ in graph.stream({"prompt": item.prompt}, config, context=ctx, stream_mode="updates"):
+    config: RunnableConfig = {"configurable": {"thread_id": task_id}, "recursion_limit": 10 + 4 * ctx.max_rounds}
+    inputs: GemsInput = {"prompt": item.prompt}
+    for _ in graph.stream(inputs, config, context=ctx, stream_mode="updates"):
         pass
     st = graph.get_state(config).values
     cands = [c for r in st.get("rounds") or [] for c in r["candidates"]]

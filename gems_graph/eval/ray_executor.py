@@ -24,7 +24,7 @@ from typing import Any
 from gems_graph.eval.methods import MethodSettings
 from gems_graph.eval.scoring import make_scorer
 from gems_graph.eval.suites import EvalItem
-from gems_graph.eval.tasks import EvalConfig, EvalConfigError, ResultLog, failed_task, no_image_scores, run_task, task_record
+from gems_graph.eval.tasks import EvalConfig, EvalConfigError, RecordSink, failed_task, no_image_scores, run_task, task_record
 
 #: Times Ray re-runs a task whose worker died (system failures only; task errors are records).
 MAX_RETRIES = 3
@@ -83,7 +83,7 @@ class RayTaskPool:
     cluster itself, shuts it down on exit.
     """
 
-    def __init__(self, cfg: EvalConfig, settings: MethodSettings, scored: bool, out: Path, log: ResultLog) -> None:
+    def __init__(self, cfg: EvalConfig, settings: MethodSettings, scored: bool, out: Path, log: RecordSink) -> None:
         self.cfg, self.settings, self.scored, self.out, self.log = cfg, settings, scored, out, log
         self._ray = import_ray()
         self._owns_cluster = False

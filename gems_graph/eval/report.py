@@ -25,7 +25,7 @@ def _mean(xs: Sequence[float]) -> float | None:
 def _stats(recs: list[dict[str, Any]]) -> dict[str, Any]:
     def pct(key: str) -> float | None:
         vals = [r[key] for r in recs if r.get(key) is not None]
-        return round(100 * _mean(vals), 2) if vals else None
+        return round(100 * sum(vals) / len(vals), 2) if vals else None
 
     def avg(key: str) -> float | None:
         m = _mean([r[key] for r in recs if r.get(key) is not None])
@@ -111,14 +111,14 @@ def markdown(summary: dict[str, Any], title: str, *, atom_judge: str = "Soft-TIF
     if len(cats) > 1 or any(c != "all" for c in cats):
         atoms = all(c.startswith("atoms_") for c in cats)
         bins = all(c.startswith("atoms ") for c in cats)  # shapes-hard: "atoms 3-4", in suite order
-        head = (
+        title = (
             f"Score ({atom_judge} GM) by atom count:"
             if atoms
             else "Score (GM: every atom right) by atom count:"
             if bins
             else "Score by category:"
         )
-        lines += ["", head, "", "| category | " + " | ".join(ms) + " |", "|---|" + "---|" * len(ms)]
+        lines += ["", title, "", "| category | " + " | ".join(ms) + " |", "|---|" + "---|" * len(ms)]
         for c, per in sorted(cats.items(), key=lambda kv: _atom_order(kv[0])) if atoms else cats.items():
             lines.append(f"| {c} | " + " | ".join(_fmt(per[m]["score"]) for m in ms) + " |")
         if any(per[m]["am"] is not None for per in cats.values() for m in ms):
@@ -130,8 +130,8 @@ def markdown(summary: dict[str, Any], title: str, *, atom_judge: str = "Soft-TIF
         for c, per in cats.items():
             lines.append(f"| {c} | " + " | ".join(_fmt(per[m]["images"], 2) for m in ms) + " |")
     if summary.get("by_skill"):
-        head = "Soft-TIFA AM by skill (atom level):" if atom_judge == "Soft-TIFA" else f"AM by skill (atom level, {atom_judge}):"
-        lines += ["", head, "", "| skill | " + " | ".join(ms) + " |", "|---|" + "---|" * len(ms)]
+        title = "Soft-TIFA AM by skill (atom level):" if atom_judge == "Soft-TIFA" else f"AM by skill (atom level, {atom_judge}):"
+        lines += ["", title, "", "| skill | " + " | ".join(ms) + " |", "|---|" + "---|" * len(ms)]
         for k, per in summary["by_skill"].items():
             lines.append(f"| {k} | " + " | ".join(_fmt(per[m]) for m in ms) + " |")
     edited = {m: s for m, s in ms.items() if s.get("edits")}
@@ -199,11 +199,11 @@ def svg_plot(points: list[tuple[str, float, float]], title: str, w: int = 480, h
         f'<line x1="{left}" y1="{h - bottom}" x2="{w - right}" y2="{h - bottom}" stroke="black"/>',
         f'<line x1="{left}" y1="{top}" x2="{left}" y2="{h - bottom}" stroke="black"/>',
     ]
-    for y in range(0, 101, 20):
-        out.append(f'<text x="{left - 6}" y="{sy(y) + 4:.1f}" text-anchor="end">{y}</text>')
-        out.append(f'<line x1="{left}" y1="{sy(y):.1f}" x2="{w - right}" y2="{sy(y):.1f}" stroke="#ddd"/>')
-    for x in range(0, int(xmax) + 1):
-        out.append(f'<text x="{sx(x):.1f}" y="{h - bottom + 14}" text-anchor="middle">{x}</text>')
+    for tick in range(0, 101, 20):
+        out.append(f'<text x="{left - 6}" y="{sy(tick) + 4:.1f}" text-anchor="end">{tick}</text>')
+        out.append(f'<line x1="{left}" y1="{sy(tick):.1f}" x2="{w - right}" y2="{sy(tick):.1f}" stroke="#ddd"/>')
+    for tick in range(0, int(xmax) + 1):
+        out.append(f'<text x="{sx(tick):.1f}" y="{h - bottom + 14}" text-anchor="middle">{tick}</text>')
     out.append(f'<text x="{(left + w - right) / 2}" y="{h - 8}" text-anchor="middle">images per prompt (mean)</text>')
     out.append(
         f'<text x="14" y="{(top + h - bottom) / 2}" text-anchor="middle" '

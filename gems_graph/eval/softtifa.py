@@ -119,11 +119,11 @@ class SoftTifaJudge:
 
     def ask(self, question: str, image_path: str) -> AIMessage:
         url = image_data_url({"path": image_path, "sha256": "", "width": 0, "height": 0}, max_side=MAX_IMAGE_SIDE)
-        content = [{"type": "image_url", "image_url": {"url": url}}, text_block(question + QUESTION_SUFFIX)]
+        content: list[str | dict[str, Any]] = [{"type": "image_url", "image_url": {"url": url}}, text_block(question + QUESTION_SUFFIX)]
         return self._bound.invoke([HumanMessage(content=content)])
 
     def score(self, vqa: Sequence[tuple[str, str]], image_path: str) -> dict[str, Any]:
-        atoms = []
+        atoms: list[dict[str, Any]] = []
         for question, answer in vqa:
             reply = self.ask(question, image_path)
             p = answer_probability(first_token_top_logprobs(reply), answer_spellings(question, answer))

@@ -13,7 +13,7 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from gems_graph.errors import one_line
 from gems_graph.eval.methods import METHODS, MethodSettings, cost_fields, run_method
@@ -95,6 +95,12 @@ def _task_id(item: EvalItem, sample: int) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]", "_", f"{item.id}-s{sample}")
 
 
+class RecordSink(Protocol):
+    """Where finished task records go: ``ResultLog``, or a writer in front of it."""
+
+    def append(self, record: dict[str, Any]) -> None: ...
+
+
 class ResultLog:
     """``results.jsonl``: one line per finished task, appended and fsynced under a lock."""
 
@@ -112,7 +118,7 @@ class ResultLog:
                 rec = json.loads(line)
             except json.JSONDecodeError:
                 rec = None
-            if isinstance(rec, dict) and "key" in rec:
+            if isinstance(rec, dict) and isinstance(rec.get("key"), str):  # task_key's; an edited line may hold anything
                 good.append(rec)
             else:
                 bad += 1

@@ -172,10 +172,9 @@ class ChromaExperienceStore(LessonStoreBase):
             def __enter__(self) -> None:
                 return None
 
-            def __exit__(self, et: Any, e: Any, tb: Any) -> bool:
+            def __exit__(self, et: Any, e: Any, tb: Any) -> None:
                 if e is not None and not isinstance(e, MemoryStoreError):
                     raise MemoryStoreError(f"memory store at {store.where}: {what} failed: {one_line(e)}") from None
-                return False
 
         return _G()
 
@@ -219,8 +218,6 @@ class ChromaExperienceStore(LessonStoreBase):
             try:
                 with self._guard("search"):
                     res = self._query(vec, k, family)
-                    if res is None:
-                        return []
                 break
             except MemoryStoreError:
                 # Another process wrote between our freshness check and the query
@@ -228,8 +225,11 @@ class ChromaExperienceStore(LessonStoreBase):
                 if attempt == 2 or self._embedded is None:
                     raise
                 self._embedded.reload()
+        if res is None:
+            return []
         out = []
-        for meta, dist in zip(res["metadatas"][0], res["distances"][0]):
+        metas, dists = res["metadatas"] or [[]], res["distances"] or [[]]  # both asked for in include=
+        for meta, dist in zip(metas[0], dists[0]):
             lesson = self._from_meta(meta)
             if lesson is not None:
                 out.append((lesson, 1.0 - float(dist)))  # cosine distance -> similarity

@@ -8,11 +8,12 @@ error with exit code 2, as is an unreadable import file.
 from __future__ import annotations
 
 import json
-from typing import Optional
+from collections.abc import Mapping
+from typing import Any, Optional
 
 import typer
 
-from gems_graph.memory.store import MemoryStoreError, memory_is_off, strip_lesson
+from gems_graph.memory.store import ExperienceStore, MemoryStoreError, memory_is_off, strip_lesson
 from gems_graph.terminal import fail
 
 memory_app = typer.Typer(
@@ -30,7 +31,7 @@ class _State:
     spec: Optional[str] = None
 
 
-def _store(create: bool = False):  # type: ignore[no-untyped-def]
+def _store(create: bool = False) -> ExperienceStore:
     if memory_is_off(_State.spec):
         fail("memory is off ('--memory none'): nothing to show")
     # Imported here: the store's modules pull in the embedding stack, and `gems --help` must not.
@@ -42,7 +43,7 @@ def _store(create: bool = False):  # type: ignore[no-untyped-def]
         fail(str(e))
 
 
-def _line(lesson: dict) -> str:
+def _line(lesson: Mapping[str, Any]) -> str:
     sim = f" sim={lesson['similarity']:.2f}" if "similarity" in lesson else ""
     text = lesson["text"] if len(lesson["text"]) <= 100 else lesson["text"][:97] + "..."
     return f"{lesson['id']}  [{lesson['generator_family']}] uses={lesson['uses']}{sim}  {text}"

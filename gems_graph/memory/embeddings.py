@@ -181,7 +181,7 @@ def default_embeddings() -> MiniLMEmbeddings:
 
 def chroma_embedding_function(embeddings: Embeddings) -> Any:
     """Wrap a LangChain ``Embeddings`` as a Chroma ``EmbeddingFunction``."""
-    from chromadb.api.types import EmbeddingFunction
+    from chromadb.api.types import EmbeddingFunction, Space
 
     class LangChainEmbeddingFunction(EmbeddingFunction):
         """Chroma calls this for documents and queries; we delegate to LangChain."""
@@ -212,10 +212,10 @@ def chroma_embedding_function(embeddings: Embeddings) -> Any:
             # which this package never does; MiniLM is the only one we can rebuild.
             return LangChainEmbeddingFunction(default_embeddings())
 
-        def default_space(self) -> str:
+        def default_space(self) -> Space:
             return "cosine"
 
-        def supported_spaces(self) -> list[str]:
+        def supported_spaces(self) -> list[Space]:
             return ["cosine"]
 
     return LangChainEmbeddingFunction(embeddings)

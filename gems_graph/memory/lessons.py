@@ -74,11 +74,11 @@ def lesson_id(lesson: Lesson) -> str:
 
 
 def _passed_ids(c: Candidate | None) -> set[str]:
-    return {v["check_id"] for v in (c or {}).get("verdicts", []) if v.get("passed")}  # type: ignore[union-attr]
+    return {v["check_id"] for v in ((c.get("verdicts") if c else None) or []) if v.get("passed")}
 
 
 def _failed_ids(c: Candidate | None) -> set[str]:
-    return {v["check_id"] for v in (c or {}).get("verdicts", []) if is_failed(v)}  # type: ignore[union-attr]
+    return {v["check_id"] for v in ((c.get("verdicts") if c else None) or []) if is_failed(v)}
 
 
 def _words(s: str) -> list[str]:
@@ -105,8 +105,8 @@ def _list_checks(qs: list[str], shown: int = 2) -> str:
 
 def _params_change(before: Candidate | None, after: Candidate | None) -> str:
     """Generation settings that changed between two candidates (seed aside)."""
-    a = (before or {}).get("params") or {}  # type: ignore[union-attr]
-    b = (after or {}).get("params") or {}  # type: ignore[union-attr]
+    a = (before.get("params") if before else None) or {}
+    b = (after.get("params") if after else None) or {}
     changed = [f"{k} {a.get(k)}->{b.get(k)}" for k in sorted(set(a) | set(b)) if k != "seed" and a.get(k) != b.get(k)]
     return ", ".join(changed)
 
@@ -139,7 +139,8 @@ def _what_worked(experience: str | None) -> str:
 
 
 def _score(c: Candidate | None) -> float:
-    return float(c["score"]) if c and c.get("score") is not None else 0.0
+    score = c.get("score") if c else None
+    return float(score) if score is not None else 0.0
 
 
 def distill_lessons(

@@ -9,11 +9,12 @@ few primitive operations, so Chroma and LangGraph's ``BaseStore`` behave the sam
 from __future__ import annotations
 
 import asyncio
+import builtins
 import contextlib
 import json
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, cast, runtime_checkable
 
 from gems_graph.memory.lesson_file import LessonFileError, read_lessons
 from gems_graph.memory.lessons import Lesson, lesson_id
@@ -66,7 +67,7 @@ class ExperienceStore(Protocol):
     def forget(self, id: str) -> bool: ...
     def clear(self) -> int: ...
     def export_jsonl(self, path: str | Path) -> int: ...
-    def import_jsonl(self, path: str | Path) -> list[str]: ...
+    def import_jsonl(self, path: str | Path) -> builtins.list[str]: ...  # `list` is the method above
     def count(self) -> int: ...
 
 
@@ -100,7 +101,8 @@ def normalize_lesson(raw: dict[str, Any]) -> Lesson:
 
 def strip_lesson(lesson: Lesson) -> Lesson:
     """Only the stored fields (drops a recall's ``similarity``)."""
-    return {k: lesson[k] for k in _LESSON_KEYS if k in lesson}  # type: ignore[return-value]
+    stored: dict[str, Any] = dict(lesson)
+    return cast(Lesson, {k: stored[k] for k in _LESSON_KEYS if k in stored})  # Lesson's own keys only
 
 
 #: Recall looks at this many times k nearest lessons, then ranks them by usefulness.
@@ -176,7 +178,7 @@ class LessonStoreBase:
                     same = (reimport and existing["id"] == new["id"]) or rerun
                     uses = max(existing["uses"], new["uses"]) if same else existing["uses"] + new["uses"]
                     runs = list(dict.fromkeys([*seen, *(new.get("runs") or [])]))[-MAX_LESSON_RUNS:]
-                    target = {**new, "id": existing["id"], "uses": int(uses), "runs": runs}  # type: ignore[assignment]
+                    target = {**new, "id": existing["id"], "uses": int(uses), "runs": runs}
                 self._put([target])
                 ids.append(target["id"])
             self._evict(keep=set(ids))
@@ -208,7 +210,7 @@ class LessonStoreBase:
             if min_similarity is None or sim >= min_similarity
         ]
         found.sort(key=lambda pair: -(pair[1] + (FIX_BONUS if has_fix(pair[0]) else 0.0)))
-        return [{**lesson, "similarity": round(float(sim), 4)} for lesson, sim in found[:k]]  # type: ignore[typeddict-item]
+        return [{**lesson, "similarity": round(float(sim), 4)} for lesson, sim in found[:k]]
 
     async def arecall(
         self, prompt: str, k: int = 3, generator_family: str | None = None, *, min_similarity: float | None = None
@@ -252,7 +254,7 @@ class LessonStoreBase:
                 f.write(json.dumps(strip_lesson(l), ensure_ascii=False) + "\n")
         return len(lessons)
 
-    def import_jsonl(self, path: str | Path) -> list[str]:
+    def import_jsonl(self, path: str | Path) -> builtins.list[str]:  # `list` is the method above
         """Read every line first and add only if all are valid: no half imports."""
         try:
             records = read_lessons(path, self.max_lessons)

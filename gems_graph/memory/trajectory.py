@@ -10,9 +10,10 @@ shown in full and older ones are folded into one "Lessons so far" summary. Raw
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import cast
 
 from gems_graph import prompt_labels as labels
-from gems_graph.records import Check, ImageRef, Round, TieBreak, is_failed, rank_key, round_best
+from gems_graph.records import Candidate, Check, ImageRef, Round, TieBreak, is_failed, rank_key, round_best
 from gems_graph.text import clip_chars
 
 #: Share of the budget the recent rounds may use when older rounds must be folded.
@@ -71,7 +72,8 @@ def _render_summary(rounds: list[Round], questions: dict[str, str], budget: int,
     lines = [head]
     judged = [(r, s) for r, s in scored if s[0] is not None]
     if judged:
-        r, (score, _, _) = max(judged, key=lambda x: (rank_key(round_best(x[0], tie_break), tie_break), -x[0]["index"]))
+        # A judged round has a best candidate.
+        r, (score, _, _) = max(judged, key=lambda x: (rank_key(cast(Candidate, round_best(x[0], tie_break)), tie_break), -x[0]["index"]))
         lines.append(f"- best was round {r['index']} (score {score:.2f}) with: {clip_chars(r['prompt'], 300)}")
     fail_count: dict[str, int] = {}
     for _, (_, _, failed) in judged:

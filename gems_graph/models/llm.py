@@ -228,8 +228,8 @@ def image_data_url(ref: ImageRef, max_side: int = DEFAULT_MAX_IMAGE_SIDE) -> str
 
 @functools.lru_cache(maxsize=16)
 def _encoded_image(path: str, sha256: str, max_side: int) -> str:
-    with Image.open(path) as img:
-        img = img.convert("RGB")
+    with Image.open(path) as opened:
+        img = opened.convert("RGB")
         if max(img.size) > max_side:
             img.thumbnail((max_side, max_side))
         buf = io.BytesIO()
@@ -297,14 +297,14 @@ def _token_p_yes(token: dict[str, Any]) -> float | None:
     tops = token.get("top_logprobs") or [{"token": token.get("token"), "logprob": token.get("logprob")}]
     yes = no = 0.0
     for entry in tops:
-        token = str(entry.get("token", "")).strip().lower()
+        word = str(entry.get("token", "")).strip().lower()
         try:
             p = math.exp(float(entry.get("logprob")))
         except (TypeError, ValueError):
             continue
-        if token == "yes":
+        if word == "yes":
             yes += p
-        elif token == "no":
+        elif word == "no":
             no += p
     if yes + no == 0:
         return None

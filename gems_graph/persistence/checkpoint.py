@@ -39,6 +39,11 @@ _TRY_LOCK = f"SELECT pg_try_advisory_lock({_SETUP_LOCK}) AS locked"
 _UNLOCK = f"SELECT pg_advisory_unlock({_SETUP_LOCK})"
 
 
+def _got_lock(row: dict[str, Any] | None) -> bool:
+    """``_TRY_LOCK``'s answer (psycopg types a row as optional; this SELECT always returns one)."""
+    return bool(row and row["locked"])
+
+
 class CheckpointStoreError(RuntimeError):
     """The checkpoint store cannot be used; the message names it and what to do."""
 
@@ -123,7 +128,7 @@ def _postgres_saver(url: str) -> Iterator[BaseCheckpointSaver]:
             deadline = time.monotonic() + SETUP_WAIT_S
             # Polled, not a blocking pg_advisory_lock: a session blocked in a statement holds a
             # snapshot, which another session's CREATE INDEX CONCURRENTLY would wait for.
-            while not conn.execute(_TRY_LOCK).fetchone()["locked"]:
+            while not _got_lock(conn.execute(_TRY_LOCK).fetchone()):
                 if time.monotonic() > deadline:
                     raise _setup_lock_timeout(url)
                 time.sleep(0.05)
@@ -223,7 +228,7 @@ async def _async_postgres_saver(url: str) -> AsyncIterator[BaseCheckpointSaver]:
         saver = AsyncPostgresSaver(conn)
         try:
             deadline = time.monotonic() + SETUP_WAIT_S
-            while not (await (await conn.execute(_TRY_LOCK)).fetchone())["locked"]:
+            while not _got_lock(await (await conn.execute(_TRY_LOCK)).fetchone()):
                 if time.monotonic() > deadline:
                     raise _setup_lock_timeout(url)
                 await asyncio.sleep(0.05)

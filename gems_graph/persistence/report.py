@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+from collections.abc import Callable
 from html import escape
 from pathlib import Path
 from typing import Any, Optional
@@ -240,7 +241,7 @@ def usage_table(usage: Any) -> str:
         return f"<tr><th>{_e(label)}</th>" + "".join(f"<td>{_e(c)}</td>" for c in cells) + "</tr>"
 
     head = "<tr><th></th><th>chat calls</th><th>input tokens</th><th>output tokens</th><th>images sent</th><th>images generated</th></tr>"
-    nodes = usage.get("nodes") if isinstance(usage.get("nodes"), dict) else {}
+    nodes: dict[str, Any] = usage["nodes"] if isinstance(usage.get("nodes"), dict) else {}
     rounds = [r for r in usage.get("rounds") or [] if isinstance(r, dict)]
     by_node = "".join(row(name, counts) for name, counts in nodes.items()) + row("total", usage["total"])
     by_round = "".join(row(f"round {r.get('round')}", r.get("total")) for r in rounds)
@@ -306,7 +307,7 @@ def settings_changed(before: dict[str, Any], after: dict[str, Any]) -> str:
     return ", ".join(f"{k} {before.get(k)} -> {after.get(k)}" for k in keys)
 
 
-def _list(items: list[Any], fmt=lambda x: _e(x)) -> str:
+def _list(items: list[Any], fmt: Callable[[Any], str] = _e) -> str:
     return "<ul>" + "".join(f"<li>{fmt(i)}</li>" for i in items) + "</ul>" if items else "<p>None.</p>"
 
 

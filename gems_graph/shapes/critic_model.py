@@ -67,7 +67,7 @@ def is_check_question(question: str) -> bool:
     return bool(CHECK_QUESTION.match(" ".join(question.strip().lower().split())))
 
 
-class ShapesCritic(ModelMixin, ConfigMixin):
+class ShapesCritic(ModelMixin, ConfigMixin):  # type: ignore[misc]  # diffusers types config_name str in ModelMixin, None in ConfigMixin
     """Image + question tokens -> a yes logit (see the module docstring)."""
 
     @register_to_config
@@ -103,9 +103,9 @@ class ShapesCritic(ModelMixin, ConfigMixin):
 
     @property
     def tokenizer(self) -> ShapesTokenizer:
-        return ShapesTokenizer(list(self.config.vocab), self.config.max_length)
+        return ShapesTokenizer(list(self.config["vocab"]), self.config["max_length"])
 
-    def encode_questions(self, questions: list[str], request: list[bool]) -> torch.LongTensor:
+    def encode_questions(self, questions: list[str], request: list[bool]) -> torch.Tensor:
         """Token ids: the head's mode token, then the question's words, padded to the longest."""
         tok = self.tokenizer
         index = tok.index
@@ -125,13 +125,13 @@ class ShapesCritic(ModelMixin, ConfigMixin):
         tokens = feats.flatten(2).transpose(1, 2) + self.image_pos
         return self.image_encoder(tokens)
 
-    def forward(self, image_tokens: torch.Tensor, question_ids: torch.LongTensor) -> torch.Tensor:
+    def forward(self, image_tokens: torch.Tensor, question_ids: torch.Tensor) -> torch.Tensor:
         """Yes logits for questions about images already encoded (one row of tokens per question)."""
-        pad = question_ids == self.config.vocab.index(PAD)
+        pad = question_ids == self.config["vocab"].index(PAD)
         h = self.embed(question_ids) + self.text_pos[:, : question_ids.shape[1]]
         h = self.norm(self.fusion(h, image_tokens, tgt_key_padding_mask=pad))
         first = h[:, 0]
-        is_request = (question_ids[:, 0] == self.config.vocab.index(REQUEST)).unsqueeze(-1)
+        is_request = (question_ids[:, 0] == self.config["vocab"].index(REQUEST)).unsqueeze(-1)
         return torch.where(is_request, self.request_head(first), self.check_head(first)).squeeze(-1)
 
 

@@ -128,16 +128,16 @@ def plan_edit(scene: Scene, dets: list[Detection]) -> ShapesEdit | None:
         cell, box = _cell(stand_in), _union(_grow(stand_in.box), cell_box(_cell(stand_in)))
         reason = f"repaint the {stand_in.color} {stand_in.shape} as the {_name(objects[i])}"
         if not holds(cell):
-            target = _free_cell(dets, lambda c: holds(c) and not _covers(_union(box, cell_box(c)), [other]))
+            target = _free_cell(dets, lambda c: holds(c) and not _covers(_union(box, cell_box(c)), [other] if other else []))
             if target is None:
                 return None  # the relation would still fail
             cell, box = target, _union(box, cell_box(target))
             reason = f"replace the {stand_in.color} {stand_in.shape} by the {_name(objects[i])} at the {PLACE_OF_CELL[target]}"
     else:
-        cell = _free_cell(dets, holds)
-        if cell is None:
+        free = _free_cell(dets, holds)
+        if free is None:
             return None
-        box = cell_box(cell)
+        cell, box = free, cell_box(free)
         reason = f"add the {_name(objects[i])} at the {PLACE_OF_CELL[cell]}"
     return ShapesEdit(_prompt(objects, {**cells, i: cell}), box, reason)
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 import threading
 from dataclasses import replace
 from pathlib import Path
+from typing import cast
 
 from PIL import Image
 
@@ -109,8 +110,9 @@ class ShapesGenerator:
             groups.setdefault(self._settings(r), []).append(i)
         results: list[Image.Image | GenerationError] = [GenerationError("not made")] * len(requests)
         for idxs in groups.values():
+            images: list[Image.Image | GenerationError]
             try:
-                images = self._call([requests[i] for i in idxs], "", {})
+                images = list(self._call([requests[i] for i in idxs], "", {}))
             except GenerationError as exc:
                 images = [exc] * len(idxs)
             for i, image in zip(idxs, images):
@@ -171,7 +173,8 @@ def regional_prompt(prompt: str, mask: Image.Image) -> str:
 
     def covered(place: str) -> bool:
         c, r = PLACES[place]
-        return grey.getpixel((min(w - 1, int((c + 0.5) * w / 3)), min(h - 1, int((r + 0.5) * h / 3)))) > 127
+        pixel = grey.getpixel((min(w - 1, int((c + 0.5) * w / 3)), min(h - 1, int((r + 0.5) * h / 3))))
+        return cast(int, pixel) > 127  # an "L" image's pixel is one int
 
     inside = tuple(o for o in scene.objects if covered(o.place))  # type: ignore[arg-type]
     return describe(Scene(inside)) if inside else prompt

@@ -15,10 +15,17 @@ unmasked pixels come back as they were.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
 import torch.nn.functional as F
-from diffusers import DiffusionPipeline, FlowMatchEulerDiscreteScheduler, ImagePipelineOutput, UNet2DConditionModel
+
+# From their defining modules, as text_encoder.py does: under TYPE_CHECKING the top-level
+# `diffusers` names resolve to its dummy placeholder classes, which type checkers then see.
+from diffusers.models.unets.unet_2d_condition import UNet2DConditionModel
+from diffusers.pipelines.pipeline_utils import DiffusionPipeline, ImagePipelineOutput
+from diffusers.schedulers.scheduling_flow_match_euler_discrete import FlowMatchEulerDiscreteScheduler
 from diffusers.utils.torch_utils import randn_tensor
 from PIL import Image
 
@@ -73,7 +80,7 @@ def predict(
 ) -> torch.Tensor:
     """The UNet's velocity for pixel-space ``x`` (patchify in, unpatchify out); ``mask``
     marks the text positions cross-attention reads."""
-    p = int(round((unet.config.in_channels // 3) ** 0.5))
+    p = int(round((unet.config["in_channels"] // 3) ** 0.5))
     h = F.pixel_unshuffle(x, p) if p > 1 else x
     out = unet(
         h.to(unet.dtype), t, encoder_hidden_states=cond.to(unet.dtype), class_labels=pooled.to(unet.dtype), encoder_attention_mask=mask
@@ -84,7 +91,12 @@ def predict(
 class ShapesPipeline(DiffusionPipeline):
     """Text to 32x32 RGB image; the UNet predicts the flow-matching velocity."""
 
-    model_cpu_offload_seq = "text_encoder->unet"
+    model_cpu_offload_seq = "text_encoder->unet"  # type: ignore[assignment]  # diffusers declares it None; pipelines set a str
+    # Set by register_modules; declared so type checkers know them. Any scheduler fits: its
+    # optional methods are probed with hasattr.
+    unet: UNet2DConditionModel
+    text_encoder: ShapesTextEncoder
+    scheduler: Any
 
     def __init__(self, unet: UNet2DConditionModel, text_encoder: ShapesTextEncoder, scheduler):
         super().__init__()
@@ -97,8 +109,8 @@ class ShapesPipeline(DiffusionPipeline):
         return (*self.text_encoder(ids), self.text_encoder.attention_mask(ids))
 
     def image_size(self) -> int:
-        p = int(round((self.unet.config.in_channels // 3) ** 0.5))
-        return self.unet.config.sample_size * p
+        p = int(round((self.unet.config["in_channels"] // 3) ** 0.5))
+        return self.unet.config["sample_size"] * p
 
     def preprocess(self, images: Image.Image | list[Image.Image], n: int, *, mask: bool = False) -> torch.Tensor:
         """PIL image(s) as a ``(n, C, H, W)`` tensor at the model's size: RGB in [-1, 1],
@@ -113,7 +125,7 @@ class ShapesPipeline(DiffusionPipeline):
         for im in items:
             im = im.convert("L" if mask else "RGB")
             if im.size != (size, size):
-                im = im.resize((size, size), Image.NEAREST if mask else Image.BICUBIC)
+                im = im.resize((size, size), Image.Resampling.NEAREST if mask else Image.Resampling.BICUBIC)
             arrays.append(np.asarray(im, dtype=np.float32) / 255.0)
         t = torch.from_numpy(np.stack(arrays)).to(self.device)
         return (t[:, None] > 0.5).float() if mask else t.permute(0, 3, 1, 2) * 2.0 - 1.0
@@ -155,11 +167,12 @@ class ShapesPipeline(DiffusionPipeline):
             cond, pooled, mask = torch.cat([ucond, cond]), torch.cat([upooled, pooled]), torch.cat([umask, mask])
         size = self.image_size()
         noise = randn_tensor((n, 3, size, size), generator=generator, device=self.device, dtype=torch.float32)
+        source: torch.Tensor | None = None
+        keep: torch.Tensor | None = None
         if image is None:
             x = noise * getattr(self.scheduler, "init_noise_sigma", 1.0)
             self.scheduler.set_timesteps(num_inference_steps, device=self.device)
             timesteps = self.scheduler.timesteps
-            source = keep = None
         else:
             source = self.preprocess(image, n)
             keep = None if mask_image is None else 1.0 - self.preprocess(mask_image, n, mask=True)
@@ -174,7 +187,7 @@ class ShapesPipeline(DiffusionPipeline):
                 u, c = out.chunk(2)
                 out = u + guidance_scale * (c - u)
             x = self.scheduler.step(out, t, x).prev_sample
-            if keep is not None:
+            if keep is not None and source is not None:
                 known = source
                 if i < len(timesteps) - 1:
                     known = self.scheduler.scale_noise(source, timesteps[i + 1 : i + 2].repeat(n), noise)

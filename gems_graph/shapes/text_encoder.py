@@ -65,13 +65,13 @@ class ShapesTokenizer:
         ids = ids[: self.max_length]
         return ids + [self.index[PAD]] * (self.max_length - len(ids))
 
-    def __call__(self, texts: str | list[str]) -> torch.LongTensor:
+    def __call__(self, texts: str | list[str]) -> torch.Tensor:
         if isinstance(texts, str):
             texts = [texts]
         return torch.tensor([self.encode(t) for t in texts], dtype=torch.long)
 
 
-class ShapesTextEncoder(ModelMixin, ConfigMixin):
+class ShapesTextEncoder(ModelMixin, ConfigMixin):  # type: ignore[misc]  # diffusers types config_name str in ModelMixin, None in ConfigMixin
     """Learned embeddings + a small transformer; returns per-token states and a pooled vector.
 
     The pooled ``[bos]`` state conditions the whole UNet (added to its time
@@ -120,38 +120,38 @@ class ShapesTextEncoder(ModelMixin, ConfigMixin):
 
     @property
     def tokenizer(self) -> ShapesTokenizer:
-        return ShapesTokenizer(list(self.config.vocab), self.config.max_length)
+        return ShapesTokenizer(list(self.config["vocab"]), self.config["max_length"])
 
-    def attention_mask(self, input_ids: torch.LongTensor) -> torch.Tensor:
+    def attention_mask(self, input_ids: torch.Tensor) -> torch.Tensor:
         """1 for the positions that are read: every real token and the padding within the
         first ``visible_pads`` positions (the first release read 12 positions, padding
         included, so a terse prompt is read exactly as it was); later padding is 0."""
-        pad = input_ids == self.config.vocab.index(PAD)
-        late = torch.arange(input_ids.shape[1], device=input_ids.device) >= self.config.visible_pads
+        pad = input_ids == self.config["vocab"].index(PAD)
+        late = torch.arange(input_ids.shape[1], device=input_ids.device) >= self.config["visible_pads"]
         return (~(pad & late)).long()
 
-    def segment_ids(self, input_ids: torch.LongTensor) -> torch.LongTensor:
+    def segment_ids(self, input_ids: torch.Tensor) -> torch.Tensor:
         """The object phrase of each token: shapes seen before it, counting its own shape for
         a place or relation word that follows one."""
         is_shape, follows = self._is_shape[input_ids], self._follows[input_ids]
         seen = torch.cumsum(is_shape, dim=1)
         seg = torch.where(follows.bool(), seen - 1, seen - is_shape)
-        return seg.clamp(0, self.config.segments - 1)
+        return seg.clamp(0, self.config["segments"] - 1)
 
-    def forward(self, input_ids: torch.LongTensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, input_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         h = self.embed(input_ids) + self.pos[:, : input_ids.shape[1]]
         if self.segment is not None:
             h = h + self.segment(self.segment_ids(input_ids))
         ignored = self.attention_mask(input_ids) == 0
         h = self.norm(self.transformer(h, src_key_padding_mask=ignored))
-        if self.config.phrase_pooling and self.segment is not None:
+        if self.config["phrase_pooling"] and self.segment is not None:
             h = h + self._phrase_means(h, input_ids)
         return h, h[:, 0]
 
-    def _phrase_means(self, h: torch.Tensor, input_ids: torch.LongTensor) -> torch.Tensor:
+    def _phrase_means(self, h: torch.Tensor, input_ids: torch.Tensor) -> torch.Tensor:
         """For each token, the mean output of the real tokens of its object phrase."""
-        real = (input_ids != self.config.vocab.index(PAD)).to(h.dtype)
-        member = torch.nn.functional.one_hot(self.segment_ids(input_ids), self.config.segments).to(h.dtype) * real[..., None]
+        real = (input_ids != self.config["vocab"].index(PAD)).to(h.dtype)
+        member = torch.nn.functional.one_hot(self.segment_ids(input_ids), self.config["segments"]).to(h.dtype) * real[..., None]
         sums = member.transpose(1, 2) @ h  # (batch, segments, width)
         means = sums / member.sum(1).clamp(min=1.0)[..., None]
         return torch.gather(means, 1, self.segment_ids(input_ids)[..., None].expand(-1, -1, h.shape[-1]))

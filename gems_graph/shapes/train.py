@@ -142,7 +142,7 @@ def init_from(unet, te: ShapesTextEncoder, src: Path) -> None:
     Lets the explicit register be learnt on top of the first release's model
     instead of from scratch (the UNet already draws the shapes).
     """
-    from diffusers import UNet2DConditionModel
+    from diffusers.models.unets.unet_2d_condition import UNet2DConditionModel  # (see pipeline.py)
 
     old_unet = UNet2DConditionModel.from_pretrained(src / "unet").float()
     unet.load_state_dict(old_unet.state_dict())
@@ -150,10 +150,10 @@ def init_from(unet, te: ShapesTextEncoder, src: Path) -> None:
     state = {k: v for k, v in old_te.state_dict().items() if k not in ("embed.weight", "pos")}
     te.load_state_dict(state, strict=False)
     with torch.no_grad():
-        old_vocab = list(old_te.config.vocab)
+        old_vocab = list(old_te.config["vocab"])
         old_embed = old_te.embed.weight
         std = float(old_embed.std())
-        for i, word in enumerate(te.config.vocab):
+        for i, word in enumerate(te.config["vocab"]):
             if word in old_vocab:
                 te.embed.weight[i] = old_embed[old_vocab.index(word)]
             else:

@@ -170,7 +170,8 @@ class SkillSession:
         names = self.registry.names()
         if not names:
             return []
-        SkillName = Literal[tuple(names)]  # type: ignore[valid-type]  # enum of the catalog
+        # The catalog's names as a runtime Literal, for pydantic; to the type checker a value.
+        SkillName: Any = Literal[tuple(names)]
         load_args = create_model("LoadSkillArgs", name=(SkillName, Field(description="Skill name from the catalog.")))
         read_args = create_model(
             "ReadSkillResourceArgs",

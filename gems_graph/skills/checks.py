@@ -35,6 +35,11 @@ def counted_phrases(prompt: str) -> list[str]:
     return _dedup(m.group(1).strip() for m in _COUNTED.finditer(prompt) if not m.group(1).lower().startswith("one "))
 
 
+def _constant(value: str) -> Callable[[re.Match[str]], str]:
+    """A ``re.sub`` replacement that inserts ``value`` as it is (a str would be read as a template)."""
+    return lambda _m: value
+
+
 def _dedup(items) -> list[str]:
     out: list[str] = []
     for s in items:
@@ -61,7 +66,7 @@ def expand_checks(skill: Skill, prompt: str) -> list[dict]:
             questions = [t.question]
         else:
             values = PLACEHOLDERS[keys[0]](prompt)
-            questions = [PLACEHOLDER_RE.sub(lambda m, v=v: v, t.question) for v in values]
+            questions = [PLACEHOLDER_RE.sub(_constant(v), t.question) for v in values]
         base = t.id or f"{skill.name}-{i}"
         for j, q in enumerate(questions, 1):
             if q in seen:

@@ -40,7 +40,7 @@ def _step(
     final_name = final_schema.__name__ if final_schema is not None else None
     answer, replies = None, []
     for tc in calls:
-        if tc.get("name") == final_name:
+        if final_schema is not None and tc.get("name") == final_name:
             try:
                 answer = final_schema.model_validate(tc.get("args") or {})
                 replies.append(ToolMessage(content="Answer received.", tool_call_id=tc.get("id") or "", name=final_name))

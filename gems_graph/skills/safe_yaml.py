@@ -44,13 +44,13 @@ def check_limits(src: str, *, max_depth: int = MAX_DEPTH, max_aliases: int = MAX
     stack: list[_Open] = []
     aliases = total = 0
     for event in yaml.parse(src, Loader=yaml.SafeLoader):
-        line = event.start_mark.line + 1
+        line = event.start_mark.line + 1 if event.start_mark else 0  # the parser marks every event
         size = 0
         if isinstance(event, yaml.AliasEvent):
             aliases += 1
             if aliases > max_aliases:
                 raise YamlLimitError(line, f"has more than {max_aliases} aliases")
-            size = sizes.get(event.anchor, 1)
+            size = sizes.get(event.anchor or "", 1)  # an alias always names its anchor
         elif isinstance(event, yaml.ScalarEvent):
             size = 1
             if event.anchor:
