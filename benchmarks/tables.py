@@ -91,6 +91,21 @@ def serve_table(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def sizing_table(result: dict) -> str:
+    """The sizing: each quantity with its value and how it follows from the stated inputs and the measured storage."""
+    lines = ["| quantity | value | from |", "|---|---|---|"]
+    for r in result["rows"]:
+        value = f"{r['value']:,}" if isinstance(r["value"], int) else str(r["value"])
+        lines.append(f"| {r['quantity']} | **{value}** | {r['how']} |")
+    m = result["measured"]
+    lines += [
+        "",
+        f"(storage measured on {m['prompts']} shapes runs of at most {result['inputs']['rounds']} rounds, {m['seconds']} s, rounds used "
+        f"{', '.join(map(str, m['rounds_used']))}; `{result['command']}` at {result['commit']}, {result['machine']}.)",
+    ]
+    return "\n".join(lines) + "\n"
+
+
 def render(name: str, view: str | None = None) -> str:
     result = json.loads((RESULTS / f"{name}.json").read_text())
     if name.startswith("shapes_quality"):
@@ -99,6 +114,8 @@ def render(name: str, view: str | None = None) -> str:
         return critic_table(result)
     if name == "serve_generator" and view is None:
         return serve_table(result)
+    if name == "sizing" and view is None:
+        return sizing_table(result)
     raise ValueError(f"no table renderer for result {name!r}" + (f" (view {view!r})" if view else ""))
 
 
