@@ -5,6 +5,7 @@
 #
 # Set (the script stops naming the first one missing):
 #   PG_ADMIN_URL      a PostgreSQL superuser's URL; used once, to create the role and the database
+#                     (psql gets it as an argument: leave its password to ~/.pgpass)
 #   DATABASE_URI      the server's own URL, postgresql://ROLE:PASSWORD@HOST:PORT/DATABASE;
 #                     the role and the database in it are created when missing
 #   REDIS_URI         redis://HOST:PORT/0
@@ -27,8 +28,8 @@ PORT=${PORT:-8123}
 WORKERS=${WORKERS:-4}
 JOBS_PER_WORKER=${JOBS_PER_WORKER:-2}
 
-# 1. The role and the database, when missing (the password goes through the environment, never argv).
-mapfile -t db < <("$PY" -c 'import sys, urllib.parse as u; p = u.urlsplit(sys.argv[1]); print(u.unquote(p.username or "")); print(u.unquote(p.password or "")); print(p.path.lstrip("/"))' "$DATABASE_URI")
+# 1. The role and the database, when missing (the role's password goes through the environment, never argv).
+mapfile -t db < <(DATABASE_URI="$DATABASE_URI" "$PY" -c 'import os, urllib.parse as u; p = u.urlsplit(os.environ["DATABASE_URI"]); print(u.unquote(p.username or "")); print(u.unquote(p.password or "")); print(p.path.lstrip("/"))')
 if [[ -z "${db[0]}" || -z "${db[1]}" || -z "${db[2]}" ]]; then
     echo "error: DATABASE_URI must name a role, its password and a database" >&2
     exit 2
@@ -42,6 +43,7 @@ SELECT format('CREATE ROLE %I LOGIN PASSWORD %L', :'role', :'password')
 SELECT format('CREATE DATABASE %I OWNER %I', :'dbname', :'role')
  WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = :'dbname') \gexec
 SQL
+unset PG_ADMIN_URL PGPASSWORD  # the workers never need the admin's credentials
 
 # 2. What every worker runs with: one torch thread a run (workers x jobs fill the cores), a
 #    heartbeat that hands a dead worker's runs to another in seconds, no telemetry.

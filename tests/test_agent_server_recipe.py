@@ -160,6 +160,9 @@ def test_the_recipe_serves_only_keyed_clients_their_own_runs_and_hands_a_dead_wo
         assert time.monotonic() < deadline, "runs never got going"
         time.sleep(0.5)
     victim = _worker_pids(recipe_server["pid"])[0]
+    worker_env = Path(f"/proc/{victim}/environ").read_bytes().split(b"\0")
+    assert not any(v.startswith((b"PG_ADMIN_URL=", b"PGPASSWORD=")) for v in worker_env)  # the admin's credentials stay behind
+    assert b"OMP_NUM_THREADS=1" in worker_env and b"LG_BG_JOB_HEARTBEAT=5" in worker_env
     os.kill(victim, signal.SIGKILL)
     killed_at = time.monotonic()
 
