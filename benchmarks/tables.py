@@ -191,6 +191,21 @@ def memory_table(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def sizing_table(result: dict) -> str:
+    """The sizing: each quantity with its value and how it follows from the stated inputs and the measured storage."""
+    lines = ["| quantity | value | from |", "|---|---|---|"]
+    for r in result["rows"]:
+        value = f"{r['value']:,}" if isinstance(r["value"], int) else str(r["value"])
+        lines.append(f"| {r['quantity']} | **{value}** | {r['how']} |")
+    m = result["measured"]
+    lines += [
+        "",
+        f"(storage measured on {m['prompts']} shapes runs of at most {result['inputs']['rounds']} rounds, {m['seconds']} s, rounds used "
+        f"{', '.join(map(str, m['rounds_used']))}; `{result['command']}` at {result['commit']}, {result['machine']}.)",
+    ]
+    return "\n".join(lines) + "\n"
+
+
 def overhead_table(result: dict) -> str:
     """A round's wall and CPU time against the bare LangGraph loop's, and checkpoint bytes, by round count."""
     lines = [
@@ -329,6 +344,7 @@ RENDERERS = [
     ("skill_routing_", None, routing_table),
     ("studio_thumbnails", None, thumbnails_table),
     ("gpu_smoke", None, gpu_smoke_table),
+    ("sizing", None, sizing_table),
     ("overhead", None, overhead_table),
     ("recall", None, recall_table),
     ("throughput", None, throughput_table),
@@ -394,7 +410,9 @@ def hand_typed_figures(text: str) -> list[str]:
     found = []
     for paragraph in prose(text):
         names = set(re.findall(r"benchmarks/(\w+)\.py", paragraph)) & writers
-        figures = [m.group(0) for m in FIGURE.finditer(_INLINE_CODE.sub(" ", paragraph))]
+        plain = _INLINE_CODE.sub(" ", paragraph)
+        # A value given as a setting (`L = 1 s`) is an input the page states, not a measured figure.
+        figures = [m.group(0) for m in FIGURE.finditer(plain) if not plain[: m.start()].rstrip().endswith("=")]
         if names and figures:
             found.append(f"{', '.join(sorted(names))}: {', '.join(figures)} in {paragraph.strip()[:80]!r}")
         found += [f"{f} (rendered in a table) in {paragraph.strip()[:80]!r}" for f in figures if f in rendered]

@@ -16,13 +16,17 @@ from typing import Any
 MAX_CHARS = 300
 #: Environment variables whose values are secrets wherever they show up.
 SECRET_VARIABLES = ("OPENAI_API_KEY", "GEMS_OPENAI_API_KEY", "GEMS_IMAGES_API_KEY")
+#: A server's accepted keys (``access_keys``): entries ``owner:key`` or ``key``, separated by commas.
+SERVER_KEYS_VARIABLE = "GEMS_SERVER_KEYS"
 _SECRET_SHAPES = re.compile(r"(?i)\b(bearer\s+)[^\s'\"\\]+|\bsk-[A-Za-z0-9_\-]{8,}")
 #: The password of a URL (``postgresql://user:PASSWORD@host``) or of a ``password=`` parameter.
 _URL_PASSWORD = re.compile(r"(?i)(\b[a-z][a-z0-9+.\-]*://[^\s:/@]*:)[^\s/]+(@)|(\bpassword=)[^\s&'\"]+")
 
 
 def _secrets() -> list[str]:
-    return [v for v in (os.environ.get(name) for name in SECRET_VARIABLES) if v and len(v) >= 6 and v != "EMPTY"]
+    values = [os.environ.get(name) for name in SECRET_VARIABLES]
+    values += [(entry.partition(":")[2] or entry).strip() for entry in os.environ.get(SERVER_KEYS_VARIABLE, "").split(",")]
+    return [v for v in values if v and len(v) >= 6 and v != "EMPTY"]
 
 
 def redact(text: str, secrets: list[str] | None = None) -> str:

@@ -242,3 +242,62 @@ def test_a_bad_queue_setting_is_one_line_and_exit_2(tmp_path, flag, value, messa
     cmd = [sys.executable, "-m", "gems_graph.app.cli", "serve-generator", "shapes", "--port", "0", flag, value]
     res = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=120)
     assert res.returncode == 2 and message in res.stderr and len(res.stderr.strip().splitlines()) == 1, res.stderr
+
+
+# -- who may call the server: GEMS_SERVER_KEYS ------------------------------------------------
+
+ALICE_KEY = "alice-key-0123456789abcdef"
+
+
+def test_with_server_keys_a_missing_or_wrong_key_is_401_and_the_right_one_generates():
+    from gems_graph.access_keys import AccessKeys
+    from gems_graph.backends.images_api import ImagesApiGenerator
+    from gems_graph.models.generator import GenerationError, GenerationRequest
+
+    keys = AccessKeys.parse(f"alice:{ALICE_KEY}")
+    with ThreadedGeneratorServer("shapes", options={"keys": keys}) as tgs:
+        root = tgs.server.root
+        assert httpx.get(root + "/health").status_code == 200  # liveness probes need no key
+        for headers in ({}, {"Authorization": "Bearer not-the-key-at-all-0000"}, {"Authorization": f"Basic {ALICE_KEY}"}):
+            for reply in (httpx.get(root + "/v1/models", headers=headers), httpx.get(root + "/metrics", headers=headers)):
+                assert reply.status_code == 401 and reply.headers["www-authenticate"] == "Bearer", reply.text
+            posted = httpx.post(root + "/v1/images/generations", json={"prompt": "a red circle"}, headers=headers)
+            assert posted.status_code == 401 and posted.json()["error"]["type"] == "authentication_error"
+        assert httpx.get(root + "/metrics", headers={"X-Api-Key": ALICE_KEY}).status_code == 200
+        gen = ImagesApiGenerator(tgs.server.base_url, "shapes", max_batch=1, api_key=ALICE_KEY)
+        assert gen.generate(GenerationRequest("a red circle", seed=0, steps=2)).size == (32, 32)
+        stranger = ImagesApiGenerator(tgs.server.base_url, "shapes", max_batch=1, api_key="not-the-key-at-all-0000", retries=1)
+        with pytest.raises(GenerationError, match="401"):
+            stranger.generate(GenerationRequest("a red circle", seed=0, steps=2))
+
+
+def test_without_keys_only_loopback_clients_are_let_in():
+    from gems_graph.access_keys import LOCAL_OWNER, AccessKeys, admit, key_owner
+
+    assert admit(AccessKeys(), {}, "127.0.0.1") == admit(AccessKeys(), {}, "::1") == LOCAL_OWNER
+    for peer in ("10.1.2.3", "192.168.0.7", "2001:db8::1", None):
+        with pytest.raises(PermissionError, match="has no GEMS_SERVER_KEYS set and accepts loopback clients only"):
+            admit(AccessKeys(), {}, peer)
+    keys = AccessKeys.parse(f"alice:{ALICE_KEY}, {ALICE_KEY[::-1]}")
+    assert admit(keys, {"authorization": f"bearer {ALICE_KEY}"}, "10.1.2.3") == "alice"
+    assert admit(keys, {"X-API-KEY": ALICE_KEY[::-1]}, "10.1.2.3") == key_owner(ALICE_KEY[::-1])
+    assert ALICE_KEY[::-1][:6] not in key_owner(ALICE_KEY[::-1])
+    with pytest.raises(PermissionError, match="an API key is required"):
+        admit(keys, {}, "127.0.0.1")  # with keys set, loopback needs one too
+
+
+@pytest.mark.parametrize(
+    "args, keys, message",
+    [
+        (["--host", "0.0.0.0"], None, "--host 0.0.0.0 is reachable from other machines: set GEMS_SERVER_KEYS"),
+        ([], "alice:short", "GEMS_SERVER_KEYS entry 1 is not 'owner:key' or 'key' with a key of at least 16 characters"),
+    ],
+)
+def test_serving_other_machines_without_a_key_or_with_a_bad_one_is_one_line_and_exit_2(tmp_path, args, keys, message):
+    env = {k: v for k, v in os.environ.items() if k != "GEMS_SERVER_KEYS"} | {"PYTHONPATH": str(REPO)}
+    if keys:
+        env["GEMS_SERVER_KEYS"] = keys
+    cmd = [sys.executable, "-m", "gems_graph.app.cli", "serve-generator", "shapes", "--port", "0", *args]
+    res = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, env=env, timeout=120)
+    assert res.returncode == 2 and message in res.stderr and len(res.stderr.strip().splitlines()) == 1, res.stderr
+    assert "short" not in res.stderr

@@ -170,3 +170,100 @@ def test_an_address_nobody_listens_at_fails_in_seconds():
     assert time.perf_counter() - start < 5
     with pytest.raises(EvalConfigError, match="is not HOST:PORT"):
         check_reachable("gpu-box")
+
+
+def test_shapes_images_are_byte_identical_on_ray_and_locally(ray_cluster, tmp_path):
+    """The real shapes model (torch on the CPU): the executors pin the same torch thread count."""
+    base = dict(
+        suite="shapes", split="dev", generator="shapes", methods=["single", "loop"], limit=2, budget=2, memory="none", progress=False
+    )
+    run_eval(EvalConfig(out=str(tmp_path / "local"), concurrency=2, **base))
+    result = run_eval(EvalConfig(out=str(tmp_path / "ray"), executor="ray", **base))
+    assert result["errors"] == 0
+    assert (tmp_path / "ray" / "results.json").read_bytes() == (tmp_path / "local" / "results.json").read_bytes()
+    images = sorted(p.relative_to(tmp_path / "local") for p in (tmp_path / "local").rglob("*.png") if "runs" in p.parts)
+    assert len(images) >= 4 and images == sorted(
+        p.relative_to(tmp_path / "ray") for p in (tmp_path / "ray").rglob("*.png") if "runs" in p.parts
+    )
+    differing = [str(p) for p in images if (tmp_path / "local" / p).read_bytes() != (tmp_path / "ray" / p).read_bytes()]
+    assert differing == []
+
+
+@pytest.fixture
+def token_head(tmp_path):
+    """``ray start --head`` as a person starts it where ``~/.ray/auth_token`` exists (RAY_AUTH_MODE unset)."""
+    from tests.servers import free_port
+
+    home = tmp_path / "home"
+    (home / ".ray").mkdir(parents=True)
+    (home / ".ray" / "auth_token").write_text(os.urandom(24).hex() + "\n")
+    temp = tempfile.mkdtemp(prefix="gt", dir="/tmp")  # short: Ray's unix socket paths have a length limit
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")} | {"HOME": str(home), "PYTHONPATH": str(REPO)}
+    ray_bin = Path(sys.executable).parent / "ray"
+    cmd = [str(ray_bin), "start", "--head", "--block", "--port", str(port), "--num-cpus", "1", "--include-dashboard=false"]
+    cmd += ["--node-ip-address", "127.0.0.1", "--temp-dir", temp, "--disable-usage-stats"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        from tests.servers import wait_for
+
+        wait_for(lambda: proc.poll() is not None or _listening(port), seconds=120)
+        assert proc.poll() is None, "ray start --head failed"
+        time.sleep(2)  # the raylet registers after the GCS listens
+        yield {"address": f"127.0.0.1:{port}", "env": env, "home": home}
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+def _listening(port: int) -> bool:
+    import socket
+
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        return True
+    except OSError:
+        return False
+
+
+def _shapes_eval(out: Path, address: str) -> list[str]:
+    args = ["eval", "shapes", "--methods", "single", "--limit", "1", "--budget", "1", "--memory", "none", "--executor", "ray"]
+    return [sys.executable, "-m", "gems_graph.app.cli", *args, "--address", address, "--out", str(out), "--no-progress"]
+
+
+def test_gems_eval_follows_a_token_clusters_auth_and_says_in_one_line_what_is_missing(token_head, tmp_path):
+    env = {**token_head["env"], "GEMS_HOME": str(tmp_path / "gems_home")}
+    ran = subprocess.run(_shapes_eval(tmp_path / "eval", token_head["address"]), env=env, capture_output=True, text=True, timeout=300)
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    assert "InvalidAuthToken" not in ran.stderr
+    assert len(json.loads((tmp_path / "eval" / "results.json").read_text())["records"]) == 1
+
+    stranger = tmp_path / "stranger"  # a machine without the cluster's token
+    stranger.mkdir()
+    refused = subprocess.run(
+        _shapes_eval(tmp_path / "refused", token_head["address"]),
+        env={**env, "HOME": str(stranger)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert refused.returncode == 2, refused.stderr[-3000:]
+    # Ray's core logs its own InvalidAuthToken warnings while it retries (20 s); the last line says what to do.
+    last = refused.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"error: could not connect to Ray at {token_head['address']}") and "~/.ray/auth_token" in last, last
+    assert "Traceback" not in refused.stderr
+    assert not (tmp_path / "refused").exists()
+
+
+def test_an_unreachable_cluster_leaves_no_output_folder(tmp_path):
+    from tests.servers import free_port
+
+    env = {**os.environ, "PYTHONPATH": str(REPO), "GEMS_HOME": str(tmp_path / "home")}
+    res = subprocess.run(_shapes_eval(tmp_path / "eval", f"127.0.0.1:{free_port()}"), env=env, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 2 and "no Ray cluster answers at 127.0.0.1:" in res.stderr
+    assert not (tmp_path / "eval").exists()

@@ -17,7 +17,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 #: Higher imports lower, never the reverse. Modules of one rank may import each other.
 RANK = {
-    "errors": 0, "terminal": 0, "text": 0, "usage": 0, "prompt_labels": 0, "_lazy": 0, "_moved": 0,
+    "errors": 0, "access_keys": 0, "terminal": 0, "text": 0, "usage": 0, "prompt_labels": 0, "_lazy": 0, "_moved": 0,
     "context": 1, "state": 1, "records": 0, "settings": 1, "events": 1, "validation": 1, "persistence": 1,
     "models": 2,
     "backends": 3, "config": 3, "presets": 3,  # settings resolution knows the backends' families

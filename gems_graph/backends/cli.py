@@ -44,11 +44,18 @@ def serve_generator_command(
     request_timeout: float = typer.Option(
         30.0, "--request-timeout", help="Seconds a request's line, headers and body may take to arrive; then the connection is closed."
     ),
+    no_auth: bool = typer.Option(
+        False,
+        "--no-auth",
+        help="Serve every client without a key, also on a non-loopback --host (when a proxy in front checks who gets in). "
+        "Otherwise clients need a key from GEMS_SERVER_KEYS, and without keys only loopback clients are served.",
+    ),
 ) -> None:
     """Serve a generator over HTTP: POST /v1/images/generations and /v1/images/edits (OpenAI Images API,
     as vLLM-Omni; edits when the generator edits), POST /generate (JSON, form or ?prompt=) -> PNG;
     GET /v1/models, GET /health, GET /metrics (Prometheus). Requests wait in one bounded queue and are
-    batched across clients."""
+    batched across clients. Clients send one of the keys in GEMS_SERVER_KEYS ('owner:key' or 'key',
+    comma-separated) as a bearer token (images-api: clients send GEMS_IMAGES_API_KEY)."""
     from gems_graph.backends.server import RequestLimits, make_server
     from gems_graph.models.registry import BackendLoadError, UnknownBackendError
 
@@ -67,12 +74,13 @@ def serve_generator_command(
             batch_window=batch_window,
             request_deadline=request_deadline,
             limits=RequestLimits(max_steps=max_steps, max_pixels=max_pixels, max_n=max_n),
+            open_access=no_auth,
         )
     except (UnknownBackendError, BackendLoadError, ValueError, OSError) as exc:
         fail(exc)
     typer.echo(
         f"serving {spec} at {server.url} and as images-api:{server.base_url}#{server.model_name} "
-        f"(health: {server.root}/health, metrics: {server.root}/metrics)",
+        f"(health: {server.root}/health, metrics: {server.root}/metrics; {_access_line(server.keys)})",
         err=True,
     )
     try:
@@ -81,6 +89,13 @@ def serve_generator_command(
         pass
     finally:
         server.server_close()
+
+
+def _access_line(keys: object) -> str:
+    """Who may call the server, as the start-up line says it (never a key)."""
+    if keys is None:
+        return "every client, no key (--no-auth)"
+    return f"{len(keys.owners)} key(s) from GEMS_SERVER_KEYS" if keys else "loopback clients only (no GEMS_SERVER_KEYS)"
 
 
 def doctor_command(

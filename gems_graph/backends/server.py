@@ -55,6 +55,13 @@ refused before it is made (an uploaded one before it is decoded), and a size the
 generator declares it cannot make (``size_refusal``: the shapes model makes 32x32 only)
 is 400 rather than an image of another size. On ``/generate`` a generator failure is
 422 ``{"error": msg}``; a bad request is 400.
+
+Access (``access_keys``): with ``GEMS_SERVER_KEYS`` set, every route but ``/health`` needs
+one of its keys (``Authorization: Bearer KEY``, which ``images-api:`` clients send from
+``GEMS_IMAGES_API_KEY``); a missing or wrong key is 401 with ``WWW-Authenticate: Bearer``,
+the body unread. Without keys only loopback clients are served, and ``make_server``
+refuses a non-loopback ``host`` unless ``open_access`` says that something in front of
+the server (a proxy, a private network) decides who gets in.
 """
 
 from __future__ import annotations
@@ -77,6 +84,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from PIL import Image
 
+from gems_graph.access_keys import SERVER_KEYS_VARIABLE, AccessKeys, admit, is_loopback
 from gems_graph.backends.batching import params_key
 from gems_graph.backends.form_data import parse_form_data
 from gems_graph.backends.http_client import open_image, png_bytes
@@ -158,8 +166,11 @@ class GeneratorServer(ThreadingHTTPServer):
         batch_window: float = BATCH_WINDOW,
         request_deadline: float = REQUEST_DEADLINE,
         limits: RequestLimits | None = None,
+        keys: AccessKeys | None = None,
     ) -> None:
         self.request_timeout = request_timeout
+        #: The keys clients must present; None lets every client in (``open_access``).
+        self.keys = keys
         super().__init__(address, _Handler)
         self.generator = generator
         self.spec = spec
@@ -502,17 +513,36 @@ class _Handler(BaseHTTPRequestHandler):
         """``{"error": msg}`` on our own routes, OpenAI's ``{"error": {"message", "type", "code"}}`` on /v1."""
         if not openai:
             return self._json(status, {"error": message}, headers)
-        kind = {400: "invalid_request_error", 404: "not_found", 413: "invalid_request_error", 503: "server_busy", 504: "timeout"}.get(
-            status, "generation_error"
-        )
+        kind = {
+            400: "invalid_request_error",
+            401: "authentication_error",
+            404: "not_found",
+            413: "invalid_request_error",
+            503: "server_busy",
+            504: "timeout",
+        }.get(status, "generation_error")
         self._json(status, {"error": {"message": message, "type": kind, "code": status}}, headers)
 
     @property
     def _route(self) -> str:
         return urlsplit(self.path).path.rstrip("/")
 
+    def _admitted(self) -> bool:
+        """Whether the client may use this route; answers 401 (the body unread) when it may not."""
+        if self.server.keys is None or self._route == "/health":
+            return True
+        try:
+            admit(self.server.keys, dict(self.headers.items()), self.client_address[0])
+        except PermissionError as exc:
+            self.close_connection = True
+            self._error(401, str(exc), self._route.startswith("/v1"), {"WWW-Authenticate": "Bearer"})
+            return False
+        return True
+
     def do_GET(self) -> None:  # noqa: N802 - stdlib name
         srv = self.server
+        if not self._admitted():
+            return None
         if self._route == "/health":
             return self._json(
                 200,
@@ -548,6 +578,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:  # noqa: N802 - stdlib name
         srv = self.server
+        if not self._admitted():
+            return None
         route = self._route
         if route == EDITS_ROUTE:
             if not supports_editing(srv.generator):
@@ -683,9 +715,21 @@ def make_server(
     batch_window: float = BATCH_WINDOW,
     request_deadline: float = REQUEST_DEADLINE,
     limits: RequestLimits | None = None,
+    keys: AccessKeys | None = None,
+    open_access: bool = False,
 ) -> GeneratorServer:
-    """Resolve ``spec`` and bind a server (port 0 picks a free one); call ``serve_forever``."""
+    """Resolve ``spec`` and bind a server (port 0 picks a free one); call ``serve_forever``.
+
+    ``keys`` default to ``GEMS_SERVER_KEYS``; ``open_access`` serves every client without a key."""
     limits = limits or RequestLimits()
+    keys = AccessKeys.from_env() if keys is None else keys
+    if open_access:
+        keys = None
+    elif not keys and not is_loopback(host):
+        raise ValueError(
+            f"--host {host} is reachable from other machines: set {SERVER_KEYS_VARIABLE} to the keys clients send "
+            "(as GEMS_IMAGES_API_KEY), or pass --no-auth when something in front of the server checks who gets in"
+        )
     counts = {"--max-body-bytes": max_body_bytes, "--max-edit-bytes": max_edit_bytes, "--max-concurrency": max_concurrency}
     counts |= {"--max-queue": max_queue, "--max-batch": max_batch, "--max-steps": limits.max_steps, "--max-pixels": limits.max_pixels}
     for option, value in counts.items():
@@ -714,4 +758,5 @@ def make_server(
         batch_window=batch_window,
         request_deadline=request_deadline,
         limits=limits,
+        keys=keys,
     )

@@ -16,7 +16,10 @@ writes the same ``results.json`` as an uninterrupted one:
 
 Tasks run on threads of this process (``executor="local"``, the default) or as Ray
 tasks on a cluster (``executor="ray"``, ``gems_graph.eval.ray_executor``); both
-use the same seeds and the same log, so either can resume the other's eval.
+use the same seeds, the same torch thread count (``EVAL_TORCH_THREADS``) and the same
+log, so they write the same bytes and either can resume the other's eval. The Ray
+cluster is connected to before anything is written: an address that cannot be reached
+leaves no output folder.
 
 Seeds: sample k of an item uses ``item.seed + seed + 10_000_000 * k`` as the run's
 base seed, the same for every method, so methods are compared on the same noise.
@@ -28,6 +31,7 @@ import json
 import os
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +39,16 @@ from gems_graph.eval.methods import METHODS, MethodSettings
 from gems_graph.eval.report import markdown, plot, summarize
 from gems_graph.eval.scoring import make_scorer
 from gems_graph.eval.suites import SHAPES_SUITES, EvalItem, load_suite
-from gems_graph.eval.tasks import EXECUTORS, EvalConfig, EvalConfigError, ResultLog, run_task, spec_name, task_key
+from gems_graph.eval.tasks import (
+    EXECUTORS,
+    EvalConfig,
+    EvalConfigError,
+    ResultLog,
+    pinned_torch_threads,
+    run_task,
+    spec_name,
+    task_key,
+)
 from gems_graph.eval.writers import GenEval2File, geneval2_file_name, write_geneval, write_geneval2
 
 
@@ -70,6 +83,17 @@ def run_eval(cfg: EvalConfig, *, on_record: Callable[[dict[str, Any]], None] | N
     items = select_items(cfg)
     if not items:
         raise EvalConfigError("no prompts selected")
+    with ExitStack() as session:
+        if cfg.executor == "ray":
+            from gems_graph.eval.ray_executor import ray_session
+
+            session.enter_context(ray_session(cfg))
+        with pinned_torch_threads():
+            return _run(cfg, items, on_record)
+
+
+def _run(cfg: EvalConfig, items: list[EvalItem], on_record: Callable[[dict[str, Any]], None] | None) -> dict[str, Any]:
+    methods = list(dict.fromkeys(cfg.methods))
     out = Path(cfg.out).absolute()  # absolute: Ray workers run in other folders
     out.mkdir(parents=True, exist_ok=True)
     _check_or_write_settings(out, cfg)

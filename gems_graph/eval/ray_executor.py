@@ -12,19 +12,43 @@ read and write the eval folder (images, the memory store) by its absolute path:
 on a cluster of several machines it must be on storage they all mount. The
 driver's ``GEMS_*`` variables (``GEMS_HOME``, ``GEMS_PLUGINS``, ...) are passed to
 the workers so that specs resolve there as they do here.
+
+Authentication: Ray 2.52+ turns token authentication on for a cluster that ``ray start``
+starts where a token exists (``~/.ray/auth_token``, ``RAY_AUTH_TOKEN_PATH``,
+``RAY_AUTH_TOKEN``), but a driver given an address does not, and then fails after 20 s of
+``InvalidAuthToken`` warnings. ``ray_session`` applies ``ray start``'s own rule to the
+driver: with ``RAY_AUTH_MODE`` unset and a token here, it connects with the token (a
+cluster without authentication ignores it). A cluster that refuses is one line naming
+what to set. ``ray_session`` connects before the eval writes anything, so an address that
+cannot be reached leaves no output folder.
+
+Results match the local executor's byte for byte: a task pins torch to the eval's thread
+count (``tasks.EVAL_TORCH_THREADS``) as the local executor does.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+from collections.abc import Iterator
 from concurrent.futures import Future
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from gems_graph.eval.methods import MethodSettings
 from gems_graph.eval.scoring import make_scorer
 from gems_graph.eval.suites import EvalItem
-from gems_graph.eval.tasks import EvalConfig, EvalConfigError, RecordSink, failed_task, no_image_scores, run_task, task_record
+from gems_graph.eval.tasks import (
+    EVAL_TORCH_THREADS,
+    EvalConfig,
+    EvalConfigError,
+    RecordSink,
+    failed_task,
+    no_image_scores,
+    run_task,
+    task_record,
+)
 
 #: Times Ray re-runs a task whose worker died (system failures only; task errors are records).
 MAX_RETRIES = 3
@@ -45,7 +69,10 @@ def worker_env() -> dict[str, str]:
 
 def _ray_task(shared: tuple[EvalConfig, MethodSettings, bool, str], item: EvalItem, sample: int, method: str) -> dict[str, Any]:
     """Runs on a Ray worker: the same ``run_task`` the local executor calls."""
+    import torch
+
     cfg, settings, scored, out = shared
+    torch.set_num_threads(EVAL_TORCH_THREADS)  # a worker process is the task's alone: no need to restore
     return run_task(method, item, sample, cfg, settings, _scorer(cfg), scored, Path(out))
 
 
@@ -76,36 +103,58 @@ def check_reachable(address: str | None, timeout: float = 5.0) -> None:
         raise EvalConfigError(f"no Ray cluster answers at {address} ({exc.strerror or exc}); start one with `ray start --head`") from None
 
 
-class RayTaskPool:
-    """``submit(item, sample, method) -> Future`` of the task's record, backed by Ray tasks.
+def follow_cluster_auth() -> bool:
+    """Use token authentication when ``ray start`` would (a token here, ``RAY_AUTH_MODE`` unset); whether it is on."""
+    try:
+        from ray._private.authentication.authentication_token_setup import maybe_enable_token_auth_if_token_available
+    except ImportError:  # a Ray without token authentication
+        return False
+    return maybe_enable_token_auth_if_token_available(warn_if_disabled=False)
 
-    Connects on entry (or uses the caller's ``ray.init``) and, if it started a local
-    cluster itself, shuts it down on exit.
-    """
+
+def _refusal_hint(token_auth: bool) -> str:
+    if token_auth:
+        return "if the cluster uses token authentication, this machine's token is not the cluster's: copy the head's ~/.ray/auth_token"
+    return "if the cluster uses token authentication, put its token in ~/.ray/auth_token (or RAY_AUTH_TOKEN) and set RAY_AUTH_MODE=token"
+
+
+@contextmanager
+def ray_session(cfg: EvalConfig) -> Iterator[None]:
+    """Connected to the eval's cluster (or a new local one) while inside; a caller's own ``ray.init`` is used as it is."""
+    ray = import_ray()
+    if ray.is_initialized():
+        yield
+        return
+    address = cfg.address or os.environ.get("RAY_ADDRESS")
+    check_reachable(address)
+    token_auth = follow_cluster_auth() if address not in (None, "local") else False
+    try:
+        ray.init(address=cfg.address, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
+    except ray.exceptions.AuthenticationError:
+        raise EvalConfigError(
+            f"the Ray cluster at {address} needs its token: put it in ~/.ray/auth_token or RAY_AUTH_TOKEN"
+            " (`ray get-auth-token` on the head)"
+        ) from None
+    except (ConnectionError, ValueError, RuntimeError) as exc:
+        hint = f" ({_refusal_hint(token_auth)})" if address else ""
+        raise EvalConfigError(f"could not connect to Ray at {address or 'a new local cluster'}: {exc}{hint}") from None
+    try:
+        yield
+    finally:
+        ray.shutdown()
+
+
+class RayTaskPool:
+    """``submit(item, sample, method) -> Future`` of the task's record, backed by Ray tasks
+    on the cluster ``ray_session`` connected to."""
 
     def __init__(self, cfg: EvalConfig, settings: MethodSettings, scored: bool, out: Path, log: RecordSink) -> None:
         self.cfg, self.settings, self.scored, self.out, self.log = cfg, settings, scored, out, log
         self._ray = import_ray()
-        self._owns_cluster = False
         self._refs: dict[Future, Any] = {}
 
     def __enter__(self) -> RayTaskPool:
-        ray = self._ray
-        if not ray.is_initialized():
-            import logging
-
-            check_reachable(self.cfg.address or os.environ.get("RAY_ADDRESS"))
-            try:
-                ray.init(address=self.cfg.address, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
-            except (ConnectionError, ValueError, RuntimeError) as exc:
-                where = self.cfg.address or os.environ.get("RAY_ADDRESS") or "a new local cluster"
-                raise EvalConfigError(f"could not connect to Ray at {where}: {exc}") from None
-            self._owns_cluster = True
-        try:
-            self._prepare()
-        except BaseException:
-            self.__exit__()
-            raise
+        self._prepare()
         return self
 
     def _prepare(self) -> None:
@@ -124,8 +173,7 @@ class RayTaskPool:
             ) from None
 
     def __exit__(self, *exc: Any) -> None:
-        if self._owns_cluster:
-            self._ray.shutdown()
+        self._refs.clear()
 
     def in_flight(self, concurrency: int | None) -> int:
         """``concurrency`` if given, else as many tasks as the cluster has slots for."""

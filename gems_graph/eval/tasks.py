@@ -10,7 +10,8 @@ import json
 import os
 import re
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -22,6 +23,24 @@ from gems_graph.usage import zero_usage
 
 SAMPLE_SEED_STRIDE = 10_000_000
 EXECUTORS = ("local", "ray")
+#: Torch's intra-op threads while eval tasks run, on either executor. A float sum splits
+#: across threads differently at another count: with torch's default (a thread per core
+#: here, one in a Ray task) one pixel differed in 3 of 18 shapes images between the local
+#: and the Ray executor. Seeds are fixed per task; this was the other source of difference.
+EVAL_TORCH_THREADS = 1
+
+
+@contextmanager
+def pinned_torch_threads(threads: int = EVAL_TORCH_THREADS) -> Iterator[None]:
+    """Torch at ``threads`` intra-op threads while inside (it is process-wide), as before afterwards."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 class EvalConfigError(ValueError):
