@@ -59,6 +59,7 @@ GEMS_PAPER = Preset(
             "stop_rule": "all_pass",
             "verdict_probabilities": False,
             "verification": "per_check",
+            "refiner_calls": "separate",
             "tie_break": "earliest",
             "refiner_images": -1,
             "max_skills": 1,

@@ -1,6 +1,6 @@
 """Refiner: compresses the last round into an experience, then writes the next prompt.
 
-Two structured calls. First the round's facts (prompt, passed and failed checks),
+Two structured calls (``refiner_calls="separate"``, the paper's way). First the round's facts (prompt, passed and failed checks),
 the reasoning that produced its prompt and its best image are compressed into an
 experience of under 100 words: the raw reasoning is never passed on. Then the next
 prompt is written from the original intent and the trajectory (each round's prompt,
@@ -8,6 +8,12 @@ failed and passed checks and experience, plus the last ``refiner_images`` images
 every round's with -1 as in the paper), reinforcing what failed and protecting what passed.
 The generator's prompting guide comes with them, as for the planner: how to prompt the
 model is something the refiner knows only from what it is told.
+
+With ``refiner_calls="combined"`` both happen in one structured call
+(``RefinedRound``): the refine request also carries the last round's reasoning and
+asks for its experience beside the next prompt, so the round's facts and images are
+sent once instead of twice. The raw reasoning is still never passed on: only the
+experience it returns is kept.
 
 When the generator declares editing (``supports_editing``) and ``refiner_edits`` is
 on, the second call also shows the best image so far with its failed and passed
@@ -68,6 +74,19 @@ REFINE_USER_PROMPT = f"""\
 {{guide}}{{trajectory}}
 {{lessons}}{{feedback}}{{edit}}Write the next prompt."""
 
+#: ``refiner_calls="combined"``: the compression's instruction, added to the refiner's system prompt.
+COMBINED_SYSTEM_PROMPT = """
+Also compress the last round of the trajectory into an experience of under 100
+words: what its prompt tried, which checks passed and failed in the image, why it
+likely failed, and what to try next."""
+
+#: The refine request with the last round's reasoning, for the combined call.
+COMBINED_USER_PROMPT = f"""\
+{labels.ORIGINAL_REQUEST}: {{prompt}}
+{{guide}}{{trajectory}}
+{labels.REASONING}: {{thought}}
+{{lessons}}{{feedback}}{{edit}}Write the experience of the last round and the next prompt."""
+
 EDIT_SYSTEM_PROMPT = """
 The generator can also edit an image. Instead of a new prompt you may answer
 action "edit": the image you may edit (shown last) is repainted inside one region
@@ -111,6 +130,12 @@ class RefinedPrompt(BaseModel):
         description="For an edit: [left, top, right, bottom] of the region to repaint, as fractions 0..1 of the image; "
         "null edits the whole image.",
     )
+
+
+class RefinedRound(RefinedPrompt):
+    """The combined call's answer: the last round's experience and the next prompt."""
+
+    experience: str = Field(description="Under 100 words, about the last round: what was tried, what failed, what to try next.")
 
 
 def clip_experience(text: str) -> str:
@@ -196,20 +221,23 @@ def _refine(state: GemsState, runtime: Runtime[GemsContext]) -> dict[str, Any]:
     notes: list[str] = []
     source = edit_source(state, ctx)
 
-    experience, note = compress_round(model, state["prompt"], rounds[-1], checks, ctx.tie_break)
-    notes += [note] if note else []
-    last = {**rounds[-1], "experience": experience}
-    rounds[-1] = last
+    combined = ctx.refiner_calls == "combined"
+    experience: str | None = None
+    if not combined:
+        experience, note = compress_round(model, state["prompt"], rounds[-1], checks, ctx.tie_break)
+        notes += [note] if note else []
+        rounds[-1] = {**rounds[-1], "experience": experience}
 
     view = trajectory_view(rounds, checks, max_images=ctx.refiner_images, tie_break=ctx.tie_break)
     feedback = f"{labels.FEEDBACK}: {state['feedback']}\n" if state.get("feedback") else ""
     offer = _edit_offer(source, checks) if source is not None else ""
     content: list[dict[str, Any]] = [
         text_block(
-            REFINE_USER_PROMPT.format(
+            (COMBINED_USER_PROMPT if combined else REFINE_USER_PROMPT).format(
                 prompt=state["prompt"],
                 guide=labels.guide_block(prompting_guide_for(ctx)),
                 trajectory=view.text,
+                thought=rounds[-1].get("thought") or "(none)",
                 lessons=_lessons_block(state),
                 feedback=feedback,
                 edit=offer,
@@ -219,12 +247,16 @@ def _refine(state: GemsState, runtime: Runtime[GemsContext]) -> dict[str, Any]:
     content += [image_block(ref) for ref in view.images]
     if source is not None:
         content.append(image_block(source["image"]))  # type: ignore[arg-type]
-    system = REFINE_SYSTEM_PROMPT + (EDIT_SYSTEM_PROMPT if source is not None else "")
+    system = REFINE_SYSTEM_PROMPT + (COMBINED_SYSTEM_PROMPT if combined else "") + (EDIT_SYSTEM_PROMPT if source is not None else "")
     generation = dict(state.get("generation") or {})
     seed_offset = state.get("seed_offset", 0)
     edit: EditTask | None = None
     try:
-        reply = invoke_structured(model, RefinedPrompt, [SystemMessage(system), HumanMessage(content=content)])
+        reply = invoke_structured(
+            model, RefinedRound if combined else RefinedPrompt, [SystemMessage(system), HumanMessage(content=content)]
+        )
+        if combined:
+            experience = clip_experience(reply.value.experience.strip() or round_facts(rounds[-1], checks))
         next_prompt = model_prompt(reply.value.prompt, ctx, notes, "refiner") or state["current_prompt"]
         thought = reply.thought or reply.value.reasoning or None
         if reply.value.guidance is not None and reply.value.guidance >= 0:
@@ -242,6 +274,9 @@ def _refine(state: GemsState, runtime: Runtime[GemsContext]) -> dict[str, Any]:
         next_prompt, thought = state["current_prompt"], None
         seed_offset += 1
         notes.append(f"refiner: {one_line(exc)}; retrying the same prompt with new seeds")
+        if combined:
+            experience = clip_experience(round_facts(rounds[-1], checks))
+    last = {**rounds[-1], "experience": experience}
 
     next_round = state["round_index"] + 1
     tasks = plan_round(

@@ -4,7 +4,8 @@ It is the embedded default the way SQLite is: not an LLM, but real enough to dri
 every node through the same code a real model does (structured output via tool
 calls, yes/no verification with log-probabilities, tool calling for skills). It
 recognises a request by the tool it is asked to call (``PlannedPrompt``,
-``Decomposition``, ``Experience``, ``RefinedPrompt``, ``load_skill``) or, for a
+``Decomposition``, ``Experience``, ``RefinedPrompt``, ``RefinedRound`` (both of the
+last two in one answer), ``load_skill``) or, for a
 plain question with an image attached, verifies it by asking the world's learned
 critic (``gems_graph.shapes.critic_model``), whose P(yes) is the verdict's
 probability. It never looks at an image through the grader's pixel checker, except
@@ -151,6 +152,8 @@ class ShapesChatModel(BaseChatModel):
             message = _tool_call("Decomposition", self._decompose(labels.find_field(text, labels.DESCRIPTION) or ""))
         elif "Experience" in tools:
             message = _tool_call("Experience", {"experience": self._compress(text)})
+        elif "RefinedRound" in tools:
+            message = _tool_call("RefinedRound", {**self._refine(text, _images(messages)), "experience": self._compress(text)})
         elif "RefinedPrompt" in tools:
             message = _tool_call("RefinedPrompt", self._refine(text, _images(messages)))
         elif len(tools) == 1 and (args := _constrained_answer(kwargs["tools"][0], text)) is not None:
@@ -272,8 +275,10 @@ class ShapesChatModel(BaseChatModel):
 
     # -- refiner ---------------------------------------------------------------------
     def _compress(self, text: str) -> str:
+        """The last round's experience (a compress request shows that round alone; a combined refine request, the trajectory)."""
         rounds = labels.round_prompts(text)
-        failed = labels.find_field(text, labels.FAILED) or ""
+        failed_lines = labels.find_all(text, labels.FAILED)
+        failed = failed_lines[-1] if failed_lines else ""
         strategy = re.search(r"strategy: ([a-z-]+)", labels.find_field(text, labels.REASONING) or "")
         tried = f"Tried strategy {strategy.group(1)}. " if strategy else ""
         if not failed or failed == labels.NONE:
