@@ -29,7 +29,7 @@ from PIL import Image
 from gems_graph.context import GemsContext
 from gems_graph.errors import one_line
 from gems_graph.events import emit
-from gems_graph.models.generator import EditRequest, GenerationError, GenerationRequest, region_mask, supports_editing
+from gems_graph.models.generator import EditRequest, GenerationError, GenerationRequest, generation_seconds, region_mask, supports_editing
 from gems_graph.models.registry import generation_limits, resolve_editor, resolve_generator
 from gems_graph.models.retry import Deadline, acall_with_retry, call_with_retry
 from gems_graph.persistence.artifacts import candidate_path, save_png
@@ -141,7 +141,7 @@ def generator(task: CandidateTask, runtime: Runtime[GemsContext]) -> dict[str, A
         # Our own disk failing (full, read-only) fails the run, resumably, rather than the
         # candidate: a resume makes the image again once there is room.
         image_ref = save_png(image, path)
-    return _finish(task, made, image_ref, error, runtime)
+    return _finish(task, made, image_ref, error, runtime, generation_seconds(image) if image_ref else None)
 
 
 async def agenerator(task: CandidateTask, runtime: Runtime[GemsContext]) -> dict[str, Any]:
@@ -167,7 +167,7 @@ async def agenerator(task: CandidateTask, runtime: Runtime[GemsContext]) -> dict
         error = f"{type(exc).__name__}: {one_line(exc)}"
     else:  # as in ``generator``: a disk that cannot take the image fails the run, resumably
         image_ref = await asyncio.to_thread(save_png, image, path)  # PNG encoding is CPU work: off the loop
-    return _finish(task, made, image_ref, error, runtime)
+    return _finish(task, made, image_ref, error, runtime, generation_seconds(image) if image_ref else None)
 
 
 class _Made(NamedTuple):
@@ -191,7 +191,9 @@ def _request(task: CandidateTask) -> GenerationRequest:
     )
 
 
-def _finish(task: CandidateTask, made: _Made, image_ref: Any, error: str | None, runtime: Runtime[GemsContext]) -> dict[str, Any]:
+def _finish(
+    task: CandidateTask, made: _Made, image_ref: Any, error: str | None, runtime: Runtime[GemsContext], seconds: float | None = None
+) -> dict[str, Any]:
     candidate = Candidate(
         round=task["round"],
         index=task["index"],
@@ -218,7 +220,11 @@ def _finish(task: CandidateTask, made: _Made, image_ref: Any, error: str | None,
         error=error,
         edit="edit" in task,
     )
-    return {"pending": [candidate], "usage": [usage_record("generator", task["round"], images_generated=int(image_ref is not None))]}
+    made_one = int(image_ref is not None)
+    usage = usage_record(
+        "generator", task["round"], images_generated=made_one, untimed_images=made_one * (seconds is None), generation_seconds=seconds
+    )
+    return {"pending": [candidate], "usage": [usage]}
 
 
 def _edit_of(edit: EditTask, request: GenerationRequest, path: Any, backend: Any) -> tuple[_Made, EditRequest]:

@@ -9,6 +9,9 @@ from gems_graph.app.runner import run_gems
 from gems_graph.context import ConfigError, GemsContext
 from gems_graph.presets import get_preset
 from gems_graph.testing import ColourGenerator, ScriptedChatModel, loop_handler
+from gems_graph.usage import add_counts, usage_line, usage_record, zero_usage
+from tests.servers import RecordingServer, json_reply
+from tests.test_backends_images_api import _b64_png
 
 SCENE = "a photo of a triangle left of a green square and four red circles"
 
@@ -33,6 +36,9 @@ def test_combined_refiner_call_writes_the_same_rounds_with_half_the_calls(tmp_pa
     assert (before["calls"], after["calls"]) == (2 * refines, refines)
     assert after["images_sent"] == before["images_sent"] - refines  # the compression's image is not sent again
     assert after["input_tokens"] < before["input_tokens"]
+    # The world's pipeline times its images, so a run says how long generation took.
+    total = separate.state["usage"]["total"]
+    assert total["untimed_images"] == 0 and total["generation_seconds"] > 0
 
 
 def test_combined_call_keeps_an_experience_from_a_scripted_model(tmp_path):
@@ -47,6 +53,37 @@ def test_combined_call_keeps_an_experience_from_a_scripted_model(tmp_path):
     assert result.status == "passed" and result.state["rounds_used"] == 2
     assert result.state["rounds"][0]["experience"] == "The square came out blue; say red explicitly."
     assert result.state["usage"]["nodes"]["refiner"]["calls"] == 1
+
+
+def test_an_image_servers_inference_time_is_the_runs_generation_seconds(tmp_path):
+    """SGLang Diffusion reports ``inference_time_s`` for a request; each image of it gets its share."""
+
+    def respond(rec):
+        n = rec.json()["n"]
+        return json_reply(200, {"created": 0, "data": [{"b64_json": _b64_png((220, 10, 10))}] * n, "inference_time_s": 1.5})
+
+    with RecordingServer(respond) as srv:
+        ctx = GemsContext(
+            generator=f"images-api:{srv.url}/v1#m?batch_window=0.5",
+            chat_model=ScriptedChatModel(handler=loop_handler()),
+            artifact_root=str(tmp_path),
+            candidates_per_round=2,
+            max_rounds=1,
+            memory="none",
+        )
+        result = run_gems("a red square", ctx, InMemorySaver())
+    total = result.state["usage"]["total"]
+    assert len(srv.requests) == 1 and total["images_generated"] == 2
+    assert total["generation_seconds"] == pytest.approx(1.5) and total["untimed_images"] == 0
+    assert "(1.5 s of generation)" in usage_line(total)
+
+
+def test_images_without_a_reported_time_leave_the_seconds_unknown():
+    timed_one = usage_record("generator", 1, images_generated=1, generation_seconds=2.0)
+    untimed = usage_record("generator", 1, images_generated=1, untimed_images=1, generation_seconds=None)
+    assert add_counts(zero_usage(), untimed)["generation_seconds"] is None
+    both = add_counts(timed_one, untimed)
+    assert both["generation_seconds"] == 2.0 and "2.0+ s" in usage_line(both)
 
 
 def test_the_paper_preset_keeps_two_refiner_calls():

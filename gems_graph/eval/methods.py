@@ -167,13 +167,15 @@ def _graph(method: str, item: EvalItem, seed: int, s: MethodSettings, task_id: s
 
 
 def cost_fields(u: Usage) -> dict[str, Any]:
-    """A task record's cost columns; ``images`` are the images generated (edits included)."""
+    """A task record's cost columns; ``images`` are the images generated (edits included), and
+    ``generation_seconds`` the model's time for them when the backend timed every one (else None)."""
     return {
         "images": u["images_generated"],
         "chat_calls": u["calls"],
         "input_tokens": u["input_tokens"],
         "output_tokens": u["output_tokens"],
         "images_sent": u["images_sent"],
+        "generation_seconds": u["generation_seconds"] if u["images_generated"] and not u["untimed_images"] else None,
     }
 
 
