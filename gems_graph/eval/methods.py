@@ -88,7 +88,7 @@ def run_method(method: str, item: EvalItem, seed: int, s: MethodSettings, task_i
 
 
 def _direct(method: str, item: EvalItem, seed: int, s: MethodSettings, task_id: str) -> dict[str, Any]:
-    from gems_graph.models.generator import GenerationRequest
+    from gems_graph.models.generator import GenerationRequest, generation_seconds
     from gems_graph.models.registry import resolve_generator
     from gems_graph.models.retry import call_with_retry
     from gems_graph.persistence.artifacts import save_png
@@ -104,6 +104,7 @@ def _direct(method: str, item: EvalItem, seed: int, s: MethodSettings, task_id: 
     )
     gen = resolve_generator(s.generator)
     image = call_with_retry(lambda: gen.generate(request), attempts=int(c.get("generation_retries", 3)))
+    seconds = generation_seconds(image)
     ref = save_png(image, s.out / "runs" / method / task_id / f"seed{seed}.png")
     return {
         "final_image": ref["path"],
@@ -111,7 +112,7 @@ def _direct(method: str, item: EvalItem, seed: int, s: MethodSettings, task_id: 
         "final_prompt": prompt,
         "attempts": 1,
         "rounds": 1,
-        **cost_fields({**zero_usage(), "images_generated": 1}),
+        **cost_fields({**zero_usage(), "images_generated": 1, "untimed_images": int(seconds is None), "generation_seconds": seconds}),
         "status": "done",
         "error": None,
         "critic_score": None,
