@@ -60,6 +60,7 @@ GEMS_PAPER = Preset(
             "verdict_probabilities": False,
             "verification": "per_check",
             "refiner_calls": "separate",
+            "edit_verification": "all",
             "tie_break": "earliest",
             "refiner_images": -1,
             "max_skills": 1,

@@ -47,6 +47,8 @@ class EditTask(TypedDict):
     #: (left, top, right, bottom) as fractions of the image; None edits the whole image.
     region: list[float] | None
     strength: float
+    #: Checks the edit cannot change (``EditRecord.kept_checks``); absent: every check is asked again.
+    kept_checks: NotRequired[list[str]]
 
 
 class CandidateTask(TypedDict):
@@ -210,6 +212,8 @@ def _finish(
         candidate["edit"] = made.edit or EditRecord(
             parent=edit["parent"], source=edit["source"], region=edit["region"], mask=None, strength=edit["strength"]
         )
+        if edit.get("kept_checks"):
+            candidate["edit"]["kept_checks"] = list(edit["kept_checks"])
     emit(
         runtime,
         "candidate_ready",
@@ -236,6 +240,8 @@ def _edit_of(edit: EditTask, request: GenerationRequest, path: Any, backend: Any
     mask = region_mask(source.width, source.height, edit["region"]) if edit["region"] is not None else None
     mask_ref = save_png(mask, path.with_name(path.stem + "_mask.png")) if mask is not None else None
     record = EditRecord(parent=edit["parent"], source=edit["source"], region=edit["region"], mask=mask_ref, strength=edit["strength"])
+    if edit.get("kept_checks"):
+        record["kept_checks"] = list(edit["kept_checks"])
     edit_request = EditRequest(
         image=source,
         prompt=request.prompt,

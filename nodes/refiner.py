@@ -43,7 +43,7 @@ from gems_graph.models.llm import StructuredOutputError, image_block, invoke_str
 from gems_graph.models.metering import metering
 from gems_graph.models.registry import chat_limits, resolve_chat_model, resolve_editor, resolve_prompting_guide
 from gems_graph.nodes.generator import EditTask, model_prompt, plan_round
-from gems_graph.records import Candidate, Check, Round, TieBreak, is_failed, round_best
+from gems_graph.records import Candidate, Check, Round, TieBreak, is_answered, is_failed, round_best
 from gems_graph.settings import effective_context
 from gems_graph.state import GemsState
 from gems_graph.text import clip_words
@@ -103,6 +103,12 @@ EDIT_OFFER = f"""{labels.EDIT_SOURCE}: round {{round}} candidate {{index}} (the 
 Where in that image is the fault? Edit it, or regenerate.
 """
 
+#: With ``edit_verification="changed"``: the edit answer also names the checks it cannot change.
+EDIT_KEEP_PROMPT = """
+With an edit, also list as unchanged_checks the ids of the checks that are only about
+objects wholly outside the region (and that the edit does not add there): they keep
+their verdicts, the others are asked again on the edited image."""
+
 #: How far an edit may move from its source: a region is repainted from noise (inpainting);
 #: an edit without a region (img2img, instruction editors) keeps the image's layout.
 REGION_STRENGTH = 1.0
@@ -129,6 +135,10 @@ class RefinedPrompt(BaseModel):
         default=None,
         description="For an edit: [left, top, right, bottom] of the region to repaint, as fractions 0..1 of the image; "
         "null edits the whole image.",
+    )
+    unchanged_checks: list[str] = Field(
+        default_factory=list,
+        description="For an edit: ids of the checks only about objects wholly outside the region, which the edit cannot change.",
     )
 
 
@@ -186,24 +196,39 @@ def edit_source(state: GemsState, ctx: GemsContext) -> Candidate | None:
         return None
 
 
-def _edit_offer(source: Candidate, checks: list[Check]) -> str:
+def _edit_offer(source: Candidate, checks: list[Check], name_unchanged: bool = False) -> str:
     questions = {c["id"]: c["question"] for c in checks}
     failed = [questions.get(v["check_id"], v["check_id"]) for v in source["verdicts"] if is_failed(v)]
     passed = [questions.get(v["check_id"], v["check_id"]) for v in source["verdicts"] if v["passed"]]
-    return EDIT_OFFER.format(
+    ids = labels.checks_block(labels.EDIT_CHECKS, [(c["id"], c["question"]) for c in checks]) if name_unchanged else ""
+    offer = EDIT_OFFER.format(
         round=source["round"], index=source["index"], failed="; ".join(failed) or labels.NONE, passed="; ".join(passed) or labels.NONE
     )
+    return offer + ids
 
 
-def _edit_task(source: Candidate, reply: RefinedPrompt) -> EditTask:
-    """The edit the refiner asked for; ``ValueError`` names what is wrong with its region."""
+def kept_checks(source: Candidate, reply: RefinedPrompt) -> list[str]:
+    """The checks an edit keeps the parent's verdicts for: those the refiner named unchanged
+    that the parent answered (an unanswered one is asked again, as are all the rest)."""
+    named = {str(i).strip().lower() for i in reply.unchanged_checks}
+    return [v["check_id"] for v in source["verdicts"] if v["check_id"].lower() in named and is_answered(v)]
+
+
+def _edit_task(source: Candidate, reply: RefinedPrompt, keep: bool = False) -> EditTask:
+    """The edit the refiner asked for; ``ValueError`` names what is wrong with its region.
+
+    ``keep`` (``edit_verification="changed"``): the checks the edit cannot change keep the parent's verdicts."""
     image = source["image"]
     assert image is not None
     region = [float(v) for v in reply.region] if reply.region else None
     if region is not None:
         region_mask(image["width"], image["height"], region)  # validates the region
     strength = REGION_STRENGTH if region is not None else WHOLE_IMAGE_STRENGTH
-    return EditTask(parent={"round": source["round"], "index": source["index"]}, source=image, region=region, strength=strength)
+    task = EditTask(parent={"round": source["round"], "index": source["index"]}, source=image, region=region, strength=strength)
+    kept = kept_checks(source, reply) if keep and region is not None else []
+    if kept:
+        task["kept_checks"] = kept
+    return task
 
 
 def refiner(state: GemsState, runtime: Runtime[GemsContext]) -> dict[str, Any]:
@@ -230,7 +255,8 @@ def _refine(state: GemsState, runtime: Runtime[GemsContext]) -> dict[str, Any]:
 
     view = trajectory_view(rounds, checks, max_images=ctx.refiner_images, tie_break=ctx.tie_break)
     feedback = f"{labels.FEEDBACK}: {state['feedback']}\n" if state.get("feedback") else ""
-    offer = _edit_offer(source, checks) if source is not None else ""
+    name_unchanged = ctx.edit_verification == "changed"
+    offer = _edit_offer(source, checks, name_unchanged) if source is not None else ""
     content: list[dict[str, Any]] = [
         text_block(
             (COMBINED_USER_PROMPT if combined else REFINE_USER_PROMPT).format(
@@ -247,7 +273,11 @@ def _refine(state: GemsState, runtime: Runtime[GemsContext]) -> dict[str, Any]:
     content += [image_block(ref) for ref in view.images]
     if source is not None:
         content.append(image_block(source["image"]))  # type: ignore[arg-type]
-    system = REFINE_SYSTEM_PROMPT + (COMBINED_SYSTEM_PROMPT if combined else "") + (EDIT_SYSTEM_PROMPT if source is not None else "")
+    system = (
+        REFINE_SYSTEM_PROMPT
+        + (COMBINED_SYSTEM_PROMPT if combined else "")
+        + (EDIT_SYSTEM_PROMPT + (EDIT_KEEP_PROMPT if name_unchanged else "") if source is not None else "")
+    )
     generation = dict(state.get("generation") or {})
     seed_offset = state.get("seed_offset", 0)
     edit: EditTask | None = None
@@ -267,7 +297,7 @@ def _refine(state: GemsState, runtime: Runtime[GemsContext]) -> dict[str, Any]:
             notes.append("refiner: the model asked for an edit, but none was offered (the generator does not edit); regenerating")
         elif reply.value.action == "edit":
             try:
-                edit = _edit_task(source, reply.value)  # type: ignore[arg-type]
+                edit = _edit_task(source, reply.value, name_unchanged)  # type: ignore[arg-type]
             except ValueError as exc:
                 notes.append(f"refiner: {one_line(exc)}; regenerating instead")
     except StructuredOutputError as exc:

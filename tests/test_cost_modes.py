@@ -1,4 +1,4 @@
-"""The cheaper modes of a run: the refiner's two answers in one call, fewer past images, fewer edit re-checks."""
+"""The cheaper modes of a run: the refiner's two answers in one call, fewer edit re-checks, and what generation took."""
 
 from __future__ import annotations
 
@@ -8,10 +8,13 @@ from langgraph.checkpoint.memory import InMemorySaver
 from gems_graph.app.runner import run_gems
 from gems_graph.context import ConfigError, GemsContext
 from gems_graph.presets import get_preset
+from gems_graph.shapes.chat_model import ShapesChatModel
+from gems_graph.shapes.render import draw
 from gems_graph.testing import ColourGenerator, ScriptedChatModel, loop_handler
 from gems_graph.usage import add_counts, usage_line, usage_record, zero_usage
 from tests.servers import RecordingServer, json_reply
 from tests.test_backends_images_api import _b64_png
+from tests.test_editing import STEPS, DrawsWrongThenInpaints
 
 SCENE = "a photo of a triangle left of a green square and four red circles"
 
@@ -90,3 +93,75 @@ def test_the_paper_preset_keeps_two_refiner_calls():
     assert get_preset("gems-paper").values["refiner_calls"] == "separate"
     with pytest.raises(ConfigError, match="refiner_calls"):
         GemsContext(refiner_calls="one")
+
+
+# -- an edit candidate re-verifies only what its edit can change ---------------------------
+
+RELATION = "a photo of a red circle left of a blue triangle"
+
+
+class BreaksTheCircleToo(DrawsWrongThenInpaints):
+    """An editor that leaks: it inpaints the region, then also wipes the red circle outside it."""
+
+    def edit(self, request):
+        image = super().edit(request).copy()
+        circle = (0, 0, 12, 12)  # WRONG_COLOUR's circle, at (5.5, 5.5) with radius 8's ink
+        image.paste(draw([]).crop(circle), circle)
+        return image
+
+
+def _edit_run(tmp_path, generator, **ctx):
+    context = GemsContext(
+        generator=generator,
+        chat_model=ShapesChatModel(),
+        artifact_root=str(tmp_path),
+        memory="none",
+        max_skills=0,
+        generation_retries=1,
+        steps=STEPS,
+        max_rounds=2,
+        refiner_edits=True,
+        **ctx,
+    )
+    return run_gems(RELATION, context, InMemorySaver())
+
+
+def _edit_candidate(result) -> dict:
+    cand = result.state["rounds"][1]["candidates"][0]
+    assert cand.get("edit"), "round 2 must be an edit of round 1's image"
+    return cand
+
+
+def test_an_edit_keeps_the_verdicts_of_checks_wholly_outside_its_region(tmp_path):
+    changed = _edit_run(tmp_path / "changed", DrawsWrongThenInpaints(), edit_verification="changed")
+    everything = _edit_run(tmp_path / "all", DrawsWrongThenInpaints(), edit_verification="all")
+    cand = _edit_candidate(changed)
+    questions = {c["id"]: c["question"] for c in changed.state["checks"]}
+    kept = cand["edit"]["kept_checks"]
+    assert kept and all("triangle" not in questions[k] for k in kept)  # the triangle is what the edit repaints
+    parent = {v["check_id"]: v["passed"] for v in changed.state["rounds"][0]["candidates"][0]["verdicts"]}
+    by_id = {v["check_id"]: v for v in cand["verdicts"]}
+    assert all(by_id[k]["passed"] == parent[k] and by_id[k]["answer"].startswith("kept from round 1") for k in kept)
+    assert [v["check_id"] for v in cand["verdicts"]] == list(questions)  # every check has a verdict, in order
+    asked = changed.state["usage"]["rounds"][1]["nodes"]["critic"]["calls"]
+    assert asked == everything.state["usage"]["rounds"][1]["nodes"]["critic"]["calls"] - len(kept)
+    assert "kept_checks" not in _edit_candidate(everything)["edit"]
+
+
+def test_an_edit_that_breaks_an_object_outside_its_region_is_still_caught(tmp_path):
+    """The circle's own presence check keeps its verdict, but the relation names the triangle the edit repainted,
+    so it is asked again on the edited image, where the circle is gone."""
+    result = _edit_run(tmp_path, BreaksTheCircleToo(), edit_verification="changed")
+    cand = _edit_candidate(result)
+    questions = {c["id"]: c["question"] for c in result.state["checks"]}
+    relation = next(k for k, q in questions.items() if " left of " in q)
+    assert relation not in cand["edit"]["kept_checks"]
+    verdict = next(v for v in cand["verdicts"] if v["check_id"] == relation)
+    assert not verdict["passed"] and not verdict["answer"].startswith("kept")
+    assert cand["score"] < 1.0 and result.status != "passed"
+
+
+def test_the_paper_preset_asks_an_edit_every_check():
+    assert get_preset("gems-paper").values["edit_verification"] == "all"
+    with pytest.raises(ConfigError, match="edit_verification"):
+        GemsContext(edit_verification="some")
