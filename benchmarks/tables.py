@@ -121,7 +121,7 @@ def cost_table(result: dict) -> str:
     """Today's modes against the cheaper ones: dev choice, test figures side by side, each mode alone, the targets."""
     tol = result["gm_tolerance"]
     lines = [
-        f"Dev split, gems, {result['dev_per_category']} prompts per atom bin (where the defaults were chosen):",
+        f"Dev split, gems, {result['dev_per_category']} prompts per atom bin (where a default is chosen):",
         "",
         f"| modes | GM | MLLM calls | tokens (in + out) | images sent | images generated | GM within {tol:g} point |",
         "|---|---|---|---|---|---|---|",
@@ -144,9 +144,10 @@ def cost_table(result: dict) -> str:
     for method, row in test.items():
         for name in ("today", "cheap"):
             f = row[name]
+            early = ("-", "-") if method == "single" else (_pct(f["stopped_early"]), _f(f["images_saved"], 2))
             lines.append(
                 f"| {method} | {name} | {_f(f['gm'])} | {_f(f['chat_calls'])} | {_f(_tokens(f), 0)} | {_f(f['images_sent'])} "
-                f"| {_f(f['images'], 2)} | {_f(f['generation_seconds'], 2)} | {_pct(f['stopped_early'])} | {_f(f['images_saved'], 2)} |"
+                f"| {_f(f['images'], 2)} | {_f(f['generation_seconds'], 2)} | {early[0]} | {early[1]} |"
             )
     lines += [
         "",
