@@ -322,6 +322,100 @@ def throughput_shapes_table(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+#: The cost targets of issue #27: each measure of the cheaper modes as a share of today's (at most).
+COST_TARGETS = {"chat_calls": 0.30, "images_sent": 0.30, "tokens": 0.35}
+
+
+def _tokens(f: dict) -> float | None:
+    if f.get("input_tokens") is None or f.get("output_tokens") is None:
+        return None
+    return f["input_tokens"] + f["output_tokens"]
+
+
+def _share(new: float | None, old: float | None) -> float | None:
+    return None if new is None or not old else new / old
+
+
+def _pct(x: float | None) -> str:
+    return "-" if x is None else f"{100 * x:.0f}%"
+
+
+def _target_cell(share: float | None, target: float) -> str:
+    if share is None:
+        return "-"
+    if share <= target:
+        return f"{_pct(share)}: met"
+    return f"{_pct(share)}: missed by {100 * (share - target):.0f} points"
+
+
+def cost_table(result: dict) -> str:
+    """Today's modes against the cheaper ones: dev choice, test figures side by side, each mode alone, the targets."""
+    tol = result["gm_tolerance"]
+    lines = [
+        f"Dev split, gems, {result['dev_per_category']} prompts per atom bin (where a default is chosen):",
+        "",
+        f"| modes | GM | MLLM calls | tokens (in + out) | images sent | images generated | GM within {tol:g} point |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, f in result["dev"].items():
+        lines.append(
+            f"| {name} | {_f(f['gm'])} | {_f(f['chat_calls'])} | {_f(_tokens(f), 0)} | {_f(f['images_sent'])} "
+            f"| {_f(f['images'], 2)} | {'yes' if f['within_tolerance'] else 'no'} |"
+        )
+    lines += [
+        "",
+        f"Test split, {result['per_category']} prompts per atom bin, budget {result['budget']}: per prompt, today's modes and the "
+        "cheaper ones side by side (single makes no chat call):",
+        "",
+        "| method | modes | GM | MLLM calls | tokens (in + out) | images sent | images generated | generation s "
+        "| stopped early | images not made |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    test = result["test"]
+    for method, row in test.items():
+        for name in ("today", "cheap"):
+            f = row[name]
+            early = ("-", "-") if method == "single" else (_pct(f["stopped_early"]), _f(f["images_saved"], 2))
+            lines.append(
+                f"| {method} | {name} | {_f(f['gm'])} | {_f(f['chat_calls'])} | {_f(_tokens(f), 0)} | {_f(f['images_sent'])} "
+                f"| {_f(f['images'], 2)} | {_f(f['generation_seconds'], 2)} | {early[0]} | {early[1]} |"
+            )
+    lines += [
+        "",
+        "Targets (cheap as a share of today's, per prompt):",
+        "",
+        "| method | MLLM calls (<= 30%) | images sent (<= 30%) | tokens (<= 35%) | images generated (no more) | GM (within 1 point) "
+        "| same images |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for method, row in test.items():
+        if method == "single":
+            continue
+        old, new = row["today"], row["cheap"]
+        more = new["images"] - old["images"]
+        gm = new["gm"] - old["gm"]
+        lines.append(
+            f"| {method} | {_target_cell(_share(new['chat_calls'], old['chat_calls']), COST_TARGETS['chat_calls'])} "
+            f"| {_target_cell(_share(new['images_sent'], old['images_sent']), COST_TARGETS['images_sent'])} "
+            f"| {_target_cell(_share(_tokens(new), _tokens(old)), COST_TARGETS['tokens'])} "
+            f"| {'met' if more <= 0 else f'missed: {more:+.2f}'} ({_f(new['images'], 2)} vs {_f(old['images'], 2)}) "
+            f"| {'met' if gm >= -1 else 'missed'} ({gm:+.1f}) | {'yes' if row['same_images'] else 'no'} |"
+        )
+    lines += ["", "Each mode alone (today's figures with only that mode's node changed), as a share of today's:", ""]
+    lines += ["| method | mode | MLLM calls | tokens (in + out) | images sent |", "|---|---|---|---|---|"]
+    for method, row in test.items():
+        for mode, f in (row.get("alone") or {}).items():
+            old = row["today"]
+            lines.append(
+                f"| {method} | {mode} | {_pct(_share(f['chat_calls'], old['chat_calls']))} "
+                f"| {_pct(_share(_tokens(f), _tokens(old)))} | {_pct(_share(f['images_sent'], old['images_sent']))} |"
+            )
+    today = ", ".join(f"{k}={v!r}" for k, v in result["today"].items())
+    cheap = ", ".join(f"{k}={v!r}" for k, v in result["cheap"].items())
+    lines += ["", f"today: {today}; cheap: {cheap}. `{result['command']}` at {result['commit']} ({result['machine']})."]
+    return "\n".join(lines) + "\n"
+
+
 #: Results a page may name before any machine could make them, and what their table says meanwhile.
 NOT_MEASURED = {
     "gpu_smoke": (
@@ -349,6 +443,7 @@ RENDERERS = [
     ("recall", None, recall_table),
     ("throughput", None, throughput_table),
     ("throughput", "shapes", throughput_shapes_table),
+    ("cost_modes", None, cost_table),
 ]
 
 

@@ -42,6 +42,10 @@ StopRule = Literal["all_pass", "threshold"]
 #: How the critic asks its checks: one call per check of each image (the paper), or every
 #: check of one image in one call (one image upload instead of one per check).
 Verification = Literal["per_check", "per_image"]
+#: How the refiner makes its two answers (the round's experience, the next prompt): two calls (the paper) or one.
+RefinerCalls = Literal["separate", "combined"]
+#: What an edit candidate is verified on: every check (the paper's way), or only those the edit can change.
+EditVerification = Literal["all", "changed"]
 
 
 def _f(default: Any, description: str) -> Any:
@@ -124,6 +128,16 @@ class GemsContext:
         "How the critic asks: 'per_check', one call per check with the image attached (the paper), or 'per_image', "
         "every check of an image in one call answered one line per check (checks left unanswered are asked alone).",
     )
+    refiner_calls: RefinerCalls = _f(
+        "separate",
+        "How the refiner answers: 'separate', one call to compress the last round into an experience and one to write "
+        "the next prompt (the paper), or 'combined', both in one structured call (the round's facts and images sent once).",
+    )
+    edit_verification: EditVerification = _f(
+        "all",
+        "What an edit candidate is asked: 'all' its checks, or 'changed': checks the refiner names as only about "
+        "objects wholly outside the edited region keep the parent's verdicts (where the parent answered them).",
+    )
     verify_concurrency: int = _f(4, "Verification calls to the critic model in flight at once.")
     generation_retries: int = _f(3, "Attempts per candidate on transient generator errors (connection, 429, 5xx, timeout).")
     chat_timeout: float = _f(DEFAULT_CHAT_TIMEOUT, "Seconds one chat-model request may wait for an answer.")
@@ -190,6 +204,8 @@ def validate_context(ctx: GemsContext) -> None:
     need(isinstance(ctx.max_skills, int) and 0 <= ctx.max_skills <= 8, "max_skills", "must be an integer from 0 to 8")
     need(isinstance(ctx.recall_k, int) and 0 <= ctx.recall_k <= 20, "recall_k", "must be an integer from 0 to 20")
     need(ctx.verification in ("per_check", "per_image"), "verification", "must be 'per_check' or 'per_image'")
+    need(ctx.refiner_calls in ("separate", "combined"), "refiner_calls", "must be 'separate' or 'combined'")
+    need(ctx.edit_verification in ("all", "changed"), "edit_verification", "must be 'all' or 'changed'")
     need(isinstance(ctx.verify_concurrency, int) and ctx.verify_concurrency >= 1, "verify_concurrency", "must be >= 1")
     need(isinstance(ctx.generation_retries, int) and ctx.generation_retries >= 1, "generation_retries", "must be >= 1")
     for name in ("chat_timeout", "chat_deadline", "generation_timeout", "generation_deadline"):

@@ -59,6 +59,8 @@ GEMS_PAPER = Preset(
             "stop_rule": "all_pass",
             "verdict_probabilities": False,
             "verification": "per_check",
+            "refiner_calls": "separate",
+            "edit_verification": "all",
             "tie_break": "earliest",
             "refiner_images": -1,
             "max_skills": 1,

@@ -60,6 +60,8 @@ EDIT_SOURCE = "Image you may edit"
 EDIT_FAILED = "its failed checks"
 EDIT_PASSED = "its passed checks"
 EDITED = "edit of"
+#: With ``edit_verification="changed"``: that image's checks with their ids, a block (``checks_block``).
+EDIT_CHECKS = "its checks"
 
 
 def guide_block(guide: str | None) -> str:
@@ -73,13 +75,23 @@ def guide_block(guide: str | None) -> str:
 
 def questions_block(questions: list[tuple[str, str]]) -> str:
     """``QUESTIONS``'s block: the label's line, then one indented ``id: question`` line per check."""
-    return f"{QUESTIONS}:\n" + "\n".join(f"  {qid}: {' '.join(q.split())}" for qid, q in questions) + "\n"
+    return checks_block(QUESTIONS, questions)
+
+
+def checks_block(label: str, checks: list[tuple[str, str]]) -> str:
+    """A block of ``id: question`` lines under ``label`` (as ``questions_block`` writes ``QUESTIONS``)."""
+    return f"{label}:\n" + "\n".join(f"  {qid}: {' '.join(q.split())}" for qid, q in checks) + "\n"
+
+
+def read_checks(text: str, label: str) -> list[tuple[str, str]]:
+    """The (id, question) lines of ``label``'s block, as ``checks_block`` wrote them."""
+    block = find_block(text, label) or ""
+    return [(qid.strip(), q.strip()) for qid, sep, q in (line.partition(":") for line in block.splitlines()) if sep and qid.strip()]
 
 
 def read_questions(text: str) -> list[tuple[str, str]]:
     """The (id, question) lines of the ``QUESTIONS`` block, as ``questions_block`` wrote them."""
-    block = find_block(text, QUESTIONS) or ""
-    return [(qid.strip(), q.strip()) for qid, sep, q in (line.partition(":") for line in block.splitlines()) if sep and qid.strip()]
+    return read_checks(text, QUESTIONS)
 
 
 def find_block(text: str, label: str) -> str | None:

@@ -64,6 +64,9 @@ class EditRecord(TypedDict):
     #: The mask the generator got (white = repaint), saved beside the result.
     mask: ImageRef | None
     strength: float
+    #: Checks about objects wholly outside the region, as the refiner named them: with
+    #: ``edit_verification="changed"`` they keep the parent's verdicts instead of being asked again.
+    kept_checks: NotRequired[list[str]]
 
 
 class Candidate(TypedDict):

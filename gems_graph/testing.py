@@ -207,7 +207,7 @@ def loop_handler(
     """
     from gems_graph.nodes.critic import Decomposition
     from gems_graph.nodes.planner import PlannedPrompt
-    from gems_graph.nodes.refiner import Experience, RefinedPrompt
+    from gems_graph.nodes.refiner import Experience, RefinedPrompt, RefinedRound
 
     def handle(messages: list[BaseMessage], tools: list[str]) -> Any:
         text = last_text(messages)
@@ -218,11 +218,14 @@ def loop_handler(
             return Decomposition(checks=list(checks))
         if "Experience" in tools:
             return Experience(experience="The square came out blue; say red explicitly.")
-        if "RefinedPrompt" in tools:
+        if "RefinedPrompt" in tools or "RefinedRound" in tools:
             next_round = max(i for i, _ in labels.round_prompts(text)) + 1
             base = find_field(text, labels.ORIGINAL_REQUEST) or ""
             fixed = fix_at_round is not None and next_round >= fix_at_round
-            return RefinedPrompt(reasoning="restate the colour", prompt=base + (" FIXED" if fixed else ""), new_seed=True)
+            reply = RefinedPrompt(reasoning="restate the colour", prompt=base + (" FIXED" if fixed else ""), new_seed=True)
+            if "RefinedRound" in tools:
+                return RefinedRound(**reply.model_dump(), experience="The square came out blue; say red explicitly.")
+            return reply
 
         # Verification: a plain yes/no question with the image attached, or every check of it at once.
         def answer(question: str) -> str:

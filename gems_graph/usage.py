@@ -8,7 +8,10 @@ per round. Tokens are what the server reported (``AIMessage.usage_metadata``); a
 call whose server reported none is counted in ``unreported_calls``, and a sum with
 no reported call behind it is ``None`` (unknown), never an invented figure. Input
 tokens include the images' tokens wherever the server counts them there (OpenAI and
-vLLM do). No LangGraph import, so reports and the eval read it cheaply.
+vLLM do). ``generation_seconds`` is the model's own time for the images, as the backend
+reported it (``gems_graph.models.generator.generation_seconds``: the pipeline's time, GPU
+seconds on a GPU, or a server's ``inference_time_s``); an image whose backend reported
+none is counted in ``untimed_images``, by the same rule as tokens. No LangGraph import, so reports and the eval read it cheaply.
 """
 
 from __future__ import annotations
@@ -20,7 +23,16 @@ from typing import Any
 from typing_extensions import TypedDict
 
 #: The counts, in the order they are shown.
-COUNT_KEYS = ("calls", "unreported_calls", "input_tokens", "output_tokens", "images_sent", "images_generated")
+COUNT_KEYS = (
+    "calls",
+    "unreported_calls",
+    "input_tokens",
+    "output_tokens",
+    "images_sent",
+    "images_generated",
+    "untimed_images",
+    "generation_seconds",
+)
 
 
 class Usage(TypedDict):
@@ -38,6 +50,10 @@ class Usage(TypedDict):
     images_sent: int
     #: Images the generator (or editor) made.
     images_generated: int
+    #: Images whose backend reported no time: their seconds are in no sum.
+    untimed_images: int
+    #: Seconds the model took for the timed images; None when no image was timed.
+    generation_seconds: float | None
 
 
 class UsageRecord(Usage):
@@ -62,7 +78,16 @@ class RunUsage(TypedDict, total=False):
 
 
 def zero_usage() -> Usage:
-    return Usage(calls=0, unreported_calls=0, input_tokens=0, output_tokens=0, images_sent=0, images_generated=0)
+    return Usage(
+        calls=0,
+        unreported_calls=0,
+        input_tokens=0,
+        output_tokens=0,
+        images_sent=0,
+        images_generated=0,
+        untimed_images=0,
+        generation_seconds=0.0,
+    )
 
 
 def usage_record(node: str, round_index: int, **counts: Any) -> UsageRecord:
@@ -79,20 +104,31 @@ def add_counts(a: Usage, b: Usage) -> Usage:
     def tokens(key: str) -> int | None:
         return (a[key] or 0) + (b[key] or 0) if known else None  # type: ignore[literal-required]
 
+    images = a["images_generated"] + b["images_generated"]
+    untimed = a["untimed_images"] + b["untimed_images"]
+    timed = images == 0 or untimed < images
+    seconds = round((a["generation_seconds"] or 0.0) + (b["generation_seconds"] or 0.0), 6) if timed else None
     return Usage(
         calls=calls,
         unreported_calls=unreported,
         input_tokens=tokens("input_tokens"),
         output_tokens=tokens("output_tokens"),
         images_sent=a["images_sent"] + b["images_sent"],
-        images_generated=a["images_generated"] + b["images_generated"],
+        images_generated=images,
+        untimed_images=untimed,
+        generation_seconds=seconds,
     )
 
 
 def counts_of(u: Any) -> Usage:
-    """The counts of a record or summary (missing keys are zero), without its labels."""
+    """The counts of a record or summary (missing keys are zero), without its labels.
+
+    A record written before images were timed has no ``generation_seconds``: its images are untimed."""
     u = u or {}
-    return Usage(**{k: u.get(k, 0) for k in COUNT_KEYS})  # type: ignore[typeddict-item]
+    counts = {k: u.get(k, 0) for k in COUNT_KEYS}
+    if "generation_seconds" not in u:
+        counts["generation_seconds"], counts["untimed_images"] = None, counts["images_generated"]
+    return Usage(**counts)  # type: ignore[typeddict-item]
 
 
 def add_usage(run: RunUsage | None, records: Iterable[UsageRecord]) -> RunUsage:
@@ -145,12 +181,22 @@ def tokens_text(u: Usage, key: str) -> str:
     return f"{value}+" if u["unreported_calls"] else str(value)
 
 
+def seconds_text(u: Usage) -> str:
+    """The generator's seconds as a person should read them: "12.3 s", "unknown", or a lower bound."""
+    value = u["generation_seconds"]
+    if value is None:
+        return "unknown"
+    return f"{value:.1f}+ s" if u["untimed_images"] else f"{value:.1f} s"
+
+
 def usage_line(u: Usage) -> str:
-    """One line: "12 chat calls, 3456 input / 789 output tokens, 8 images sent, 5 images generated"."""
+    """One line: "12 chat calls, 3456 input / 789 output tokens, 8 images sent, 5 images generated (12.3 s)"."""
     line = (
         f"{u['calls']} chat calls, {tokens_text(u, 'input_tokens')} input / {tokens_text(u, 'output_tokens')} output tokens, "
         f"{u['images_sent']} images sent, {u['images_generated']} images generated"
     )
+    if u["images_generated"] and u["generation_seconds"] is not None:
+        line += f" ({seconds_text(u)} of generation)"
     if u["unreported_calls"] and u["input_tokens"] is not None:
         line += f" ({u['unreported_calls']} calls without token counts)"
     return line

@@ -8,7 +8,9 @@ carries P(yes). With ``verification="per_image"`` the checks of one image go in 
 call instead, answered one ``id: yes|no`` line each (one image upload per candidate,
 not one per check); P(yes) then comes from each answer's token. Candidates are ranked by ``gems_graph.state.rank_key`` under the
 context's ``tie_break``; the best so far is kept (earliest wins an exact tie), and
-the route decides: stop or refine.
+the route decides: stop or refine. An edit candidate whose refiner named the checks
+its edit cannot change (``edit_verification="changed"``) keeps its parent's verdicts
+on those and is asked only the rest.
 """
 
 from __future__ import annotations
@@ -226,7 +228,8 @@ def _judge(state: GemsState, runtime: Runtime[GemsContext]) -> tuple[dict[str, A
 
     round_index = state["round_index"]
     candidates = sorted((c for c in state.get("pending") or [] if c["round"] == round_index), key=lambda c: c["index"])
-    by_candidate = _verify_candidates(model, [c for c in candidates if c["error"] is None], checks, ctx, state["prompt"])
+    made = [c for c in candidates if c["error"] is None]
+    by_candidate = _verify_candidates(model, made, checks, ctx, state["prompt"], kept_verdicts(state, made))
     judged: list[Candidate] = []
     for cand in candidates:
         verdicts = by_candidate.get(cand["index"], [])
@@ -268,20 +271,54 @@ def _judge(state: GemsState, runtime: Runtime[GemsContext]) -> tuple[dict[str, A
 _VERIFY_POOL = ThreadPoolExecutor(max_workers=128, thread_name_prefix="gems-verify")
 
 
-def _verify_candidates(
-    model: BaseChatModel, candidates: list[Candidate], checks: list[Check], ctx: GemsContext, prompt: str
-) -> dict[int, list[Verdict]]:
-    """Every candidate's verdicts, in check order: one call per check, or per image (``ctx.verification``)."""
-    p = ctx.verdict_probabilities
-    if ctx.verification == "per_image":
-        per_image = _run_all([_bind(verify_image, model, checks, c, prompt, p) for c in candidates], ctx.verify_concurrency)
-        return {c["index"]: verdicts for c, verdicts in zip(candidates, per_image)}
-    jobs = [(c, ch) for c in candidates for ch in checks]
-    answers = _run_all([_bind(verify, model, ch, c, prompt, p) for c, ch in jobs], ctx.verify_concurrency)
-    out: dict[int, list[Verdict]] = {}
-    for (cand, _), verdict in zip(jobs, answers):
-        out.setdefault(cand["index"], []).append(verdict)
+def kept_verdicts(state: GemsState, candidates: list[Candidate]) -> dict[int, dict[str, Verdict]]:
+    """Per edit candidate, the parent's verdicts on the checks its edit cannot change (``EditRecord.kept_checks``).
+
+    Only answered verdicts of a parent found in the state are kept; every other check is asked again."""
+    parents = {(c["round"], c["index"]): c for r in state.get("rounds") or [] for c in r["candidates"]}
+    out: dict[int, dict[str, Verdict]] = {}
+    for cand in candidates:
+        edit = cand.get("edit") or {}
+        key = edit.get("parent") or {}
+        parent = parents.get((key.get("round"), key.get("index")))
+        if parent is None or not edit.get("kept_checks"):
+            continue
+        keep = set(edit["kept_checks"])
+        where = f"round {parent['round']} candidate {parent['index']}"
+        out[cand["index"]] = {
+            v["check_id"]: Verdict(**{**v, "answer": f"kept from {where} (outside the edit): {v['answer']}"})
+            for v in parent["verdicts"]
+            if v["check_id"] in keep and is_answered(v)
+        }
     return out
+
+
+def _verify_candidates(
+    model: BaseChatModel,
+    candidates: list[Candidate],
+    checks: list[Check],
+    ctx: GemsContext,
+    prompt: str,
+    kept: dict[int, dict[str, Verdict]] | None = None,
+) -> dict[int, list[Verdict]]:
+    """Every candidate's verdicts, in check order: one call per check, or per image (``ctx.verification``).
+
+    ``kept`` verdicts (an edit's parent's, on checks the edit cannot change) are not asked again."""
+    p = ctx.verdict_probabilities
+    kept = kept or {}
+    asked = {c["index"]: [ch for ch in checks if ch["id"] not in kept.get(c["index"], {})] for c in candidates}
+    answered: dict[int, dict[str, Verdict]] = {c["index"]: {} for c in candidates}
+    if ctx.verification == "per_image":
+        todo = [c for c in candidates if asked[c["index"]]]
+        per_image = _run_all([_bind(verify_image, model, asked[c["index"]], c, prompt, p) for c in todo], ctx.verify_concurrency)
+        for cand, verdicts in zip(todo, per_image):
+            answered[cand["index"]] = {v["check_id"]: v for v in verdicts}
+    else:
+        jobs = [(c, ch) for c in candidates for ch in asked[c["index"]]]
+        answers = _run_all([_bind(verify, model, ch, c, prompt, p) for c, ch in jobs], ctx.verify_concurrency)
+        for (cand, _), verdict in zip(jobs, answers):
+            answered[cand["index"]][verdict["check_id"]] = verdict
+    return {c["index"]: [kept.get(c["index"], {}).get(ch["id"]) or answered[c["index"]][ch["id"]] for ch in checks] for c in candidates}
 
 
 T = TypeVar("T")

@@ -29,7 +29,7 @@ from PIL import Image
 from gems_graph.context import GemsContext
 from gems_graph.errors import one_line
 from gems_graph.events import emit
-from gems_graph.models.generator import EditRequest, GenerationError, GenerationRequest, region_mask, supports_editing
+from gems_graph.models.generator import EditRequest, GenerationError, GenerationRequest, generation_seconds, region_mask, supports_editing
 from gems_graph.models.registry import generation_limits, resolve_editor, resolve_generator
 from gems_graph.models.retry import Deadline, acall_with_retry, call_with_retry
 from gems_graph.persistence.artifacts import candidate_path, save_png
@@ -47,6 +47,8 @@ class EditTask(TypedDict):
     #: (left, top, right, bottom) as fractions of the image; None edits the whole image.
     region: list[float] | None
     strength: float
+    #: Checks the edit cannot change (``EditRecord.kept_checks``); absent: every check is asked again.
+    kept_checks: NotRequired[list[str]]
 
 
 class CandidateTask(TypedDict):
@@ -144,7 +146,7 @@ def generator(task: CandidateTask, runtime: Runtime[GemsContext]) -> dict[str, A
         # Our own disk failing (full, read-only) fails the run, resumably, rather than the
         # candidate: a resume makes the image again once there is room.
         image_ref = save_png(image, path)
-    return _finish(task, made, image_ref, error, runtime)
+    return _finish(task, made, image_ref, error, runtime, generation_seconds(image) if image_ref else None)
 
 
 async def agenerator(task: CandidateTask, runtime: Runtime[GemsContext]) -> dict[str, Any]:
@@ -170,7 +172,7 @@ async def agenerator(task: CandidateTask, runtime: Runtime[GemsContext]) -> dict
         error = f"{type(exc).__name__}: {one_line(exc)}"
     else:  # as in ``generator``: a disk that cannot take the image fails the run, resumably
         image_ref = await asyncio.to_thread(save_png, image, path)  # PNG encoding is CPU work: off the loop
-    return _finish(task, made, image_ref, error, runtime)
+    return _finish(task, made, image_ref, error, runtime, generation_seconds(image) if image_ref else None)
 
 
 class _Made(NamedTuple):
@@ -194,7 +196,9 @@ def _request(task: CandidateTask) -> GenerationRequest:
     )
 
 
-def _finish(task: CandidateTask, made: _Made, image_ref: Any, error: str | None, runtime: Runtime[GemsContext]) -> dict[str, Any]:
+def _finish(
+    task: CandidateTask, made: _Made, image_ref: Any, error: str | None, runtime: Runtime[GemsContext], seconds: float | None = None
+) -> dict[str, Any]:
     candidate = Candidate(
         round=task["round"],
         index=task["index"],
@@ -211,6 +215,8 @@ def _finish(task: CandidateTask, made: _Made, image_ref: Any, error: str | None,
         candidate["edit"] = made.edit or EditRecord(
             parent=edit["parent"], source=edit["source"], region=edit["region"], mask=None, strength=edit["strength"]
         )
+        if edit.get("kept_checks"):
+            candidate["edit"]["kept_checks"] = list(edit["kept_checks"])
     emit(
         runtime,
         "candidate_ready",
@@ -221,7 +227,11 @@ def _finish(task: CandidateTask, made: _Made, image_ref: Any, error: str | None,
         error=error,
         edit="edit" in task,
     )
-    return {"pending": [candidate], "usage": [usage_record("generator", task["round"], images_generated=int(image_ref is not None))]}
+    made_one = int(image_ref is not None)
+    usage = usage_record(
+        "generator", task["round"], images_generated=made_one, untimed_images=made_one * (seconds is None), generation_seconds=seconds
+    )
+    return {"pending": [candidate], "usage": [usage]}
 
 
 def _edit_of(edit: EditTask, request: GenerationRequest, path: Any, backend: Any) -> tuple[_Made, EditRequest]:
@@ -233,6 +243,8 @@ def _edit_of(edit: EditTask, request: GenerationRequest, path: Any, backend: Any
     mask = region_mask(source.width, source.height, edit["region"]) if edit["region"] is not None else None
     mask_ref = save_png(mask, path.with_name(path.stem + "_mask.png")) if mask is not None else None
     record = EditRecord(parent=edit["parent"], source=edit["source"], region=edit["region"], mask=mask_ref, strength=edit["strength"])
+    if edit.get("kept_checks"):
+        record["kept_checks"] = list(edit["kept_checks"])
     edit_request = EditRequest(
         image=source,
         prompt=request.prompt,

@@ -1,6 +1,6 @@
 """Refiner: compresses the last round into an experience, then writes the next prompt.
 
-Two structured calls. First the round's facts (prompt, passed and failed checks),
+Two structured calls (``refiner_calls="separate"``, the paper's way). First the round's facts (prompt, passed and failed checks),
 the reasoning that produced its prompt and its best image are compressed into an
 experience of under 100 words: the raw reasoning is never passed on. Then the next
 prompt is written from the original intent and the trajectory (each round's prompt,
@@ -8,6 +8,12 @@ failed and passed checks and experience, plus the last ``refiner_images`` images
 every round's with -1 as in the paper), reinforcing what failed and protecting what passed.
 The generator's prompting guide comes with them, as for the planner: how to prompt the
 model is something the refiner knows only from what it is told.
+
+With ``refiner_calls="combined"`` both happen in one structured call
+(``RefinedRound``): the refine request also carries the last round's reasoning and
+asks for its experience beside the next prompt, so the round's facts and images are
+sent once instead of twice. The raw reasoning is still never passed on: only the
+experience it returns is kept.
 
 When the generator declares editing (``supports_editing``) and ``refiner_edits`` is
 on, the second call also shows the best image so far with its failed and passed
@@ -37,7 +43,7 @@ from gems_graph.models.llm import StructuredOutputError, image_block, invoke_str
 from gems_graph.models.metering import metering
 from gems_graph.models.registry import chat_limits, resolve_chat_model, resolve_editor, resolve_prompting_guide
 from gems_graph.nodes.generator import EditTask, model_prompt, plan_round
-from gems_graph.records import Candidate, Check, Round, TieBreak, is_failed, round_best
+from gems_graph.records import Candidate, Check, Round, TieBreak, is_answered, is_failed, round_best
 from gems_graph.settings import effective_context
 from gems_graph.state import GemsState
 from gems_graph.text import clip_words
@@ -68,6 +74,19 @@ REFINE_USER_PROMPT = f"""\
 {{guide}}{{trajectory}}
 {{lessons}}{{feedback}}{{edit}}Write the next prompt."""
 
+#: ``refiner_calls="combined"``: the compression's instruction, added to the refiner's system prompt.
+COMBINED_SYSTEM_PROMPT = """
+Also compress the last round of the trajectory into an experience of under 100
+words: what its prompt tried, which checks passed and failed in the image, why it
+likely failed, and what to try next."""
+
+#: The refine request with the last round's reasoning, for the combined call.
+COMBINED_USER_PROMPT = f"""\
+{labels.ORIGINAL_REQUEST}: {{prompt}}
+{{guide}}{{trajectory}}
+{labels.REASONING}: {{thought}}
+{{lessons}}{{feedback}}{{edit}}Write the experience of the last round and the next prompt."""
+
 EDIT_SYSTEM_PROMPT = """
 The generator can also edit an image. Instead of a new prompt you may answer
 action "edit": the image you may edit (shown last) is repainted inside one region
@@ -83,6 +102,12 @@ EDIT_OFFER = f"""{labels.EDIT_SOURCE}: round {{round}} candidate {{index}} (the 
   {labels.EDIT_PASSED}: {{passed}}
 Where in that image is the fault? Edit it, or regenerate.
 """
+
+#: With ``edit_verification="changed"``: the edit answer also names the checks it cannot change.
+EDIT_KEEP_PROMPT = """
+With an edit, also list as unchanged_checks the ids of the checks that are only about
+objects wholly outside the region (and that the edit does not add there): they keep
+their verdicts, the others are asked again on the edited image."""
 
 #: How far an edit may move from its source: a region is repainted from noise (inpainting);
 #: an edit without a region (img2img, instruction editors) keeps the image's layout.
@@ -111,6 +136,16 @@ class RefinedPrompt(BaseModel):
         description="For an edit: [left, top, right, bottom] of the region to repaint, as fractions 0..1 of the image; "
         "null edits the whole image.",
     )
+    unchanged_checks: list[str] = Field(
+        default_factory=list,
+        description="For an edit: ids of the checks only about objects wholly outside the region, which the edit cannot change.",
+    )
+
+
+class RefinedRound(RefinedPrompt):
+    """The combined call's answer: the last round's experience and the next prompt."""
+
+    experience: str = Field(description="Under 100 words, about the last round: what was tried, what failed, what to try next.")
 
 
 def clip_experience(text: str) -> str:
@@ -161,24 +196,39 @@ def edit_source(state: GemsState, ctx: GemsContext) -> Candidate | None:
         return None
 
 
-def _edit_offer(source: Candidate, checks: list[Check]) -> str:
+def _edit_offer(source: Candidate, checks: list[Check], name_unchanged: bool = False) -> str:
     questions = {c["id"]: c["question"] for c in checks}
     failed = [questions.get(v["check_id"], v["check_id"]) for v in source["verdicts"] if is_failed(v)]
     passed = [questions.get(v["check_id"], v["check_id"]) for v in source["verdicts"] if v["passed"]]
-    return EDIT_OFFER.format(
+    ids = labels.checks_block(labels.EDIT_CHECKS, [(c["id"], c["question"]) for c in checks]) if name_unchanged else ""
+    offer = EDIT_OFFER.format(
         round=source["round"], index=source["index"], failed="; ".join(failed) or labels.NONE, passed="; ".join(passed) or labels.NONE
     )
+    return offer + ids
 
 
-def _edit_task(source: Candidate, reply: RefinedPrompt) -> EditTask:
-    """The edit the refiner asked for; ``ValueError`` names what is wrong with its region."""
+def kept_checks(source: Candidate, reply: RefinedPrompt) -> list[str]:
+    """The checks an edit keeps the parent's verdicts for: those the refiner named unchanged
+    that the parent answered (an unanswered one is asked again, as are all the rest)."""
+    named = {str(i).strip().lower() for i in reply.unchanged_checks}
+    return [v["check_id"] for v in source["verdicts"] if v["check_id"].lower() in named and is_answered(v)]
+
+
+def _edit_task(source: Candidate, reply: RefinedPrompt, keep: bool = False) -> EditTask:
+    """The edit the refiner asked for; ``ValueError`` names what is wrong with its region.
+
+    ``keep`` (``edit_verification="changed"``): the checks the edit cannot change keep the parent's verdicts."""
     image = source["image"]
     assert image is not None
     region = [float(v) for v in reply.region] if reply.region else None
     if region is not None:
         region_mask(image["width"], image["height"], region)  # validates the region
     strength = REGION_STRENGTH if region is not None else WHOLE_IMAGE_STRENGTH
-    return EditTask(parent={"round": source["round"], "index": source["index"]}, source=image, region=region, strength=strength)
+    task = EditTask(parent={"round": source["round"], "index": source["index"]}, source=image, region=region, strength=strength)
+    kept = kept_checks(source, reply) if keep and region is not None else []
+    if kept:
+        task["kept_checks"] = kept
+    return task
 
 
 def refiner(state: GemsState, runtime: Runtime[GemsContext]) -> dict[str, Any]:
@@ -196,20 +246,25 @@ def _refine(state: GemsState, runtime: Runtime[GemsContext]) -> dict[str, Any]:
     notes: list[str] = []
     source = edit_source(state, ctx)
 
-    experience, note = compress_round(model, state["prompt"], rounds[-1], checks, ctx.tie_break)
-    notes += [note] if note else []
-    last: Round = {**rounds[-1], "experience": experience}
-    rounds[-1] = last
+    combined = ctx.refiner_calls == "combined"
+    experience: str | None = None
+    if not combined:
+        experience, note = compress_round(model, state["prompt"], rounds[-1], checks, ctx.tie_break)
+        notes += [note] if note else []
+        last: Round = {**rounds[-1], "experience": experience}
+        rounds[-1] = last
 
     view = trajectory_view(rounds, checks, max_images=ctx.refiner_images, tie_break=ctx.tie_break)
     feedback = f"{labels.FEEDBACK}: {state['feedback']}\n" if state.get("feedback") else ""
-    offer = _edit_offer(source, checks) if source is not None else ""
+    name_unchanged = ctx.edit_verification == "changed"
+    offer = _edit_offer(source, checks, name_unchanged) if source is not None else ""
     content: list[str | dict[str, Any]] = [
         text_block(
-            REFINE_USER_PROMPT.format(
+            (COMBINED_USER_PROMPT if combined else REFINE_USER_PROMPT).format(
                 prompt=state["prompt"],
                 guide=labels.guide_block(prompting_guide_for(ctx)),
                 trajectory=view.text,
+                thought=rounds[-1].get("thought") or "(none)",
                 lessons=_lessons_block(state),
                 feedback=feedback,
                 edit=offer,
@@ -219,12 +274,20 @@ def _refine(state: GemsState, runtime: Runtime[GemsContext]) -> dict[str, Any]:
     content += [image_block(ref) for ref in view.images]
     if source is not None:
         content.append(image_block(source["image"]))  # type: ignore[arg-type]
-    system = REFINE_SYSTEM_PROMPT + (EDIT_SYSTEM_PROMPT if source is not None else "")
+    system = (
+        REFINE_SYSTEM_PROMPT
+        + (COMBINED_SYSTEM_PROMPT if combined else "")
+        + (EDIT_SYSTEM_PROMPT + (EDIT_KEEP_PROMPT if name_unchanged else "") if source is not None else "")
+    )
     generation = dict(state.get("generation") or {})
     seed_offset = state.get("seed_offset", 0)
     edit: EditTask | None = None
     try:
-        reply = invoke_structured(model, RefinedPrompt, [SystemMessage(system), HumanMessage(content=content)])
+        reply = invoke_structured(
+            model, RefinedRound if combined else RefinedPrompt, [SystemMessage(system), HumanMessage(content=content)]
+        )
+        if combined:
+            experience = clip_experience(reply.value.experience.strip() or round_facts(rounds[-1], checks))
         next_prompt = model_prompt(reply.value.prompt, ctx, notes, "refiner") or state["current_prompt"]
         thought = reply.thought or reply.value.reasoning or None
         if reply.value.guidance is not None and reply.value.guidance >= 0:
@@ -235,13 +298,16 @@ def _refine(state: GemsState, runtime: Runtime[GemsContext]) -> dict[str, Any]:
             notes.append("refiner: the model asked for an edit, but none was offered (the generator does not edit); regenerating")
         elif reply.value.action == "edit":
             try:
-                edit = _edit_task(source, reply.value)  # type: ignore[arg-type]
+                edit = _edit_task(source, reply.value, name_unchanged)  # type: ignore[arg-type]
             except ValueError as exc:
                 notes.append(f"refiner: {one_line(exc)}; regenerating instead")
     except StructuredOutputError as exc:
         next_prompt, thought = state["current_prompt"], None
         seed_offset += 1
         notes.append(f"refiner: {one_line(exc)}; retrying the same prompt with new seeds")
+        if combined:
+            experience = clip_experience(round_facts(rounds[-1], checks))
+    last = {**rounds[-1], "experience": experience}
 
     next_round = state["round_index"] + 1
     tasks = plan_round(

@@ -298,6 +298,8 @@ def test_server_reported_usage_reaches_run_json(tmp_path):
         "output_tokens": 20,
         "images_sent": 0,
         "images_generated": 0,
+        "untimed_images": 0,
+        "generation_seconds": 0.0,
     }
     assert usage["nodes"]["critic"] == {
         "calls": 3,
@@ -306,6 +308,8 @@ def test_server_reported_usage_reaches_run_json(tmp_path):
         "output_tokens": 12,
         "images_sent": 2,
         "images_generated": 0,
+        "untimed_images": 0,
+        "generation_seconds": 0.0,
     }
     assert usage["total"]["images_generated"] == 1 and usage["total"]["input_tokens"] == 750
 

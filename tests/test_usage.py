@@ -29,7 +29,17 @@ EXPECTED_NODES = {
     "refiner": {"calls": 4, "images_sent": 5, "images_generated": 0},
 }
 #: Their sum, with the scripted model's 10 input and 2 output tokens a call.
-RED_SQUARE_TOTAL = {"calls": 12, "unreported_calls": 0, "input_tokens": 120, "output_tokens": 24, "images_sent": 11, "images_generated": 3}
+#: The colour world's generator reports no time for its images: all three are untimed, their seconds unknown.
+RED_SQUARE_TOTAL = {
+    "calls": 12,
+    "unreported_calls": 0,
+    "input_tokens": 120,
+    "output_tokens": 24,
+    "images_sent": 11,
+    "images_generated": 3,
+    "untimed_images": 3,
+    "generation_seconds": None,
+}
 
 
 def _context(tmp_path, usage=(10, 2), **kw):
@@ -70,6 +80,8 @@ def test_the_reducer_is_batching_invariant():
         "output_tokens": 6,
         "images_sent": 5,
         "images_generated": 1,
+        "untimed_images": 0,
+        "generation_seconds": 0.0,
     }
     assert [r["round"] for r in once["rounds"]] == [1, 2] and once["rounds"][1]["nodes"]["critic"]["calls"] == 2
     assert once["nodes"]["critic"]["input_tokens"] == 7  # round 2 reported; round 1's calls are counted as unreported
@@ -174,8 +186,8 @@ def test_eval_records_and_tables_carry_the_runs_usage(tmp_path, method):
         assert (rec["chat_calls"], rec["input_tokens"], rec["output_tokens"], rec["images_sent"], rec["images"]) == (12, 120, 24, 8, 3)
     rows = [{**rec, "method": method, "category": "all", "score": 1.0}]
     table = markdown(summarize(rows, [method]), "t")
-    assert "| method | chat calls | input tokens | output tokens | images sent | images generated |" in table
-    expected = "| single | 0.0 | 0 | 0 | 0.0 | 1.00 |" if method == "single" else "| loop | 12.0 | 120 | 24 | 8.0 | 3.00 |"
+    assert "| method | chat calls | input tokens | output tokens | images sent | images generated | generation s |" in table
+    expected = "| single | 0.0 | 0 | 0 | 0.0 | 1.00 | - |" if method == "single" else "| loop | 12.0 | 120 | 24 | 8.0 | 3.00 | - |"
     assert expected in table
 
 

@@ -42,6 +42,7 @@ import inspect
 import math
 import os
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -53,7 +54,7 @@ from gems_graph.backends import prompting_guides as guides
 from gems_graph.backends.batching import BatchCoalescer
 from gems_graph.errors import one_line
 from gems_graph.models.cpu_threads import model_threads
-from gems_graph.models.generator import EditRequest, GenerationError, GenerationRequest
+from gems_graph.models.generator import EditRequest, GenerationError, GenerationRequest, timed
 from gems_graph.models.health import FAIL, OK, WARN, Health, imports_check
 from gems_graph.models.loading import dtype_kwarg, quiet_loading
 
@@ -523,8 +524,10 @@ class DiffusersGenerator:
                 kwargs[k] = v
         kwargs.update(extra)
         kwargs = {k: v for k, v in kwargs.items() if k in accepted or k == "prompt"}
+        start = time.perf_counter()
         out = pipe(**kwargs)
-        images = list(out.images)
+        images = list(out.images)  # decoded to PIL: the device's work is done
+        seconds = time.perf_counter() - start
         flagged = getattr(out, "nsfw_content_detected", None) or [False] * len(images)
         results: list[Any] = []
         for img, nsfw in zip(images, flagged):
@@ -532,7 +535,7 @@ class DiffusersGenerator:
                 results.append(GenerationError("the image came back all black: the pipeline's safety checker filtered it"))
             else:
                 results.append(img.convert("RGB"))
-        return results
+        return timed(results, seconds)
 
 
 def _blank_canvas(pipe: Any, p: dict[str, Any], n: int) -> dict[str, Any]:

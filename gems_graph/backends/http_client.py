@@ -256,3 +256,9 @@ def served_model_check(base_url: str, model: str, key: str | None) -> Health:
     if ids and model not in ids:
         return Health("reachable", WARN, f"{url} does not list {model!r}; it serves: {', '.join(map(str, ids[:8]))}")
     return Health("reachable", OK, base_url)
+
+
+def server_seconds(body: Any) -> float | None:
+    """The model's time an image server reports (SGLang Diffusion's ``inference_time_s``), or None."""
+    value = body.get("inference_time_s") if isinstance(body, dict) else None
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0 else None

@@ -37,9 +37,9 @@ from urllib.parse import parse_qsl, urlsplit, urlunsplit
 import httpx
 from PIL import Image
 
-from gems_graph.backends.http_client import ImageServerClient, decode_b64_image, decode_image, error_text
+from gems_graph.backends.http_client import ImageServerClient, decode_b64_image, decode_image, error_text, server_seconds
 from gems_graph.errors import one_line
-from gems_graph.models.generator import GenerationError, GenerationRequest
+from gems_graph.models.generator import GenerationError, GenerationRequest, timed
 from gems_graph.models.health import FAIL, OK, Health
 from gems_graph.models.retry import CallLimits
 
@@ -151,10 +151,12 @@ def _read_image(resp: httpx.Response, url: str) -> Image.Image:
         return decode_image(resp.content, where)
     try:
         payload = resp.json()
-        b64 = payload.get("image") or (payload.get("data") or [{}])[0].get("b64_json")
+        first = (payload.get("data") or [{}])[0]
+        b64 = payload.get("image") or first.get("b64_json")
     except (ValueError, TypeError, AttributeError, IndexError) as exc:
         raise GenerationError(f"{where} sent JSON without an image: {exc}") from exc
-    return decode_b64_image(b64, where)
+    seconds = server_seconds(first) if server_seconds(first) is not None else server_seconds(payload)
+    return timed([decode_b64_image(b64, where)], seconds)[0]
 
 
 def parse_spec(arg: str) -> tuple[str, dict[str, Any]]:

@@ -98,8 +98,9 @@ from gems_graph.backends.http_client import (
     is_refusal,
     png_bytes,
     served_model_check,
+    server_seconds,
 )
-from gems_graph.models.generator import EditRequest, GenerationError, GenerationRequest
+from gems_graph.models.generator import EditRequest, GenerationError, GenerationRequest, timed
 from gems_graph.models.health import FAIL, OK, SKIP, Health
 from gems_graph.models.retry import CallLimits
 
@@ -298,7 +299,8 @@ class ImagesApiGenerator:
                 err = GenerationError(f"{where} refused the request: HTTP {resp.status_code}: {message}")
             return [err] * n
         try:
-            data = resp.json()["data"]
+            payload = resp.json()
+            data = payload["data"]
             if not isinstance(data, list):
                 raise TypeError("'data' is not a list")
         except (ValueError, KeyError, TypeError) as exc:
@@ -312,9 +314,11 @@ class ImagesApiGenerator:
                 out.append(GenerationError(f"{where} could not make image {k} of the batch: {item['error']}"))
             else:
                 try:
-                    out.append(decode_b64_image(item.get("b64_json"), where))
+                    out.append(timed([decode_b64_image(item.get("b64_json"), where)], server_seconds(item))[0])
                 except GenerationError as exc:
                     out.append(exc)
+        if not any(server_seconds(item) is not None for item in data if isinstance(item, dict)):
+            timed(out, server_seconds(payload))  # one time for the whole reply: each image its share
         return out
 
     def edit(self, request: EditRequest) -> Image.Image:

@@ -93,7 +93,7 @@ def run_method(method: str, item: EvalItem, seed: int, s: MethodSettings, task_i
 
 
 def _direct(method: str, item: EvalItem, seed: int, s: MethodSettings, task_id: str) -> dict[str, Any]:
-    from gems_graph.models.generator import GenerationRequest
+    from gems_graph.models.generator import GenerationRequest, generation_seconds
     from gems_graph.models.registry import resolve_generator
     from gems_graph.models.retry import call_with_retry
     from gems_graph.persistence.artifacts import save_png
@@ -109,6 +109,7 @@ def _direct(method: str, item: EvalItem, seed: int, s: MethodSettings, task_id: 
     )
     gen = resolve_generator(s.generator)
     image = call_with_retry(lambda: gen.generate(request), attempts=int(c.get("generation_retries", 3)))
+    seconds = generation_seconds(image)
     ref = save_png(image, s.out / "runs" / method / task_id / f"seed{seed}.png")
     return {
         "final_image": ref["path"],
@@ -116,7 +117,7 @@ def _direct(method: str, item: EvalItem, seed: int, s: MethodSettings, task_id: 
         "final_prompt": prompt,
         "attempts": 1,
         "rounds": 1,
-        **cost_fields({**zero_usage(), "images_generated": 1}),
+        **cost_fields({**zero_usage(), "images_generated": 1, "untimed_images": int(seconds is None), "generation_seconds": seconds}),
         "status": "done",
         "error": None,
         "critic_score": None,
@@ -173,13 +174,15 @@ def _graph(method: str, item: EvalItem, seed: int, s: MethodSettings, task_id: s
 
 
 def cost_fields(u: Usage) -> dict[str, Any]:
-    """A task record's cost columns; ``images`` are the images generated (edits included)."""
+    """A task record's cost columns; ``images`` are the images generated (edits included), and
+    ``generation_seconds`` the model's time for them when the backend timed every one (else None)."""
     return {
         "images": u["images_generated"],
         "chat_calls": u["calls"],
         "input_tokens": u["input_tokens"],
         "output_tokens": u["output_tokens"],
         "images_sent": u["images_sent"],
+        "generation_seconds": u["generation_seconds"] if u["images_generated"] and not u["untimed_images"] else None,
     }
 
 

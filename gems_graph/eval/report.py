@@ -43,6 +43,7 @@ def _stats(recs: list[dict[str, Any]]) -> dict[str, Any]:
         "input_tokens": avg("input_tokens"),
         "output_tokens": avg("output_tokens"),
         "images_sent": avg("images_sent"),
+        "generation_seconds": avg("generation_seconds") if all(r.get("generation_seconds") is not None for r in recs) else None,
         "errors": sum(1 for r in recs if r.get("error")),
         "edits": sum(r.get("edits") or 0 for r in recs),
         "edits_fixed": sum(r.get("edits_fixed") or 0 for r in recs),
@@ -100,12 +101,17 @@ def markdown(summary: dict[str, Any], title: str, *, atom_judge: str = "Soft-TIF
         row = [m, _fmt(s["score"])] + ([_fmt(s["am"]), _fmt(s["gm"])] if soft else [])
         row += [_fmt(s["images"], 2), _fmt(s["rounds"], 2), _fmt(s["chat_calls"], 1), str(s["errors"]), str(s["n"])]
         lines.append("| " + " | ".join(row) + " |")
-    head = ["method", "chat calls", "input tokens", "output tokens", "images sent", "images generated"]
-    lines += ["", "Cost per prompt (means; tokens as the chat model's server reported them):", ""]
+    head = ["method", "chat calls", "input tokens", "output tokens", "images sent", "images generated", "generation s"]
+    lines += [
+        "",
+        "Cost per prompt (means; tokens as the chat model's server reported them, "
+        "generation seconds as the generator timed its images, - where it did not):",
+        "",
+    ]
     lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for m, s in ms.items():
         row = [m, _fmt(s.get("chat_calls"), 1), _fmt(s.get("input_tokens"), 0), _fmt(s.get("output_tokens"), 0)]
-        row += [_fmt(s.get("images_sent"), 1), _fmt(s.get("images"), 2)]
+        row += [_fmt(s.get("images_sent"), 1), _fmt(s.get("images"), 2), _fmt(s.get("generation_seconds"), 2)]
         lines.append("| " + " | ".join(row) + " |")
     cats = summary["by_category"]
     if len(cats) > 1 or any(c != "all" for c in cats):

@@ -47,6 +47,28 @@ class GenerationRequest:
         return {k: v for k, v in out.items() if v is not None}
 
 
+#: The key of ``Image.info`` where a backend puts how long the model took for that image:
+#: the pipeline call's time (GPU seconds when it runs on a GPU) or an image server's
+#: ``inference_time_s``; an image made in a batch carries its share of the batch's time.
+#: The generator node adds it to the run's usage (``generation_seconds``).
+GENERATION_SECONDS = "gems_generation_seconds"
+
+
+def timed(images: list[Any], seconds: float | None) -> list[Any]:
+    """``images`` (PIL images, or errors left as they are), each with its share of ``seconds``."""
+    made = [im for im in images if isinstance(im, Image.Image)]
+    if seconds is not None and seconds >= 0 and made:
+        for im in made:
+            im.info[GENERATION_SECONDS] = seconds / len(made)
+    return images
+
+
+def generation_seconds(image: Any) -> float | None:
+    """The seconds the backend reported for ``image``, or None."""
+    value = getattr(image, "info", {}).get(GENERATION_SECONDS)
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0 else None
+
+
 class GenerationError(RuntimeError):
     """A generator could not make an image; the message is shown to the user as is."""
 

@@ -76,6 +76,8 @@ class UsageMeter(BaseCallbackHandler):
                 output_tokens=int(output_tokens or 0) if reported else None,
                 images_sent=images,
                 images_generated=0,
+                untimed_images=0,
+                generation_seconds=0.0,
             )
             self.usage = add_counts(self.usage, call)
 

@@ -26,7 +26,7 @@ from gems_graph.persistence.run_record import ShapeError, check_shape
 from gems_graph.records import is_failed
 from gems_graph.terminal import fail
 from gems_graph.text import word_opcodes
-from gems_graph.usage import counts_of, tokens_text
+from gems_graph.usage import counts_of, seconds_text, tokens_text
 
 REPORT_NAME = "report.html"
 #: Largest run.json read (a 5-round run with 500 checks is about 1.3 MB).
@@ -236,11 +236,15 @@ def usage_table(usage: Any) -> str:
         try:
             u = counts_of(counts)
             cells = [u["calls"], tokens_text(u, "input_tokens"), tokens_text(u, "output_tokens"), u["images_sent"], u["images_generated"]]
+            cells.append(seconds_text(u) if u["images_generated"] else "-")
         except (AttributeError, KeyError, TypeError):
-            cells = ["?"] * 5
+            cells = ["?"] * 6
         return f"<tr><th>{_e(label)}</th>" + "".join(f"<td>{_e(c)}</td>" for c in cells) + "</tr>"
 
-    head = "<tr><th></th><th>chat calls</th><th>input tokens</th><th>output tokens</th><th>images sent</th><th>images generated</th></tr>"
+    head = (
+        "<tr><th></th><th>chat calls</th><th>input tokens</th><th>output tokens</th><th>images sent</th>"
+        "<th>images generated</th><th>generation time</th></tr>"
+    )
     nodes: dict[str, Any] = usage["nodes"] if isinstance(usage.get("nodes"), dict) else {}
     rounds = [r for r in usage.get("rounds") or [] if isinstance(r, dict)]
     by_node = "".join(row(name, counts) for name, counts in nodes.items()) + row("total", usage["total"])

@@ -4,7 +4,8 @@ It is the embedded default the way SQLite is: not an LLM, but real enough to dri
 every node through the same code a real model does (structured output via tool
 calls, yes/no verification with log-probabilities, tool calling for skills). It
 recognises a request by the tool it is asked to call (``PlannedPrompt``,
-``Decomposition``, ``Experience``, ``RefinedPrompt``, ``load_skill``) or, for a
+``Decomposition``, ``Experience``, ``RefinedPrompt``, ``RefinedRound`` (both of the
+last two in one answer), ``load_skill``) or, for a
 plain question with an image attached, verifies it by asking the world's learned
 critic (``gems_graph.shapes.critic_model``), whose P(yes) is the verdict's
 probability. It never looks at an image through the grader's pixel checker, except
@@ -80,7 +81,7 @@ from gems_graph import prompt_labels as labels
 from gems_graph.models.metering import count_images
 from gems_graph.shapes.critic_model import critic_objects, critic_p_yes
 from gems_graph.shapes.detect import Detection, detect
-from gems_graph.shapes.editing import plan_edit
+from gems_graph.shapes.editing import MARGIN, cell_box, plan_edit
 from gems_graph.shapes.grammar import (
     COLORS,
     PLACE_TOKEN,
@@ -151,6 +152,8 @@ class ShapesChatModel(BaseChatModel):
             message = _tool_call("Decomposition", self._decompose(labels.find_field(text, labels.DESCRIPTION) or ""))
         elif "Experience" in tools:
             message = _tool_call("Experience", {"experience": self._compress(text)})
+        elif "RefinedRound" in tools:
+            message = _tool_call("RefinedRound", {**self._refine(text, _images(messages)), "experience": self._compress(text)})
         elif "RefinedPrompt" in tools:
             message = _tool_call("RefinedPrompt", self._refine(text, _images(messages)))
         elif len(tools) == 1 and (args := _constrained_answer(kwargs["tools"][0], text)) is not None:
@@ -272,8 +275,10 @@ class ShapesChatModel(BaseChatModel):
 
     # -- refiner ---------------------------------------------------------------------
     def _compress(self, text: str) -> str:
+        """The last round's experience (a compress request shows that round alone; a combined refine request, the trajectory)."""
         rounds = labels.round_prompts(text)
-        failed = labels.find_field(text, labels.FAILED) or ""
+        failed_lines = labels.find_all(text, labels.FAILED)
+        failed = failed_lines[-1] if failed_lines else ""
         strategy = re.search(r"strategy: ([a-z-]+)", labels.find_field(text, labels.REASONING) or "")
         tried = f"Tried strategy {strategy.group(1)}. " if strategy else ""
         if not failed or failed == labels.NONE:
@@ -299,7 +304,8 @@ class ShapesChatModel(BaseChatModel):
         if labels.find_field(text, labels.EDIT_SOURCE) is not None and images:
             # The image offered for editing is attached last, after the trajectory's.
             source, images = images[-1], images[:-1]
-            edit = plan_edit(scene, self._perceive(source))
+            seen = self._perceive(source)
+            edit = plan_edit(scene, seen)
             if edit is not None:
                 return {
                     "reasoning": f"strategy: edit; {edit.reason}; failed: {failed or labels.NONE}",
@@ -308,6 +314,7 @@ class ShapesChatModel(BaseChatModel):
                     "prompt": edit.prompt,
                     "new_seed": True,
                     "guidance": None,
+                    "unchanged_checks": unchanged_checks(labels.read_checks(text, labels.EDIT_CHECKS), seen, edit),
                 }
         try:
             last = parse_prompt(last_prompt)
@@ -324,6 +331,48 @@ class ShapesChatModel(BaseChatModel):
         kept = seen if _keeps_what_was_right(guide, strategy) else None
         prompt = _apply(strategy, scene, last, failed, kept, _rng(f"{request}#{last_round}"))
         return {"reasoning": f"strategy: {strategy}; failed: {failed or labels.NONE}", "prompt": prompt, "new_seed": True, "guidance": None}
+
+
+def _kinds(question: str) -> list[tuple[str | None, str]]:
+    """The (colour or None, shape) of every object a question names ("the red circle", "squares")."""
+    words = normalize_words(question)
+    out = []
+    for k, w in enumerate(words):
+        shape = PLURALS.get(w, w)
+        if shape in SHAPES:
+            colour = words[k - 1] if k and words[k - 1] in COLORS else None
+            out.append((colour, shape))
+    return out
+
+
+def _overlaps(a: tuple[int, int, int, int], b: tuple[int, int, int, int], by: int = MARGIN + 1) -> bool:
+    """Do two boxes share pixels once each loses its ``by``-pixel rim (the margin boxes are grown by, and
+    the pixel two neighbouring grid cells share)?"""
+    a = (a[0] + by, a[1] + by, a[2] - by, a[3] - by)
+    b = (b[0] + by, b[1] + by, b[2] - by, b[3] - by)
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
+def unchanged_checks(checks: list[tuple[str, str]], seen: list[Detection], edit: Any) -> list[str]:
+    """The ids of the checks only about objects wholly outside the edit's box, as the refiner reads them.
+
+    A check names kinds of object; it is unchanged when no object of those kinds is seen
+    touching the box and the edit's prompt puts none in it (what the edit paints there).
+    A check that names no object (a count of everything, say) may be changed by any edit."""
+
+    inside = [(d.color, d.shape) for d in seen if _overlaps(d.box, edit.box)]
+    try:
+        painted = flatten(parse_prompt(edit.prompt))
+    except ShapesGrammarError:
+        return []
+    inside += [(o.color, o.shape) for o in painted if o.place and _overlaps(cell_box(PLACES[o.place]), edit.box)]
+    out = []
+    for qid, question in checks:
+        kinds = _kinds(question)
+        touched = any(s == s2 and (c is None or c2 is None or c == c2) for c, s in kinds for c2, s2 in inside)
+        if kinds and not touched:
+            out.append(qid)
+    return out
 
 
 def follow_note(note: str, last: Scene, rng: np.random.Generator) -> str | None:

@@ -26,6 +26,7 @@ The shapes chat model takes its refinement moves from these sentences only.
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import replace
 from pathlib import Path
 from typing import cast
@@ -33,7 +34,7 @@ from typing import cast
 from PIL import Image
 
 from gems_graph.models.cpu_threads import model_threads
-from gems_graph.models.generator import EditRequest, GenerationError, GenerationRequest
+from gems_graph.models.generator import EditRequest, GenerationError, GenerationRequest, timed
 from gems_graph.shapes.grammar import PLACES, Scene, ShapesGrammarError, describe, parse_prompt
 from gems_graph.shapes.render import SIZE
 
@@ -139,6 +140,7 @@ class ShapesGenerator:
         steps, guidance = self._settings(requests[0])
         with self._lock, model_threads():
             pipe = self._load()
+            start = time.perf_counter()
             try:
                 out = pipe(
                     requests[0].prompt if len(requests) == 1 else [r.prompt for r in requests],
@@ -153,7 +155,8 @@ class ShapesGenerator:
                 )
             except Exception as e:  # noqa: BLE001 - surfaced to the user as a generation failure
                 raise GenerationError(f"shapes generator failed{what}: {e}") from e
-        return list(out.images)
+            seconds = time.perf_counter() - start
+        return timed(list(out.images), seconds)
 
 
 def regional_prompt(prompt: str, mask: Image.Image) -> str:

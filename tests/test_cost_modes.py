@@ -1,0 +1,167 @@
+"""The cheaper modes of a run: the refiner's two answers in one call, fewer edit re-checks, and what generation took."""
+
+from __future__ import annotations
+
+import pytest
+from langgraph.checkpoint.memory import InMemorySaver
+
+from gems_graph.app.runner import run_gems
+from gems_graph.context import ConfigError, GemsContext
+from gems_graph.presets import get_preset
+from gems_graph.shapes.chat_model import ShapesChatModel
+from gems_graph.shapes.render import draw
+from gems_graph.testing import ColourGenerator, ScriptedChatModel, loop_handler
+from gems_graph.usage import add_counts, usage_line, usage_record, zero_usage
+from tests.servers import RecordingServer, json_reply
+from tests.test_backends_images_api import _b64_png
+from tests.test_editing import STEPS, DrawsWrongThenInpaints
+
+SCENE = "a photo of a triangle left of a green square and four red circles"
+
+
+def _shapes_run(tmp_path, name: str, **settings):
+    ctx = GemsContext(artifact_root=str(tmp_path / name), memory="none", max_rounds=2, **settings)
+    return run_gems(SCENE, ctx, InMemorySaver())
+
+
+def _trajectory(result) -> list[tuple]:
+    return [(r["prompt"], r["experience"], [c["score"] for c in r["candidates"]]) for r in result.state["rounds"]]
+
+
+def test_combined_refiner_call_writes_the_same_rounds_with_half_the_calls(tmp_path):
+    """The world's refiner reads the same facts either way, so the rounds match; the calls and uploads do not."""
+    separate = _shapes_run(tmp_path, "separate", refiner_calls="separate")
+    combined = _shapes_run(tmp_path, "combined", refiner_calls="combined")
+    assert separate.state["rounds_used"] >= 2, "the scene must need refining for the comparison to mean anything"
+    assert _trajectory(combined) == _trajectory(separate)
+    refines = separate.state["rounds_used"] - 1
+    before, after = (r.state["usage"]["nodes"]["refiner"] for r in (separate, combined))
+    assert (before["calls"], after["calls"]) == (2 * refines, refines)
+    assert after["images_sent"] == before["images_sent"] - refines  # the compression's image is not sent again
+    assert after["input_tokens"] < before["input_tokens"]
+    # The world's pipeline times its images, so a run says how long generation took.
+    total = separate.state["usage"]["total"]
+    assert total["untimed_images"] == 0 and total["generation_seconds"] > 0
+
+
+def test_combined_call_keeps_an_experience_from_a_scripted_model(tmp_path):
+    ctx = GemsContext(
+        generator=ColourGenerator(),
+        chat_model=ScriptedChatModel(handler=loop_handler(fix_at_round=2), usage=(10, 2)),
+        artifact_root=str(tmp_path),
+        memory="none",
+        refiner_calls="combined",
+    )
+    result = run_gems("a red square", ctx, InMemorySaver())
+    assert result.status == "passed" and result.state["rounds_used"] == 2
+    assert result.state["rounds"][0]["experience"] == "The square came out blue; say red explicitly."
+    assert result.state["usage"]["nodes"]["refiner"]["calls"] == 1
+
+
+def test_an_image_servers_inference_time_is_the_runs_generation_seconds(tmp_path):
+    """SGLang Diffusion reports ``inference_time_s`` for a request; each image of it gets its share."""
+
+    def respond(rec):
+        n = rec.json()["n"]
+        return json_reply(200, {"created": 0, "data": [{"b64_json": _b64_png((220, 10, 10))}] * n, "inference_time_s": 1.5})
+
+    with RecordingServer(respond) as srv:
+        ctx = GemsContext(
+            generator=f"images-api:{srv.url}/v1#m?batch_window=0.5",
+            chat_model=ScriptedChatModel(handler=loop_handler()),
+            artifact_root=str(tmp_path),
+            candidates_per_round=2,
+            max_rounds=1,
+            memory="none",
+        )
+        result = run_gems("a red square", ctx, InMemorySaver())
+    total = result.state["usage"]["total"]
+    assert len(srv.requests) == 1 and total["images_generated"] == 2
+    assert total["generation_seconds"] == pytest.approx(1.5) and total["untimed_images"] == 0
+    assert "(1.5 s of generation)" in usage_line(total)
+
+
+def test_images_without_a_reported_time_leave_the_seconds_unknown():
+    timed_one = usage_record("generator", 1, images_generated=1, generation_seconds=2.0)
+    untimed = usage_record("generator", 1, images_generated=1, untimed_images=1, generation_seconds=None)
+    assert add_counts(zero_usage(), untimed)["generation_seconds"] is None
+    both = add_counts(timed_one, untimed)
+    assert both["generation_seconds"] == 2.0 and "2.0+ s" in usage_line(both)
+
+
+def test_the_paper_preset_keeps_two_refiner_calls():
+    assert get_preset("gems-paper").values["refiner_calls"] == "separate"
+    with pytest.raises(ConfigError, match="refiner_calls"):
+        GemsContext(refiner_calls="one")
+
+
+# -- an edit candidate re-verifies only what its edit can change ---------------------------
+
+RELATION = "a photo of a red circle left of a blue triangle"
+
+
+class BreaksTheCircleToo(DrawsWrongThenInpaints):
+    """An editor that leaks: it inpaints the region, then also wipes the red circle outside it."""
+
+    def edit(self, request):
+        image = super().edit(request).copy()
+        circle = (0, 0, 12, 12)  # WRONG_COLOUR's circle, at (5.5, 5.5) with radius 8's ink
+        image.paste(draw([]).crop(circle), circle)
+        return image
+
+
+def _edit_run(tmp_path, generator, **ctx):
+    context = GemsContext(
+        generator=generator,
+        chat_model=ShapesChatModel(),
+        artifact_root=str(tmp_path),
+        memory="none",
+        max_skills=0,
+        generation_retries=1,
+        steps=STEPS,
+        max_rounds=2,
+        refiner_edits=True,
+        **ctx,
+    )
+    return run_gems(RELATION, context, InMemorySaver())
+
+
+def _edit_candidate(result) -> dict:
+    cand = result.state["rounds"][1]["candidates"][0]
+    assert cand.get("edit"), "round 2 must be an edit of round 1's image"
+    return cand
+
+
+def test_an_edit_keeps_the_verdicts_of_checks_wholly_outside_its_region(tmp_path):
+    changed = _edit_run(tmp_path / "changed", DrawsWrongThenInpaints(), edit_verification="changed")
+    everything = _edit_run(tmp_path / "all", DrawsWrongThenInpaints(), edit_verification="all")
+    cand = _edit_candidate(changed)
+    questions = {c["id"]: c["question"] for c in changed.state["checks"]}
+    kept = cand["edit"]["kept_checks"]
+    assert kept and all("triangle" not in questions[k] for k in kept)  # the triangle is what the edit repaints
+    parent = {v["check_id"]: v["passed"] for v in changed.state["rounds"][0]["candidates"][0]["verdicts"]}
+    by_id = {v["check_id"]: v for v in cand["verdicts"]}
+    assert all(by_id[k]["passed"] == parent[k] and by_id[k]["answer"].startswith("kept from round 1") for k in kept)
+    assert [v["check_id"] for v in cand["verdicts"]] == list(questions)  # every check has a verdict, in order
+    asked = changed.state["usage"]["rounds"][1]["nodes"]["critic"]["calls"]
+    assert asked == everything.state["usage"]["rounds"][1]["nodes"]["critic"]["calls"] - len(kept)
+    assert "kept_checks" not in _edit_candidate(everything)["edit"]
+
+
+def test_an_edit_that_breaks_an_object_outside_its_region_is_still_caught(tmp_path):
+    """The circle's own presence check keeps its verdict, but the relation names the triangle the edit repainted,
+    so it is asked again on the edited image, where the circle is gone."""
+    result = _edit_run(tmp_path, BreaksTheCircleToo(), edit_verification="changed")
+    cand = _edit_candidate(result)
+    questions = {c["id"]: c["question"] for c in result.state["checks"]}
+    relation = next(k for k, q in questions.items() if " left of " in q)
+    assert relation not in cand["edit"]["kept_checks"]
+    verdict = next(v for v in cand["verdicts"] if v["check_id"] == relation)
+    assert not verdict["passed"] and not verdict["answer"].startswith("kept")
+    assert cand["score"] < 1.0 and result.status != "passed"
+
+
+def test_the_paper_preset_asks_an_edit_every_check():
+    assert get_preset("gems-paper").values["edit_verification"] == "all"
+    with pytest.raises(ConfigError, match="edit_verification"):
+        GemsContext(edit_verification="some")
