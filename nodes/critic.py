@@ -275,10 +275,10 @@ def kept_verdicts(state: GemsState, candidates: list[Candidate]) -> dict[int, di
     """Per edit candidate, the parent's verdicts on the checks its edit cannot change (``EditRecord.kept_checks``).
 
     Only answered verdicts of a parent found in the state are kept; every other check is asked again."""
-    parents = {(c["round"], c["index"]): c for r in state.get("rounds") or [] for c in r["candidates"]}
+    parents: dict[tuple[Any, Any], Candidate] = {(c["round"], c["index"]): c for r in state.get("rounds") or [] for c in r["candidates"]}
     out: dict[int, dict[str, Verdict]] = {}
     for cand in candidates:
-        edit = cand.get("edit") or {}
+        edit: dict[str, Any] = dict(cand.get("edit") or {})
         key = edit.get("parent") or {}
         parent = parents.get((key.get("round"), key.get("index")))
         if parent is None or not edit.get("kept_checks"):

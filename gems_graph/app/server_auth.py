@@ -20,8 +20,10 @@ without a key, any request that says ``X-Auth-Scheme: langsmith``.
 from __future__ import annotations
 
 import functools
+from typing import cast
 
 from langgraph_sdk import Auth
+from langgraph_sdk.auth.types import AssistantsRead, AssistantsSearch, RunsCreate
 
 from gems_graph.access_keys import AccessKeys, admit
 
@@ -48,12 +50,12 @@ async def authenticate(headers: dict, scope: dict) -> Auth.types.MinimalUserDict
 
 
 @auth.on.assistants.read
-async def _any_assistant_is_readable(ctx: Auth.types.AuthContext, value: dict) -> None:
+async def _any_assistant_is_readable(ctx: Auth.types.AuthContext, value: AssistantsRead) -> None:
     """The graph's own assistant has no owner; reading one reveals no one's runs."""
 
 
 @auth.on.assistants.search
-async def _any_assistant_is_found(ctx: Auth.types.AuthContext, value: dict) -> None:
+async def _any_assistant_is_found(ctx: Auth.types.AuthContext, value: AssistantsSearch) -> None:
     """As reading: searching assistants finds the graph's own."""
 
 
@@ -77,7 +79,7 @@ async def _owned_by_the_caller(ctx: Auth.types.AuthContext, value: dict) -> dict
 
 
 @auth.on.threads.create_run
-async def _run_on_the_callers_thread(ctx: Auth.types.AuthContext, value: dict) -> dict:
+async def _run_on_the_callers_thread(ctx: Auth.types.AuthContext, value: RunsCreate) -> dict:
     """As every action (the run carries its owner, its thread must be the caller's), and the
     run's copy of the user stored as JSON: langgraph-runtime-pg 0.11.1 writes the run's
     kwargs with ``json.dumps``, which fails on the server's user object (HTTP 500); the
@@ -85,4 +87,4 @@ async def _run_on_the_callers_thread(ctx: Auth.types.AuthContext, value: dict) -
     configurable = ((value.get("kwargs") or {}).get("config") or {}).get("configurable")
     if isinstance(configurable, dict) and configurable.get("langgraph_auth_user") is not None:
         configurable["langgraph_auth_user"] = {"identity": ctx.user.identity}
-    return await _owned_by_the_caller(ctx, value)
+    return await _owned_by_the_caller(ctx, cast(dict, value))  # a TypedDict is the plain dict the generic handler takes

@@ -7,11 +7,14 @@ app.command("doctor")(doctor_command)
 from __future__ import annotations
 
 import json
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
 
 from gems_graph.terminal import fail
+
+if TYPE_CHECKING:  # the CLI imports its backends only when a command runs
+    from gems_graph.access_keys import AccessKeys
 
 
 def serve_generator_command(
@@ -91,7 +94,7 @@ def serve_generator_command(
         server.server_close()
 
 
-def _access_line(keys: object) -> str:
+def _access_line(keys: AccessKeys | None) -> str:
     """Who may call the server, as the start-up line says it (never a key)."""
     if keys is None:
         return "every client, no key (--no-auth)"

@@ -324,11 +324,11 @@ class ShapesChatModel(BaseChatModel):
         followed = follow_note(note, last, _rng(f"{request}#{last_round}#note")) if note else None
         if followed is not None:
             return {"reasoning": f"strategy: follow-note; the person asked: {note}", "prompt": followed, "new_seed": True, "guidance": None}
-        seen = self._perceive(images[-1]) if images else None
+        perceived = self._perceive(images[-1]) if images else None
         guide = labels.find_block(text, labels.PROMPTING_GUIDE) or ""
         strategy = next(s for s in _move_order(text, guide) if _applies(s, scene, last, failed))
         # What was right is pinned to its cell only when the guide's sentence for the move says to keep it.
-        kept = seen if _keeps_what_was_right(guide, strategy) else None
+        kept = perceived if _keeps_what_was_right(guide, strategy) else None
         prompt = _apply(strategy, scene, last, failed, kept, _rng(f"{request}#{last_round}"))
         return {"reasoning": f"strategy: {strategy}; failed: {failed or labels.NONE}", "prompt": prompt, "new_seed": True, "guidance": None}
 
@@ -360,7 +360,7 @@ def unchanged_checks(checks: list[tuple[str, str]], seen: list[Detection], edit:
     touching the box and the edit's prompt puts none in it (what the edit paints there).
     A check that names no object (a count of everything, say) may be changed by any edit."""
 
-    inside = [(d.color, d.shape) for d in seen if _overlaps(d.box, edit.box)]
+    inside: list[tuple[str | None, str]] = [(d.color, d.shape) for d in seen if _overlaps(d.box, edit.box)]
     try:
         painted = flatten(parse_prompt(edit.prompt))
     except ShapesGrammarError:
