@@ -184,7 +184,8 @@ def tally_moves(evidence: Iterable[Evidence]) -> tuple[MoveTally, ...]:
 def group_lessons(lessons: Iterable[dict[str, Any]], *, min_lessons: int = DEFAULT_MIN_LESSONS) -> list[LessonGroup]:
     """Lessons filed by kind of failure (a lesson whose checks are of several kinds is in each),
     kinds with at least ``min_lessons`` lessons and a move that worked, in ``FAILURE_KINDS`` order."""
-    found = [e for l in sorted(lessons, key=lambda l: str(l.get("id") or "")) if (e := evidence_of(l)) is not None]
+    unique = {str(l.get("id") or ""): l for l in reversed(list(lessons))}  # one lesson read twice (a store and its eval) counts once
+    found = [e for _, l in sorted(unique.items()) if (e := evidence_of(l)) is not None]
     groups = []
     for kind in FAILURE_KINDS:
         ev = tuple(e for e in found if kind in e.kinds)

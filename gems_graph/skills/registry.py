@@ -158,10 +158,11 @@ class SkillRegistry:
 _overrides_warned: set[str] = set()
 
 
-def default_registry(extra_dirs: Iterable[str | Path] = ()) -> SkillRegistry:
-    """Built-ins, then learned skills, then folders from ``$GEMS_SKILLS_PATH``, then ``extra_dirs`` (e.g. ``--skills-dir``)."""
+def default_registry(extra_dirs: Iterable[str | Path] = (), *, include_builtin: bool = True) -> SkillRegistry:
+    """Built-ins (unless ``include_builtin`` is false), then learned skills, then folders from
+    ``$GEMS_SKILLS_PATH``, then ``extra_dirs`` (e.g. ``--skills-dir``)."""
     env = [p for p in os.environ.get(SKILLS_PATH_ENV, "").split(os.pathsep) if p.strip()]
-    return SkillRegistry([*env, *extra_dirs], learned_dir=learned_skills_dir())
+    return SkillRegistry([*env, *extra_dirs], learned_dir=learned_skills_dir(), include_builtin=include_builtin)
 
 
 def learned_fingerprint() -> tuple[tuple[str, int], ...]:
