@@ -206,3 +206,5 @@ def test_learn_tries_each_candidate_and_keeps_it_only_when_it_helps(tmp_path, em
     assert sorted(data["provenance"]["lessons"]) == sorted(l["id"] for l in COUNT_LESSONS)
     listed = runner.invoke(app, ["skills", "list"])
     assert "learned-count  [learned]" in listed.output and "counting\n" in listed.output
+    shown = runner.invoke(app, ["skills", "show", "learned-count"])
+    assert "origin: learned" in shown.output and f"score {figures['score_without']:.2f} -> {figures['score_with']:.2f}" in shown.output

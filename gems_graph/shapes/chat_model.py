@@ -42,6 +42,10 @@ texts are written to match (``LAYOUT_DIRECTIVE``, ``MOVE_DIRECTIVES``,
   wrong-colour object's box, or a free cell for a missing one where the relation
   holds); otherwise it regenerates as above.
 
+Asked for a ``SkillDraft`` (``gems skills learn``), it writes the skill from the lesson
+records it is given and from nothing else (``write_skill``): a move becomes an
+instruction only when the records say it worked more often than not.
+
 Offered a tool that makes pictures (by its description) and asked for one, it calls
 the tool and then answers from the tool's result (``agent_turn``), so a tool-calling
 agent built on it runs offline.
