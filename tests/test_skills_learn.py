@@ -208,3 +208,14 @@ def test_learn_tries_each_candidate_and_keeps_it_only_when_it_helps(tmp_path, em
     assert "learned-count  [learned]" in listed.output and "counting\n" in listed.output
     shown = runner.invoke(app, ["skills", "show", "learned-count"])
     assert "origin: learned" in shown.output and f"score {figures['score_without']:.2f} -> {figures['score_with']:.2f}" in shown.output
+
+
+def test_learned_skills_are_offered_after_the_builtins_and_alone_without_them(chroma):
+    from gems_graph.persistence.home import gems_home
+    from gems_graph.skills.registry import default_registry
+
+    chroma.add(COUNT_LESSONS)
+    draft_skill(ShapesChatModel(), group_lessons(chroma.list())[0]).write(gems_home() / "skills" / "learned")
+    everything = default_registry()
+    assert everything.get("learned-count").origin == "learned" and "counting" in everything
+    assert default_registry(include_builtin=False).names() == ["learned-count"]
