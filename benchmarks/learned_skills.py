@@ -57,12 +57,18 @@ def main() -> None:
     work = a.work or Path(tempfile.mkdtemp(prefix="gems-learned-skills-"))
     home = work / "home"
     os.environ["GEMS_HOME"] = str(home)  # nothing learnt here leaks into the user's own home
-    seconds: dict[str, float] = {}
+    # Phase times survive a rerun on the same --work (every eval resumes, so a rerun takes seconds).
+    times = work / "seconds.json"
+    seconds: dict[str, float] = json.loads(times.read_text()) if times.is_file() else {}
+
+    def took(phase: str, start: float) -> None:
+        seconds.setdefault(phase, round(time.perf_counter() - start, 1))
+        times.write_text(json.dumps(seconds))
 
     t = time.perf_counter()
     warm = f"chroma:{work / 'warm'}"
     _eval(work / "dev", "dev", ["gems", "loop"], a, memory=warm)
-    seconds["dev"] = round(time.perf_counter() - t, 1)
+    took("dev", t)
 
     t = time.perf_counter()
     learned = work / "learned"
@@ -74,7 +80,7 @@ def main() -> None:
     if out.returncode != 0:
         sys.exit(f"gems skills learn failed: {out.stderr.strip()[-500:]}")
     report = json.loads(out.stdout)
-    seconds["learn"] = round(time.perf_counter() - t, 1)
+    took("learn", t)
 
     t = time.perf_counter()
     base = _eval(work / "test-base", "test", ["loop", "loop+skills", "gems"], a, memory=warm)
@@ -82,7 +88,7 @@ def main() -> None:
     learned_only = _eval(
         work / "test-learned-only", "test", ["loop+skills"], a, memory="none", skills_dirs=[str(learned)], context={"builtin_skills": False}
     )
-    seconds["test"] = round(time.perf_counter() - t, 1)
+    took("test", t)
 
     methods = {
         "loop": _row(base, "loop"),
@@ -104,15 +110,18 @@ def main() -> None:
         "gems_learned_image_saving": round(saving, 3),
         "beat_gems_met": gems_learned["score"] - gems["score"] >= 2 or saving >= 0.15,
     }
+    # Every candidate's text goes in the repository, kept or rejected, as an example of what was learnt.
     skills = []
     examples = RESULTS / "learned_skills"
     shutil.rmtree(examples, ignore_errors=True)
     for c in report["candidates"]:
         entry = {k: c.get(k) for k in ("name", "kept", "why", "trial")}
-        if c.get("kept"):
-            folder = learned / c["name"]
+        folder = learned / c["name"] if c.get("kept") else work / "trials" / "candidates" / c["name"] / c["name"]
+        if (folder / "SKILL.md").is_file():
             entry["text"] = (folder / "SKILL.md").read_text(encoding="utf-8")
-            shutil.copytree(folder, examples / c["name"])
+            shutil.copytree(folder, examples / ("kept" if c.get("kept") else "rejected") / c["name"])
+        elif c.get("text"):
+            entry["text"] = c["text"]
         skills.append(entry)
     result = {
         "suite": "shapes-hard",

@@ -167,7 +167,7 @@ def learn_command(
             figures = result.figures()
             kept = result.kept and (not review or review_candidate(c.text, figures))
             why = result.why if result.kept == kept else "declined in review"
-            entry: dict[str, Any] = {"name": c.name, "kept": kept, "why": why, "trial": figures, "removed": list(c.removed)}
+            entry: dict[str, Any] = {"name": c.name, "kept": kept, "why": why, "trial": figures, "removed": list(c.removed), "text": c.text}
             if kept:
                 entry["path"] = str(c.write(target, figures))
             report["candidates"].append(entry)
