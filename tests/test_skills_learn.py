@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from gems_graph.app.cli import app
 from gems_graph.shapes.chat_model import LAYOUT_DIRECTIVE, ShapesChatModel
-from gems_graph.skills.learning import ACCEPTED_WEIGHT, check_kind, group_lessons
+from gems_graph.skills.learning import ACCEPTED_WEIGHT, check_kind, evidence_of, group_lessons
 from gems_graph.skills.model import SkillError
 from gems_graph.skills.parser import parse_skill_file
 from gems_graph.skills.writing import LEARNED_FILE, SkillDraft, draft_skill, render_skill, unsafe_reason
@@ -66,6 +66,10 @@ def test_lessons_from_a_real_store_are_grouped_by_failure_and_moves_counted(chro
     assert group.moves[0].move == "strategy explicit-layout"  # the most reliable first
     # Too few lessons of a kind make no candidate.
     assert group_lessons(chroma.list(), min_lessons=5) == []
+    # A lesson whose experience was clipped before the move it tried names no move.
+    clipped = failed_lesson("a photo of two blue circles", "x", "Are there exactly two blue circles?")
+    clipped["text"] = clipped["text"].replace("Tried strategy x.", "Tried ...")
+    assert evidence_of(clipped) is None
 
 
 def test_the_shapes_chat_model_writes_the_skill_from_the_records_alone(chroma):
