@@ -68,8 +68,8 @@ def test_lessons_from_a_real_store_are_grouped_by_failure_and_moves_counted(chro
     assert group_lessons(chroma.list(), min_lessons=5) == []
     # A lesson whose experience was clipped before the move it tried names no move.
     clipped = failed_lesson("a photo of two blue circles", "x", "Are there exactly two blue circles?")
-    clipped["text"] = clipped["text"].replace("Tried strategy x.", "Tried ...")
-    assert evidence_of(clipped) is None
+    for cut in ("Tried ...", "Tried strategy ..."):
+        assert evidence_of({**clipped, "text": clipped["text"].replace("Tried strategy x.", cut)}) is None
 
 
 def test_the_shapes_chat_model_writes_the_skill_from_the_records_alone(chroma):

@@ -84,7 +84,7 @@ def evidence_of(lesson: dict[str, Any]) -> Evidence | None:
         move = m.group(1).strip() if m else f"prompt change: {fix}"
     else:
         m = _TRIED.search(text)
-        if not m or not re.search(r"[A-Za-z]", m.group(1)):
+        if not m or "..." in m.group(0) or not re.search(r"[A-Za-z]", m.group(1)):
             return None  # a failure without a move tried (or one clipped to "...") teaches no move
         move = m.group(1).strip()
     accepted = str(lesson.get("rating") or "") == "accepted"
