@@ -4,7 +4,7 @@
 
 1. dev: ``gems`` (writing lessons into a warm store) and ``loop`` on a per-category
    sample of ``shapes-hard --split dev``;
-2. ``gems skills learn`` from that store and that eval folder, each candidate tried
+2. ``gems skills learn`` from that eval folder's runs (the dev runs only), each candidate tried
    on the same dev sample (``loop+skills`` with and without it), kept only when it helps;
 3. test, the same budget, a per-category sample of ``--split test``:
    ``loop``; ``loop+skills`` (built-in skills, no memory); ``gems`` (built-in skills
@@ -73,7 +73,8 @@ def main() -> None:
     t = time.perf_counter()
     learned = work / "learned"
     learned.mkdir(parents=True, exist_ok=True)
-    cmd = [sys.executable, "-m", "gems_graph.app.cli", "skills", "learn", "--memory", warm, "--from-eval", str(work / "dev")]
+    # Learnt from the dev runs only: the warm store also takes the test runs' lessons as gems runs on test.
+    cmd = [sys.executable, "-m", "gems_graph.app.cli", "skills", "learn", "--memory", "none", "--from-eval", str(work / "dev")]
     cmd += ["--split", "dev", "--per-category", str(a.per_category), "--budget", str(a.budget), "--min-gain", str(a.min_gain)]
     cmd += ["--out", str(learned), "--trial-dir", str(work / "trials"), "--json"]
     out = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ})
@@ -117,7 +118,7 @@ def main() -> None:
     for c in report["candidates"]:
         entry = {k: c.get(k) for k in ("name", "kept", "why", "trial")}
         folder = learned / c["name"] if c.get("kept") else work / "trials" / "candidates" / c["name"] / c["name"]
-        if (folder / "SKILL.md").is_file():
+        if c.get("trial") and (folder / "SKILL.md").is_file():  # a candidate this learn wrote and tried
             entry["text"] = (folder / "SKILL.md").read_text(encoding="utf-8")
             shutil.copytree(folder, examples / ("kept" if c.get("kept") else "rejected") / c["name"])
         elif c.get("text"):
