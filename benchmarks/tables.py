@@ -206,6 +206,38 @@ def sizing_table(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def learned_skills_table(result: dict) -> str:
+    """Skills learnt on dev, measured on test: each method's score and images, the targets, and the skills kept or rejected."""
+    lines = ["| method | score | images/prompt | chat calls/prompt | prompts |", "|---|---|---|---|---|"]
+    for name, m in result["methods"].items():
+        lines.append(f"| {name} | {_f(m['score'])} | {_f(m['images'], 2)} | {_f(m['chat_calls'])} | {m['n']} |")
+    t = result["targets"]
+    share = "-" if t["recovered_share"] is None else f"{100 * t['recovered_share']:.0f}%"
+    lines += [
+        "",
+        f"- learned skills alone recover {share} of what the built-in skills add over loop "
+        f"({t['learned_only_gain_points']:+.1f} of {t['builtin_gain_points']:+.1f} points; target 50%: "
+        + ("met" if t["recover_half_met"] else "missed")
+        + ");",
+        f"- gems + learned skills against gems: {t['gems_learned_minus_gems_points']:+.1f} points, "
+        f"{100 * t['gems_learned_image_saving']:.0f}% fewer images (target +2 points or 15%: "
+        + ("met" if t["beat_gems_met"] else "missed")
+        + ").",
+        "",
+        "| skill | kept | why (dev trial) |",
+        "|---|---|---|",
+    ]
+    for sk in result["skills"]:
+        lines.append(f"| {sk['name']} | {'yes' if sk['kept'] else 'no'} | {sk['why']} |")
+    lines += [
+        "",
+        f"`{result['command']}` at {result['commit']} ({result['machine']}); {result['lessons']} lessons; phases took "
+        + ", ".join(f"{k} {v} s" for k, v in result["seconds"].items())
+        + ".",
+    ]
+    return "\n".join(lines) + "\n"
+
+
 def overhead_table(result: dict) -> str:
     """A round's wall and CPU time against the bare LangGraph loop's, and checkpoint bytes, by round count."""
     lines = [
@@ -444,6 +476,7 @@ RENDERERS = [
     ("throughput", None, throughput_table),
     ("throughput", "shapes", throughput_shapes_table),
     ("cost_modes", None, cost_table),
+    ("learned_skills", None, learned_skills_table),
 ]
 
 

@@ -100,6 +100,7 @@ class GemsContext:
         metadata={"description": "Folders of user skills (each holds <name>/SKILL.md); they override built-ins of the same name."},
     )
     max_skills: int = _f(2, "Most skills the planner may load for one prompt (0 turns skills off).")
+    builtin_skills: bool = _f(True, "Offer the built-in skills; false offers only learned and user skills (an ablation).")
     memory: str = _f(
         "chroma",
         "Experience store: 'chroma' (embedded, under $GEMS_HOME/memory), 'chroma:PATH', 'chroma://host:port', "
@@ -189,6 +190,7 @@ def validate_context(ctx: GemsContext) -> None:
     need(isinstance(ctx.refiner_images, int) and ctx.refiner_images >= -1, "refiner_images", "must be >= 0, or -1 for every past round")
     need(ctx.tie_break in ("probability", "earliest"), "tie_break", "must be 'probability' or 'earliest'")
     need(isinstance(ctx.verdict_probabilities, bool), "verdict_probabilities", "must be true or false")
+    need(isinstance(ctx.builtin_skills, bool), "builtin_skills", "must be true or false")
     need(
         ctx.prompting_guide is None or (isinstance(ctx.prompting_guide, str) and len(ctx.prompting_guide) <= MAX_PROMPTING_GUIDE_CHARS),
         "prompting_guide",

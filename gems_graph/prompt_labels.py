@@ -33,6 +33,12 @@ FOLDED = "Lessons so far (rounds {first}-{last}, folded)"
 NONE = "none"
 #: The generator's prompting guide, a block: the label's line, then the guide's lines indented.
 PROMPTING_GUIDE = "How to prompt the image model (its prompting guide)"
+#: The skill writer's fields (``gems skills learn``): the skill's name, the kind of failure
+#: its lessons concern, their records (one indented JSON object a line) and the move tallies.
+SKILL_NAME = "Skill name"
+FAILURE_KIND = "Failure kind"
+LESSON_RECORDS = "Lesson records (one JSON object a line)"
+MOVE_TALLY = "Moves and how often they worked"
 #: After a skill's description in the planner's catalog: the words it declares it is for (a JSON list).
 SKILL_TRIGGERS = "use when the request mentions"
 
@@ -62,6 +68,22 @@ EDIT_PASSED = "its passed checks"
 EDITED = "edit of"
 #: With ``edit_verification="changed"``: that image's checks with their ids, a block (``checks_block``).
 EDIT_CHECKS = "its checks"
+
+
+def read_records(text: str) -> list[dict]:
+    """The JSON objects of the ``LESSON_RECORDS`` block (indented lines up to the next label)."""
+    block = text.split(f"{LESSON_RECORDS}:\n", 1)[1] if f"{LESSON_RECORDS}:\n" in text else ""
+    out = []
+    for line in block.splitlines():
+        if not line.startswith("  "):
+            break
+        try:
+            rec = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(rec, dict):
+            out.append(rec)
+    return out
 
 
 def guide_block(guide: str | None) -> str:

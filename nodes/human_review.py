@@ -9,6 +9,7 @@ the critic decided. Works the same from Python, the CLI and Studio.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -16,6 +17,7 @@ from langchain_core.messages import AIMessage
 from langgraph.types import interrupt
 
 from gems_graph.context import GemsContext
+from gems_graph.errors import redact
 from gems_graph.models.llm import image_data_url
 from gems_graph.records import Check, Round
 from gems_graph.state import GemsState
@@ -24,6 +26,10 @@ from gems_graph.state import GemsState
 #: They live in the interrupt only: LangGraph keeps it with the checkpoint's pending writes until
 #: the person answers, never in the state channels, so checkpoints do not grow round by round.
 THUMBNAIL_SIDE = 96
+#: The run notes a review leaves; ``human_ratings`` reads them back for the run's lessons.
+ACCEPTED_NOTE = "accepted by a person after round {round}"
+FEEDBACK_NOTE = "human feedback after round {round}: {note}"
+_FEEDBACK_NOTE_RE = re.compile(r"^human feedback after round \d+: (.+)$", re.S)
 
 
 def _thumbnail(ref: Any, side: int = THUMBNAIL_SIDE) -> str | None:
@@ -96,7 +102,7 @@ def human_review(state: GemsState) -> dict[str, Any]:
     return {
         "feedback": note,
         "status": "running" if more else state.get("status"),
-        "notes": [f"human feedback after round {state['round_index']}: {note}"],
+        "notes": [FEEDBACK_NOTE.format(round=state["round_index"], note=note)],
     }
 
 
@@ -112,8 +118,16 @@ def _accept(state: GemsState, index: Any) -> dict[str, Any]:
         "best": best,
         "best_image": best["image"]["path"] if best and best["image"] else None,
         "score": best["score"] if best else None,
-        "notes": [f"accepted by a person after round {state['round_index']}"],
+        "notes": [ACCEPTED_NOTE.format(round=state["round_index"])],
     }
+
+
+def human_ratings(state: GemsState) -> tuple[str, list[str]]:
+    """(rating, notes) a person gave in this run's reviews: ``"accepted"`` or ``""``, and
+    their notes (redacted), stored with the run's lessons so they weigh in when skills are learnt."""
+    notes = [m.group(1).strip() for n in state.get("notes") or [] if (m := _FEEDBACK_NOTE_RE.match(str(n)))]
+    rating = "accepted" if state.get("status") == "accepted" else ""
+    return rating, [redact(n) for n in notes]
 
 
 def route_after_review(state: GemsState) -> Literal["refiner", "remember"]:

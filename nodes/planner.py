@@ -47,6 +47,7 @@ from gems_graph.persistence.artifacts import new_run_folder, write_run_json
 from gems_graph.persistence.home import default_runs_dir
 from gems_graph.settings import effective_context
 from gems_graph.skills import default_registry
+from gems_graph.skills.registry import learned_fingerprint
 from gems_graph.state import GemsState
 from gems_graph.usage import UsageRecord, add_usage
 from gems_graph.validation import validate_prompt
@@ -81,13 +82,14 @@ class PlannedPrompt(BaseModel):
 
 
 @functools.lru_cache(maxsize=16)
-def _cached_registry(dirs: tuple[str, ...], env_path: str) -> Any:
-    return default_registry(dirs)
+def _cached_registry(dirs: tuple[str, ...], env_path: str, learned: tuple[tuple[str, int], ...], builtin: bool) -> Any:
+    return default_registry(dirs, include_builtin=builtin)
 
 
-def skill_registry(dirs: tuple[str, ...]) -> Any:
-    """The skill registry for these folders, parsed once per process (SKILL.md parsing is not free)."""
-    return _cached_registry(dirs, os.environ.get("GEMS_SKILLS_PATH", ""))
+def skill_registry(dirs: tuple[str, ...], builtin: bool = True) -> Any:
+    """The skill registry for these folders, parsed once per process (SKILL.md parsing is not free)
+    and again when ``$GEMS_SKILLS_PATH`` or the learned skills change."""
+    return _cached_registry(dirs, os.environ.get("GEMS_SKILLS_PATH", ""), learned_fingerprint(), builtin)
 
 
 def recall_lessons(ctx: GemsContext, prompt: str, family: str, runtime: Runtime[GemsContext], notes: list[str]) -> list[dict[str, Any]]:
@@ -121,7 +123,7 @@ def _plan_first_prompt(ctx: GemsContext, prompt: str, runtime: Runtime[GemsConte
         system_prompt=PLANNER_SYSTEM_PROMPT,
         user_prompt=user_prompt,
         schema=PlannedPrompt,
-        registry=skill_registry(tuple(ctx.skills_dirs)),
+        registry=skill_registry(tuple(ctx.skills_dirs), ctx.builtin_skills),
         max_skills=ctx.max_skills,
     )
     if plan.session.loaded:

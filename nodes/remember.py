@@ -19,6 +19,7 @@ from gems_graph.memory.access import store_for_run
 from gems_graph.memory.store import memory_is_off
 from gems_graph.models.metering import metering
 from gems_graph.models.registry import chat_limits, resolve_chat_model, resolve_generator
+from gems_graph.nodes.human_review import human_ratings
 from gems_graph.nodes.refiner import compress_round
 from gems_graph.persistence.artifacts import write_run_json
 from gems_graph.settings import effective_context
@@ -54,8 +55,10 @@ def remember(state: GemsState, runtime: Runtime[GemsContext]) -> dict[str, Any]:
         skills=state.get("skills") or [],
         status=state.get("status") or "exhausted",
     )
+    rating, human_notes = human_ratings(state)
     for lesson in lessons:  # a resumed run that writes them again confirms nothing new
         lesson["runs"] = [str(state.get("run_id") or "")] if state.get("run_id") else []
+        lesson["rating"], lesson["human_notes"] = rating, human_notes
     ids: list[str] = []
     try:
         ids = store_for_run(ctx.memory, runtime.store).add(lessons) if lessons else []

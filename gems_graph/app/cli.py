@@ -546,7 +546,10 @@ def _mount_subcommands() -> None:
 
     app.command("eval", help="Compare the methods (single ... gems) at equal image budgets on a suite.")(eval_command)
     app.command("report", help="Write RUN_DIR/report.html: rounds, images, checks, experiences, score chart.")(report_command)
-    app.add_typer(skills_app, name="skills", help="List, show and validate skills.")
+    from gems_graph.app.learn_cli import learn_command
+
+    skills_app.command("learn", help="Learn skills from past runs' lessons; keep each only if it helps on a dev split.")(learn_command)
+    app.add_typer(skills_app, name="skills", help="List, show and validate skills; learn new ones from past runs.")
     app.add_typer(memory_app, name="memory", help="Inspect, search, export or wipe the lessons kept across runs.")
 
 

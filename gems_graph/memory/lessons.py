@@ -47,6 +47,10 @@ class Lesson(TypedDict):
     #: Ids of the runs that wrote or confirmed it (the latest few): the same run writing it
     #: again (a resume after a kill between the store write and the checkpoint) is not a new use.
     runs: NotRequired[list[str]]
+    #: "accepted" when a person accepted the run's image in a human review, else "".
+    rating: NotRequired[str]
+    #: Notes a person gave in the run's human review (redacted).
+    human_notes: NotRequired[list[str]]
     #: Cosine similarity to the query; only on lessons returned by ``recall``.
     similarity: NotRequired[float]
 

@@ -38,9 +38,13 @@ _LESSON_KEYS = (
     "created_at",
     "uses",
     "runs",
+    "rating",
+    "human_notes",
 )
 #: Run ids kept on a lesson (enough to recognise a resumed run writing again).
 MAX_LESSON_RUNS = 20
+#: A person's review notes kept on a lesson (the latest few).
+MAX_HUMAN_NOTES = 5
 
 
 #: Memory specs that turn memory off.
@@ -89,6 +93,8 @@ def normalize_lesson(raw: dict[str, Any]) -> Lesson:
         "created_at": str(raw.get("created_at") or ""),
         "uses": int(raw.get("uses") or 1),
         "runs": [str(r) for r in raw.get("runs") or []][-MAX_LESSON_RUNS:],
+        "rating": str(raw.get("rating") or ""),
+        "human_notes": [str(n) for n in raw.get("human_notes") or []][-MAX_HUMAN_NOTES:],
     }
     if not out["created_at"]:
         from gems_graph.memory.lessons import _now_iso
@@ -178,7 +184,10 @@ class LessonStoreBase:
                     same = (reimport and existing["id"] == new["id"]) or rerun
                     uses = max(existing["uses"], new["uses"]) if same else existing["uses"] + new["uses"]
                     runs = list(dict.fromkeys([*seen, *(new.get("runs") or [])]))[-MAX_LESSON_RUNS:]
-                    target = {**new, "id": existing["id"], "uses": int(uses), "runs": runs}
+                    # A person's rating and notes on either run stay: they weigh in when skills are learnt.
+                    notes = list(dict.fromkeys([*(existing.get("human_notes") or []), *(new.get("human_notes") or [])]))[-MAX_HUMAN_NOTES:]
+                    rating = new.get("rating") or existing.get("rating") or ""
+                    target = {**new, "id": existing["id"], "uses": int(uses), "runs": runs, "rating": rating, "human_notes": notes}  # type: ignore[assignment]
                 self._put([target])
                 ids.append(target["id"])
             self._evict(keep=set(ids))

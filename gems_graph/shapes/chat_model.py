@@ -43,6 +43,10 @@ texts are written to match (``LAYOUT_DIRECTIVE``, ``MOVE_DIRECTIVES``,
   wrong-colour object's box, or a free cell for a missing one where the relation
   holds); otherwise it regenerates as above.
 
+Asked for a ``SkillDraft`` (``gems skills learn``), it writes the skill from the lesson
+records it is given and from nothing else (``write_skill``): a move becomes an
+instruction only when the records say it worked more often than not.
+
 Offered a tool that makes pictures (by its description) and asked for one, it calls
 the tool and then answers from the tool's result (``agent_turn``), so a tool-calling
 agent built on it runs offline.
@@ -84,6 +88,7 @@ from gems_graph.shapes.detect import Detection, detect
 from gems_graph.shapes.editing import MARGIN, cell_box, plan_edit
 from gems_graph.shapes.grammar import (
     COLORS,
+    COUNT_WORDS,
     PLACE_TOKEN,
     PLACES,
     PLURALS,
@@ -98,6 +103,7 @@ from gems_graph.shapes.grammar import (
 from gems_graph.shapes.layout import cell_at, explicate, flatten
 from gems_graph.shapes.questions import answer_question, checks_for_scene
 from gems_graph.skills.binding import route_by_declared_triggers
+from gems_graph.text import clip_words
 
 #: The moves it knows how to make; which it may make, and in what order, it reads from its inputs.
 MOVES = ("add-colour", "explicit-layout", "move", "new-seed")
@@ -156,6 +162,8 @@ class ShapesChatModel(BaseChatModel):
             message = _tool_call("RefinedRound", {**self._refine(text, _images(messages)), "experience": self._compress(text)})
         elif "RefinedPrompt" in tools:
             message = _tool_call("RefinedPrompt", self._refine(text, _images(messages)))
+        elif "SkillDraft" in tools:
+            message = _tool_call("SkillDraft", write_skill(text))
         elif len(tools) == 1 and (args := _constrained_answer(kwargs["tools"][0], text)) is not None:
             message = _tool_call(tools[0], args)
         elif labels.read_questions(text):
@@ -373,6 +381,99 @@ def unchanged_checks(checks: list[tuple[str, str]], seen: list[Detection], edit:
         if kinds and not touched:
             out.append(qid)
     return out
+
+
+#: How it phrases each move it knows when it writes a skill; the layout sentence is the one
+#: its planner acts on (``LAYOUT_DIRECTIVE``), so a learned skill changes a run only by saying it.
+MOVE_SENTENCES = {
+    "explicit-layout": "Lay the objects out explicitly: write every object on its own, with its own cell of the grid, "
+    "instead of the terse phrasing.",
+    "add-colour": "When an object whose colour was left open does not show, name a colour for it.",
+    "move": "When objects in a layout come out wrong, move them to free cells, keeping what was right.",
+    "new-seed": "The same prompt with a new seed.",
+    "follow-note": "Change the prompt the way the person asked.",
+    "edit": "Edit the one object that came out wrong and keep the rest of the image.",
+}
+#: How it names a move in a warning: never in the words of a directive, so a warning licenses nothing.
+MOVE_NAMES = {
+    "explicit-layout": "an explicit layout (every object in its own cell)",
+    "add-colour": "naming a colour for an object left uncoloured",
+    "move": "moving the wrong objects to free cells",
+    "new-seed": "a new seed with the same prompt",
+    "follow-note": "changing the prompt as a person asked",
+    "edit": "editing the wrong object",
+}
+#: What prompts of each kind of failure ask for, in the skill's description.
+KIND_ASKS = {
+    "count": "exact numbers of objects",
+    "relation": "objects placed relative to each other (left of, right of, above, below)",
+    "presence": "several kinds of object at once",
+    "attribute": "objects with given colours or sizes",
+}
+
+
+def write_skill(text: str) -> dict[str, Any]:
+    """A ``SkillDraft`` from the lesson records it is given, and from nothing else.
+
+    Moves are ranked by how often the records say they worked (weighted, as given);
+    a move that worked more often than not becomes an instruction, in the sentence
+    it uses for that move, and the others become warnings. Triggers are the world's
+    words of the failure kind that occur in the records' prompts (the numbers of a
+    count, the relations of a relation), or the shapes the failed checks asked about.
+    """
+    kind = labels.find_field(text, labels.FAILURE_KIND) or "other"
+    records = labels.read_records(text)
+    tally: dict[str, list[float]] = {}
+    for r in records:
+        move = _move_name(str(r.get("move") or ""))
+        if move not in MOVE_NAMES:  # a prompt change it cannot name as a move teaches it nothing to write
+            continue
+        w = float(r.get("weight") or 1.0)
+        t = tally.setdefault(move, [0.0, 0.0])
+        t[0 if r.get("worked") else 1] += w
+    ranked = sorted(tally.items(), key=lambda kv: (-kv[1][0] / (sum(kv[1]) or 1.0), -sum(kv[1]), kv[0]))
+    good = [(m, w, f) for m, (w, f) in ranked if w > f]
+    bad = [(m, w, f) for m, (w, f) in ranked if w <= f]
+    steps = [f"{i}. {MOVE_SENTENCES[m]} (worked {w:g} of {w + f:g} times)" for i, (m, w, f) in enumerate(good, 1)]
+    asked = sorted({n for r in records for n in r.get("person_said") or []})
+    if asked:
+        steps.append(f"{len(steps) + 1}. People who reviewed such images asked: " + "; ".join(f'"{n}"' for n in asked[:3]) + ".")
+    warnings = [f"{MOVE_NAMES[m][0].upper()}{MOVE_NAMES[m][1:]} fixed these only {w:g} of {w + f:g} times." for m, w, f in bad]
+    prompts = [str(r.get("prompt") or "") for r in records]
+    example = next((p for p in prompts if p), "")
+    asks = KIND_ASKS.get(kind, "what these prompts asked for")
+    description = (
+        f"Learnt from {len(records)} past run lesson(s) where {kind} checks failed"
+        + (f', e.g. "{clip_words(example, 16)}"' if example else "")
+        + f". Use when the request asks for {asks}."
+    )
+    return {"description": description, "triggers": _kind_triggers(kind, records), "instructions": "\n".join(steps), "warnings": warnings}
+
+
+def _move_name(move: str) -> str:
+    """The move a lesson names ("strategy explicit-layout" -> "explicit-layout"); the text itself for others."""
+    m = re.search(r"strategy ([a-z-]+)", move)
+    return m.group(1) if m else move
+
+
+def _kind_triggers(kind: str, records: list[dict[str, Any]]) -> list[str]:
+    """The world's words of this kind of failure in the records' prompts, most frequent first."""
+    counts: dict[str, int] = {}
+    for r in records:
+        try:
+            scene = parse_prompt(str(r.get("prompt") or ""))
+        except ShapesGrammarError:
+            continue
+        if kind == "count":
+            words = {COUNT_WORDS[o.count] for o in scene.objects if o.count > 1}
+        elif kind == "relation":
+            words = {scene.relation} if scene.relation else set()
+        else:
+            words = {w for q in r.get("failed") or [] for w in normalize_words(str(q)) if PLURALS.get(w, w) in SHAPES}
+            words = {PLURALS.get(w, w) for w in words}
+        for w in words:
+            counts[w] = counts.get(w, 0) + 1
+    return [w for w, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))]
 
 
 def follow_note(note: str, last: Scene, rng: np.random.Generator) -> str | None:

@@ -1,4 +1,4 @@
-"""``gems skills list | show NAME | validate PATH``.
+"""``gems skills list | show NAME | validate PATH`` (and ``learn``, mounted from ``gems_graph.app.learn_cli``).
 
 Mounted on the ``gems`` CLI as ``gems skills``.
 Errors print one line (``file:line: problem`` for invalid skills) on stderr and exit 2,
@@ -58,6 +58,16 @@ def list_skills(skills_dir: SkillsDir = None, as_json: Annotated[bool, typer.Opt
         typer.echo(f"{s.name}{origin}\n    {' '.join(s.description.split())}")
 
 
+def _learned_trial(folder: Path) -> dict | None:
+    """The trial figures ``gems skills learn`` wrote beside a skill it kept, if any."""
+    try:
+        trial = json.loads((folder / "learned.json").read_text(encoding="utf-8")).get("trial")
+    except (OSError, ValueError, AttributeError):
+        return None
+    needed = ("prompts", "budget", "score_without", "score_with", "images_without", "images_with")
+    return trial if isinstance(trial, dict) and all(isinstance(trial.get(k), (int, float)) for k in needed) else None
+
+
 @skills_app.command("show")
 def show_skill(name: str, skills_dir: SkillsDir = None) -> None:
     """Show a skill: metadata, checks, tools, hints, reference files and instructions."""
@@ -69,6 +79,12 @@ def show_skill(name: str, skills_dir: SkillsDir = None) -> None:
         return
     typer.echo(f"name: {s.name}\norigin: {s.origin}\npath: {s.file}")
     typer.echo(f"description: {' '.join(s.description.split())}")
+    trial = _learned_trial(s.path)
+    if trial:
+        typer.echo(
+            f"learned: kept after a trial on {trial['prompts']} prompt(s), budget {trial['budget']}: score "
+            f"{trial['score_without']:.2f} -> {trial['score_with']:.2f}, images {trial['images_without']:.2f} -> {trial['images_with']:.2f}"
+        )
     if s.triggers:
         typer.echo(f"triggers: {', '.join(s.triggers)}")
     for c in s.checks:

@@ -1,7 +1,9 @@
 """``SkillRegistry``: the built-in skills plus user skill folders, by name.
 
 Built-ins ship in the wheel (``gems_graph/skills/builtin``, mapped from the
-repository's top-level ``skills/``). User folders come after them, in order; a
+repository's top-level ``skills/``). Skills that ``gems skills learn`` kept come
+next, from ``$GEMS_HOME/skills/learned`` (never among the built-ins; origin
+``"learned"``). User folders come after them, in order; a
 later skill with the same name overrides an earlier one with a
 ``SkillOverrideWarning``, so a user can replace a built-in without forking.
 Everything is parsed and validated when the registry is built: a bad user skill
@@ -31,6 +33,15 @@ from gems_graph.skills.parser import parse_skill_file, read_text_capped
 
 #: Extra skill folders, separated by os.pathsep, added after the built-ins.
 SKILLS_PATH_ENV = "GEMS_SKILLS_PATH"
+#: The origin of a skill read from the learned skills folder.
+LEARNED_ORIGIN = "learned"
+
+
+def learned_skills_dir() -> Path:
+    """Where ``gems skills learn`` writes the skills it keeps: ``$GEMS_HOME/skills/learned``."""
+    from gems_graph.persistence.home import gems_home
+
+    return gems_home() / "skills" / "learned"
 
 
 def builtin_skills_dir() -> Path | None:
@@ -52,13 +63,22 @@ def skill_folders(root: Path) -> list[Path]:
 class SkillRegistry:
     """Skills by name. ``dirs`` are user folders (of skill folders, or one skill folder)."""
 
-    def __init__(self, dirs: Iterable[str | Path] = (), *, include_builtin: bool = True, builtin_dir: str | Path | None = None) -> None:
+    def __init__(
+        self,
+        dirs: Iterable[str | Path] = (),
+        *,
+        include_builtin: bool = True,
+        builtin_dir: str | Path | None = None,
+        learned_dir: str | Path | None = None,
+    ) -> None:
         self._skills: dict[str, Skill] = {}
         roots: list[tuple[Path, str]] = []
         if include_builtin:
             b = Path(builtin_dir) if builtin_dir is not None else builtin_skills_dir()
             if b is not None:
                 roots.append((b, "builtin"))
+        if learned_dir is not None and Path(learned_dir).is_dir():
+            roots.append((Path(learned_dir), LEARNED_ORIGIN))
         for d in dirs:
             p = Path(d).expanduser()
             if not p.is_dir():
@@ -138,7 +158,16 @@ class SkillRegistry:
 _overrides_warned: set[str] = set()
 
 
-def default_registry(extra_dirs: Iterable[str | Path] = ()) -> SkillRegistry:
-    """Built-ins, then folders from ``$GEMS_SKILLS_PATH``, then ``extra_dirs`` (e.g. ``--skills-dir``)."""
+def default_registry(extra_dirs: Iterable[str | Path] = (), *, include_builtin: bool = True) -> SkillRegistry:
+    """Built-ins (unless ``include_builtin`` is false), then learned skills, then folders from
+    ``$GEMS_SKILLS_PATH``, then ``extra_dirs`` (e.g. ``--skills-dir``)."""
     env = [p for p in os.environ.get(SKILLS_PATH_ENV, "").split(os.pathsep) if p.strip()]
-    return SkillRegistry([*env, *extra_dirs])
+    return SkillRegistry([*env, *extra_dirs], learned_dir=learned_skills_dir(), include_builtin=include_builtin)
+
+
+def learned_fingerprint() -> tuple[tuple[str, int], ...]:
+    """(skill file, mtime) of every learned skill: a cached registry is rebuilt when it changes."""
+    root = learned_skills_dir()
+    if not root.is_dir():
+        return ()
+    return tuple(sorted((str(p), p.stat().st_mtime_ns) for p in root.glob(f"*/{SKILL_FILE}")))
