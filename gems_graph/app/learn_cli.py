@@ -21,22 +21,25 @@ import json
 import sys
 import tempfile
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
 from gems_graph.errors import one_line
 from gems_graph.terminal import console, fail
 
+if TYPE_CHECKING:  # the CLI loads the memory package only when the command runs
+    from gems_graph.memory.lessons import Lesson
+
 err = console(stderr=True)
 
 
-def _lessons(memory: str, from_eval: list[Path], model: Any) -> list[dict[str, Any]]:
+def _lessons(memory: str, from_eval: list[Path], model: Any) -> list[Lesson]:
     from gems_graph.eval.run_lessons import lessons_from_eval
     from gems_graph.memory.open_store import open_experience_store
     from gems_graph.memory.store import MemoryStoreError, memory_is_off
 
-    lessons: list[dict[str, Any]] = []
+    lessons: list[Lesson] = []
     if not memory_is_off(memory):
         try:
             store = open_experience_store(memory or None, create=False)

@@ -13,18 +13,18 @@ import json
 from pathlib import Path
 from typing import Any
 
-from gems_graph.memory.lessons import distill_lessons
+from gems_graph.memory.lessons import Lesson, distill_lessons
 from gems_graph.memory.store import normalize_lesson
 from gems_graph.nodes.refiner import compress_round
 
 
-def lessons_from_eval(folder: str | Path, model: Any, *, generator_family: str = "shapes") -> list[dict[str, Any]]:
+def lessons_from_eval(folder: str | Path, model: Any, *, generator_family: str = "shapes") -> list[Lesson]:
     """Lessons of every run under ``folder/runs/<method>/<task>/run.json``, each with its run's
     id (``<method>/<task>``); ``model`` compresses last rounds that have no experience."""
     root = Path(folder)
     if not (root / "runs").is_dir():
         raise FileNotFoundError(f"{root}: not an eval folder (no runs/ in it)")
-    out: list[dict[str, Any]] = []
+    out: list[Lesson] = []
     for run_json in sorted((root / "runs").glob("*/*/run.json")):
         try:
             run = json.loads(run_json.read_text(encoding="utf-8"))

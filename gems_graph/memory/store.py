@@ -187,7 +187,7 @@ class LessonStoreBase:
                     # A person's rating and notes on either run stay: they weigh in when skills are learnt.
                     notes = list(dict.fromkeys([*(existing.get("human_notes") or []), *(new.get("human_notes") or [])]))[-MAX_HUMAN_NOTES:]
                     rating = new.get("rating") or existing.get("rating") or ""
-                    target = {**new, "id": existing["id"], "uses": int(uses), "runs": runs, "rating": rating, "human_notes": notes}  # type: ignore[assignment]
+                    target = {**new, "id": existing["id"], "uses": int(uses), "runs": runs, "rating": rating, "human_notes": notes}
                 self._put([target])
                 ids.append(target["id"])
             self._evict(keep=set(ids))

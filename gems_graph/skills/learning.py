@@ -16,7 +16,7 @@ from the same store gives the same groups in the same order.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -181,7 +181,7 @@ def tally_moves(evidence: Iterable[Evidence]) -> tuple[MoveTally, ...]:
     return tuple(sorted(tallies, key=lambda t: (-t.success_rate, -(t.worked + t.failed), t.move)))
 
 
-def group_lessons(lessons: Iterable[dict[str, Any]], *, min_lessons: int = DEFAULT_MIN_LESSONS) -> list[LessonGroup]:
+def group_lessons(lessons: Iterable[Mapping[str, Any]], *, min_lessons: int = DEFAULT_MIN_LESSONS) -> list[LessonGroup]:
     """Lessons filed by kind of failure (a lesson whose checks are of several kinds is in each),
     kinds with at least ``min_lessons`` lessons and a move that worked, in ``FAILURE_KINDS`` order."""
     unique = {str(l.get("id") or ""): l for l in reversed(list(lessons))}  # one lesson read twice (a store and its eval) counts once
