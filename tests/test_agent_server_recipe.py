@@ -27,7 +27,7 @@ import pytest
 
 from tests.postgres_server import *  # noqa: F403
 from tests.redis_server import *  # noqa: F403
-from tests.servers import free_port
+from tests.servers import free_port, worker_pids
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "deploy" / "agent-server.sh"
@@ -43,22 +43,6 @@ TAKEOVER_LIMIT_S = 4 * HEARTBEAT_S + 25
 def _base_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GEMS_", "VIRTUAL_ENV", "LG_", "LANGGRAPH_"))}
     return {**env, "PYTHONPATH": str(REPO), "GEMS_SERVER_PYTHON": str(SERVER_PYTHON), **extra}
-
-
-def _worker_pids(supervisor: int) -> list[int]:
-    """uvicorn's worker processes: spawn children of the langhost process (which the script became)."""
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            cmdline = (entry / "cmdline").read_bytes()
-        except (OSError, IndexError, ValueError):
-            continue
-        if ppid == supervisor and b"spawn_main" in cmdline:
-            pids.append(int(entry.name))
-    return sorted(pids)
 
 
 def _ok(url: str) -> bool:
@@ -91,7 +75,7 @@ def recipe_server(postgres_server, redis_server, tmp_path):
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 180
-        while not (_ok(url) and len(_worker_pids(proc.pid)) == 2):
+        while not (_ok(url) and len(worker_pids(proc.pid)) == 2):
             if proc.poll() is not None or time.monotonic() > deadline:
                 pytest.fail(f"the recipe did not bring the server up:\n{log_path.read_text(errors='replace')[-4000:]}")
             time.sleep(0.5)
@@ -159,7 +143,7 @@ def test_the_recipe_serves_only_keyed_clients_their_own_runs_and_hands_a_dead_wo
             break
         assert time.monotonic() < deadline, "runs never got going"
         time.sleep(0.5)
-    victim = _worker_pids(recipe_server["pid"])[0]
+    victim = worker_pids(recipe_server["pid"])[0]
     worker_env = Path(f"/proc/{victim}/environ").read_bytes().split(b"\0")
     assert not any(v.startswith((b"PG_ADMIN_URL=", b"PGPASSWORD=")) for v in worker_env)  # the admin's credentials stay behind
     assert b"OMP_NUM_THREADS=1" in worker_env and b"LG_BG_JOB_HEARTBEAT=5" in worker_env

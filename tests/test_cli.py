@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.postgres_server import *  # noqa: F401,F403 (fixtures)
+from tests.test_usage import RED_SQUARE_TOTAL
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -44,16 +45,7 @@ def test_run_json_prints_one_object_and_nothing_else(tmp_path):
     assert summary["thread_id"] and "skills" in summary and "recalled_lessons" in summary
     # 12 chat calls (tests/test_usage.py counts them by node), each reporting 10 input and 2 output tokens.
     usage = {k: v for k, v in summary["usage"].items() if k != "nodes"}
-    assert usage == {
-        "calls": 12,
-        "unreported_calls": 0,
-        "input_tokens": 120,
-        "output_tokens": 24,
-        "images_sent": 11,
-        "images_generated": 3,
-        "untimed_images": 3,
-        "generation_seconds": None,
-    }
+    assert usage == RED_SQUARE_TOTAL
     assert json.loads(Path(summary["run_json"]).read_text())["usage"]["total"] == usage
 
 

@@ -33,7 +33,7 @@ from gems_graph.shapes.suite import dev_split
 from tests.conftest import repo_snapshot
 from tests.postgres_server import *  # noqa: F403
 from tests.redis_server import *  # noqa: F403
-from tests.servers import free_port
+from tests.servers import free_port, worker_pids
 
 REPO = Path(__file__).resolve().parents[1]
 SERVER_BIN = REPO / ".venv-server" / "bin"
@@ -48,22 +48,6 @@ JOBS_PER_WORKER = 2
 HEARTBEAT_S = 3
 #: The shapes world's defaults (generator, chat model, embedded Chroma memory), two rounds at most.
 CONTEXT = {"max_rounds": 2}
-
-
-def _worker_pids(supervisor: int) -> list[int]:
-    """The uvicorn worker processes under ``supervisor`` (multiprocessing spawn children)."""
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            cmdline = (entry / "cmdline").read_bytes()
-        except (OSError, IndexError, ValueError):
-            continue
-        if ppid == supervisor and b"spawn_main" in cmdline:
-            pids.append(int(entry.name))
-    return sorted(pids)
 
 
 @pytest.fixture
@@ -101,7 +85,7 @@ def agent_server(postgres_server, redis_server, tmp_path):
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 120
-        while not (_ok(url) and len(_worker_pids(proc.pid)) == WORKERS):
+        while not (_ok(url) and len(worker_pids(proc.pid)) == WORKERS):
             if proc.poll() is not None or time.monotonic() > deadline:
                 pytest.fail(f"langhost serve did not come up:\n{log_path.read_text(errors='replace')[-4000:]}")
             time.sleep(0.5)
@@ -164,7 +148,7 @@ def test_twenty_runs_survive_a_killed_worker_with_nothing_lost_or_run_twice(agen
             break
         assert time.monotonic() < deadline, f"runs never got going: {statuses()}"
         time.sleep(0.5)
-    workers = _worker_pids(agent_server["pid"])
+    workers = worker_pids(agent_server["pid"])
     victim = workers[0]
     os.kill(victim, signal.SIGKILL)
 
@@ -176,7 +160,7 @@ def test_twenty_runs_survive_a_killed_worker_with_nothing_lost_or_run_twice(agen
         time.sleep(1)
     assert set(now.values()) == {"success"}, now
     # uvicorn replaced the killed worker: the server is back to two.
-    replacements = _worker_pids(agent_server["pid"])
+    replacements = worker_pids(agent_server["pid"])
     assert victim not in replacements and len(replacements) == WORKERS
 
     resumed, recalled = [], 0

@@ -58,6 +58,11 @@ def _server_url(url: str) -> str:
     raise AgentServerSetupError(f"DATABASE_URI={redact(url)!r}: expected a postgresql:// URL")
 
 
+def _not_the_servers_python(exc: ImportError) -> AgentServerSetupError:
+    """The server's packages live in its own venv: say so when one is missing here."""
+    return AgentServerSetupError(f"{exc.name} is missing: run this with the server's Python (`make setup-dev` builds .venv-server)")
+
+
 def prepare_database(url: str) -> None:
     """Create or migrate the runtime's, the checkpointer's and the store's tables in ``url``."""
     url = _server_url(url)
@@ -67,9 +72,7 @@ def prepare_database(url: str) -> None:
         from langgraph_runtime_pg.migrate import upgrade_head
         from psycopg.rows import dict_row
     except ImportError as exc:
-        raise AgentServerSetupError(
-            f"{exc.name} is missing: run this with the server's Python (`make setup-dev` builds .venv-server)"
-        ) from None
+        raise _not_the_servers_python(exc) from None
     try:
         with psycopg.connect(url, autocommit=True, connect_timeout=10) as lock:
             deadline = time.monotonic() + SETUP_WAIT_S
@@ -103,9 +106,7 @@ def unprepared(url: str) -> str | None:
         from langgraph.store.postgres import PostgresStore
         from langgraph_runtime_pg.migrate import _head_revision
     except ImportError as exc:
-        raise AgentServerSetupError(
-            f"{exc.name} is missing: run this with the server's Python (`make setup-dev` builds .venv-server)"
-        ) from None
+        raise _not_the_servers_python(exc) from None
 
     expected = {
         "alembic_version": ("SELECT version_num FROM alembic_version", _head_revision()),
