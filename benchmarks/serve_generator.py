@@ -1,6 +1,8 @@
 """``gems serve-generator`` under concurrent clients: failures, images/s, latency, batch sizes.
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/serve_generator.py [--clients 1,4,16] [--seconds 15] [--steps 4]
+    .venv/bin/python benchmarks/serve_generator.py --model modelled-gpu: --clients 1,4,16,64
+
 
 One server process (``gems serve-generator shapes`` at its defaults: one worker, batches of
 up to 8 across clients) on loopback; for each N, N clients in this process, each its own ``images-api:``
@@ -9,7 +11,10 @@ with their own prompts and seeds for ``--seconds``. Printed per N: requests, fai
 target is zero at the defaults), images/s against the batched ideal, p50/p99 request latency,
 and the mean batch size from ``/metrics``. The ideals are measured first on the same model:
 one image alone, and one full batch (``--max-batch`` images in one ``generate_batch``).
-Writes ``benchmarks/results/serve_generator.json`` (figures, command, commit, machine).
+``--model modelled-gpu:`` serves a modelled GPU instead (``benchmarks/modelled_gpu.py``: one
+second a batch of up to 8 images), where the model and not this machine's CPU is the limit.
+Writes ``benchmarks/results/serve_generator.json`` (``serve_generator_modelled.json`` for the
+modelled GPU): figures, command, commit, machine.
 """
 
 from __future__ import annotations
@@ -25,12 +30,13 @@ import time
 from pathlib import Path
 
 import httpx
-from record import write_result
+import modelled_gpu  # noqa: F401 - registers modelled-gpu: here (the server gets it through GEMS_PLUGINS)
+from record import RESULTS, write_result
 
 from gems_graph.backends.images_api import ImagesApiGenerator
-from gems_graph.backends.server import BATCH_WINDOW, MAX_BATCH
+from gems_graph.backends.server import BATCH_WINDOW, MAX_BATCH, served_model_name
 from gems_graph.models.generator import GenerationError, GenerationRequest
-from gems_graph.shapes.generator import ShapesGenerator
+from gems_graph.models.registry import resolve_generator
 
 PROMPTS = (
     "a red circle",
@@ -39,7 +45,6 @@ PROMPTS = (
     "three red squares",
     "a blue circle above a red square",
 )
-OUT = Path(__file__).parent / "results" / "serve_generator.json"
 
 
 def _ideal(generator, steps: int, batch: int) -> tuple[float, float]:
@@ -61,13 +66,15 @@ def _batches(root: str) -> tuple[float, float]:
     return float(values["gems_batch_size_count"]), float(values["gems_batch_size_sum"])
 
 
-def _serve() -> tuple[subprocess.Popen, str]:
-    """``gems serve-generator shapes`` on a free loopback port, once it answers ``/health``."""
+def _serve(spec: str) -> tuple[subprocess.Popen, str]:
+    """``gems serve-generator SPEC`` on a free loopback port, once it answers ``/health``."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    cmd = [sys.executable, "-m", "gems_graph.app.cli", "serve-generator", "shapes", "--port", str(port)]
-    proc = subprocess.Popen(cmd, stderr=subprocess.DEVNULL)
+    cmd = [sys.executable, "-m", "gems_graph.app.cli", "serve-generator", spec, "--port", str(port)]
+    here = str(Path(__file__).resolve().parent)
+    path = os.pathsep.join(filter(None, [here, os.environ.get("PYTHONPATH")]))
+    proc = subprocess.Popen(cmd, stderr=subprocess.DEVNULL, env={**os.environ, "GEMS_PLUGINS": "modelled_gpu", "PYTHONPATH": path})
     root = f"http://127.0.0.1:{port}"
     for _ in range(600):
         try:
@@ -79,14 +86,14 @@ def _serve() -> tuple[subprocess.Popen, str]:
     raise SystemExit("serve-generator did not start")
 
 
-def _load(root: str, clients: int, seconds: float, steps: int) -> dict:
+def _load(root: str, model: str, clients: int, seconds: float, steps: int) -> dict:
     latencies: list[float] = []
     failures: list[str] = []
     lock = threading.Lock()
     end = time.monotonic() + seconds
 
     def client(k: int) -> None:
-        gen = ImagesApiGenerator(root + "/v1", "shapes", max_batch=1)
+        gen = ImagesApiGenerator(root + "/v1", model, max_batch=1)
         seed = k * 100_000
         while time.monotonic() < end:
             seed += 1
@@ -127,17 +134,21 @@ def main() -> None:
     parser.add_argument("--clients", default="1,4,16", help="comma-separated numbers of concurrent clients")
     parser.add_argument("--seconds", type=float, default=15.0, help="seconds of load per number of clients")
     parser.add_argument("--steps", type=int, default=4, help="inference steps per image")
-    parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--model", default="shapes", help="the generator spec served: shapes, or modelled-gpu: (a modelled GPU)")
+    parser.add_argument("--out", type=Path, help="result file (default: benchmarks/results/serve_generator[_modelled].json)")
     a = parser.parse_args()
-    alone, batched = _ideal(ShapesGenerator(), a.steps, MAX_BATCH)
-    proc, root = _serve()
+    modelled = a.model.startswith("modelled-gpu")
+    out = a.out or RESULTS / ("serve_generator_modelled.json" if modelled else "serve_generator.json")
+    alone, batched = _ideal(resolve_generator(a.model), a.steps, MAX_BATCH)
+    proc, root = _serve(a.model)
+    name = served_model_name(a.model)
     try:
-        _load(root, 1, 2.0, a.steps)  # warm-up: the server loads the model
-        print(f"shapes model, {a.steps} steps, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}")
+        _load(root, name, 1, 2.0, a.steps)  # warm-up: the server loads the model
+        print(f"{a.model}, {a.steps} steps, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}")
         print(f"ideal: {alone:.1f} images/s alone, {batched:.1f} images/s in batches of {MAX_BATCH}")
         rows = []
         for n in (int(x) for x in a.clients.split(",")):
-            row = _load(root, n, a.seconds, a.steps)
+            row = _load(root, name, n, a.seconds, a.steps)
             row["share_of_batched_ideal"] = round(row["images_per_second"] / batched, 3)
             rows.append(row)
             print(
@@ -149,14 +160,14 @@ def main() -> None:
         proc.terminate()
         proc.wait(15)
     result = {
-        "model": "shapes",
+        "model": a.model,
         "steps": a.steps,
         "server": {"max_concurrency": 1, "max_batch": MAX_BATCH, "batch_window": BATCH_WINDOW},
         "ideal_images_per_second": {"alone": round(alone, 2), "batched": round(batched, 2)},
         "rows": rows,
     }
-    write_result(result, a.out)
-    print(f"written to {a.out}")
+    write_result(result, out)
+    print(f"written to {out}")
 
 
 if __name__ == "__main__":

@@ -464,6 +464,7 @@ RENDERERS = [
     ("shapes_quality_", "targets", quality_targets_table),
     ("critic_accuracy_", None, critic_table),
     ("serve_generator", None, serve_table),
+    ("serve_generator_modelled", None, serve_table),
     ("cold_start", None, cold_start_table),
     ("memory", None, memory_table),
     ("shapes_editing", None, editing_table),
