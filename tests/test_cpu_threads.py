@@ -65,6 +65,19 @@ def test_calls_in_flight_at_once_share_the_budget(no_thread_settings):
         assert alone == 4 and torch.get_num_threads() == 4
 
 
+def test_pinned_threads_hold_however_calls_interleave(no_thread_settings):
+    """An eval's results must not depend on its calls' interleaving: pinned, every call gets the pin."""
+    no_thread_settings.setenv("GEMS_CPU_THREADS", "4")
+    before = torch.get_num_threads()
+    with cpu_threads.pinned_threads(1):
+        with model_threads() as first, model_threads() as second:
+            assert (first, second, torch.get_num_threads()) == (1, 1, 1)
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+    with model_threads() as free:
+        assert free == 4
+
+
 def test_the_shapes_critic_runs_within_the_budget(no_thread_settings):
     from gems_graph.shapes.critic_model import CriticJudge
 

@@ -40,16 +40,17 @@ from gems_graph.eval.report import markdown, plot, summarize
 from gems_graph.eval.scoring import make_scorer
 from gems_graph.eval.suites import SHAPES_SUITES, EvalItem, load_suite
 from gems_graph.eval.tasks import (
+    EVAL_TORCH_THREADS,
     EXECUTORS,
     EvalConfig,
     EvalConfigError,
     ResultLog,
-    pinned_torch_threads,
     run_task,
     spec_name,
     task_key,
 )
 from gems_graph.eval.writers import GenEval2File, geneval2_file_name, write_geneval, write_geneval2
+from gems_graph.models.cpu_threads import pinned_threads
 
 
 def select_items(cfg: EvalConfig) -> list[EvalItem]:
@@ -88,7 +89,7 @@ def run_eval(cfg: EvalConfig, *, on_record: Callable[[dict[str, Any]], None] | N
             from gems_graph.eval.ray_executor import ray_session
 
             session.enter_context(ray_session(cfg))
-        with pinned_torch_threads():
+        with pinned_threads(EVAL_TORCH_THREADS):
             return _run(cfg, items, on_record)
 
 

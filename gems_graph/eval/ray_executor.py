@@ -49,6 +49,7 @@ from gems_graph.eval.tasks import (
     run_task,
     task_record,
 )
+from gems_graph.models.cpu_threads import pinned_threads
 
 #: Times Ray re-runs a task whose worker died (system failures only; task errors are records).
 MAX_RETRIES = 3
@@ -69,11 +70,9 @@ def worker_env() -> dict[str, str]:
 
 def _ray_task(shared: tuple[EvalConfig, MethodSettings, bool, str], item: EvalItem, sample: int, method: str) -> dict[str, Any]:
     """Runs on a Ray worker: the same ``run_task`` the local executor calls."""
-    import torch
-
     cfg, settings, scored, out = shared
-    torch.set_num_threads(EVAL_TORCH_THREADS)  # a worker process is the task's alone: no need to restore
-    return run_task(method, item, sample, cfg, settings, _scorer(cfg), scored, Path(out))
+    with pinned_threads(EVAL_TORCH_THREADS):
+        return run_task(method, item, sample, cfg, settings, _scorer(cfg), scored, Path(out))
 
 
 _SCORERS: dict[tuple[str, str], Any] = {}

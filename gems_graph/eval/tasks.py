@@ -10,8 +10,7 @@ import json
 import os
 import re
 import threading
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -28,19 +27,6 @@ EXECUTORS = ("local", "ray")
 #: here, one in a Ray task) one pixel differed in 3 of 18 shapes images between the local
 #: and the Ray executor. Seeds are fixed per task; this was the other source of difference.
 EVAL_TORCH_THREADS = 1
-
-
-@contextmanager
-def pinned_torch_threads(threads: int = EVAL_TORCH_THREADS) -> Iterator[None]:
-    """Torch at ``threads`` intra-op threads while inside (it is process-wide), as before afterwards."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 class EvalConfigError(ValueError):

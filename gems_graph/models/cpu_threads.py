@@ -15,6 +15,10 @@ inside ``model_threads()``, which gives it its share of a budget:
 machine: a launcher that starts N workers (``langhost serve --workers N``, eval
 workers) sets it for them. ``GEMS_CPU_THREADS`` overrides the budget outright, and
 ``OMP_NUM_THREADS``, when set, is taken as the budget too (as torch itself does).
+
+Work whose results must not depend on how calls interleave (an eval, which must give
+the same bytes on every executor: a float sum splits across threads differently at
+another count) runs inside ``pinned_threads(n)``: every call then gets exactly ``n``.
 """
 
 from __future__ import annotations
@@ -30,6 +34,8 @@ THREADS_ENV = "GEMS_CPU_THREADS"
 PROCESSES_ENV = "GEMS_WORKER_PROCESSES"
 
 _in_flight = 0
+#: Threads every call gets while ``pinned_threads`` is in force (None: its share of the budget).
+_pinned: int | None = None
 _lock = threading.Lock()
 
 
@@ -82,7 +88,7 @@ def model_threads() -> Iterator[int]:
 
     with _lock:
         _in_flight += 1
-        threads = share(_in_flight)
+        threads = _pinned or share(_in_flight)
         torch.set_num_threads(threads)
     try:
         yield threads
@@ -90,4 +96,22 @@ def model_threads() -> Iterator[int]:
         with _lock:
             _in_flight -= 1
             if _in_flight:
-                torch.set_num_threads(share(_in_flight))
+                torch.set_num_threads(_pinned or share(_in_flight))
+
+
+@contextlib.contextmanager
+def pinned_threads(threads: int) -> Iterator[None]:
+    """Every model call inside (in this process) runs on exactly ``threads`` threads; as before afterwards."""
+    global _pinned
+    import torch
+
+    with _lock:
+        before, before_torch = _pinned, torch.get_num_threads()
+        _pinned = threads
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        with _lock:
+            _pinned = before
+            torch.set_num_threads(before_torch)
