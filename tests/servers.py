@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -54,6 +55,16 @@ def worker_pids(supervisor: int) -> list[int]:
         if ppid == supervisor and b"spawn_main" in cmdline:
             pids.append(int(entry.name))
     return sorted(pids)
+
+
+def stop_process_group(proc: subprocess.Popen) -> None:
+    """SIGTERM the process group a server was started in, SIGKILL if it has not gone in 30 s."""
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
 
 
 @dataclass

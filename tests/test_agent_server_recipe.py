@@ -27,7 +27,7 @@ import pytest
 
 from tests.postgres_server import *  # noqa: F403
 from tests.redis_server import *  # noqa: F403
-from tests.servers import free_port, worker_pids
+from tests.servers import free_port, stop_process_group, worker_pids
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "deploy" / "agent-server.sh"
@@ -82,12 +82,7 @@ def recipe_server(postgres_server, redis_server, tmp_path):
         yield {"url": url, "pid": proc.pid, "log": log_path, "password": password}
     finally:
         if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=10)
+            stop_process_group(proc)
 
 
 def _retrying(call, *args, **kwargs):

@@ -24,6 +24,7 @@ from typer.testing import CliRunner
 
 from gems_graph.eval import EvalConfig, run_eval
 from tests.conftest import REPO
+from tests.servers import stop_process_group
 
 METHODS = ["single", "search", "loop"]
 PROMPTS = 4
@@ -224,12 +225,7 @@ def token_head(tmp_path):
         time.sleep(2)  # the raylet registers after the GCS listens
         yield {"address": f"127.0.0.1:{port}", "env": env, "home": home}
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
+        stop_process_group(proc)
         shutil.rmtree(temp, ignore_errors=True)
 
 

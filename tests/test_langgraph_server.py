@@ -33,7 +33,7 @@ from gems_graph.shapes.suite import dev_split
 from tests.conftest import repo_snapshot
 from tests.postgres_server import *  # noqa: F403
 from tests.redis_server import *  # noqa: F403
-from tests.servers import free_port, worker_pids
+from tests.servers import free_port, stop_process_group, worker_pids
 
 REPO = Path(__file__).resolve().parents[1]
 SERVER_BIN = REPO / ".venv-server" / "bin"
@@ -92,12 +92,7 @@ def agent_server(postgres_server, redis_server, tmp_path):
         yield {"url": url, "pid": proc.pid, "home": home, "log": log_path}
     finally:
         if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=10)
+            stop_process_group(proc)
 
 
 def _ok(url: str) -> bool:
