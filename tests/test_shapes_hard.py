@@ -15,7 +15,7 @@ import pytest
 from gems_graph.shapes import suite
 from gems_graph.shapes.atoms import ATOM_KINDS, Atom, answer_atoms, atom_count, atom_scores, atoms_for_scene
 from gems_graph.shapes.detect import detect, scene_matches
-from gems_graph.shapes.grammar import PLACES, describe, parse_prompt
+from gems_graph.shapes.grammar import PLACES, ShapesGrammarError, describe, parse_prompt
 from gems_graph.shapes.layout import explicate, relation_cells_ok
 from gems_graph.shapes.questions import answer_detections, checks_for_scene
 from gems_graph.shapes.render import HARD_MAX_OBJECTS, Placed, draw, render_scene, sample_hard_scene
@@ -28,19 +28,34 @@ def splits():
 
 
 def test_atoms_are_counted_as_geneval2_counts_them():
+    """Every group an object and a count atom (GenEval2 asks "How many?" of single objects
+    too), an attribute atom per colour or size, a position atom per relation."""
     scene = parse_prompt("a photo of a red circle left of a blue square and two green triangles")
     assert atoms_for_scene(scene) == [
         Atom("object", "Is there a circle?"),
+        Atom("count", "Is there exactly one circle?"),
         Atom("attribute", "Is the circle red?"),
         Atom("object", "Is there a square?"),
+        Atom("count", "Is there exactly one square?"),
         Atom("attribute", "Is the square blue?"),
         Atom("object", "Is there a triangle?"),
         Atom("count", "Are there exactly two triangles?"),
         Atom("attribute", "Are the triangles green?"),
         Atom("position", "Is the circle to the left of the square?"),
     ]
-    assert atom_count(parse_prompt("a photo of two red circles, three blue squares and four yellow triangles")) == 9
-    assert atom_count(parse_prompt("a photo of a circle, a square and a triangle")) == 3
+    with pytest.raises(ShapesGrammarError, match="second relation"):  # a chain's third object is single
+        parse_prompt("a photo of a large circle left of a square above five small yellow triangles")
+    chain = parse_prompt("a photo of a large circle left of a square above a small yellow triangle")
+    assert [a.question for a in atoms_for_scene(chain) if a.kind in ("attribute", "position")] == [
+        "Is the circle large?",
+        "Is the triangle yellow?",
+        "Is the triangle small?",
+        "Is the circle to the left of the square?",
+        "Is the square above the triangle?",
+    ]
+    assert atom_count(chain) == 11  # more than GenEval2's 10: never in a split
+    assert atom_count(parse_prompt("a photo of two red circles, three blue squares and five yellow triangles")) == 9
+    assert atom_count(parse_prompt("a photo of a circle, a square and a triangle")) == 6
     assert atom_count(parse_prompt("a photo of three circles")) == 2  # below GenEval2's range: never in a split
 
 
@@ -55,7 +70,7 @@ def test_the_grader_answers_each_atom_on_its_own():
     ]
     answers = answer_atoms(scene, draw(wrong_colour))
     assert [a.question for a, yes in answers if not yes] == ["Is the circle red?"]
-    assert atom_scores(answers) == {"am": 7 / 8, "gm": 0.0}
+    assert atom_scores(answers) == {"am": 9 / 10, "gm": 0.0}
     swapped_and_extra = [
         Placed("circle", "red", 26, 16, 8),
         Placed("square", "blue", 16, 16, 8),
@@ -65,6 +80,11 @@ def test_the_grader_answers_each_atom_on_its_own():
     ]
     failed = {a.kind for a, yes in answer_atoms(scene, draw(swapped_and_extra)) if not yes}
     assert failed == {"position", "count", "attribute"}  # the red triangle breaks "are the triangles green"
+    sizes = parse_prompt("a photo of a large circle above a small square")
+    big_and_small = [Placed("circle", "red", 16, 8, 10), Placed("square", "blue", 16, 25, 6)]
+    assert atom_scores(answer_atoms(sizes, draw(big_and_small))) == {"am": 1.0, "gm": 1.0}
+    both_usual = [Placed("circle", "red", 16, 8, 7.5), Placed("square", "blue", 16, 25, 7.5)]
+    assert [a.question for a, yes in answer_atoms(sizes, draw(both_usual)) if not yes] == ["Is the circle large?", "Is the square small?"]
     right = [Placed("circle", "red", 6, 16, 8), *wrong_colour[1:]]
     assert atom_scores(answer_atoms(scene, draw(right))) == {"am": 1.0, "gm": 1.0}
     # The attribute atom needs an object of that shape: a missing square fails it too.
@@ -86,13 +106,19 @@ def test_old_checks_and_exact_reading_handle_the_extra_groups():
 
 def test_hard_scenes_stay_in_the_world():
     rng = np.random.default_rng(1)
+    seen = Counter()
     for _ in range(2000):
         s = sample_hard_scene(rng)
         shapes = [o.shape for o in s.objects]
         assert 1 <= len(shapes) <= 3 and len(set(shapes)) == len(shapes)
-        assert sum(o.count for o in s.objects) <= HARD_MAX_OBJECTS and all(1 <= o.count <= 4 for o in s.objects)
-        if s.relation:
-            assert len(shapes) >= 2 and s.objects[0].count == s.objects[1].count == 1
+        total = sum(o.count for o in s.objects)
+        assert total <= HARD_MAX_OBJECTS and all(1 <= o.count <= 5 for o in s.objects)
+        for i, _rel, j in s.relations:
+            assert s.objects[i].count == s.objects[j].count == 1
+        if any(o.size == "large" for o in s.objects):
+            assert total <= 4 and s.second_relation is None  # room to draw it large
+        seen.update({"five": any(o.count == 5 for o in s.objects), "size": any(o.size for o in s.objects), "chain": bool(s.second_relation)})
+    assert min(seen[k] for k in ("five", "size", "chain")) >= 100
 
 
 def test_grader_reads_every_atom_of_rendered_hard_scenes():
@@ -103,7 +129,7 @@ def test_grader_reads_every_atom_of_rendered_hard_scenes():
     while n < 240:
         scene = sample_hard_scene(rng)
         k = atom_count(scene)
-        if k < 3 or per_bin[atom_bin(k)] >= 60:
+        if not 3 <= k <= 10 or per_bin[atom_bin(k)] >= 60:
             continue
         per_bin[atom_bin(k)] += 1
         n += 1
@@ -122,14 +148,14 @@ def test_explicit_layouts_of_hard_scenes_are_read_as_the_terse_scene():
     ok = n = 0
     while n < 120:
         terse = sample_hard_scene(rng)
-        if atom_count(terse) < 3:
+        if not 3 <= atom_count(terse) <= 10:
             continue
         n += 1
         explicit = explicate(terse, rng)
         cells = [PLACES[o.place] for o in explicit.objects]
         assert len(set(cells)) == len(cells) == sum(o.count for o in terse.objects)
-        if terse.relation:
-            assert relation_cells_ok(terse.relation, cells[0], cells[1])
+        for i, rel, j in terse.relations:
+            assert relation_cells_ok(rel, cells[i], cells[j])
         image, objs = render_scene(explicit, rng)
         for (col, row), placed in zip(cells, objs):
             assert abs(placed.cx - CELL_CENTRES[col]) <= 1 and abs(placed.cy - CELL_CENTRES[row]) <= 1
@@ -151,6 +177,11 @@ def test_explicate_gives_every_object_its_own_cell_and_keeps_the_relation():
     assert len({o.place for o in explicate(full, np.random.default_rng(1)).objects}) == 9
     with pytest.raises(ValueError, match="at most 9"):
         explicate(parse_prompt("a photo of four circles, four squares and two triangles"), np.random.default_rng(0))
+    chain = parse_prompt("a photo of a circle left of a square above a large triangle")
+    for seed in range(20):
+        cells = [PLACES[o.place] for o in explicate(chain, np.random.default_rng(seed)).objects]
+        assert relation_cells_ok("left of", cells[0], cells[1]) and relation_cells_ok("above", cells[1], cells[2])
+        assert not {(cells[2][0] + dc, cells[2][1] + dr) for dc in (-1, 0, 1) for dr in (-1, 0, 1)} & set(cells[:2])  # large: alone
 
 
 def test_splits_are_balanced_over_atom_bins(splits):
@@ -173,6 +204,9 @@ def test_splits_are_disjoint_as_scenes_and_seeds(splits):
         parse_prompt("a photo of a square right of a circle and a triangle")
     )
     assert scene_key(parse_prompt("a photo of a circle and two squares")) == scene_key(parse_prompt("a photo of two squares and a circle"))
+    assert scene_key(parse_prompt("a photo of a circle left of a square above a triangle")) != scene_key(
+        parse_prompt("a photo of a circle left of a square below a triangle")
+    )
     hard_seeds = {it.seed for it in dev} | {it.seed for it in test}
     assert len(hard_seeds) == 480
     assert all(HARD_SEEDS["dev"] <= it.seed < HARD_SEEDS["dev"] + 1_000_000 for it in dev)

@@ -3,11 +3,11 @@
 GenEval2 scores a prompt by its atoms, one yes/no question each, of four kinds:
 
 * ``object``: is there at least one of the group's shape ("Is there a circle?");
-* ``count``: exactly n of that shape, for a count above one ("Are there exactly three circles?");
-* ``attribute``: the group's colour, when one is given: every object of that shape has it,
-  and there is at least one ("Are the circles red?");
-* ``position``: the relation between the first two groups ("Is the circle to the left of
-  the square?").
+* ``count``: exactly n of that shape, one included ("Is there exactly one circle?", "Are
+  there exactly three circles?"), as GenEval2 asks "How many ...?" of every group;
+* ``attribute``: the group's colour and its size, each when given: every object of that
+  shape has it, and there is at least one ("Are the circles red?", "Is the square large?");
+* ``position``: each relation ("Is the circle to the left of the square?").
 
 Atoms name shapes only, never colours, so that one wrong thing fails one atom: a blue
 circle where a red one was asked fails the attribute atom and keeps the object and
@@ -30,11 +30,10 @@ from PIL import Image
 
 from gems_graph.shapes.detect import Detection, detect
 from gems_graph.shapes.grammar import COUNT_WORDS, Scene
-from gems_graph.shapes.questions import answer_detections
+from gems_graph.shapes.questions import RELATION_WORDS, answer_detections
 
 #: The kinds of atom, in GenEval2's order (its "skills" minus the verb, which shapes lack).
 ATOM_KINDS = ("object", "attribute", "count", "position")
-_RELATION_WORDS = {"left of": "to the left of", "right of": "to the right of", "above": "above", "below": "below"}
 
 
 @dataclass(frozen=True)
@@ -46,17 +45,19 @@ class Atom:
 
 
 def atoms_for_scene(scene: Scene) -> list[Atom]:
-    """The scene's atoms, group by group (object, count, attribute), then the relation."""
+    """The scene's atoms, group by group (object, count, attributes), then the relations."""
     out: list[Atom] = []
     for o in scene.objects:
         out.append(Atom("object", f"Is there a {o.shape}?"))
         if o.count > 1:
             out.append(Atom("count", f"Are there exactly {COUNT_WORDS[o.count]} {o.shape}s?"))
-        if o.color:
-            out.append(Atom("attribute", f"Are the {o.shape}s {o.color}?" if o.count > 1 else f"Is the {o.shape} {o.color}?"))
-    if scene.relation:
-        a, b = scene.objects[0].shape, scene.objects[1].shape
-        out.append(Atom("position", f"Is the {a} {_RELATION_WORDS[scene.relation]} the {b}?"))
+        else:
+            out.append(Atom("count", f"Is there exactly one {o.shape}?"))
+        for word in (o.color, o.size):
+            if word:
+                out.append(Atom("attribute", f"Are the {o.shape}s {word}?" if o.count > 1 else f"Is the {o.shape} {word}?"))
+    for i, rel, j in scene.relations:
+        out.append(Atom("position", f"Is the {scene.objects[i].shape} {RELATION_WORDS[rel]} the {scene.objects[j].shape}?"))
     return out
 
 

@@ -84,7 +84,7 @@ from PIL import Image
 from gems_graph import prompt_labels as labels
 from gems_graph.models.metering import count_images
 from gems_graph.shapes.critic_model import critic_objects, critic_p_yes
-from gems_graph.shapes.detect import Detection, detect
+from gems_graph.shapes.detect import Detection, detect, matches
 from gems_graph.shapes.editing import MARGIN, cell_box, plan_edit
 from gems_graph.shapes.grammar import (
     COLORS,
@@ -467,7 +467,7 @@ def _kind_triggers(kind: str, records: list[dict[str, Any]]) -> list[str]:
         if kind == "count":
             words = {COUNT_WORDS[o.count] for o in scene.objects if o.count > 1}
         elif kind == "relation":
-            words = {scene.relation} if scene.relation else set()
+            words = {rel for _, rel, _ in scene.relations}
         else:
             words = {w for q in r.get("failed") or [] for w in normalize_words(str(q)) if PLURALS.get(w, w) in SHAPES}
             words = {PLURALS.get(w, w) for w in words}
@@ -516,7 +516,7 @@ def failure_kinds(scene: Scene) -> set[str]:
     kinds = {"presence"}
     if any(o.count > 1 for o in scene.objects):
         kinds.add("count")
-    if scene.relation:
+    if scene.relations:
         kinds.add("relation")
     return kinds
 
@@ -595,7 +595,7 @@ def _apply(strategy: str, scene: Scene, last: Scene, failed: str, seen: list[Det
         i = _missing_uncoloured(scene, failed)
         used = {o.color for o in scene.objects}
         colour = next(c for c in COLORS if c not in used)
-        scene = Scene(tuple(replace(o, color=colour) if k == i else o for k, o in enumerate(scene.objects)), scene.relation)
+        scene = replace(scene, objects=tuple(replace(o, color=colour) if k == i else o for k, o in enumerate(scene.objects)))
         if not last.explicit:
             return describe(scene)
     if strategy == "new-seed":
@@ -611,18 +611,14 @@ def _cells_to_keep(scene: Scene, last: Scene, failed: str, seen: list[Detection]
     sits in the cell asked for. Nothing is pinned when the image is not shown, or
     when a relation failed (the objects must move).
     """
-    if not seen or (scene.relation and re.search(r"\b(left of|right of|above|below)\b", failed.lower())):
+    if not seen or (scene.relations and re.search(r"\b(left of|right of|above|below)\b", failed.lower())):
         return {}
     asked = {i: PLACES[o.place] for i, o in enumerate(flatten(last)) if o.place}
     free = list(seen)
     keep: dict[int, tuple[int, int]] = {}
     for i, o in enumerate(flatten(scene)):
         match = next(
-            (
-                d
-                for d in free
-                if d.shape == o.shape and (o.color is None or d.color == o.color) and (i not in asked or cell_at(d.cx, d.cy) == asked[i])
-            ),
+            (d for d in free if matches(d, o.shape, o.color, o.size) and (i not in asked or cell_at(d.cx, d.cy) == asked[i])),
             None,
         )
         if match is not None and cell_at(match.cx, match.cy) not in keep.values():
@@ -633,7 +629,7 @@ def _cells_to_keep(scene: Scene, last: Scene, failed: str, seen: list[Detection]
 
 def _missing_uncoloured(scene: Scene, failed: str) -> int | None:
     """The single object without a colour whose presence check failed ("Is there a triangle?")."""
-    missing = set(re.findall(r"is there an? (\w+)\?", failed.lower()))
+    missing = set(re.findall(r"is there an? (?:(?:small|large) )?(\w+)\?", failed.lower()))
     for i, o in enumerate(scene.objects):
         if o.color is None and o.count == 1 and o.shape in missing:
             return i

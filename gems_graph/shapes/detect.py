@@ -4,7 +4,9 @@ Looks only at pixels: ink = how far a pixel is from the plain white background,
 colour = hue, objects = connected blobs per colour, shape = how much of its
 bounding box a blob fills (square ~1, circle ~pi/4, triangle ~1/2), averaged over
 the soft (anti-aliased) blob and the thresholded one so that the blurry edges of
-generated images do not turn squares into circles.
+generated images do not turn squares into circles; size = the side a blob of its
+shape and ink would have (``object_size``), read as "small" or "large" past fixed
+thresholds that sit between the renderer's size ranges.
 Validated against procedural ground truth in tests/test_shapes_detect.py.
 """
 
@@ -21,6 +23,11 @@ from gems_graph.shapes.grammar import Scene, ShapesGrammarError, parse_prompt
 FILL = {"square": 1.0, "circle": 0.80, "triangle": 0.58}
 MIN_AREA = 6.0  # px of ink; smaller blobs are noise
 REL_MARGIN = 1.5  # px a centroid must clear on the relation's axis
+#: Ink area over the squared nominal size, by shape, as the renderer draws them (measured on renders).
+AREA_PER_SIZE2 = {"circle": 0.80, "square": 0.84, "triangle": 0.54}
+#: Nominal sizes (px) below which an object reads "small" and above which it reads "large":
+#: between the renderer's small (5.75-6.25), usual (6-12) and large (9.5-10.5) ranges.
+SMALL_BELOW, LARGE_ABOVE = 6.8, 8.75
 
 
 @dataclass(frozen=True)
@@ -119,13 +126,25 @@ def detect(image: Image.Image) -> list[Detection]:
     return sorted(dets, key=lambda d: -d.area)
 
 
-def _match(d: Detection, shape: str, color: str | None) -> bool:
-    return d.shape == shape and (color is None or d.color == color)
+def object_size(d: Detection) -> float:
+    """The nominal size (px) of a drawn object of the detection's shape with its ink area."""
+    return float(np.sqrt(d.area / AREA_PER_SIZE2[d.shape]))
 
 
-def count(detections: list[Detection], shape: str, color: str | None = None) -> int:
-    """How many detected objects are this shape (and colour, if given)."""
-    return sum(_match(d, shape, color) for d in detections)
+def size_word(d: Detection) -> str | None:
+    """ "small", "large", or None for an object of usual size."""
+    s = object_size(d)
+    return "small" if s < SMALL_BELOW else "large" if s > LARGE_ABOVE else None
+
+
+def matches(d: Detection, shape: str, color: str | None = None, size: str | None = None) -> bool:
+    """Is ``d`` this shape (and colour and size, where given)?"""
+    return d.shape == shape and (color is None or d.color == color) and (size is None or size_word(d) == size)
+
+
+def count(detections: list[Detection], shape: str, color: str | None = None, size: str | None = None) -> int:
+    """How many detected objects are this shape (and colour and size, if given)."""
+    return sum(matches(d, shape, color, size) for d in detections)
 
 
 def relation_holds(a: Detection, b: Detection, rel: str) -> bool:
@@ -135,18 +154,22 @@ def relation_holds(a: Detection, b: Detection, rel: str) -> bool:
 
 
 def scene_matches(scene: Scene, detections: list[Detection]) -> bool:
-    """Exact reading: every asked-for group has its count, nothing extra, relation holds."""
+    """Exact reading: every asked-for group has its count (and size), nothing extra, relations hold."""
     groups = scene.groups()
     if sum(groups.values()) != len(detections):
         return False
     for (shape, color), n in groups.items():
         if count(detections, shape, color) != n:
             return False
-    if scene.relation:
-        a_spec, b_spec = scene.objects[0], scene.objects[1]  # further groups were counted above
-        a = [d for d in detections if _match(d, a_spec.shape, a_spec.color)]
-        b = [d for d in detections if _match(d, b_spec.shape, b_spec.color)]
-        return len(a) == 1 and len(b) == 1 and relation_holds(a[0], b[0], scene.relation)
+    for o in scene.objects:
+        if o.size and count(detections, o.shape, o.color, o.size) < o.count:
+            return False
+    for i, rel, j in scene.relations:  # the related objects are single, and their groups were counted above
+        a_spec, b_spec = scene.objects[i], scene.objects[j]
+        a = [d for d in detections if matches(d, a_spec.shape, a_spec.color)]
+        b = [d for d in detections if matches(d, b_spec.shape, b_spec.color)]
+        if not (len(a) == 1 and len(b) == 1 and relation_holds(a[0], b[0], rel)):
+            return False
     return True
 
 

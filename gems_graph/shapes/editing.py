@@ -26,10 +26,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from gems_graph.shapes.detect import Detection
+from gems_graph.shapes.detect import Detection, matches
 from gems_graph.shapes.grammar import PLACE_OF_CELL, ObjectSpec, Scene, describe
 from gems_graph.shapes.layout import CELLS, cell_at, flatten, relation_cells_ok
-from gems_graph.shapes.questions import answer_detections, checks_for_scene
+from gems_graph.shapes.questions import answer_detections, checks_for_scene, object_name
 from gems_graph.shapes.render import SIZE
 
 #: Pixels added around a box so the soft edges of the old object are repainted too.
@@ -65,7 +65,7 @@ def _union(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> tuple[
 
 
 def _matches(d: Detection, o: ObjectSpec) -> bool:
-    return d.shape == o.shape and (o.color is None or d.color == o.color)
+    return matches(d, o.shape, o.color, o.size)
 
 
 def _assign(objects: list[ObjectSpec], dets: list[Detection]) -> dict[int, Detection]:
@@ -121,24 +121,29 @@ def plan_edit(scene: Scene, dets: list[Detection]) -> ShapesEdit | None:
     # The object drawn instead of the asked one: same shape, else same colour, else any extra.
     same_colour = (d for d in unassigned if objects[i].color is not None and d.color == objects[i].color)
     stand_in = next((d for d in unassigned if d.shape == objects[i].shape), next(same_colour, unassigned[0] if unassigned else None))
-    # Only the relation's pair (objects 0 and 1) constrains where a missing object goes.
-    other = cells.get(1 - i) if scene.relation is not None and i < 2 else None
-    holds = (lambda c: _relation_ok(scene.relation, i, c, other)) if other is not None else (lambda c: True)
+    # The relations of the missing object (related objects are single: index = place in
+    # ``objects``) constrain where it goes, given where its partners are.
+    involved = [(a, rel, b) for a, rel, b in scene.relations if i in (a, b) and (b if a == i else a) in cells]
+    others = [cells[b if a == i else a] for a, _, b in involved]
+
+    def holds(c: tuple[int, int]) -> bool:
+        return all(relation_cells_ok(rel, c if a == i else cells[a], c if b == i else cells[b]) for a, rel, b in involved)
+
     if stand_in is not None and _cell(stand_in) not in cells.values():
         cell, box = _cell(stand_in), _union(_grow(stand_in.box), cell_box(_cell(stand_in)))
-        reason = f"repaint the {stand_in.color} {stand_in.shape} as the {_name(objects[i])}"
+        reason = f"repaint the {stand_in.color} {stand_in.shape} as the {object_name(objects[i])}"
         if not holds(cell):
-            target = _free_cell(dets, lambda c: holds(c) and not _covers(_union(box, cell_box(c)), [other] if other else []))
+            target = _free_cell(dets, lambda c: holds(c) and not _covers(_union(box, cell_box(c)), others))
             if target is None:
                 return None  # the relation would still fail
             cell, box = target, _union(box, cell_box(target))
-            reason = f"replace the {stand_in.color} {stand_in.shape} by the {_name(objects[i])} at the {PLACE_OF_CELL[target]}"
+            reason = f"replace the {stand_in.color} {stand_in.shape} by the {object_name(objects[i])} at the {PLACE_OF_CELL[target]}"
     else:
         free = _free_cell(dets, holds)
         if free is None:
             return None
         cell, box = free, cell_box(free)
-        reason = f"add the {_name(objects[i])} at the {PLACE_OF_CELL[cell]}"
+        reason = f"add the {object_name(objects[i])} at the {PLACE_OF_CELL[cell]}"
     return ShapesEdit(_prompt(objects, {**cells, i: cell}), box, reason)
 
 
@@ -146,15 +151,6 @@ def _cell(d: Detection) -> tuple[int, int]:
     return cell_at(d.cx, d.cy)
 
 
-def _relation_ok(relation: str | None, i: int, cell: tuple[int, int], other: tuple[int, int]) -> bool:
-    """Does object ``i`` of a two-object relation at ``cell`` stand in it to the other at ``other``?"""
-    return relation_cells_ok(relation, cell, other) if i == 0 else relation_cells_ok(relation, other, cell)
-
-
 def _covers(box: tuple[int, int, int, int], cells: list[tuple[int, int]]) -> bool:
     """Would repainting ``box`` touch the centre of any of ``cells``?"""
     return any(box[0] <= (c + 0.5) * SIZE / 3 < box[2] and box[1] <= (r + 0.5) * SIZE / 3 < box[3] for c, r in cells)
-
-
-def _name(o: ObjectSpec) -> str:
-    return f"{o.color} {o.shape}" if o.color else o.shape

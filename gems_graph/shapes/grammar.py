@@ -8,10 +8,13 @@ circle at the centre and a red circle at the bottom right"), the way layout-guid
 generation and detailed LLM-written prompts do.
 
 GenEval2-style prompts (the hard suite) use the same words: up to three groups, each
-with an optional count and colour, and a relation between the first two when both are
-single objects, the other groups listed after the pair ("a photo of a red circle left
-of a blue square and two green triangles", "a photo of two red circles, three blue
-squares and a yellow triangle"). Every prompt that parsed before parses as it did.
+with an optional count (up to five), colour and size, a relation between the first two
+when both are single objects, and a second one chained on from the second object to a
+third single one, the way GenEval2 chains them; other groups are listed after the
+related ones ("a photo of a red circle left of a blue square and two green triangles",
+"a photo of a large red circle left of a blue square above a small triangle", "a photo
+of two red circles, five blue squares and a yellow triangle"). Every prompt that parsed
+before parses as it did.
 
 One parser is shared by the renderer (training captions), the checker (what to
 verify), the text encoder (tokens) and the chat model, so they can never disagree
@@ -26,9 +29,9 @@ from dataclasses import dataclass, replace
 
 SHAPES = ("circle", "square", "triangle")
 COLORS = ("red", "green", "blue", "yellow")
-NUMBER_WORDS = {"one": 1, "two": 2, "three": 3, "four": 4}
-DIGITS = {"1": 1, "2": 2, "3": 3, "4": 4}
-COUNT_WORDS = {1: "one", 2: "two", 3: "three", 4: "four"}
+NUMBER_WORDS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5}
+DIGITS = {"1": 1, "2": 2, "3": 3, "4": 4, "5": 5}
+COUNT_WORDS = {n: w for w, n in NUMBER_WORDS.items()}
 PLURALS = {s + "s": s for s in SHAPES}
 RELATIONS = ("left of", "right of", "above", "below")
 INVERSE_RELATION = {"left of": "right of", "right of": "left of", "above": "below", "below": "above"}
@@ -65,18 +68,28 @@ class ObjectSpec:
     shape: str
     color: str | None = None
     count: int = 1
-    size: str | None = None  # "small" / "large" (explicit register only)
+    size: str | None = None  # "small" / "large"
     place: str | None = None  # a key of PLACES (explicit register: then count is 1)
 
 
 @dataclass(frozen=True)
 class Scene:
     """What a prompt asks for. ``relation`` links objects[0] to objects[1] (both single
-    objects); any further groups stand beside them ("... and two green triangles")."""
+    objects); ``second_relation`` chains objects[1] to objects[2] (single too: "A left of
+    B above C"); any further groups stand beside them ("... and two green triangles")."""
 
     objects: tuple[ObjectSpec, ...]
     relation: str | None = None
     unknown_words: tuple[str, ...] = ()
+    second_relation: str | None = None
+
+    @property
+    def relations(self) -> list[tuple[int, str, int]]:
+        """Every relation as (subject index, relation, object index) into ``objects``."""
+        out = [(0, self.relation, 1)] if self.relation else []
+        if self.second_relation:
+            out.append((1, self.second_relation, 2))
+        return out
 
     @property
     def explicit(self) -> bool:
@@ -162,6 +175,7 @@ def parse_prompt(text: str) -> Scene:
     objects: list[ObjectSpec] = []
     unknown: list[str] = []
     relation: str | None = None
+    second: str | None = None
     color: str | None = None
     count: int | None = None
     size: str | None = None
@@ -186,6 +200,8 @@ def parse_prompt(text: str) -> Scene:
         elif w in RELATIONS:
             if relation is None and len(objects) == 1:
                 relation = w
+            elif relation is not None and second is None and len(objects) == 2:
+                second = w
             else:
                 unknown.append(w)
         elif w in ARTICLES or w in FILLER or w in ("and", "on"):
@@ -198,7 +214,9 @@ def parse_prompt(text: str) -> Scene:
         raise ShapesGrammarError(f"no shape (circle, square, triangle) in prompt: {text!r}")
     if relation is not None and (len(objects) < 2 or objects[0].count != 1 or objects[1].count != 1):
         raise ShapesGrammarError(f"a relation needs two single objects, before any other group: {text!r}")
-    return Scene(tuple(objects), relation, tuple(u for u in unknown if u))
+    if second is not None and (len(objects) < 3 or objects[2].count != 1):
+        raise ShapesGrammarError(f"a second relation chains the second object to a third single one: {text!r}")
+    return Scene(tuple(objects), relation, tuple(u for u in unknown if u), second)
 
 
 def _phrase(o: ObjectSpec) -> str:
@@ -219,7 +237,10 @@ def describe(scene: Scene) -> str:
     """
     parts = [_phrase(o) for o in scene.objects]
     if scene.relation and not scene.explicit:
-        parts = [f"{parts[0]} {scene.relation} {parts[1]}", *parts[2:]]
+        if scene.second_relation:
+            parts = [f"{parts[0]} {scene.relation} {parts[1]} {scene.second_relation} {parts[2]}", *parts[3:]]
+        else:
+            parts = [f"{parts[0]} {scene.relation} {parts[1]}", *parts[2:]]
     if len(parts) > 2:
         return "a photo of " + ", ".join(parts[:-1]) + " and " + parts[-1]
     return "a photo of " + " and ".join(parts)

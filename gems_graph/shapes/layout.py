@@ -3,8 +3,9 @@
 The explicit register's counterpart of a terse scene. Training captions use it to
 describe the same scenes both ways, and the shapes chat model uses it to write
 layout prompts when its instructions (a loaded skill, a refiner move) tell it to.
-A relation is kept by the cells it chooses (for "A left of B", A's column is left
-of B's), so the explicit scene draws what the terse one asks.
+Relations are kept by the cells it chooses (for "A left of B", A's column is left
+of B's; a chained "B above C" as well), so the explicit scene draws what the terse one
+asks.
 """
 
 from __future__ import annotations
@@ -55,28 +56,13 @@ def explicate(scene: Scene, rng: np.random.Generator, *, sizes: bool = False, ke
     if len(items) > len(CELLS):
         raise ValueError(f"an explicit layout has one cell per object: at most {len(CELLS)} objects, not {len(items)}")
     keep = {i: c for i, c in (keep or {}).items() if i < len(items)}
-    if scene.relation is not None and len(items) >= 2:
-        # The relation's pair (objects 0 and 1, single by the grammar) first, off the cells
-        # pinned for the other objects; those fill the remaining cells after it.
-        others = {c for i, c in keep.items() if i >= 2}
-        pairs = [
-            (a, b)
-            for a, b in permutations(CELLS, 2)
-            if relation_cells_ok(scene.relation, a, b) and all(keep.get(i, c) == c for i, c in ((0, a), (1, b))) and not {a, b} & others
-        ]
-        if not pairs:  # the pinned cells contradict the relation: re-place both
-            pairs = [(a, b) for a, b in permutations(CELLS, 2) if relation_cells_ok(scene.relation, a, b)]
-        cells = list(pairs[int(rng.integers(len(pairs)))])
-        if len(items) > 2:
-            pinned = {i: c for i, c in keep.items() if i >= 2 and c not in cells}
-            free = [c for c in CELLS if c not in cells and c not in pinned.values()]
-            order = [free[i] for i in rng.permutation(len(free))]
-            cells += [pinned[i] if i in pinned else order.pop() for i in range(2, len(items))]
-    else:
-        used = set(keep.values())
-        free = [c for c in CELLS if c not in used]
-        order = [free[i] for i in rng.permutation(len(free))]
-        cells = [keep[i] if i in keep else order.pop() for i in range(len(items))]
+    related = 1 + max((j for _, _, j in scene.relations), default=-1)
+    # A large object beside another one would touch it: a few draws look for cells without.
+    large = [i for i, o in enumerate(items) if o.size == "large" and i not in keep]
+    for _ in range(50 if large else 1):
+        cells = _draw_cells(scene, len(items), related, keep, rng)
+        if not any(neighbours(cells[i]) & set(cells) for i in large):
+            break
     out = []
     for i, (o, cell) in enumerate(zip(items, cells)):
         size = o.size
@@ -84,7 +70,39 @@ def explicate(scene: Scene, rng: np.random.Generator, *, sizes: bool = False, ke
             crowded = bool(neighbours(cell) & set(cells[:i] + cells[i + 1 :]))
             size = "small" if crowded or rng.random() < 0.5 else "large"
         out.append(replace(o, place=PLACE_OF_CELL[cell], size=size))
-    return Scene(tuple(out), scene.relation, scene.unknown_words)
+    return Scene(tuple(out), scene.relation, scene.unknown_words, scene.second_relation)
+
+
+def _draw_cells(scene: Scene, n: int, related: int, keep: dict[int, tuple[int, int]], rng: np.random.Generator) -> list[tuple[int, int]]:
+    """One cell per object: the related objects (the first ``related``) in cells that show
+    their relations, the pinned objects where ``keep`` puts them, the rest at random."""
+    if related and n >= related:
+        # The related objects (the first two or three, single by the grammar) first, off the
+        # cells pinned for the other objects; those fill the remaining cells after them.
+        others = {c for i, c in keep.items() if i >= related}
+
+        def holds(cells: tuple[tuple[int, int], ...]) -> bool:
+            return all(relation_cells_ok(rel, cells[i], cells[j]) for i, rel, j in scene.relations)
+
+        choices = [
+            t
+            for t in permutations(CELLS, related)
+            if holds(t) and all(keep.get(i, c) == c for i, c in enumerate(t)) and not set(t) & others
+        ]
+        if not choices:  # the pinned cells contradict a relation: re-place the related objects
+            choices = [t for t in permutations(CELLS, related) if holds(t)]
+        cells = list(choices[int(rng.integers(len(choices)))])
+        if n > related:
+            pinned = {i: c for i, c in keep.items() if i >= related and c not in cells}
+            free = [c for c in CELLS if c not in cells and c not in pinned.values()]
+            order = [free[i] for i in rng.permutation(len(free))]
+            cells += [pinned[i] if i in pinned else order.pop() for i in range(related, n)]
+    else:
+        used = set(keep.values())
+        free = [c for c in CELLS if c not in used]
+        order = [free[i] for i in rng.permutation(len(free))]
+        cells = [keep[i] if i in keep else order.pop() for i in range(n)]
+    return cells
 
 
 def explicit_prompt(prompt: str, seed: int = 0) -> str:

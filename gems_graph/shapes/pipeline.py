@@ -57,7 +57,7 @@ def unet_config(channels=(48, 96, 128), attn_16: bool = True, heads: int = 2, wi
 
 
 #: Object phrases the text encoder tells apart (four objects, with room to spare).
-SEGMENTS = 8
+SEGMENTS = 10
 
 
 def make_components(channels=(48, 96, 128), attn_16=True, width=128, text_layers=2, patch=2) -> dict:

@@ -12,41 +12,53 @@ import re
 
 from PIL import Image
 
-from gems_graph.shapes.detect import Detection, count, detect, relation_holds, scene_confidence
-from gems_graph.shapes.grammar import COLORS, COUNT_WORDS, NUMBER_WORDS, SHAPES, ObjectSpec, Scene, ShapesGrammarError, parse_prompt
+from gems_graph.shapes.detect import Detection, count, detect, matches, relation_holds, scene_confidence
+from gems_graph.shapes.grammar import (
+    COLORS,
+    COUNT_WORDS,
+    DIGITS,
+    NUMBER_WORDS,
+    SHAPES,
+    SIZES,
+    ObjectSpec,
+    Scene,
+    ShapesGrammarError,
+    parse_prompt,
+)
 
-_RELATION_WORDS = {"left of": "to the left of", "right of": "to the right of", "above": "above", "below": "below"}
+RELATION_WORDS = {"left of": "to the left of", "right of": "to the right of", "above": "above", "below": "below"}
 _COLOR = "|".join(COLORS)
 _SHAPE = "|".join(SHAPES)
-_NUMBER = "|".join([*NUMBER_WORDS, "1", "2", "3", "4"])
-_OBJ = rf"(?:an? |the )?(?:({_COLOR}) )?({_SHAPE})s?"
+_SIZE = "|".join(SIZES)
+_NUMBER = "|".join([*NUMBER_WORDS, *DIGITS])
+_OBJ = rf"(?:an? |the )?(?:({_SIZE}) )?(?:({_COLOR}) )?({_SHAPE})s?"
 _PRESENCE = re.compile(rf"^is there {_OBJ}\b")
-_COUNT = re.compile(rf"^are there exactly ({_NUMBER}) (?:({_COLOR}) )?({_SHAPE})s?\b")
-_RELATION = re.compile(rf"^is {_OBJ} (?:to the |on the )?(left of|right of|above|below) {_OBJ}\b")
-#: GenEval2's attribute atom, "Is the circle red?" / "Are the circles red?": every object of
-#: that shape has the colour, and there is one (``gems_graph.shapes.atoms``).
-_ATTRIBUTE = re.compile(rf"^(?:is|are) (?:all )?(?:the )?({_SHAPE})s? ({_COLOR})\b")
+_COUNT = re.compile(rf"^(?:are|is) there exactly ({_NUMBER}) (?:({_SIZE}) )?(?:({_COLOR}) )?({_SHAPE})s?\b")
+_RELATION = re.compile(rf"^(?:is|are) {_OBJ} (?:to the |on the )?(left of|right of|above|below) {_OBJ}\b")
+#: GenEval2's attribute atoms, "Is the circle red?" / "Are the circles large?": every object of
+#: that shape has the colour (or size), and there is one (``gems_graph.shapes.atoms``).
+_ATTRIBUTE = re.compile(rf"^(?:is|are) (?:all )?(?:the )?({_SHAPE})s? ({_COLOR}|{_SIZE})\b")
 
 
-def _name(o: ObjectSpec) -> str:
-    return f"{o.color} {o.shape}" if o.color else o.shape
+def object_name(o: ObjectSpec) -> str:
+    """The object as the checks name it: size, colour and shape ("large red circle")."""
+    return " ".join(w for w in (o.size, o.color, o.shape) if w)
 
 
 def checks_for_scene(scene: Scene) -> list[str]:
     checks = []
     for o in scene.objects:
         if o.count == 1:
-            checks.append(f"Is there a {_name(o)}?")
+            checks.append(f"Is there a {object_name(o)}?")
         else:
-            checks.append(f"Are there exactly {COUNT_WORDS[o.count]} {_name(o)}s?")
-    if scene.relation:
-        a, b = scene.objects[0], scene.objects[1]  # further groups stand beside the pair
-        checks.append(f"Is the {_name(a)} {_RELATION_WORDS[scene.relation]} the {_name(b)}?")
+            checks.append(f"Are there exactly {COUNT_WORDS[o.count]} {object_name(o)}s?")
+    for i, rel, j in scene.relations:  # further groups stand beside the related objects
+        checks.append(f"Is the {object_name(scene.objects[i])} {RELATION_WORDS[rel]} the {object_name(scene.objects[j])}?")
     return checks
 
 
-def _largest(dets: list[Detection], shape: str, color: str | None) -> Detection | None:
-    found = [d for d in dets if d.shape == shape and (color is None or d.color == color)]
+def _largest(dets: list[Detection], shape: str, color: str | None, size: str | None = None) -> Detection | None:
+    found = [d for d in dets if matches(d, shape, color, size)]
     return max(found, key=lambda d: d.area) if found else None
 
 
@@ -56,16 +68,17 @@ def answer_detections(question: str, dets: list[Detection]) -> tuple[bool, float
     conf = scene_confidence(dets)
     if m := _COUNT.match(q):
         n = NUMBER_WORDS.get(m.group(1)) or int(m.group(1))
-        yes = count(dets, m.group(3), m.group(2)) == n
+        yes = count(dets, m.group(4), m.group(3)) == n and (not m.group(2) or count(dets, m.group(4), m.group(3), m.group(2)) == n)
     elif m := _RELATION.match(q):
-        a = _largest(dets, m.group(2), m.group(1))
-        b = _largest(dets, m.group(5), m.group(4))
-        yes = a is not None and b is not None and relation_holds(a, b, m.group(3))
+        a = _largest(dets, m.group(3), m.group(2), m.group(1))
+        b = _largest(dets, m.group(7), m.group(6), m.group(5))
+        yes = a is not None and b is not None and relation_holds(a, b, m.group(4))
     elif m := _ATTRIBUTE.match(q):
-        shapes = [d for d in dets if d.shape == m.group(1)]
-        yes = bool(shapes) and all(d.color == m.group(2) for d in shapes)
+        shape, word = m.group(1), m.group(2)
+        having = count(dets, shape, size=word) if word in SIZES else count(dets, shape, word)
+        yes = count(dets, shape) >= 1 and count(dets, shape) == having
     elif m := _PRESENCE.match(q):
-        yes = count(dets, m.group(2), m.group(1)) >= 1
+        yes = count(dets, m.group(3), m.group(2), m.group(1)) >= 1
     else:
         return False, 0.5
     p_yes = 0.5 + 0.5 * conf if yes else 0.5 - 0.5 * conf

@@ -7,12 +7,11 @@ objects have only 3, colours 12, so those repeat with other seeds).
 
 The hard suite (``hard_dev_split``, ``hard_test_split``): GenEval2's structure within
 the shipped generator's vocabulary (``render.sample_hard_scene``: up to three groups,
-counts, colours, a relation), balanced over atom counts as GenEval2 is (its categories
-are the atom bins "atoms 3-4" ... "atoms 9-10", ``HARD_PER_BIN`` prompts each), and
-disjoint between dev and test as scenes, not only as prompts ("a circle left of a
-square" and "a square right of a circle" are one scene). A prompt in this world has
-at most 9 atoms (three groups with a count and a colour each; a relation needs two
-single objects), so the last bin holds 9-atom prompts only. Item seeds start at
+counts up to five, colours, sizes, up to two chained relations), balanced over atom
+counts as GenEval2 is (its categories are the atom bins "atoms 3-4" ... "atoms 9-10",
+``HARD_PER_BIN`` prompts each), and disjoint between dev and test as scenes, not only
+as prompts ("a circle left of a square" and "a square right of a circle" are one
+scene). Scenes of more than 10 atoms, which GenEval2 does not have, are left out. Item seeds start at
 2,000,000 (dev) and 3,000,000 (test), apart from the easy splits' (0, 1,000,000) and
 the critic's training data (50,000,000 on).
 """
@@ -91,11 +90,17 @@ def scene_key(scene: Scene) -> tuple:
     """What makes two scenes the same, whatever the wording: the groups as a set, and the
     relation read one way ("B right of A" is "A left of B")."""
     objects, relation = list(scene.objects), scene.relation
+    if scene.second_relation:  # a chain: the same three objects and relations, read one way
+        rels = [(objects[i], rel, objects[j]) for i, rel, j in scene.relations]
+        facts = sorted(
+            (repr(b), INVERSE_RELATION[rel], repr(a)) if rel in ("right of", "below") else (repr(a), rel, repr(b)) for a, rel, b in rels
+        )
+        return ("chain", tuple(facts), tuple(sorted(repr(o) for o in objects[3:])))
     if relation in ("right of", "below"):
         objects[0], objects[1], relation = objects[1], objects[0], INVERSE_RELATION[relation]
     pair = tuple(objects[:2]) if relation else ()
     rest = objects[2:] if relation else objects
-    return (relation, pair, tuple(sorted(rest, key=lambda o: (o.shape, o.color or "", o.count))))
+    return (relation, pair, tuple(sorted(rest, key=lambda o: (o.shape, o.color or "", o.count, o.size or ""))))
 
 
 def hard_split(seed: int, per_bin: int = HARD_PER_BIN, exclude: frozenset = frozenset()) -> list[SuiteItem]:

@@ -29,12 +29,11 @@ from gems_graph.shapes.grammar import (
 PAD, BOS, UNK = "[pad]", "[bos]", "[unk]"
 #: The first release's vocabulary (terse register); the explicit register's words follow it,
 #: so fine-tuning from those weights keeps every old token's embedding at its index.
-TERSE_VOCAB = (
-    [PAD, BOS, UNK, "a", "photo", "of", "and"] + list(SHAPES) + list(PLURALS) + list(COLORS) + list(NUMBER_WORDS) + list(RELATIONS)
-)
-VOCAB = TERSE_VOCAB + list(SIZES) + [PLACE_TOKEN + p for p in PLACES]
-#: Long enough for four objects listed one by one with a size each.
-MAX_LENGTH = 32
+TERSE_VOCAB = [PAD, BOS, UNK, "a", "photo", "of", "and", *SHAPES, *PLURALS, *COLORS, "one", "two", "three", "four", *RELATIONS]
+#: Then the explicit register's sizes and places, then the hard suite's larger counts.
+VOCAB = TERSE_VOCAB + list(SIZES) + [PLACE_TOKEN + p for p in PLACES] + [w for w in NUMBER_WORDS if w not in TERSE_VOCAB]
+#: Long enough for nine objects listed one by one with a size and a colour each.
+MAX_LENGTH = 56
 _SKIP = {"to", "on", "the"}  # folded into relations / articles by normalisation
 _SIZE_WORDS = {"tiny": "small", "big": "large"}
 

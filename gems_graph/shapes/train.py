@@ -58,11 +58,13 @@ import torch
 from gems_graph.shapes.grammar import describe
 from gems_graph.shapes.layout import explicate
 from gems_graph.shapes.pipeline import ShapesPipeline, make_components, predict
-from gems_graph.shapes.render import CATEGORIES, render_scene, sample_scene
+from gems_graph.shapes.render import CATEGORIES, render_scene, sample_hard_scene, sample_scene
 from gems_graph.shapes.text_encoder import ShapesTextEncoder
 
 DEFAULT_EXPORT = Path(__file__).parent / "weights"
 MIX = {"single_object": 0.15, "colors": 0.15, "counting": 0.2, "two_object": 0.15, "color_attr": 0.15, "position": 0.2}
+#: A mix may also weigh "hard": GenEval2-style scenes (``render.sample_hard_scene``).
+HARD = "hard"
 
 
 def batch(seed: int, step: int, size: int, dropout: float = 0.1, mix: dict | None = None, explicit: float = 0.0):
@@ -73,11 +75,12 @@ def batch(seed: int, step: int, size: int, dropout: float = 0.1, mix: dict | Non
     """
     rng = np.random.default_rng([seed, step])
     mix = mix or MIX
-    w = np.array([mix[c] for c in CATEGORIES], dtype=float)
-    cats = rng.choice(CATEGORIES, size=size, p=w / w.sum())
+    cat_names = (*CATEGORIES, HARD) if HARD in mix else CATEGORIES  # a mix without "hard" draws as it always did
+    w = np.array([mix.get(c, 0.0) for c in cat_names], dtype=float)
+    cats = rng.choice(cat_names, size=size, p=w / w.sum())
     imgs, caps = [], []
     for c in cats:
-        scene = sample_scene(rng, str(c))
+        scene = sample_hard_scene(rng) if c == HARD else sample_scene(rng, str(c))
         if rng.random() < explicit:
             scene = explicate(scene, rng, sizes=True)
         img, _ = render_scene(scene, rng)
@@ -86,13 +89,14 @@ def batch(seed: int, step: int, size: int, dropout: float = 0.1, mix: dict | Non
     return torch.from_numpy(np.stack(imgs)).permute(0, 3, 1, 2).contiguous(), caps
 
 
-def eval_prompts(seed: int = 1234, per_category: int = 6) -> list[tuple[str, str, str]]:
-    """A fixed (category, terse prompt, explicit prompt of the same scene) list for watching training."""
+def eval_prompts(seed: int = 1234, per_category: int = 6, hard: bool = False) -> list[tuple[str, str, str]]:
+    """A fixed (category, terse prompt, explicit prompt of the same scene) list for watching
+    training; with ``hard``, GenEval2-style scenes as well (category "hard")."""
     rng = np.random.default_rng(seed)
     out = []
-    for c in CATEGORIES:
-        for _ in range(per_category):
-            scene = sample_scene(rng, c)
+    for c in (*CATEGORIES, HARD) if hard else CATEGORIES:
+        for _ in range(per_category * (2 if c == HARD else 1)):
+            scene = sample_hard_scene(rng) if c == HARD else sample_scene(rng, c)
             out.append((c, describe(scene), describe(explicate(scene, rng))))
     return out
 
@@ -106,7 +110,7 @@ def evaluate(pipe: ShapesPipeline, prompts, steps: int, guidance: float, seed: i
 
     gens = [torch.Generator().manual_seed(seed + i) for i in range(len(prompts))]
     images = pipe([p[register] for p in prompts], num_inference_steps=steps, guidance_scale=guidance, generator=gens).images
-    hits: dict[str, list[bool]] = {c: [] for c in CATEGORIES}
+    hits: dict[str, list[bool]] = {c: [] for c in (*CATEGORIES, HARD)}
     for (c, p, *_), im in zip(prompts, images):
         hits[c].append(check_prompt(p, im))
     acc = {c: float(np.mean(v)) for c, v in hits.items() if v}
@@ -137,17 +141,18 @@ def save_folder_atomically(save, dest: Path) -> None:
 
 
 def init_from(unet, te: ShapesTextEncoder, src: Path) -> None:
-    """Start from saved weights; tokens new to ``te``'s vocabulary get fresh embeddings.
+    """Start from saved weights; tokens new to ``te``'s vocabulary get fresh embeddings,
+    new object-phrase embeddings at zero and new positions as a fresh model's.
 
-    Lets the explicit register be learnt on top of the first release's model
-    instead of from scratch (the UNet already draws the shapes).
+    Lets the explicit register (and then the hard suite's words) be learnt on top of the
+    earlier release's model instead of from scratch (the UNet already draws the shapes).
     """
     from diffusers.models.unets.unet_2d_condition import UNet2DConditionModel  # (see pipeline.py)
 
     old_unet = UNet2DConditionModel.from_pretrained(src / "unet").float()
     unet.load_state_dict(old_unet.state_dict())
     old_te = ShapesTextEncoder.from_pretrained(src / "text_encoder").float()
-    state = {k: v for k, v in old_te.state_dict().items() if k not in ("embed.weight", "pos")}
+    state = {k: v for k, v in old_te.state_dict().items() if k not in ("embed.weight", "pos", "segment.weight")}
     te.load_state_dict(state, strict=False)
     with torch.no_grad():
         old_vocab = list(old_te.config["vocab"])
@@ -160,6 +165,9 @@ def init_from(unet, te: ShapesTextEncoder, src: Path) -> None:
                 te.embed.weight[i].normal_(0.0, std)
         n = min(old_te.pos.shape[1], te.pos.shape[1])
         te.pos[:, :n] = old_te.pos[:, :n]
+        if old_te.segment is not None and te.segment is not None:
+            k = min(old_te.segment.weight.shape[0], te.segment.weight.shape[0])
+            te.segment.weight[:k] = old_te.segment.weight[:k]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -227,7 +235,7 @@ def main(argv: list[str] | None = None) -> None:
         frac = (s - a.warmup) / max(1, a.steps - a.warmup)
         return a.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, frac))))
 
-    prompts = eval_prompts()
+    prompts = eval_prompts(hard=HARD in a.mix)
     last_ckpt, t0, losses = time.time(), time.time(), []
     unet.train()
     te.train()
