@@ -7,8 +7,8 @@ terse prompt and one from the same scene laid out explicitly (the loop's two kin
 of prompt), with the split's seed. Each check of the prompt is asked to the critic
 (``gems_graph.shapes.critic_model``) and to the pixel checker (the grader). Prints:
 
-* answer accuracy per kind of question: presence (an uncoloured object), colour
-  (an object of a named colour), count, relation;
+* answer accuracy per kind of question: presence (an object of no named colour or
+  size), attribute (an object of a named colour or size), count, relation;
 * the false-pass rate: of the images the grader fails, the share where the critic
   passes every check (the loop would stop on a wrong image);
 * the false-fail rate: of the images the grader passes, the share where the critic
@@ -34,7 +34,7 @@ from gems_graph.models.generator import GenerationRequest
 from gems_graph.shapes.critic_model import shipped_judge
 from gems_graph.shapes.detect import detect
 from gems_graph.shapes.generator import ShapesGenerator
-from gems_graph.shapes.grammar import parse_prompt
+from gems_graph.shapes.grammar import COLORS, SIZES, parse_prompt
 from gems_graph.shapes.layout import explicit_prompt
 from gems_graph.shapes.questions import answer_detections, checks_for_scene
 from gems_graph.shapes.suite import dev_split, hard_dev_split, hard_test_split, test_split
@@ -43,13 +43,13 @@ RESULTS = Path(__file__).parent / "results"
 
 
 def question_kind(question: str) -> str:
-    """presence, colour, count or relation (the issue's kinds of question)."""
+    """presence, attribute (a colour or size named), count or relation (the issue's kinds of question)."""
     q = question.lower()
-    if q.startswith("are there exactly"):
+    if "there exactly" in q:
         return "count"
-    if q.startswith("is the") and not q.startswith("is there"):
+    if q.startswith(("is the", "are the")):
         return "relation"
-    return "colour" if any(c in q.split() for c in ("red", "green", "blue", "yellow")) else "presence"
+    return "attribute" if set(q.rstrip("?").split()) & {*COLORS, *SIZES} else "presence"
 
 
 def expected_calibration_error(probs: list[float], labels: list[bool], bins: int = 10) -> float:

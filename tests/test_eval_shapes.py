@@ -210,7 +210,7 @@ def test_hard_suite_is_scored_atom_by_atom(tmp_path):
     both per method and per atom bin, and each atom kept with its kind."""
     from PIL import Image
 
-    from gems_graph.shapes.atoms import answer_atoms
+    from gems_graph.shapes.atoms import answer_atoms, atoms_for_scene
 
     cfg = _cfg(
         tmp_path,
@@ -234,7 +234,8 @@ def test_hard_suite_is_scored_atom_by_atom(tmp_path):
     assert set(s["by_category"]) == {"atoms 3-4", "atoms 9-10"}
     assert all(s["methods"][m]["am"] is not None and s["methods"][m]["gm"] == s["methods"][m]["score"] for m in cfg.methods)
     assert all(per["am"] is not None for cat in s["by_category"].values() for per in cat.values())
-    assert set(s["by_skill"]) == {"object", "attribute", "count"}  # no relation in these two prompts
+    kinds = {a.kind for r in recs for a in atoms_for_scene(parse_prompt(r["prompt"]))}
+    assert set(s["by_skill"]) == kinds and {"object", "count"} <= kinds
     table = result["table"]
     assert "| method | score | AM | GM |" in table and "| atoms 9-10 |" in table and "AM (pixel checker" in table
 

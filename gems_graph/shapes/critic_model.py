@@ -10,13 +10,22 @@ Two heads share one model:
 
 * the **check** head answers a question in the world's check vocabulary (presence,
   colour, count, relation, or an object at a grid place: "Is there a red circle at
-  the top left?");
+  the top left?"). The v3 vocabulary adds what GenEval2-style scenes ask: a size
+  before the colour in any object phrase ("Is there a large red circle?", "Is the
+  small square above the triangle?"), counts from one to five ("Is there exactly one
+  circle?", "Are there exactly five small squares?") and the attribute atoms of
+  ``gems_graph.shapes.atoms`` ("Is the circle red?", "Are the squares small?");
 * the **request** head answers "does this image show the request?" for a whole
   prompt (``benchmarks/critic_accuracy.py`` reports its mean P(yes) on images the
   grader passes and fails). A question outside the vocabulary (a skill's check) is
   answered from the check head's answers to the request's own checks instead
   (``critic_p_yes``): that was chosen when the first training phase's request head
   had learnt nothing; whether the shipped head would judge better is not measured.
+
+The question vocabulary grows only at its end (``QUESTION_VOCAB``: the v2 words in the
+shipped weights' order, then "five"), and a model reads questions with the vocabulary
+saved in its own config, so the shipped weights answer every question they knew as
+before; ``train_critic --init-from`` grows an exported critic to the current vocabulary.
 
 The image is encoded once (a conv stem to an 8x8 grid of tokens, then
 self-attention), and each question attends to those tokens (a small transformer
@@ -38,27 +47,46 @@ from torch import nn
 
 from gems_graph.models.cpu_threads import model_threads
 from gems_graph.shapes.detect import Detection
-from gems_graph.shapes.grammar import COLORS, NUMBER_WORDS, PLACE_OF_CELL, RELATIONS, SHAPES, ShapesGrammarError, parse_prompt
+from gems_graph.shapes.grammar import (
+    COLORS,
+    DIGITS,
+    NUMBER_WORDS,
+    PLACE_OF_CELL,
+    PLACE_TOKEN,
+    PLACES,
+    RELATIONS,
+    SHAPES,
+    SIZES,
+    ShapesGrammarError,
+    parse_prompt,
+)
 from gems_graph.shapes.layout import CELLS
 from gems_graph.shapes.questions import checks_for_scene
 from gems_graph.shapes.render import CELL_CENTRES, SIZE
-from gems_graph.shapes.text_encoder import PAD, UNK, VOCAB, ShapesTokenizer
+from gems_graph.shapes.text_encoder import PAD, TERSE_VOCAB, UNK, VOCAB, ShapesTokenizer
 
 CHECK, REQUEST = "[check]", "[request]"
-#: The world's words plus the question words of its checks.
-QUESTION_VOCAB = tuple([*VOCAB, CHECK, REQUEST, "is", "there", "are", "exactly"])
+#: The v2 critic's words, in the shipped weights' order: the v2 world's words and the question words.
+_V2_WORDS = [*TERSE_VOCAB, *SIZES, *(PLACE_TOKEN + p for p in PLACES), CHECK, REQUEST, "is", "there", "are", "exactly"]
+#: The world's words plus the question words of its checks; words new since v2 ("five") come last,
+#: so every old word keeps its index.
+QUESTION_VOCAB = tuple(dict.fromkeys([*_V2_WORDS, *VOCAB]))
 MAX_QUESTION = 40
 WEIGHTS = Path(__file__).parent / "critic_weights"
 
 _COLOR = "|".join(COLORS)
 _SHAPE = "|".join(SHAPES)
-_NUMBER = "|".join([*NUMBER_WORDS, "1", "2", "3", "4"])
-_OBJ = rf"(?:an? |the )?(?:(?:{_COLOR}) )?(?:{_SHAPE})s?"
+_SIZE = "|".join(SIZES)
+_NUMBER = "|".join([*NUMBER_WORDS, *DIGITS])
+_OBJ = rf"(?:an? |the )?(?:(?:{_SIZE}) )?(?:(?:{_COLOR}) )?(?:{_SHAPE})s?"
 _PLACE = r"(?:at (?:the )?(?:(?:top|bottom|upper|lower) ?)?(?:left|right|centre|center|middle)?(?: corner)?)"
-#: Questions the check head was trained on; anything else goes to the request head.
+#: Questions the check head is trained on (presence, at a place, exact count, relation,
+#: attribute atom); anything else goes to the request head.
 CHECK_QUESTION = re.compile(
-    rf"^(?:is there {_OBJ}(?: {_PLACE})?|are there exactly (?:{_NUMBER}) (?:(?:{_COLOR}) )?(?:{_SHAPE})s?"
-    rf"|is {_OBJ} (?:to the |on the )?(?:{'|'.join(RELATIONS)}) {_OBJ})\s*\??$"
+    rf"^(?:is there {_OBJ}(?: {_PLACE})?"
+    rf"|(?:is|are) there exactly (?:{_NUMBER}) (?:(?:{_SIZE}) )?(?:(?:{_COLOR}) )?(?:{_SHAPE})s?"
+    rf"|is {_OBJ} (?:to the |on the )?(?:{'|'.join(RELATIONS)}) {_OBJ}"
+    rf"|(?:is|are) (?:the )?(?:{_SHAPE})s? (?:{_COLOR}|{_SIZE}))\s*\??$"
 )
 
 

@@ -12,6 +12,21 @@ first are reused by linking its ``images`` and ``images-hard`` folders into the 
     python -m gems_graph.shapes.train_critic --out C --images 1024 --hard-images 512 --steps 1000 --lr 4e-4 \
         --warmup 50 --binding 0.2 --place 0.35 --seed 2 --renders 0.35 --init-from B/export
 
+The world's v3 vocabulary (GenEval2-style scenes: a size word on any object, counts up to
+five, a second relation chained from the second object to a third) is asked in check
+questions with a size before the colour ("Is there a large red circle?", "Is the small
+square above the triangle?"), exact counts from one to five ("Is there exactly one
+circle?", "Are there exactly five small squares?") and GenEval2's attribute atoms ("Is
+the circle red?", "Are the squares small?"). It is learnt by fine-tuning the shipped
+weights: ``--init-from`` grows an exported critic's vocabulary by word (``grown_from``:
+old words keep their embeddings and indices, new ones start fresh). The hard images
+are v3 scenes, so ``images-hard`` is drawn anew (an earlier run's ``images`` may be
+linked in as before)::
+
+    python -m gems_graph.shapes.train_critic --out D --export D/export --images 1024 --hard-images 1024 \
+        --steps 1500 --lr 4e-4 --warmup 50 --binding 0.2 --place 0.3 --seed 3 --renders 0.4 \
+        --init-from gems_graph/shapes/critic_weights
+
 Two stages, each resumable by re-running the same command:
 
 1. ``OUT/images.npz``: images drawn by the shipped generator (20 steps, guidance 3,
@@ -23,9 +38,10 @@ Two stages, each resumable by re-running the same command:
    position; single objects and colours have 3 and 12 prompts in all).
 2. Training: each step takes generator images (and a share of procedural renders,
    which show the concepts cleanly), asks each several questions sampled from
-   what the prompt asked and from random perturbations of it, and labels every
-   answer with the pixel checker's reading of that very image. AdamW, warmup +
-   cosine decay, binary cross-entropy. ``OUT/ckpt.pt`` is written every few
+   what the prompt asked (its checks and its GenEval2 atoms), from random
+   perturbations of it and about the objects the checker sees (``KINDS``), and
+   labels every answer with the pixel checker's reading of that very image.
+   AdamW, warmup + cosine decay, binary cross-entropy. ``OUT/ckpt.pt`` is written every few
    minutes; the fp16 weights are exported to ``--export`` at the end.
 
 Time on this machine (2 CPU cores, nothing else running): about 0.4 s an image to
@@ -42,16 +58,18 @@ import json
 import math
 import os
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from gems_graph.shapes.critic_model import WEIGHTS, ShapesCritic, to_pixels
-from gems_graph.shapes.detect import Detection, detect
-from gems_graph.shapes.grammar import COLORS, COUNT_WORDS, PLACE_OF_CELL, RELATIONS, SHAPES, ObjectSpec, Scene, describe, parse_prompt
+from gems_graph.shapes.atoms import atoms_for_scene
+from gems_graph.shapes.critic_model import MAX_QUESTION, QUESTION_VOCAB, WEIGHTS, ShapesCritic, to_pixels
+from gems_graph.shapes.detect import Detection, count, detect, matches, size_word
+from gems_graph.shapes.grammar import COLORS, COUNT_WORDS, PLACE_OF_CELL, RELATIONS, SHAPES, SIZES, Scene, describe, parse_prompt
 from gems_graph.shapes.layout import cell_at, explicate
-from gems_graph.shapes.questions import answer_detections, checks_for_scene
+from gems_graph.shapes.questions import RELATION_WORDS, answer_detections, checks_for_scene, prompt_correct_detections
 from gems_graph.shapes.render import CATEGORIES, render_scene, sample_hard_scene, sample_scene
 
 SEED_BASE = 50_000_000
@@ -126,116 +144,182 @@ def draw_images(out: Path, n: int, batch: int = 64, hard: bool = False) -> tuple
     return np.concatenate(arrays), requests
 
 
-def _name(shape: str, color: str | None) -> str:
-    return f"{color} {shape}" if color else shape
+#: Share of questions whose object phrases carry a size word ("small" / "large").
+SIZED = 0.3
+MAX_COUNT = max(COUNT_WORDS)
+#: The kinds of question ``sample_questions`` asks and how often.
+KINDS = {"asked": 0.23, "presence": 0.12, "count": 0.15, "attribute": 0.07, "relation": 0.16, "place": 0.12, "request": 0.15}
+
+
+def _name(shape: str, color: str | None = None, size: str | None = None) -> str:
+    return " ".join(w for w in (size, color, shape) if w)
 
 
 def _random_object(rng: np.random.Generator) -> tuple[str, str | None]:
     return str(rng.choice(SHAPES)), (str(rng.choice(COLORS)) if rng.random() < 0.7 else None)
 
 
-def _at(shape: str, color: str | None, cell: tuple[int, int], dets: list[Detection]) -> bool:
-    """The checker's answer to "is there a <colour> <shape> at <cell>?"."""
-    return any(x.shape == shape and (color is None or x.color == color) and cell_at(x.cx, x.cy) == cell for x in dets)
+def _random_cell(rng: np.random.Generator) -> tuple[int, int]:
+    return int(rng.integers(3)), int(rng.integers(3))
+
+
+def _pick(rng: np.random.Generator, dets: list[Detection], p: float) -> Detection | None:
+    """One of the image's objects with probability ``p`` (None: ask about a random object)."""
+    return dets[int(rng.integers(len(dets)))] if dets and rng.random() < p else None
+
+
+def _size(rng: np.random.Generator, d: Detection | None) -> str | None:
+    """A size word for a question's object, a share ``SIZED`` of the time: half of those the
+    checker's reading of ``d`` (none for an object of usual size), else a random one."""
+    if rng.random() >= SIZED:
+        return None
+    return size_word(d) if d is not None and rng.random() < 0.5 else str(rng.choice(SIZES))
+
+
+def _object(rng: np.random.Generator, dets: list[Detection], p_image: float, p_color: float) -> tuple[str, str | None, str | None]:
+    """(shape, colour, size) to ask about: an object of the image with probability ``p_image``
+    (its colour with ``p_color``), else a random one."""
+    d = _pick(rng, dets, p_image)
+    shape, color = (d.shape, d.color if rng.random() < p_color else None) if d else _random_object(rng)
+    return shape, color, _size(rng, d)
+
+
+def _at_question(dets: list[Detection], shape: str, color: str | None, size: str | None, cell: tuple[int, int]) -> tuple[str, bool]:
+    """The question "Is there a <size> <colour> <shape> at the <place>?" and the checker's answer."""
+    yes = any(matches(x, shape, color, size) and cell_at(x.cx, x.cy) == cell for x in dets)
+    return f"Is there a {_name(shape, color, size)} at the {PLACE_OF_CELL[cell]}?", yes
 
 
 def binding_question(rng: np.random.Generator, dets: list[Detection]) -> tuple[str, bool] | None:
-    """A question that pairs one object's shape with another's colour (at the first one's
-    place, or anywhere): the hard negatives that teach which colour goes with which shape."""
-    pairs = [(x, y) for x in dets for y in dets if x.color != y.color]
+    """A question that pairs one object's shape with another's colour (a share ``SIZED`` of
+    the time, with its own colour and the other's size), at the first one's place or
+    anywhere: the hard negatives that teach which colour (size) goes with which shape."""
+    by_size = rng.random() < SIZED
+    pairs = [(x, y) for x in dets for y in dets if (size_word(y) not in (None, size_word(x)) if by_size else x.color != y.color)]
     if not pairs:
         return None
     x, y = pairs[int(rng.integers(len(pairs)))]
+    color, size = (x.color, size_word(y)) if by_size else (y.color, None)
     if rng.random() < 0.5:
-        cell = cell_at(x.cx, x.cy)
-        return f"Is there a {y.color} {x.shape} at the {PLACE_OF_CELL[cell]}?", _at(x.shape, y.color, cell, dets)
-    q = f"Is there a {y.color} {x.shape}?"
+        return _at_question(dets, x.shape, color, size, cell_at(x.cx, x.cy))
+    q = f"Is there a {_name(x.shape, color, size)}?"
     return q, answer_detections(q, dets)[0]
 
 
 def place_question(rng: np.random.Generator, dets: list[Detection]) -> tuple[str, bool] | None:
     """An object of the image asked at its own cell or at another one (the hard negative
-    that teaches where things are), or a random object at a random cell."""
+    that teaches where things are)."""
     if not dets:
         return None
     d = dets[int(rng.integers(len(dets)))]
-    cell = cell_at(d.cx, d.cy)
+    cell = _random_cell(rng) if rng.random() < 0.5 else cell_at(d.cx, d.cy)
+    return _at_question(dets, d.shape, d.color if rng.random() < 0.85 else None, _size(rng, d), cell)
+
+
+def _any_place_question(rng: np.random.Generator, dets: list[Detection]) -> tuple[str, bool]:
+    """An object of the image at its own cell half the time, else a random object at a random cell."""
+    d = _pick(rng, dets, 0.5)
+    if d is not None:
+        return _at_question(dets, d.shape, d.color, _size(rng, d), cell_at(d.cx, d.cy))
+    return _at_question(dets, *_random_object(rng), _size(rng, None), _random_cell(rng))
+
+
+def presence_question(rng: np.random.Generator, dets: list[Detection]) -> str:
+    return f"Is there a {_name(*_object(rng, dets, 0.5, 0.7))}?"
+
+
+def count_question(rng: np.random.Generator, dets: list[Detection]) -> str:
+    """An exact count from one ("Is there exactly one ...?") to five, the image's own count
+    of that shape and colour 45% of the time."""
+    shape, color, size = _object(rng, dets, 0.6, 0.6)
+    have = count(dets, shape, color)
+    n = have if rng.random() < 0.45 and 1 <= have <= MAX_COUNT else int(rng.integers(1, MAX_COUNT + 1))
+    if n == 1:
+        return f"Is there exactly one {_name(shape, color, size)}?"
+    return f"Are there exactly {COUNT_WORDS[n]} {_name(shape, color, size)}s?"
+
+
+def attribute_question(rng: np.random.Generator, dets: list[Detection]) -> str:
+    """GenEval2's attribute atom ("Is the circle red?", "Are the squares small?"): a colour or a
+    size, an object's own half the time; singular or plural at random (the checker reads both alike)."""
+    d = _pick(rng, dets, 0.7)
+    shape = d.shape if d else str(rng.choice(SHAPES))
     if rng.random() < 0.5:
-        cell = (int(rng.integers(3)), int(rng.integers(3)))
-    color = d.color if rng.random() < 0.85 else None
-    return f"Is there a {_name(d.shape, color)} at the {PLACE_OF_CELL[cell]}?", _at(d.shape, color, cell, dets)
+        word = d.color if d and rng.random() < 0.5 else str(rng.choice(COLORS))
+    else:
+        word = (size_word(d) if d and rng.random() < 0.5 else None) or str(rng.choice(SIZES))
+    return f"Are the {shape}s {word}?" if rng.random() < 0.5 else f"Is the {shape} {word}?"
+
+
+def relation_question(rng: np.random.Generator, dets: list[Detection]) -> str:
+    """A relation, "Is the A <relation> the B?", between two objects of the image (70%) or two
+    random ones; either side may carry a size."""
+    if len(dets) >= 2 and rng.random() < 0.7:
+        ds = [dets[int(i)] for i in rng.choice(len(dets), 2, replace=False)]
+        a, b = ((d.shape, d.color, _size(rng, d)) for d in ds)
+    else:
+        a, b = ((*_random_object(rng), _size(rng, None)) for _ in range(2))
+    return f"Is the {_name(*a)} {RELATION_WORDS[str(rng.choice(RELATIONS))]} the {_name(*b)}?"
+
+
+_MAKERS = {"presence": presence_question, "count": count_question, "attribute": attribute_question, "relation": relation_question}
+
+
+def _check(rng: np.random.Generator, kind: str, scene: Scene, dets: list[Detection]) -> tuple[str, bool]:
+    """A check question of ``kind`` and the checker's answer; "asked": one of the scene's own
+    checks or (half the time) one of its GenEval2 atoms."""
+    if kind == "place":
+        return _any_place_question(rng, dets)
+    if kind == "asked":
+        asked = checks_for_scene(scene) if rng.random() < 0.5 else [a.question for a in atoms_for_scene(scene)]
+        q = str(rng.choice(asked))
+    else:
+        q = _MAKERS[kind](rng, dets)
+    return q, answer_detections(q, dets)[0]
 
 
 def sample_questions(
     rng: np.random.Generator, request: str, dets: list[Detection], k: int, binding: float = 0.0, place: float = 0.0
 ) -> list[tuple[str, bool, bool]]:
     """``k`` (question, asks the request head, label by the checker) for one image;
-    a share ``binding`` of them are ``binding_question``s, a share ``place`` ``place_question``s."""
-    from gems_graph.shapes.questions import prompt_correct_detections
-
+    a share ``binding`` of them are ``binding_question``s, a share ``place`` ``place_question``s,
+    the rest of the ``KINDS``."""
     scene = parse_prompt(request)
     out: list[tuple[str, bool, bool]] = []
-    asked = checks_for_scene(scene)
     while len(out) < k:
         if binding > 0 and rng.random() < binding and (bound := binding_question(rng, dets)) is not None:
             out.append((bound[0], False, bound[1]))
-            continue
-        if place > 0 and rng.random() < place and (at := place_question(rng, dets)) is not None:
+        elif place > 0 and rng.random() < place and (at := place_question(rng, dets)) is not None:
             out.append((at[0], False, at[1]))
-            continue
-        kind = rng.choice(["asked", "presence", "count", "relation", "place", "request"], p=[0.25, 0.12, 0.15, 0.18, 0.15, 0.15])
-        if kind == "asked":
-            q = str(rng.choice(asked))
-        elif kind == "presence":
-            d = dets[int(rng.integers(len(dets)))] if dets and rng.random() < 0.5 else None
-            shape, color = (d.shape, d.color if rng.random() < 0.7 else None) if d else _random_object(rng)
-            q = f"Is there a {_name(shape, color)}?"
-        elif kind == "count":
-            d = dets[int(rng.integers(len(dets)))] if dets and rng.random() < 0.6 else None
-            shape, color = (d.shape, d.color if rng.random() < 0.6 else None) if d else _random_object(rng)
-            have = sum(x.shape == shape and (color is None or x.color == color) for x in dets)
-            n = have if rng.random() < 0.45 and 1 <= have <= 4 else int(rng.integers(1, 5))
-            q = f"Are there exactly {COUNT_WORDS[n]} {_name(shape, color)}s?"
-        elif kind == "relation":
-            if len(dets) >= 2 and rng.random() < 0.7:
-                i, j = rng.choice(len(dets), 2, replace=False)
-                a, b = (dets[i].shape, dets[i].color), (dets[j].shape, dets[j].color)
-            else:
-                a, b = _random_object(rng), _random_object(rng)
-            rel = {"left of": "to the left of", "right of": "to the right of"}.get(r := str(rng.choice(RELATIONS)), r)
-            q = f"Is the {_name(*a)} {rel} the {_name(*b)}?"
-        elif kind == "place":
-            if dets and rng.random() < 0.5:
-                d = dets[int(rng.integers(len(dets)))]
-                shape, color, cell = d.shape, d.color, cell_at(d.cx, d.cy)
-            else:
-                (shape, color), cell = _random_object(rng), (int(rng.integers(3)), int(rng.integers(3)))
-            q = f"Is there a {_name(shape, color)} at the {PLACE_OF_CELL[cell]}?"
-            out.append((q, False, _at(shape, color, cell, dets)))
-            continue
-        else:
+        elif (kind := str(rng.choice(list(KINDS), p=list(KINDS.values())))) == "request":
             asked_scene = scene if rng.random() < 0.5 else perturb(scene, rng)
             out.append((describe(asked_scene), True, prompt_correct_detections(asked_scene, dets)))
-            continue
-        out.append((q, False, answer_detections(q, dets)[0]))
+        else:
+            q, yes = _check(rng, kind, scene, dets)
+            out.append((q, False, yes))
     return out
 
 
 def perturb(scene: Scene, rng: np.random.Generator) -> Scene:
-    """The scene with one thing changed (a colour, a shape, a count, or the relation)."""
+    """The scene with one thing changed (a colour, a shape, a count, a size, or one of its relations)."""
     objs = list(scene.objects)
     i = int(rng.integers(len(objs)))
     o = objs[i]
-    what = rng.choice(["color", "shape", "count", "relation"])
-    if what == "relation" and scene.relation:
-        return Scene(scene.objects, str(rng.choice([r for r in RELATIONS if r != scene.relation])))
+    what = rng.choice(["color", "shape", "count", "size", "relation"])
+    if what == "relation" and scene.relations:
+        k = int(rng.integers(len(scene.relations)))
+        rel = str(rng.choice([r for r in RELATIONS if r != scene.relations[k][1]]))
+        return replace(scene, **{("relation", "second_relation")[k]: rel})
     if what == "count" and o.count > 1:
-        objs[i] = ObjectSpec(o.shape, o.color, int(rng.choice([n for n in range(2, 5) if n != o.count])))
+        objs[i] = replace(o, count=int(rng.choice([n for n in range(2, MAX_COUNT + 1) if n != o.count])))
     elif what == "shape":
-        objs[i] = ObjectSpec(str(rng.choice([s for s in SHAPES if s != o.shape])), o.color, o.count)
+        objs[i] = replace(o, shape=str(rng.choice([s for s in SHAPES if s != o.shape])))
+    elif what == "size":
+        sizes = [s for s in (None, *SIZES) if s != o.size]
+        objs[i] = replace(o, size=sizes[int(rng.integers(len(sizes)))])
     else:
-        objs[i] = ObjectSpec(o.shape, str(rng.choice([c for c in COLORS if c != o.color])), o.count)
-    return Scene(tuple(objs), scene.relation)
+        objs[i] = replace(o, color=str(rng.choice([c for c in COLORS if c != o.color])))
+    return replace(scene, objects=tuple(objs))
 
 
 def make_batch(
@@ -292,6 +376,40 @@ def export(model: ShapesCritic, dest: Path) -> None:
     save_folder_atomically(lambda tmp: half.save_pretrained(tmp, safe_serialization=True), dest)
 
 
+def init_from(model: ShapesCritic, src: Path) -> None:
+    """Start ``model`` from the exported critic at ``src``: every weight is copied, each word's
+    embedding by word (words new to ``model``'s vocabulary get fresh ones at the old
+    embeddings' scale) and the question positions it had (new ones as a fresh model's)."""
+    old = ShapesCritic.from_pretrained(src, low_cpu_mem_usage=False).float()
+    state = {k: v for k, v in old.state_dict().items() if k not in ("embed.weight", "text_pos")}
+    missing = model.load_state_dict(state, strict=False).missing_keys
+    if set(missing) - {"embed.weight", "text_pos"}:
+        raise ValueError(f"{src} is not a critic of this shape: {missing} missing")
+    old_index = {w: i for i, w in enumerate(old.config["vocab"])}
+    with torch.no_grad():
+        std = float(old.embed.weight.std())
+        for i, word in enumerate(model.config["vocab"]):
+            if word in old_index:
+                model.embed.weight[i] = old.embed.weight[old_index[word]]
+            else:
+                model.embed.weight[i].normal_(0.0, std)
+        n = min(old.text_pos.shape[1], model.text_pos.shape[1])
+        model.text_pos[:, :n] = old.text_pos[:, :n]
+
+
+def grown_from(src: Path) -> ShapesCritic:
+    """The exported critic at ``src`` grown to ``QUESTION_VOCAB``: its own words keep their
+    indices, new words follow them, questions as long as ``MAX_QUESTION`` if they were shorter."""
+    cfg = ShapesCritic.load_config(src)
+    model = ShapesCritic(
+        vocab=tuple(dict.fromkeys([*cfg["vocab"], *QUESTION_VOCAB])),
+        max_length=max(cfg["max_length"], MAX_QUESTION),
+        **{k: cfg[k] for k in ("width", "image_layers", "fusion_layers", "heads")},
+    )
+    init_from(model, src)
+    return model
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", required=True, type=Path)
@@ -301,9 +419,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--per-image", type=int, default=6)
     ap.add_argument("--renders", type=float, default=0.25, help="share of procedural renders among the training images")
-    ap.add_argument("--binding", type=float, default=0.0, help="share of questions that pair one object's shape with another's colour")
+    ap.add_argument("--binding", type=float, default=0.0, help="share of questions pairing one object's shape with another's colour (size)")
     ap.add_argument("--place", type=float, default=0.0, help="share of questions about an object at a grid place")
-    ap.add_argument("--init-from", type=Path, default=None, help="exported critic to start from (fresh run only)")
+    ap.add_argument("--init-from", type=Path, default=None, help="exported critic to start from (fresh run only; vocabulary grows by word)")
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--warmup", type=int, default=200)
     ap.add_argument("--seed", type=int, default=0)
@@ -321,7 +439,7 @@ def main(argv: list[str] | None = None) -> None:
 
     dets = [detect(Image.fromarray(im)) for im in images]
     torch.manual_seed(a.seed)
-    model = ShapesCritic.from_pretrained(a.init_from, low_cpu_mem_usage=False).float() if a.init_from else ShapesCritic()
+    model = grown_from(a.init_from) if a.init_from else ShapesCritic()
     opt = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=0.01)
     step, ckpt_path = 0, a.out / "ckpt.pt"
     if ckpt_path.exists():
