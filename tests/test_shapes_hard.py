@@ -117,7 +117,7 @@ def test_hard_scenes_stay_in_the_world():
             assert s.objects[i].count == s.objects[j].count == 1
         if any(o.size == "large" for o in s.objects):
             assert total <= 4 and s.second_relation is None  # room to draw it large
-        seen.update({"five": any(o.count == 5 for o in s.objects), "size": any(o.size for o in s.objects), "chain": bool(s.second_relation)})
+        seen.update(five=any(o.count == 5 for o in s.objects), size=any(o.size for o in s.objects), chain=bool(s.second_relation))
     assert min(seen[k] for k in ("five", "size", "chain")) >= 100
 
 

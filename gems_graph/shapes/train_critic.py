@@ -254,6 +254,8 @@ def attribute_question(rng: np.random.Generator, dets: list[Detection]) -> str:
 def relation_question(rng: np.random.Generator, dets: list[Detection]) -> str:
     """A relation, "Is the A <relation> the B?", between two objects of the image (70%) or two
     random ones; either side may carry a size."""
+    a: tuple[str, str | None, str | None]
+    b: tuple[str, str | None, str | None]
     if len(dets) >= 2 and rng.random() < 0.7:
         ds = [dets[int(i)] for i in rng.choice(len(dets), 2, replace=False)]
         a, b = ((d.shape, d.color, _size(rng, d)) for d in ds)
@@ -309,7 +311,7 @@ def perturb(scene: Scene, rng: np.random.Generator) -> Scene:
     if what == "relation" and scene.relations:
         k = int(rng.integers(len(scene.relations)))
         rel = str(rng.choice([r for r in RELATIONS if r != scene.relations[k][1]]))
-        return replace(scene, **{("relation", "second_relation")[k]: rel})
+        return replace(scene, relation=rel) if k == 0 else replace(scene, second_relation=rel)
     if what == "count" and o.count > 1:
         objs[i] = replace(o, count=int(rng.choice([n for n in range(2, MAX_COUNT + 1) if n != o.count])))
     elif what == "shape":
