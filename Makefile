@@ -51,7 +51,7 @@ $(DEV): $(RUNTIME)
 	touch $(DEV)
 
 # A prompt the shipped model gets wrong in round 1 (seed 0) and the refiner fixes by laying it out.
-DEMO_PROMPT ?= a photo of a red circle and a blue triangle
+DEMO_PROMPT ?= a photo of a yellow circle and a green triangle
 
 demo: setup
 	$(BIN)/gems run "$(DEMO_PROMPT)" --rounds 5 --out runs

@@ -30,7 +30,7 @@ from gems_graph.shapes.grammar import parse_prompt
 from gems_graph.testing import ColourGenerator
 from tests.test_shapes_chat_model import refine
 
-DEMO_PROMPT = "a photo of a red circle and a blue triangle"
+DEMO_PROMPT = "a photo of a yellow circle and a green triangle"
 #: Prompts the shipped model gets wrong in round 1 at some seed (the demo's among them).
 HARD_PROMPTS = (DEMO_PROMPT, "a photo of three red circles", "a photo of a green square left of a yellow triangle")
 

@@ -54,20 +54,33 @@ def test_missing_weights_is_a_clear_error(tmp_path):
 #: explicitly, three, each at its place.
 GOLDEN = {
     ("a photo of three red circles", 0): [
-        ("circle", "red", 22, 25),
+        ("circle", "red", 7, 20),
         ("circle", "red", 9, 7),
-        ("circle", "red", 7, 19),
-        ("circle", "red", 24, 11),
+        ("circle", "red", 22, 24),
+        ("circle", "red", 23, 11),
     ],
     ("a photo of a red circle at the top left, a red circle at the centre and a red circle at the bottom right", 0): [
-        ("circle", "red", 5, 6),
-        ("circle", "red", 27, 27),
+        ("circle", "red", 6, 6),
+        ("circle", "red", 27, 26),
         ("circle", "red", 16, 16),
     ],
-    ("a photo of a blue square left of a yellow triangle", 1): [("square", "blue", 10, 15), ("triangle", "yellow", 24, 16)],
+    ("a photo of a blue square left of a yellow triangle", 1): [("square", "blue", 9, 16), ("triangle", "yellow", 22, 17)],
     ("a photo of a blue square at the left and a yellow triangle at the right", 1): [
         ("square", "blue", 5, 16),
         ("triangle", "yellow", 26, 16),
+    ],
+    # GenEval2-style: five of a kind right; a chain of two relations with sizes gets every colour on the wrong shape.
+    ("a photo of five green squares", 3): [
+        ("square", "green", 13, 19),
+        ("square", "green", 7, 8),
+        ("square", "green", 24, 21),
+        ("square", "green", 25, 6),
+        ("square", "green", 11, 28),
+    ],
+    ("a photo of a large red circle left of a blue square above a small yellow triangle", 2): [
+        ("square", "red", 9, 24),
+        ("triangle", "blue", 11, 8),
+        ("circle", "yellow", 24, 8),
     ],
 }
 

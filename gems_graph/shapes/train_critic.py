@@ -1,9 +1,10 @@
 """Train the shapes world's critic (``ShapesCritic``) from a seed (runs outside CI).
 
-The shipped weights came from three runs, each fine-tuning the one before (the
+The shipped weights came from four runs, each fine-tuning the one before (the
 second and third were added when the first was measured: it bound colours to the
-wrong shapes, then it did not tell where things are); the images drawn by the
-first are reused by linking its ``images`` and ``images-hard`` folders into the others::
+wrong shapes, then it did not tell where things are; the fourth learnt the v3 world
+from the v3 generator's images); the images drawn by the first are reused by linking
+its ``images`` and ``images-hard`` folders into the second and third::
 
     python -m gems_graph.shapes.train_critic --out A --export A/export --images 1024 --hard-images 512 \
         --steps 2000 --renders 0.35
@@ -20,8 +21,9 @@ circle?", "Are there exactly five small squares?") and GenEval2's attribute atom
 the circle red?", "Are the squares small?"). It is learnt by fine-tuning the shipped
 weights: ``--init-from`` grows an exported critic's vocabulary by word (``grown_from``:
 old words keep their embeddings and indices, new ones start fresh). The hard images
-are v3 scenes, so ``images-hard`` is drawn anew (an earlier run's ``images`` may be
-linked in as before)::
+are v3 scenes drawn by the v3 generator, so both image folders were drawn anew (two
+drawing processes at once, ``--steps 0`` each, one with ``--hard-images 0`` and one
+with ``--images 0``, then the command below, which finds them drawn)::
 
     python -m gems_graph.shapes.train_critic --out D --export D/export --images 1024 --hard-images 1024 \
         --steps 1500 --lr 4e-4 --warmup 50 --binding 0.2 --place 0.3 --seed 3 --renders 0.4 \
@@ -46,8 +48,8 @@ Two stages, each resumable by re-running the same command:
 
 Time on this machine (2 CPU cores, nothing else running): about 0.4 s an image to
 draw on one thread (batches of 64), so the 1,536 images take about 10 minutes (two
-drawing processes at once halve that); training takes about 0.4 s a step at 64
-images x 6 questions, 13 minutes for 2,000 steps. Under a loaded CPU both took
+drawing processes at once halve that: the fourth run's 2,048 took 6 minutes); training
+takes 0.3-0.4 s a step at 64 images x 6 questions, 13 minutes for 2,000 steps. Under a loaded CPU both took
 three to five times longer here.
 """
 
