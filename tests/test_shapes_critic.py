@@ -21,19 +21,30 @@ from gems_graph.shapes.render import render_scene
 #: images and questions, so an upgrade that changes the critic's answers is caught.
 #: A question that is not a check goes to the request head.
 GOLDEN: list[tuple[str, int, str, float]] = [
-    ("a photo of four green squares", 12, "Are there exactly four green squares?", 0.928),  # the grader says no: a false yes
-    ("a photo of three red circles", 11, "Are there exactly three red circles?", 0.446),
+    ("a photo of four green squares", 12, "Are there exactly four green squares?", 0.843),
+    ("a photo of four green squares", 14, "Are there exactly four green squares?", 0.897),  # the grader says no: a false yes
+    ("a photo of three red circles", 11, "Are there exactly three red circles?", 0.733),  # a false yes
     ("a photo of three red circles", 11, "Is there a blue square?", 0.001),
-    ("a photo of a red square left of a yellow circle", 12, "Is the red square to the left of the yellow circle?", 0.679),  # a false yes
-    ("a photo of a red square left of a yellow circle", 12, "Is there a yellow circle?", 0.815),
+    ("a photo of a red square left of a yellow circle", 12, "Is the red square to the left of the yellow circle?", 0.537),  # a false yes
+    ("a photo of a red square left of a yellow circle", 12, "Is there a yellow circle?", 0.982),
     (
         "a photo of a green triangle at the top left and a blue circle at the bottom right",
         13,
         "Is there a green triangle at the top left?",
-        0.479,
+        0.991,
     ),
-    ("a photo of two blue squares and a yellow triangle", 14, "Are there exactly two blue squares?", 0.028),
-    ("a photo of two blue squares and a yellow triangle", 14, "a photo of two blue squares and a yellow triangle", 0.057),
+    ("a photo of two blue squares and a yellow triangle", 14, "Are there exactly two blue squares?", 0.555),
+    ("a photo of two blue squares and a yellow triangle", 14, "a photo of two blue squares and a yellow triangle", 0.434),
+    # The v3 vocabulary: five of a kind, sizes, a chained relation, a count of one.
+    ("a photo of five green squares", 3, "Are there exactly five green squares?", 0.656),
+    ("a photo of a large red circle left of a blue square above a small yellow triangle", 2, "Is the circle large?", 0.04),
+    (
+        "a photo of a large red circle left of a blue square above a small yellow triangle",
+        2,
+        "Is the blue square above the small yellow triangle?",
+        0.244,
+    ),
+    ("a photo of a large red circle left of a blue square above a small yellow triangle", 2, "Is there exactly one triangle?", 0.976),
 ]
 
 
@@ -80,7 +91,7 @@ def test_the_critic_can_be_wrong_where_the_grader_is_not(tmp_path):
     from gems_graph.shapes.questions import prompt_correct
 
     request, question = "a photo of four green squares", "Are there exactly four green squares?"
-    image = ShapesGenerator().generate(GenerationRequest(prompt=request, seed=12))
+    image = ShapesGenerator().generate(GenerationRequest(prompt=request, seed=14))
     assert ask(ShapesChatModel(), tmp_path, image, question, request).text == "yes"
     assert not prompt_correct(parse_prompt(request), image)
     assert ask(ShapesChatModel(judge="oracle"), tmp_path, image, question, request).text == "no"

@@ -44,13 +44,11 @@ DEFAULT_GUIDANCE = 3.0
 
 #: How to prompt this model, as its model card would say it (shown to the planner and refiner).
 PROMPTING_GUIDE = """\
-It draws circles, squares and triangles in red, green, blue or yellow, small or large, up to five of a kind, \
-nine objects in all.
-Terse register: "three red circles", "a large red square left of a blue circle" (or right of, above, below), \
-"a red square left of a blue circle above a small triangle" (the circle above the triangle); it picks the layout.
+It draws circles, squares and triangles, red, green, blue or yellow, small or large, up to five of a kind.
+Terse register: "three red circles", "a red square left of a blue circle above a triangle" (or right of, \
+below); it picks the layout.
 Explicit register: each object with its cell of a 3x3 grid (top left, top, top right, left, centre, right, \
-bottom left, bottom, bottom right), optionally small or large: "a red circle at the left and a large blue \
-square at the right".
+bottom left, bottom, bottom right): "a red circle at the left and a large blue square at the right".
 An object with no colour named may not show: name a colour for a missing one.
 It follows an explicit layout better than a terse prompt: when a terse prompt comes out wrong, lay the \
 objects out explicitly, keeping those that came out right in their cells.
