@@ -47,7 +47,7 @@ def question_kind(question: str) -> str:
     q = question.lower()
     if "there exactly" in q:
         return "count"
-    if q.startswith(("is the", "are the")):
+    if q.startswith(("is the ", "are the ")):
         return "relation"
     return "attribute" if set(q.rstrip("?").split()) & {*COLORS, *SIZES} else "presence"
 
