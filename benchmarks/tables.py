@@ -92,7 +92,11 @@ def quality_targets_table(result: dict) -> str:
             _verdict(loop - search - 8) if images <= budget else "missed: over the budget",
         ),
         ("gems >= loop + 3", f"{m['gems (warm)'] - loop:+.1f}", _verdict(m["gems (warm)"] - loop - 3)),
-        ("gems warm vs cold: +2 points, or 15% fewer images", f"{warm_gain:+.1f} GM, {warm['images'] - cold['images']:+.2f} images", warm_verdict),
+        (
+            "gems warm vs cold: +2 points, or 15% fewer images",
+            f"{warm_gain:+.1f} GM, {warm['images'] - cold['images']:+.2f} images",
+            warm_verdict,
+        ),
         ("best method <= 85", f"{m[best]:.1f} ({best})", _verdict(85 - m[best])),
         ("what the critic's errors cost (not a target)", f"oracle judge {m[ORACLE_ROW] - loop:+.1f} over loop", "-"),
     ]
