@@ -7,12 +7,13 @@ the grader (GM), the runs judged by the learned critic:
 
 1. **dev**: ``gems`` on the dev split with today's modes (``TODAY``), with the
    cheaper ones showing the refiner one past image, and with no past image
-   (``CHEAP``: on dev no image was 10 points of GM better than one, so the test
-   phase uses it). A mode is a candidate default only if its GM on dev is within
-   ``GM_TOLERANCE`` points of today's; the figures say which passed.
+   (``CHEAP``). A mode is a candidate default only if its GM on dev is within
+   ``GM_TOLERANCE`` points of today's; the figures say which passed, and the
+   candidate with the fewest MLLM calls (then tokens) is the one the test phase runs
+   (``chosen_cheap``; the best GM of the cheaper ones when none passed).
 2. **test**: single, search, loop and gems on the held-out test split with
-   ``TODAY`` and with ``CHEAP``, side by side (single makes no chat call, so it is
-   run once and is the same in both).
+   ``TODAY`` and with the chosen cheaper modes, side by side (single makes no chat
+   call, so it is run once and is the same in both).
 
 Per method and mode: GM, MLLM calls, input and output tokens, images sent to the
 MLLM and images generated per prompt, the generator's seconds per prompt where it
@@ -45,7 +46,7 @@ RESULTS = Path(__file__).parent / "results"
 TODAY = {"verification": "per_check", "refiner_calls": "separate", "refiner_images": 3}
 #: The cheaper modes: every check of an image in one call, the refiner's two answers in one, no past image.
 CHEAP = {"verification": "per_image", "refiner_calls": "combined", "refiner_images": 0}
-#: Dev runs: name -> (folder under --out, modes).
+#: Dev runs: name -> (folder under --out, modes); the test phase runs a chosen one in "test-<folder without dev->".
 DEV_MODES = {
     "today": ("dev-today", TODAY),
     "cheap, one past image": ("dev-cheap", {**CHEAP, "refiner_images": 1}),
@@ -122,6 +123,16 @@ def alone(today: dict, records: tuple[list[dict], list[dict]], outs: tuple[Path,
     return out
 
 
+def chosen_cheap(dev: dict[str, dict]) -> str:
+    """The cheaper modes the test phase runs: of the dev runs within ``GM_TOLERANCE`` of
+    today's, the one with the fewest MLLM calls, then tokens; the best GM if none is."""
+    cheaper = {name: f for name, f in dev.items() if name != "today"}
+    passed = [name for name, f in cheaper.items() if f["within_tolerance"]]
+    if not passed:
+        return max(cheaper, key=lambda name: cheaper[name]["gm"])
+    return min(passed, key=lambda name: (cheaper[name]["chat_calls"], cheaper[name]["input_tokens"] + cheaper[name]["output_tokens"]))
+
+
 def same_images(a: list[dict], b: list[dict], method: str) -> bool:
     key = {(r["item"], r["sample"]): r["final_sha256"] for r in a if r["method"] == method}
     return key == {(r["item"], r["sample"]): r["final_sha256"] for r in b if r["method"] == method}
@@ -143,12 +154,17 @@ def main() -> None:
             dev[name] = figures(summary, records, "gems", a.budget)
         for f in dev.values():
             f["within_tolerance"] = f["gm"] >= dev["today"]["gm"] - GM_TOLERANCE
+    previous = RESULTS / "cost_modes.json"
+    kept = json.loads(previous.read_text()) if previous.exists() else {}
+    choice = chosen_cheap(dev or kept["dev"]) if a.phase in ("test", "all") else None
     test: dict[str, dict] = {}
-    if a.phase in ("test", "all"):
+    cheap = DEV_MODES[choice][1] if choice else kept.get("cheap", CHEAP)
+    if choice:
+        cheap_folder = out / DEV_MODES[choice][0].replace("dev-", "test-", 1)
         single, single_records = evaluate(out / "test-single", "test", ("single",), {}, a, a.per_category)
         runs = {
-            name: evaluate(out / f"test-{name}", "test", TEST_METHODS, ctx, a, a.per_category)
-            for name, ctx in (("today", TODAY), ("cheap", CHEAP))
+            "today": evaluate(out / "test-today", "test", TEST_METHODS, TODAY, a, a.per_category),
+            "cheap": evaluate(cheap_folder, "test", TEST_METHODS, cheap, a, a.per_category),
         }
         test["single"] = {"today": figures(single, single_records, "single", a.budget)}
         test["single"]["cheap"] = test["single"]["today"]
@@ -156,17 +172,15 @@ def main() -> None:
             row = {name: figures(s, r, method, a.budget) for name, (s, r) in runs.items()}
             recs = (runs["today"][1], runs["cheap"][1])
             row["same_images"] = same_images(*recs, method)
-            row["alone"] = alone(row["today"], recs, (out / "test-today", out / "test-cheap"), method)
+            row["alone"] = alone(row["today"], recs, (out / "test-today", cheap_folder), method)
             test[method] = row
-    previous = RESULTS / "cost_modes.json"
-    kept = json.loads(previous.read_text()) if previous.exists() else {}
     result = {
         "suite": "shapes-hard",
         "budget": a.budget,
         "dev_per_category": a.dev_per_category,
         "per_category": a.per_category,
         "today": TODAY,
-        "cheap": CHEAP,
+        "cheap": cheap,
         "gm_tolerance": GM_TOLERANCE,
         "dev": dev or kept.get("dev", {}),
         "test": test or kept.get("test", {}),
