@@ -132,7 +132,7 @@ def object_size(d: Detection) -> float:
 
 
 def size_word(d: Detection) -> str | None:
-    """ "small", "large", or None for an object of usual size."""
+    """The size word the object reads as: "small", "large", or None for a usual size."""
     s = object_size(d)
     return "small" if s < SMALL_BELOW else "large" if s > LARGE_ABOVE else None
 

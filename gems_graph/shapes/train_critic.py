@@ -69,9 +69,20 @@ import torch
 from gems_graph.shapes.atoms import atoms_for_scene
 from gems_graph.shapes.critic_model import MAX_QUESTION, QUESTION_VOCAB, WEIGHTS, ShapesCritic, to_pixels
 from gems_graph.shapes.detect import Detection, count, detect, matches, size_word
-from gems_graph.shapes.grammar import COLORS, COUNT_WORDS, PLACE_OF_CELL, RELATIONS, SHAPES, SIZES, Scene, describe, parse_prompt
+from gems_graph.shapes.grammar import (
+    COLORS,
+    COUNT_WORDS,
+    PLACE_OF_CELL,
+    RELATIONS,
+    SHAPES,
+    SIZES,
+    ObjectSpec,
+    Scene,
+    describe,
+    parse_prompt,
+)
 from gems_graph.shapes.layout import cell_at, explicate
-from gems_graph.shapes.questions import RELATION_WORDS, answer_detections, checks_for_scene, prompt_correct_detections
+from gems_graph.shapes.questions import RELATION_WORDS, answer_detections, checks_for_scene, object_name, prompt_correct_detections
 from gems_graph.shapes.render import CATEGORIES, render_scene, sample_hard_scene, sample_scene
 
 SEED_BASE = 50_000_000
@@ -154,7 +165,7 @@ KINDS = {"asked": 0.23, "presence": 0.12, "count": 0.15, "attribute": 0.07, "rel
 
 
 def _name(shape: str, color: str | None = None, size: str | None = None) -> str:
-    return " ".join(w for w in (size, color, shape) if w)
+    return object_name(ObjectSpec(shape, color, size=size))
 
 
 def _random_object(rng: np.random.Generator) -> tuple[str, str | None]:
