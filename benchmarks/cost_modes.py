@@ -7,7 +7,8 @@ the grader (GM), the runs judged by the learned critic:
 
 1. **dev**: ``gems`` on the dev split with today's modes (``TODAY``), with the
    cheaper ones showing the refiner one past image, and with no past image
-   (``CHEAP``). A mode is a candidate default only if its GM on dev is within
+   (``CHEAP``: skills picked by their triggers, checks written by the planner, every
+   check of an image asked in one call, the refiner's two answers in one). A mode is a candidate default only if its GM on dev is within
    ``GM_TOLERANCE`` points of today's; the figures say which passed, and the
    candidate with the fewest MLLM calls (then tokens) is the one the test phase runs
    (``chosen_cheap``; the best GM of the cheaper ones when none passed).
@@ -19,9 +20,10 @@ Per method and mode: GM, MLLM calls, input and output tokens, images sent to the
 MLLM and images generated per prompt, the generator's seconds per prompt where it
 reports them, and the early stop (prompts that stopped before the budget, images
 not made). What each mode alone saves is read from the runs' own per-node usage
-(``run.json``): verification is the critic's calls, the refiner's modes are the
-refiner's, so swapping one node's figures is exact when both runs made the same
-images, which the benchmark checks (``same_images``) rather than assumes.
+(``run.json``): the planner's modes change the planner's calls, verification and the
+decomposition the critic's, the refiner's modes the refiner's, so swapping one
+node's figures is exact when both runs made the same images, which the benchmark
+checks (``same_images``) rather than assumes.
 
 Writes ``benchmarks/results/cost_modes.json`` (rendered into docs/benchmarks.md by
 ``benchmarks/tables.py``). Resumable: rerun with the same ``--out`` to continue.
@@ -42,10 +44,23 @@ from gems_graph.eval.harness import run_eval
 from gems_graph.eval.tasks import EvalConfig
 
 RESULTS = Path(__file__).parent / "results"
-#: Today's modes, the paper's way of asking and refining.
-TODAY = {"verification": "per_check", "refiner_calls": "separate", "refiner_images": 3}
-#: The cheaper modes: every check of an image in one call, the refiner's two answers in one, no past image.
-CHEAP = {"verification": "per_image", "refiner_calls": "combined", "refiner_images": 0}
+#: Today's modes, the paper's way of planning, asking and refining.
+TODAY = {
+    "skill_routing": "model",
+    "decomposition": "critic",
+    "verification": "per_check",
+    "refiner_calls": "separate",
+    "refiner_images": 3,
+}
+#: The cheaper modes: skills picked by their triggers, checks written by the planner, every
+#: check of an image in one call, the refiner's two answers in one, no past image.
+CHEAP = {
+    "skill_routing": "triggers",
+    "decomposition": "planner",
+    "verification": "per_image",
+    "refiner_calls": "combined",
+    "refiner_images": 0,
+}
 #: Dev runs: name -> (folder under --out, modes); the test phase runs a chosen one in "test-<folder without dev->".
 DEV_MODES = {
     "today": ("dev-today", TODAY),
@@ -56,8 +71,12 @@ TEST_METHODS = ("search", "loop", "gems")
 #: A mode that costs more GM than this on dev is not a default.
 GM_TOLERANCE = 1.0
 COSTS = ("chat_calls", "input_tokens", "output_tokens", "images_sent", "images")
-#: Which node each mode changes, to read what it alone saves.
-MODE_NODES = {"verification": ("critic",), "refiner_calls + refiner_images": ("refiner",)}
+#: Which node the modes change, to read what they alone save (the decomposition moves from the critic's node to the planner's).
+MODE_NODES = {
+    "skill_routing + decomposition (planner)": ("planner",),
+    "verification + decomposition (critic)": ("critic",),
+    "refiner_calls + refiner_images": ("refiner",),
+}
 
 
 def evaluate(

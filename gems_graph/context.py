@@ -44,6 +44,11 @@ StopRule = Literal["all_pass", "threshold"]
 Verification = Literal["per_check", "per_image"]
 #: How the refiner makes its two answers (the round's experience, the next prompt): two calls (the paper) or one.
 RefinerCalls = Literal["separate", "combined"]
+#: How the planner picks skills: the model reads the catalog and loads them (the paper), or
+#: their declared triggers pick them before the one planning call.
+SkillRouting = Literal["model", "triggers"]
+#: Who turns the prompt into checks: the critic, in a call of its own (the paper), or the planner, in its answer.
+Decomposition = Literal["critic", "planner"]
 #: What an edit candidate is verified on: every check (the paper's way), or only those the edit can change.
 EditVerification = Literal["all", "changed"]
 
@@ -100,6 +105,12 @@ class GemsContext:
         metadata={"description": "Folders of user skills (each holds <name>/SKILL.md); they override built-ins of the same name."},
     )
     max_skills: int = _f(2, "Most skills the planner may load for one prompt (0 turns skills off).")
+    skill_routing: SkillRouting = _f(
+        "model",
+        "How the planner picks skills: 'model', the chat model reads the catalog and loads them with a tool call "
+        "(the paper; a call to choose, then one to plan), or 'triggers', the skills whose declared triggers occur in "
+        "the prompt are loaded before one planning call that carries their instructions and no catalog.",
+    )
     builtin_skills: bool = _f(True, "Offer the built-in skills; false offers only learned and user skills (an ablation).")
     memory: str = _f(
         "chroma",
@@ -133,6 +144,12 @@ class GemsContext:
         "separate",
         "How the refiner answers: 'separate', one call to compress the last round into an experience and one to write "
         "the next prompt (the paper), or 'combined', both in one structured call (the round's facts and images sent once).",
+    )
+    decomposition: Decomposition = _f(
+        "critic",
+        "Who turns the prompt into yes/no checks: 'critic', the critic model in a call of its own before the first "
+        "verification (the paper), or 'planner', the chat model in the planning call's answer (one call fewer; "
+        "the critic decomposes when the planner gives none).",
     )
     edit_verification: EditVerification = _f(
         "all",
@@ -206,7 +223,9 @@ def validate_context(ctx: GemsContext) -> None:
     need(isinstance(ctx.max_skills, int) and 0 <= ctx.max_skills <= 8, "max_skills", "must be an integer from 0 to 8")
     need(isinstance(ctx.recall_k, int) and 0 <= ctx.recall_k <= 20, "recall_k", "must be an integer from 0 to 20")
     need(ctx.verification in ("per_check", "per_image"), "verification", "must be 'per_check' or 'per_image'")
+    need(ctx.skill_routing in ("model", "triggers"), "skill_routing", "must be 'model' or 'triggers'")
     need(ctx.refiner_calls in ("separate", "combined"), "refiner_calls", "must be 'separate' or 'combined'")
+    need(ctx.decomposition in ("critic", "planner"), "decomposition", "must be 'critic' or 'planner'")
     need(ctx.edit_verification in ("all", "changed"), "edit_verification", "must be 'all' or 'changed'")
     need(isinstance(ctx.verify_concurrency, int) and ctx.verify_concurrency >= 1, "verify_concurrency", "must be >= 1")
     need(isinstance(ctx.generation_retries, int) and ctx.generation_retries >= 1, "generation_retries", "must be >= 1")

@@ -60,6 +60,8 @@ GEMS_PAPER = Preset(
             "verdict_probabilities": False,
             "verification": "per_check",
             "refiner_calls": "separate",
+            "skill_routing": "model",
+            "decomposition": "critic",
             "edit_verification": "all",
             "tie_break": "earliest",
             "refiner_images": -1,

@@ -158,6 +158,8 @@ class GemsState(GemsInput, total=False):
     """Skills the planner loaded."""
     skill_checks: list[Check]
     """Checks the loaded skills add."""
+    planned_checks: list[str] | None
+    """The checks the planner wrote with its prompt (``decomposition="planner"``); None: the critic decomposes."""
     skill_hints: dict[str, Any]
     """Generation hints the loaded skills give (e.g. steps, guidance)."""
     recalled_lessons: Annotated[list[dict[str, Any]], STORED_WHEN_WRITTEN]

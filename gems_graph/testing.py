@@ -200,13 +200,13 @@ def loop_handler(
 ) -> Handler:
     """A scripted LLM for the colour world.
 
-    Decomposes into ``checks``; answers "Is ... red?" by looking at the attached
+    Decomposes into ``checks`` (and plans with them, asked for both); answers "Is ... red?" by looking at the attached
     image's pixels and any other question with yes (one ``id: answer`` line each when
     asked every check of an image at once); the refiner adds ``FIXED`` to the
     prompt once it writes the prompt for round ``fix_at_round``.
     """
     from gems_graph.nodes.critic import Decomposition
-    from gems_graph.nodes.planner import PlannedPrompt
+    from gems_graph.nodes.planner import PlannedPrompt, PlannedPromptAndChecks
     from gems_graph.nodes.refiner import Experience, RefinedPrompt, RefinedRound
 
     def handle(messages: list[BaseMessage], tools: list[str]) -> Any:
@@ -214,6 +214,9 @@ def loop_handler(
         if "PlannedPrompt" in tools:
             request = find_field(text, labels.USER_REQUEST) or ""
             return PlannedPrompt(reasoning=thought or "", prompt=request)
+        if "PlannedPromptAndChecks" in tools:
+            request = find_field(text, labels.USER_REQUEST) or ""
+            return PlannedPromptAndChecks(reasoning=thought or "", prompt=request, checks=list(checks))
         if "Decomposition" in tools:
             return Decomposition(checks=list(checks))
         if "Experience" in tools:

@@ -49,12 +49,14 @@ from gems_graph.settings import effective_context
 from gems_graph.state import GemsState
 from gems_graph.usage import add_usage
 
-DECOMPOSE_SYSTEM_PROMPT = """\
-You turn an image description into atomic yes/no checks for a visual verifier.
+#: What a good check is, for whoever writes them (the critic's decomposition, or the planner's with ``decomposition="planner"``).
+CHECK_RULES = """\
 Each check asks about exactly one thing that can be seen: an object's presence, its
 count, one attribute of one object, or one relation between two objects. Cover
 everything the description asks for and nothing else. Phrase each as a question
 whose correct answer is "yes" when the image matches."""
+
+DECOMPOSE_SYSTEM_PROMPT = f"You turn an image description into atomic yes/no checks for a visual verifier.\n{CHECK_RULES}"
 
 DECOMPOSE_USER_PROMPT = f"{labels.DESCRIPTION}: {{prompt}}\nList the checks."
 
@@ -92,10 +94,16 @@ def decompose(model: BaseChatModel, prompt: str) -> list[Check]:
     reply = invoke_structured(
         model, Decomposition, [SystemMessage(DECOMPOSE_SYSTEM_PROMPT), HumanMessage(DECOMPOSE_USER_PROMPT.format(prompt=prompt))]
     )
-    questions = [q.strip() for q in reply.value.checks if q and q.strip()]
-    if not questions:
+    checks = prompt_checks(reply.value.checks)
+    if not checks:
         raise StructuredOutputError("Decomposition: the model returned no checks")
-    return [Check(id=f"c{i}", question=q, source="prompt") for i, q in enumerate(dict.fromkeys(questions), 1)]
+    return checks
+
+
+def prompt_checks(questions: list[str]) -> list[Check]:
+    """The prompt's checks from a model's questions (blank and repeated ones dropped)."""
+    kept = dict.fromkeys(q.strip() for q in questions if q and q.strip())
+    return [Check(id=f"c{i}", question=q, source="prompt") for i, q in enumerate(kept, 1)]
 
 
 def verify(model: BaseChatModel, check: Check, candidate: Candidate, prompt: str, probabilities: bool = True) -> Verdict:
@@ -214,7 +222,8 @@ def _judge(state: GemsState, runtime: Runtime[GemsContext]) -> tuple[dict[str, A
     first_visit = not checks
     if first_visit:
         try:
-            checks = decompose(model, state["prompt"])
+            # The planner's checks when it wrote them (decomposition="planner"), else a call of the critic's own.
+            checks = prompt_checks(state.get("planned_checks") or []) or decompose(model, state["prompt"])
             if len(checks) > ctx.max_checks:  # each is asked of every candidate every round
                 notes.append(f"critic: the decomposition gave {len(checks)} checks; kept the first {ctx.max_checks} (max_checks)")
                 checks = checks[: ctx.max_checks]

@@ -41,6 +41,7 @@ from gems_graph.models.registry import (
     resolve_generator,
     resolve_prompting_guide,
 )
+from gems_graph.nodes.critic import CHECK_RULES
 from gems_graph.nodes.generator import model_prompt, plan_round
 from gems_graph.nodes.skill_planning import generation_from_hints, plan_with_skills
 from gems_graph.persistence.artifacts import new_run_folder, write_run_json
@@ -81,6 +82,15 @@ class PlannedPrompt(BaseModel):
     )
 
 
+class PlannedPromptAndChecks(PlannedPrompt):
+    """The planner's answer with the checks the image will be verified on (``decomposition="planner"``)."""
+
+    checks: list[str] = Field(
+        default_factory=list,
+        description="Atomic yes/no checks of the user's request for a visual verifier. " + " ".join(CHECK_RULES.split()),
+    )
+
+
 @functools.lru_cache(maxsize=16)
 def _cached_registry(dirs: tuple[str, ...], env_path: str, learned: tuple[tuple[str, int], ...], builtin: bool) -> Any:
     return default_registry(dirs, include_builtin=builtin)
@@ -117,24 +127,28 @@ def _plan_first_prompt(ctx: GemsContext, prompt: str, runtime: Runtime[GemsConte
     if recalled:
         emit(runtime, "lessons_recalled", lessons=[{"id": r["id"], "text": r["text"]} for r in recalled])
     user_prompt = PLANNER_USER_PROMPT.format(prompt=prompt, guide=labels.guide_block(guide), extra=lessons_text(recalled))
+    schema = PlannedPromptAndChecks if ctx.decomposition == "planner" else PlannedPrompt
     plan = plan_with_skills(
         model,
         prompt=prompt,
         system_prompt=PLANNER_SYSTEM_PROMPT,
         user_prompt=user_prompt,
-        schema=PlannedPrompt,
+        schema=schema,
         registry=skill_registry(tuple(ctx.skills_dirs), ctx.builtin_skills),
         max_skills=ctx.max_skills,
+        routing=ctx.skill_routing,
     )
     if plan.session.loaded:
         emit(runtime, "skills_loaded", skills=list(plan.session.loaded))
     generation = generation_from_hints(plan.session.hints, ctx)
+    planned_checks = None
     try:
-        answer = cast(PlannedPrompt | None, plan.answer)  # the skill loop validated it against PlannedPrompt
+        answer = cast(PlannedPrompt | None, plan.answer)  # the skill loop validated it against the schema
         thought = None
         if answer is None:
-            reply = invoke_structured(model, PlannedPrompt, plan.messages)
+            reply = invoke_structured(model, schema, plan.messages)
             answer, thought = reply.value, reply.thought
+        planned_checks = answer.checks if isinstance(answer, PlannedPromptAndChecks) else None
         first_prompt = model_prompt(answer.prompt, ctx, notes, "planner") or prompt
         thought = thought or answer.reasoning or None
         if answer.unsupported:
@@ -147,6 +161,7 @@ def _plan_first_prompt(ctx: GemsContext, prompt: str, runtime: Runtime[GemsConte
 
     return {
         "first_prompt": first_prompt,
+        "planned_checks": planned_checks,
         "thought": thought,
         "generation": generation,
         "plan": plan,
@@ -199,6 +214,7 @@ def planner(state: GemsState, config: RunnableConfig, runtime: Runtime[GemsConte
         "round_tasks": tasks,
         "current_prompt": first_prompt,
         "current_thought": thought,
+        "planned_checks": planned["planned_checks"],
         "generation": generation,
         "recalled_lessons": recalled,
         "generator_family": family,

@@ -28,7 +28,7 @@ from pydantic import BaseModel
 
 from gems_graph.models.llm import MalformedReplyError
 from gems_graph.records import Check
-from gems_graph.skills import SkillRegistry, SkillSession, ToolLoopResult, run_tool_loop
+from gems_graph.skills import SkillRegistry, SkillSession, ToolLoopResult, route_by_triggers, run_tool_loop
 
 #: Added to the planner's system prompt, before the catalog.
 SKILLS_SYSTEM_PROMPT = """\
@@ -36,6 +36,11 @@ Skills hold expert instructions for hard kinds of request (text, counts, layout,
 people, ...). Before answering, load the skills that clearly apply to this request
 with load_skill (none for a plain request), follow their instructions, use the tools
 they provide, then give your answer."""
+
+#: Added to the planner's system prompt instead, when the skills were picked by their triggers (``skill_routing="triggers"``).
+PRELOADED_SKILLS_PROMPT = """\
+The skills below were loaded for this request because it uses the words they are
+for: follow their instructions, use the tools they provide, then give your answer."""
 
 #: Generation settings a skill hint may set (the keys of ``GenerationRequest``).
 GENERATION_HINTS = ("negative_prompt", "guidance", "steps", "width", "height")
@@ -71,19 +76,31 @@ def plan_with_skills(
     registry: SkillRegistry,
     max_skills: int = 2,
     max_turns: int = 4,
+    routing: str = "model",
 ) -> SkillPlan:
-    """Run the planner's skill loop; ``prompt`` is the user's prompt (fills check placeholders)."""
+    """Run the planner's skill loop; ``prompt`` is the user's prompt (fills check placeholders).
+
+    ``routing="model"`` shows the model the catalog and lets it load skills (a call to
+    choose, then one to answer); ``"triggers"`` loads the skills whose declared
+    triggers occur in ``prompt`` before the first call, so planning is one call that
+    carries those skills' instructions and no catalog.
+    """
     session = SkillSession(registry, max_skills=max_skills, prompt=prompt)
-    messages = planner_messages(session, system_prompt, user_prompt)
+    plain = [SystemMessage(system_prompt), HumanMessage(user_prompt)]
     if max_skills == 0 or not len(registry):
-        return SkillPlan(None, session, [SystemMessage(system_prompt), HumanMessage(user_prompt)])
+        return SkillPlan(None, session, plain)
+    if routing == "triggers":
+        names = route_by_triggers(prompt, registry, limit=max_skills)
+        if not names:
+            return SkillPlan(None, session, plain)
+        messages = [SystemMessage(f"{system_prompt}\n\n{PRELOADED_SKILLS_PROMPT}"), HumanMessage(user_prompt), *session.preload(names)]
+    else:
+        messages = planner_messages(session, system_prompt, user_prompt)
     try:
         loop = run_tool_loop(model, session, messages, final_schema=schema, max_turns=max_turns)
-    except NotImplementedError:  # no tool calling: plan without skills
-        return SkillPlan(None, session, [SystemMessage(system_prompt), HumanMessage(user_prompt)])
-    except MalformedReplyError:  # unreadable replies: plan without skills (what loaded is dropped with them)
-        session = SkillSession(registry, max_skills=max_skills, prompt=prompt)
-        return SkillPlan(None, session, [SystemMessage(system_prompt), HumanMessage(user_prompt)])
+    except (NotImplementedError, MalformedReplyError):
+        # No tool calling, or unreadable replies: plan without skills (what loaded is dropped with them).
+        return SkillPlan(None, SkillSession(registry, max_skills=max_skills, prompt=prompt), plain)
     history = loop.messages
     if loop.answer is None:
         # The model replied in prose: ask once more, keeping the loaded instructions in view.

@@ -165,3 +165,82 @@ def test_the_paper_preset_asks_an_edit_every_check():
     assert get_preset("gems-paper").values["edit_verification"] == "all"
     with pytest.raises(ConfigError, match="edit_verification"):
         GemsContext(edit_verification="some")
+
+
+# -- the planner: skills picked by their triggers, checks written with the prompt ------------
+
+
+def _planner_usage(result) -> dict:
+    return result.state["usage"]["nodes"]["planner"]
+
+
+def test_skills_picked_by_their_triggers_plan_in_one_call_without_the_catalog(tmp_path):
+    """The world's planner picks skills by the same triggers, so the runs match; the calls and tokens do not."""
+    by_model = _shapes_run(tmp_path, "model", skill_routing="model")
+    by_triggers = _shapes_run(tmp_path, "triggers", skill_routing="triggers")
+    assert by_model.state["skills"], "the scene must load skills for the comparison to mean anything"
+    assert by_triggers.state["skills"] == by_model.state["skills"]
+    assert by_triggers.state["skill_checks"] == by_model.state["skill_checks"]
+    assert _trajectory(by_triggers) == _trajectory(by_model)
+    before, after = _planner_usage(by_model), _planner_usage(by_triggers)
+    assert (before["calls"], after["calls"]) == (2, 1)
+    assert after["input_tokens"] < before["input_tokens"] / 2  # the catalog went twice; now the chosen skills go once
+
+
+def test_triggered_skills_reach_the_model_as_loaded_instructions(tmp_path):
+    seen: list[list] = []
+
+    def handler(messages, tools):
+        seen.append(list(messages))
+        return loop_handler(fix_at_round=1)(messages, tools)
+
+    ctx = GemsContext(
+        generator=ColourGenerator(),
+        chat_model=ScriptedChatModel(handler=handler),
+        artifact_root=str(tmp_path),
+        memory="none",
+        skill_routing="triggers",
+    )
+    result = run_gems("exactly three red squares", ctx, InMemorySaver())
+    assert result.state["skills"] == ["counting"]
+    planning = seen[0]
+    system = str(planning[0].content)
+    assert "load_skill(name)" not in system and "attribute-binding" not in system  # no catalog
+    assert any(getattr(m, "name", None) == "load_skill" and "# Skill: counting" in str(m.content) for m in planning)
+
+
+def test_a_prompt_no_trigger_matches_plans_without_skills_in_one_call(tmp_path):
+    ctx = GemsContext(artifact_root=str(tmp_path), memory="none", max_rounds=1, skill_routing="triggers")
+    result = run_gems("a photo of a circle", ctx, InMemorySaver())
+    assert result.state["skills"] == [] and _planner_usage(result)["calls"] == 1
+
+
+def test_the_planner_writes_the_checks_and_the_critic_asks_them_without_decomposing(tmp_path):
+    critic_decomposes = _shapes_run(tmp_path, "critic", decomposition="critic")
+    planner_writes = _shapes_run(tmp_path, "planner", decomposition="planner")
+    assert planner_writes.state["checks"] == critic_decomposes.state["checks"]
+    assert _trajectory(planner_writes) == _trajectory(critic_decomposes)
+    calls = [r.state["usage"]["total"]["calls"] for r in (critic_decomposes, planner_writes)]
+    assert calls[1] == calls[0] - 1
+    assert _planner_usage(planner_writes)["calls"] == _planner_usage(critic_decomposes)["calls"]
+
+
+def test_a_planner_that_writes_no_checks_leaves_the_decomposition_to_the_critic(tmp_path):
+    def no_checks(messages, tools):
+        reply = loop_handler(fix_at_round=1)(messages, tools)
+        return reply.model_copy(update={"checks": []}) if "PlannedPromptAndChecks" in tools else reply
+
+    model = ScriptedChatModel(handler=no_checks)
+    ctx = GemsContext(generator=ColourGenerator(), chat_model=model, artifact_root=str(tmp_path), memory="none", decomposition="planner")
+    result = run_gems("a red square", ctx, InMemorySaver())
+    assert [c["question"] for c in result.state["checks"] if c["source"] == "prompt"] == ["Is there a square?", "Is the square red?"]
+    assert any("Decomposition" in names for names, _ in model.calls)
+
+
+def test_the_paper_preset_keeps_the_planner_and_critic_calls():
+    values = get_preset("gems-paper").values
+    assert (values["skill_routing"], values["decomposition"]) == ("model", "critic")
+    with pytest.raises(ConfigError, match="skill_routing"):
+        GemsContext(skill_routing="keywords")
+    with pytest.raises(ConfigError, match="decomposition"):
+        GemsContext(decomposition="both")

@@ -3,7 +3,8 @@
 It is the embedded default the way SQLite is: not an LLM, but real enough to drive
 every node through the same code a real model does (structured output via tool
 calls, yes/no verification with log-probabilities, tool calling for skills). It
-recognises a request by the tool it is asked to call (``PlannedPrompt``,
+recognises a request by the tool it is asked to call (``PlannedPrompt``, or
+``PlannedPromptAndChecks``, which it answers with the checks it would decompose),
 ``Decomposition``, ``Experience``, ``RefinedPrompt``, ``RefinedRound`` (both of the
 last two in one answer), ``load_skill``) or, for a
 plain question with an image attached, verifies it by asking the world's learned
@@ -122,6 +123,8 @@ MOVE_DIRECTIVES: dict[str, re.Pattern[str]] = {
 #: The clause, in the guide's sentence for a layout move, that makes it keep the objects already right in their cells.
 KEEP_DIRECTIVE = re.compile(r"\bkeeping (?:those|the objects?|what)\b[^.]*?\bright\b", re.I)
 _LOAD_SKILL = "load_skill"
+#: The planner's answers: its prompt, or its prompt and the request's checks (``decomposition="planner"``).
+PLAN_SCHEMAS = ("PlannedPrompt", "PlannedPromptAndChecks")
 #: What one token is under the shapes chat model's usage rule: a word piece or one punctuation mark.
 TOKEN_PATTERN = re.compile(r"[^\W_]+|[^\w\s]|_")
 #: Input tokens charged for each attached image (a 16 x 16 grid of patches, as VLMs tile a small image).
@@ -150,10 +153,11 @@ class ShapesChatModel(BaseChatModel):
     def _generate(self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kwargs: Any) -> ChatResult:
         tools = [t["function"]["name"] for t in kwargs.get("tools") or []]
         text = _human_text(messages)
-        if _LOAD_SKILL in tools and "PlannedPrompt" in tools:
-            message = self._plan_with_skills(messages, text)
-        elif "PlannedPrompt" in tools:
-            message = _tool_call("PlannedPrompt", self._plan(text, _skill_texts(messages)))
+        plan_schema = next((n for n in tools if n in PLAN_SCHEMAS), None)
+        if _LOAD_SKILL in tools and plan_schema:
+            message = self._plan_with_skills(messages, text, plan_schema)
+        elif plan_schema:
+            message = _tool_call(plan_schema, self._plan(text, _skill_texts(messages), plan_schema))
         elif "Decomposition" in tools:
             message = _tool_call("Decomposition", self._decompose(labels.find_field(text, labels.DESCRIPTION) or ""))
         elif "Experience" in tools:
@@ -176,9 +180,14 @@ class ShapesChatModel(BaseChatModel):
         return ChatResult(generations=[ChatGeneration(message=message)])
 
     # -- planner ---------------------------------------------------------------------
-    def _plan(self, text: str, skill_texts: dict[str, str] | None = None) -> dict[str, Any]:
-        """The request in the world's words; laid out explicitly when a skill or a lesson says so."""
+    def _plan(self, text: str, skill_texts: dict[str, str] | None = None, schema: str = "PlannedPrompt") -> dict[str, Any]:
+        """The request in the world's words; laid out explicitly when a skill or a lesson says so.
+        Asked for checks too (``PlannedPromptAndChecks``), it writes the request's, as it decomposes."""
         request = labels.find_field(text, labels.USER_REQUEST) or ""
+        plan = self._plan_request(request, text, skill_texts)
+        return {**plan, **self._decompose(request)} if schema == "PlannedPromptAndChecks" else plan
+
+    def _plan_request(self, request: str, text: str, skill_texts: dict[str, str] | None) -> dict[str, Any]:
         try:
             scene = parse_prompt(request)
         except ShapesGrammarError as exc:
@@ -202,7 +211,7 @@ class ShapesChatModel(BaseChatModel):
             prompt = describe(scene)
         return {"reasoning": reasoning, "prompt": prompt, "guidance": None, "unsupported": list(scene.unknown_words)}
 
-    def _plan_with_skills(self, messages: list[BaseMessage], text: str) -> AIMessage:
+    def _plan_with_skills(self, messages: list[BaseMessage], text: str, schema: str) -> AIMessage:
         """First turn: load the skills whose triggers match; then answer the plan."""
         already = {m.name for m in messages if isinstance(m, ToolMessage)} | {
             c["args"].get("name") for m in messages if isinstance(m, AIMessage) for c in m.tool_calls
@@ -217,7 +226,7 @@ class ShapesChatModel(BaseChatModel):
                 return AIMessage(
                     content="", tool_calls=[{"name": _LOAD_SKILL, "args": {"name": n}, "id": uuid.uuid4().hex[:8]} for n in wanted]
                 )
-        return _tool_call("PlannedPrompt", self._plan(text, _skill_texts(messages)))
+        return _tool_call(schema, self._plan(text, _skill_texts(messages), schema))
 
     # -- critic ----------------------------------------------------------------------
     def _decompose(self, description: str) -> dict[str, Any]:

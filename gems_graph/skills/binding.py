@@ -16,7 +16,7 @@ import re
 from collections.abc import Iterable
 from typing import Any, Literal
 
-from langchain_core.messages import ToolMessage
+from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
 from langchain_core.tools import BaseTool, StructuredTool, ToolException
 from pydantic import Field, create_model
 
@@ -51,6 +51,9 @@ class SkillSession:
         self._checks: list[dict] = []
         self._hints: dict[str, Any] = {}
         self._builtin_tools = self._make_builtin_tools()
+        #: False once the skills were picked before the call (``preload``): the model is then
+        #: offered no ``load_skill``, and ``read_skill_resource`` only if a loaded skill has files.
+        self.loading_offered = True
 
     # -- what loading added -----------------------------------------------------
     @property
@@ -87,6 +90,9 @@ class SkillSession:
     def tools(self) -> list[BaseTool]:
         """Tools to bind now: the two skill tools plus the registered tools of loaded skills."""
         out = list(self._builtin_tools)
+        if not self.loading_offered:
+            has_files = any(skill.references() for skill in self._loaded)
+            out = [t for t in out if t.name == READ_RESOURCE and has_files]
         seen = {t.name for t in out}
         for skill in self._loaded:
             for name in skill.tools:
@@ -116,6 +122,14 @@ class SkillSession:
                 self._hints.setdefault(k, v)
         log.info("loaded skill %s", name)
         return self._instructions_text(skill)
+
+    def preload(self, names: list[str]) -> list[BaseMessage]:
+        """Load ``names`` as if the model had called ``load_skill`` for each: the call and its
+        replies, to put in the conversation before the model's first turn."""
+        calls = [{"name": LOAD_SKILL, "args": {"name": n}, "id": f"preload-{i}"} for i, n in enumerate(names)]
+        replies = [self.handle(c) for c in calls]
+        self.loading_offered = False
+        return [AIMessage(content="", tool_calls=calls), *replies]
 
     def read_resource(self, name: str, file: str) -> str:
         if name not in self.loaded:
