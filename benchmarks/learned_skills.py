@@ -5,7 +5,10 @@
 1. dev: ``gems`` (writing lessons into a warm store) and ``loop`` on a per-category
    sample of ``shapes-hard --split dev``;
 2. ``gems skills learn`` from that eval folder's runs (the dev runs only), each candidate tried
-   on the same dev sample (``loop+skills`` with and without it), kept only when it helps;
+   on the same dev sample (``loop+skills`` with and without it), kept only when it helps,
+   once for each configuration a learned skill is measured in: beside the built-in
+   skills (for ``gems + learned``) and with ``--no-builtin-skills`` (for
+   ``loop + learned only``, whose runs have no built-in skills to compare against);
 3. test, the same budget, a per-category sample of ``--split test``:
    ``loop``; ``loop+skills`` (built-in skills, no memory); ``gems`` (built-in skills
    and the warm memory from dev); ``gems + learned`` (built-in and learned skills,
@@ -47,6 +50,25 @@ def _row(summary: dict, method: str) -> dict:
     return {"n": m["n"], "score": round(m["score"], 2), "images": round(m["images"], 3), "chat_calls": round(m["chat_calls"], 2)}
 
 
+#: What the candidates are tried against -> the folder the kept ones go to (the trials beside it, in "trials-<folder>").
+LEARNS = {"built-in skills": "learned", "no skills": "learned-alone"}
+
+
+def learn(work: Path, against: str, a: argparse.Namespace) -> dict:
+    """``gems skills learn`` from the dev runs (only: the warm store also takes the test runs' lessons
+    as gems runs on test), its candidates tried against ``against``; its JSON report."""
+    out = work / LEARNS[against]
+    out.mkdir(parents=True, exist_ok=True)
+    cmd = [sys.executable, "-m", "gems_graph.app.cli", "skills", "learn", "--memory", "none", "--from-eval", str(work / "dev")]
+    cmd += ["--split", "dev", "--per-category", str(a.per_category), "--budget", str(a.budget), "--min-gain", str(a.min_gain)]
+    cmd += ["--out", str(out), "--trial-dir", str(work / f"trials-{LEARNS[against]}"), "--json"]
+    cmd += [] if against == "built-in skills" else ["--no-builtin-skills"]
+    done = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ})
+    if done.returncode != 0:
+        sys.exit(f"gems skills learn failed: {done.stderr.strip()[-500:]}")
+    return json.loads(done.stdout)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--per-category", type=int, default=2, help="prompts per category on each split (4 categories)")
@@ -71,23 +93,21 @@ def main() -> None:
     took("dev", t)
 
     t = time.perf_counter()
-    learned = work / "learned"
-    learned.mkdir(parents=True, exist_ok=True)
-    # Learnt from the dev runs only: the warm store also takes the test runs' lessons as gems runs on test.
-    cmd = [sys.executable, "-m", "gems_graph.app.cli", "skills", "learn", "--memory", "none", "--from-eval", str(work / "dev")]
-    cmd += ["--split", "dev", "--per-category", str(a.per_category), "--budget", str(a.budget), "--min-gain", str(a.min_gain)]
-    cmd += ["--out", str(learned), "--trial-dir", str(work / "trials"), "--json"]
-    out = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ})
-    if out.returncode != 0:
-        sys.exit(f"gems skills learn failed: {out.stderr.strip()[-500:]}")
-    report = json.loads(out.stdout)
+    reports = {against: learn(work, against, a) for against in LEARNS}
     took("learn", t)
+    learned, learned_alone = work / LEARNS["built-in skills"], work / LEARNS["no skills"]
 
     t = time.perf_counter()
     base = _eval(work / "test-base", "test", ["loop", "loop+skills", "gems"], a, memory=warm)
     with_learned = _eval(work / "test-learned", "test", ["gems"], a, memory=f"chroma:{work / 'cold'}", skills_dirs=[str(learned)])
     learned_only = _eval(
-        work / "test-learned-only", "test", ["loop+skills"], a, memory="none", skills_dirs=[str(learned)], context={"builtin_skills": False}
+        work / "test-learned-only",
+        "test",
+        ["loop+skills"],
+        a,
+        memory="none",
+        skills_dirs=[str(learned_alone)],
+        context={"builtin_skills": False},
     )
     took("test", t)
 
@@ -115,21 +135,24 @@ def main() -> None:
     skills = []
     examples = RESULTS / "learned_skills"
     shutil.rmtree(examples, ignore_errors=True)
-    for c in report["candidates"]:
-        entry = {k: c.get(k) for k in ("name", "kept", "why", "trial")}
-        folder = learned / c["name"] if c.get("kept") else work / "trials" / "candidates" / c["name"] / c["name"]
-        if c.get("trial") and (folder / "SKILL.md").is_file():  # a candidate this learn wrote and tried
-            entry["text"] = (folder / "SKILL.md").read_text(encoding="utf-8")
-            shutil.copytree(folder, examples / ("kept" if c.get("kept") else "rejected") / c["name"])
-        elif c.get("text"):
-            entry["text"] = c["text"]
-        skills.append(entry)
+    for against, report in reports.items():
+        folder_name = LEARNS[against]
+        for c in report["candidates"]:
+            entry = {"against": against, **{k: c.get(k) for k in ("name", "kept", "why", "trial")}}
+            kept_folder = work / folder_name / c["name"]
+            folder = kept_folder if c.get("kept") else work / f"trials-{folder_name}" / "candidates" / c["name"] / c["name"]
+            if c.get("trial") and (folder / "SKILL.md").is_file():  # a candidate this learn wrote and tried
+                entry["text"] = (folder / "SKILL.md").read_text(encoding="utf-8")
+                shutil.copytree(folder, examples / folder_name / ("kept" if c.get("kept") else "rejected") / c["name"])
+            elif c.get("text"):
+                entry["text"] = c["text"]
+            skills.append(entry)
     result = {
         "suite": "shapes-hard",
         "budget": a.budget,
         "per_category": a.per_category,
         "min_gain": a.min_gain,
-        "lessons": report["lessons"],
+        "lessons": reports["built-in skills"]["lessons"],
         "methods": methods,
         "targets": targets,
         "skills": skills,

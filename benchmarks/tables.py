@@ -231,11 +231,11 @@ def learned_skills_table(result: dict) -> str:
         + ("met" if t["beat_gems_met"] else "missed")
         + ").",
         "",
-        "| skill | kept | why (dev trial) |",
-        "|---|---|---|",
+        "| skill | tried against | kept | why (dev trial) |",
+        "|---|---|---|---|",
     ]
     for sk in result["skills"]:
-        lines.append(f"| {sk['name']} | {'yes' if sk['kept'] else 'no'} | {sk['why']} |")
+        lines.append(f"| {sk['name']} | {sk.get('against', 'built-in skills')} | {'yes' if sk['kept'] else 'no'} | {sk['why']} |")
     lines += [
         "",
         f"`{result['command']}` at {result['commit']} ({result['machine']}); {result['lessons']} lessons; phases took "

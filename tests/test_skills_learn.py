@@ -214,6 +214,25 @@ def test_learn_tries_each_candidate_and_keeps_it_only_when_it_helps(tmp_path, em
     assert "origin: learned" in shown.output and f"score {figures['score_without']:.2f} -> {figures['score_with']:.2f}" in shown.output
 
 
+def test_candidates_can_be_tried_against_the_runs_without_builtin_skills(tmp_path, embeddings):  # noqa: F811
+    """For runs with ``builtin_skills = false`` the baseline is no skills at all, and the built-ins stay out of both sides."""
+    from gems_graph.memory import open_experience_store
+
+    open_experience_store(None, embeddings=embeddings).add(COUNT_LESSONS)
+    trial = ["--limit", "2", "--budget", "2", "--trial-dir", str(tmp_path / "trial"), "--min-gain", "1000", "--min-saving", "1"]
+    res = runner.invoke(app, ["skills", "learn", *trial, "--no-builtin-skills", "--json"])
+    assert res.exit_code == 0, res.output
+    (cand,) = json.loads(res.stdout)["candidates"]
+    assert cand["trial"]["routed"] >= 1
+
+    def loaded(folder: str) -> list[list[str]]:
+        records = json.loads((tmp_path / "trial" / "evals" / folder / "results.json").read_text())["records"]
+        return [r["skills"] for r in records]
+
+    assert loaded("without") == [[], []]
+    assert all(set(skills) <= {"learned-count"} for skills in loaded("with-learned-count"))
+
+
 def test_learned_skills_are_offered_after_the_builtins_and_alone_without_them(chroma):
     from gems_graph.persistence.home import gems_home
     from gems_graph.skills.registry import default_registry

@@ -95,6 +95,13 @@ def learn_command(
     skills_dir: Annotated[
         Optional[list[Path]], typer.Option("--skills-dir", help="Extra skill folders the trials run with (repeatable).")
     ] = None,
+    builtin_skills: Annotated[
+        bool,
+        typer.Option(
+            "--builtin-skills/--no-builtin-skills",
+            help="Try candidates beside the built-in skills (the default), or without them, for runs with builtin_skills = false.",
+        ),
+    ] = True,
     out: Annotated[Optional[Path], typer.Option("--out", help="Where kept skills go (default $GEMS_HOME/skills/learned).")] = None,
     trial_dir: Annotated[
         Optional[Path], typer.Option("--trial-dir", help="Keep the trials' eval folders here (default: a temporary folder).")
@@ -157,6 +164,7 @@ def learn_command(
             generator=generator,
             chat_model=chat_model,
             skills_dirs=[str(d) for d in skills_dir or []],
+            builtin_skills=builtin_skills,
             min_gain=min_gain,
             min_saving=min_saving,
         )

@@ -3,7 +3,8 @@
 ``gems skills learn`` keeps a learned skill only when it helps. Each candidate is
 run with the ``loop+skills`` method (skills, no memory, so a lesson recalled from
 the store cannot stand in for the skill) on a dev split or the user's prompt file,
-once with the skills a run has today and once with the candidate added; both share
+once with the skills a run has today (the built-in ones unless ``builtin_skills`` is
+false, and the user's) and once with the candidate added; both share
 seeds, so the only difference is the skill. It is kept when it raises the mean
 score by at least ``min_gain`` points, or keeps the score and saves at least
 ``min_saving`` of the images. The baseline eval is shared by every candidate
@@ -39,6 +40,9 @@ class TrialSettings:
     chat_model: Any = "shapes"
     judge: Any = None
     skills_dirs: list[str] = field(default_factory=list)
+    #: Whether the skills a run has today include the built-in ones (false: a candidate is tried
+    #: against the user's skills alone, for runs with ``builtin_skills = false``).
+    builtin_skills: bool = True
     #: Points of mean score (0-100) the skill must add ...
     min_gain: float = 1.0
     #: ... or the share of images it must save at no loss of score.
@@ -88,6 +92,7 @@ def _config(s: TrialSettings, out: Path, extra_dir: Path | None) -> EvalConfig:
         judge=s.judge if s.judge is not None else (s.chat_model if s.prompts else None),
         skills_dirs=[*s.skills_dirs, *([str(extra_dir)] if extra_dir is not None else [])],
         memory="none",
+        context={"builtin_skills": s.builtin_skills},
         progress=False,
     )
 
