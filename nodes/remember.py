@@ -1,7 +1,9 @@
 """Remember: at the end of a run, distill its experiences into lessons for later runs.
 
 The last round is compressed first if the refiner never saw it (a run that passes
-ends without refining), so the lesson can say which strategy fixed it. Lessons go
+ends without refining), so the lesson can say which strategy fixed it; a run whose
+first round passed every check needs no call for that (its lesson is the prompt that
+passed). Lessons go
 to the experience store (Chroma by default); a store failure is noted, never fatal.
 """
 
@@ -16,6 +18,7 @@ from gems_graph.errors import one_line
 from gems_graph.events import emit
 from gems_graph.memory import MemoryStoreError, distill_lessons, generator_family
 from gems_graph.memory.access import store_for_run
+from gems_graph.memory.lessons import reads_last_experience
 from gems_graph.memory.store import memory_is_off
 from gems_graph.models.metering import metering
 from gems_graph.models.registry import chat_limits, resolve_chat_model, resolve_generator
@@ -37,7 +40,7 @@ def remember(state: GemsState, runtime: Runtime[GemsContext]) -> dict[str, Any]:
     notes: list[str] = []
     update: dict[str, Any] = {}
     last = rounds[-1]
-    if not last.get("experience"):
+    if not last.get("experience") and reads_last_experience(rounds):
         with metering() as meter:
             experience, note = compress_round(
                 resolve_chat_model(ctx.chat_model, chat_limits(ctx)), state["prompt"], last, state.get("checks") or []

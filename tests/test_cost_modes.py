@@ -244,3 +244,36 @@ def test_the_paper_preset_keeps_the_planner_and_critic_calls():
         GemsContext(skill_routing="keywords")
     with pytest.raises(ConfigError, match="decomposition"):
         GemsContext(decomposition="both")
+
+
+# -- remember: the last round is compressed only when a lesson reads it ------------------------
+
+
+def _memory_run(tmp_path, name: str, fix_at_round: int, prompt: str = "a red square"):
+    from gems_graph.memory.access import store_for_run
+
+    ctx = GemsContext(
+        generator=ColourGenerator(),
+        chat_model=ScriptedChatModel(handler=loop_handler(fix_at_round=fix_at_round), usage=(10, 2)),
+        artifact_root=str(tmp_path / name),
+        memory=f"chroma:{tmp_path / name / 'mem'}",
+        refiner_calls="combined",
+    )
+    result = run_gems(prompt, ctx, InMemorySaver())
+    return result, store_for_run(ctx.memory).list()
+
+
+def test_a_run_that_passes_at_once_writes_its_lesson_without_a_call(tmp_path):
+    result, lessons = _memory_run(tmp_path, "at-once", fix_at_round=2, prompt="a red square FIXED")
+    assert result.state["rounds_used"] == 1 and result.status == "passed"
+    assert "remember" not in result.state["usage"]["nodes"]
+    (lesson,) = lessons
+    assert "every check passed in round 1" in lesson["text"]
+
+
+def test_a_run_fixed_later_still_has_its_last_round_compressed_for_the_lesson(tmp_path):
+    result, lessons = _memory_run(tmp_path, "fixed", fix_at_round=2)
+    assert result.state["rounds_used"] == 2 and result.status == "passed"
+    assert result.state["usage"]["nodes"]["remember"]["calls"] == 1
+    assert result.state["rounds"][-1]["experience"] == "The square came out blue; say red explicitly."
+    assert any("round 2" in l["text"] for l in lessons)

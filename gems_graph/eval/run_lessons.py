@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from gems_graph.memory.lessons import Lesson, distill_lessons
+from gems_graph.memory.lessons import Lesson, distill_lessons, reads_last_experience
 from gems_graph.memory.store import normalize_lesson
 from gems_graph.nodes.refiner import compress_round
 
@@ -35,7 +35,7 @@ def lessons_from_eval(folder: str | Path, model: Any, *, generator_family: str =
         rounds = list(run["rounds"])
         checks = list(run.get("checks") or [])
         prompt = str(run.get("prompt") or "")
-        if not rounds[-1].get("experience"):
+        if not rounds[-1].get("experience") and reads_last_experience(rounds):
             experience, _ = compress_round(model, prompt, rounds[-1], checks)
             rounds[-1] = {**rounds[-1], "experience": experience}
         rid = run_json.parent.relative_to(root / "runs").as_posix()

@@ -147,6 +147,13 @@ def _score(c: Candidate | None) -> float:
     return float(score) if score is not None else 0.0
 
 
+def reads_last_experience(rounds: list[Round]) -> bool:
+    """Whether ``distill_lessons`` reads the last round's experience: every run's but one whose
+    only judged round passed every check (its lesson is the prompt that passed, nothing more)."""
+    judged = [b for b in (round_best(r) for r in rounds) if b is not None]
+    return not (len(judged) == 1 and not _failed_ids(judged[0]))
+
+
 def distill_lessons(
     prompt: str,
     rounds: list[Round],
@@ -220,4 +227,4 @@ def distill_lessons(
     return lessons[:max_lessons]
 
 
-__all__ = ["Lesson", "distill_lessons", "generator_family", "lesson_id", "prompt_diff", "MAX_LESSON_WORDS"]
+__all__ = ["Lesson", "distill_lessons", "reads_last_experience", "generator_family", "lesson_id", "prompt_diff", "MAX_LESSON_WORDS"]
