@@ -8,7 +8,8 @@ the grader (GM), the runs judged by the learned critic:
 1. **dev**: ``gems`` on the dev split with today's modes (``TODAY``), with the
    cheaper ones showing the refiner one past image, and with no past image
    (``CHEAP``: skills picked by their triggers, checks written by the planner, every
-   check of an image asked in one call, the refiner's two answers in one). A mode is a candidate default only if its GM on dev is within
+   check of a round's images asked in one call, the refiner's two answers in one).
+   A mode is a candidate default only if its GM on dev is within
    ``GM_TOLERANCE`` points of today's; the figures say which passed, and the
    candidate with the fewest MLLM calls (then tokens) is the one the test phase runs
    (``chosen_cheap``; the best GM of the cheaper ones when none passed).
@@ -53,11 +54,11 @@ TODAY = {
     "refiner_images": 3,
 }
 #: The cheaper modes: skills picked by their triggers, checks written by the planner, every
-#: check of an image in one call, the refiner's two answers in one, no past image.
+#: check of a round's images in one call, the refiner's two answers in one, no past image.
 CHEAP = {
     "skill_routing": "triggers",
     "decomposition": "planner",
-    "verification": "per_image",
+    "verification": "per_round",
     "refiner_calls": "combined",
     "refiner_images": 0,
 }

@@ -39,9 +39,9 @@ DEFAULT_MAX_MODEL_PROMPT_CHARS = 8000
 NO_PROMPTING_GUIDE = "none"
 
 StopRule = Literal["all_pass", "threshold"]
-#: How the critic asks its checks: one call per check of each image (the paper), or every
-#: check of one image in one call (one image upload instead of one per check).
-Verification = Literal["per_check", "per_image"]
+#: How the critic asks its checks: one call per check of each image (the paper), every check of
+#: one image in one call (one image upload instead of one per check), or every check of a round's images in one.
+Verification = Literal["per_check", "per_image", "per_round"]
 #: How the refiner makes its two answers (the round's experience, the next prompt): two calls (the paper) or one.
 RefinerCalls = Literal["separate", "combined"]
 #: How the planner picks skills: the model reads the catalog and loads them (the paper), or
@@ -138,7 +138,8 @@ class GemsContext:
     verification: Verification = _f(
         "per_check",
         "How the critic asks: 'per_check', one call per check with the image attached (the paper), or 'per_image', "
-        "every check of an image in one call answered one line per check (checks left unanswered are asked alone).",
+        "every check of an image in one call answered one line per check (checks left unanswered are asked alone), or "
+        "'per_round', every check of every image of a round in one call (at most 8 images a call).",
     )
     refiner_calls: RefinerCalls = _f(
         "separate",
@@ -222,7 +223,7 @@ def validate_context(ctx: GemsContext) -> None:
     need(_is_int(ctx.max_checks) and 1 <= ctx.max_checks <= 1000, "max_checks", "must be an integer from 1 to 1000")
     need(isinstance(ctx.max_skills, int) and 0 <= ctx.max_skills <= 8, "max_skills", "must be an integer from 0 to 8")
     need(isinstance(ctx.recall_k, int) and 0 <= ctx.recall_k <= 20, "recall_k", "must be an integer from 0 to 20")
-    need(ctx.verification in ("per_check", "per_image"), "verification", "must be 'per_check' or 'per_image'")
+    need(ctx.verification in ("per_check", "per_image", "per_round"), "verification", "must be 'per_check', 'per_image' or 'per_round'")
     need(ctx.skill_routing in ("model", "triggers"), "skill_routing", "must be 'model' or 'triggers'")
     need(ctx.refiner_calls in ("separate", "combined"), "refiner_calls", "must be 'separate' or 'combined'")
     need(ctx.decomposition in ("critic", "planner"), "decomposition", "must be 'critic' or 'planner'")

@@ -18,6 +18,8 @@ QUESTION = "Question"
 #: A block of every check of one image, one indented ``id: question`` line each (``questions_block``).
 QUESTIONS = "Questions"
 IMAGE_REQUEST = "The image was made for this request"
+#: A question's id about one of several attached images (``verification="per_round"``): ``image2.c1``.
+IMAGE_CHECK_ID = "image{image}.{check}"
 REASONING = "Reasoning behind this round's prompt"
 FEEDBACK = "Feedback from a person"
 LESSONS = "Lessons from past runs"
@@ -114,6 +116,12 @@ def read_checks(text: str, label: str) -> list[tuple[str, str]]:
 def read_questions(text: str) -> list[tuple[str, str]]:
     """The (id, question) lines of the ``QUESTIONS`` block, as ``questions_block`` wrote them."""
     return read_checks(text, QUESTIONS)
+
+
+def image_of_question(qid: str) -> int | None:
+    """The image number (1 = the first attached) an ``IMAGE_CHECK_ID`` names, or None for a plain check id."""
+    m = re.match(r"image(\d+)\.", qid)
+    return int(m.group(1)) if m else None
 
 
 def find_block(text: str, label: str) -> str | None:

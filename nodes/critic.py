@@ -78,6 +78,18 @@ answer (for example "c1: yes"), and nothing else."""
 VERIFY_IMAGE_USER_PROMPT = f"{labels.IMAGE_REQUEST}: {{prompt}}\n{{questions}}Answer every question: one line each, id: yes or id: no."
 
 
+#: ``verification="per_round"``: every check of several images in one call.
+VERIFY_ROUND_SYSTEM_PROMPT = f"""\
+You are a strict visual verifier. Several images are attached, numbered in the order
+they come (image 1 first). Answer every question with a single word, yes or no: one
+line per question, its id, a colon and the answer (for example
+"{labels.IMAGE_CHECK_ID.format(image=2, check="c1")}: yes"), and nothing else. A
+question's id names the image it asks about."""
+
+#: The most images one ``per_round`` call carries (servers cap the images of a request); more go in parallel calls.
+ROUND_IMAGES_PER_CALL = 8
+
+
 def _answer_lines(ids: list[str]) -> re.Pattern[str]:
     """A line of a per-image reply: one of the check ids (markdown around it allowed), a separator, yes or no."""
     names = "|".join(re.escape(i) for i in sorted(ids, key=len, reverse=True))
@@ -148,26 +160,62 @@ def verify_image(model: BaseChatModel, checks: list[Check], candidate: Candidate
             content=[text_block(VERIFY_IMAGE_USER_PROMPT.format(prompt=prompt, questions=questions)), image_block(candidate["image"])]
         ),
     ]
+    return _ask_together(model, messages, [(candidate, checks)], [[c["id"] for c in checks]], prompt, probabilities)[0]
+
+
+def verify_round(
+    model: BaseChatModel, asked: list[tuple[Candidate, list[Check]]], prompt: str, probabilities: bool = True
+) -> list[list[Verdict]]:
+    """Ask every check of several images in one call (``verification="per_round"``): the images
+    attached in order, each question's id naming its image (``image2.c1``). One image is asked as
+    ``verify_image`` asks it; a check the reply leaves out is asked alone."""
+    if len(asked) == 1:
+        return [verify_image(model, asked[0][1], asked[0][0], prompt, probabilities)]
+    ids = [[labels.IMAGE_CHECK_ID.format(image=n, check=c["id"]) for c in checks] for n, (_, checks) in enumerate(asked, 1)]
+    questions = labels.questions_block([(qid, c["question"]) for qids, (_, checks) in zip(ids, asked) for qid, c in zip(qids, checks)])
+    content: list[str | dict[str, Any]] = [text_block(VERIFY_IMAGE_USER_PROMPT.format(prompt=prompt, questions=questions))]
+    content += [image_block(cand["image"]) for cand, _ in asked]  # type: ignore[arg-type]
+    messages = [SystemMessage(VERIFY_ROUND_SYSTEM_PROMPT), HumanMessage(content=content)]
+    return _ask_together(model, messages, asked, ids, prompt, probabilities)
+
+
+def _unanswered(check: Check, answer: str) -> Verdict:
+    return Verdict(check_id=check["id"], passed=False, answer=answer, probability=None, answered=False)
+
+
+def _ask_together(
+    model: BaseChatModel,
+    messages: list[Any],
+    asked: list[tuple[Candidate, list[Check]]],
+    ids: list[list[str]],
+    prompt: str,
+    probabilities: bool,
+) -> list[list[Verdict]]:
+    """One call answering many checks (``ids[i][j]`` names check j of image i): the verdicts, in
+    order; a failed call is every check unanswered, as a failed call is in ``verify``."""
     asking = with_logprobs(model) if probabilities else model
     try:
         reply = asking.invoke(messages)
     except Exception as exc:  # noqa: BLE001 - unanswered, not "no"
         answer = f"error: {type(exc).__name__}: {one_line(exc)}"
-        return [Verdict(check_id=c["id"], passed=False, answer=answer, probability=None, answered=False) for c in checks]
+        return [[_unanswered(c, answer) for c in checks] for _, checks in asked]
     text = reply.text if isinstance(reply, AIMessage) else str(reply)
-    lines = list(_answer_lines([c["id"] for c in checks]).finditer(text))
+    lines = list(_answer_lines([qid for qids in ids for qid in qids]).finditer(text))
     probs = answer_probabilities(reply, len(lines)) if probabilities and isinstance(reply, AIMessage) else [None] * len(lines)
     by_id: dict[str, tuple[str, float | None]] = {}
     for line, p in zip(lines, probs):
         by_id.setdefault(line.group(1).lower(), (line.group(2).lower(), p))
-    verdicts = []
-    for check in checks:
-        found = by_id.get(check["id"].lower())
-        if found is None:
-            verdicts.append(verify(model, check, candidate, prompt, probabilities))
-        else:
-            verdicts.append(Verdict(check_id=check["id"], passed=found[0] == "yes", answer=found[0], probability=found[1]))
-    return verdicts
+    out = []
+    for qids, (candidate, checks) in zip(ids, asked):
+        verdicts = []
+        for qid, check in zip(qids, checks):
+            found = by_id.get(qid.lower())
+            if found is None:
+                verdicts.append(verify(model, check, candidate, prompt, probabilities))
+            else:
+                verdicts.append(Verdict(check_id=check["id"], passed=found[0] == "yes", answer=found[0], probability=found[1]))
+        out.append(verdicts)
+    return out
 
 
 def with_logprobs(model: BaseChatModel) -> Any:
@@ -310,15 +358,22 @@ def _verify_candidates(
     prompt: str,
     kept: dict[int, dict[str, Verdict]] | None = None,
 ) -> dict[int, list[Verdict]]:
-    """Every candidate's verdicts, in check order: one call per check, or per image (``ctx.verification``).
+    """Every candidate's verdicts, in check order: one call per check, per image, or per round's images (``ctx.verification``).
 
     ``kept`` verdicts (an edit's parent's, on checks the edit cannot change) are not asked again."""
     p = ctx.verdict_probabilities
     kept = kept or {}
     asked = {c["index"]: [ch for ch in checks if ch["id"] not in kept.get(c["index"], {})] for c in candidates}
     answered: dict[int, dict[str, Verdict]] = {c["index"]: {} for c in candidates}
-    if ctx.verification == "per_image":
-        todo = [c for c in candidates if asked[c["index"]]]
+    todo = [c for c in candidates if asked[c["index"]]]
+    if ctx.verification == "per_round":
+        batches = [todo[i : i + ROUND_IMAGES_PER_CALL] for i in range(0, len(todo), ROUND_IMAGES_PER_CALL)]
+        calls = [_bind(verify_round, model, [(c, asked[c["index"]]) for c in b], prompt, p) for b in batches]
+        per_batch = _run_all(calls, ctx.verify_concurrency)
+        for batch, verdict_lists in zip(batches, per_batch):
+            for cand, verdicts in zip(batch, verdict_lists):
+                answered[cand["index"]] = {v["check_id"]: v for v in verdicts}
+    elif ctx.verification == "per_image":
         per_image = _run_all([_bind(verify_image, model, asked[c["index"]], c, prompt, p) for c in todo], ctx.verify_concurrency)
         for cand, verdicts in zip(todo, per_image):
             answered[cand["index"]] = {v["check_id"]: v for v in verdicts}

@@ -337,3 +337,25 @@ def test_per_image_verification_is_one_request_with_each_answers_probability(tmp
     assert [b["type"] for b in content] == ["text", "image_url"] and request.json()["logprobs"] is True
     assert [(v["check_id"], v["passed"]) for v in verdicts] == [("c1", True), ("c2", False)]
     assert verdicts[0]["probability"] > 0.5 > verdicts[1]["probability"]
+
+
+def test_per_round_verification_is_one_request_with_the_rounds_images_in_order(tmp_path):
+    """Every check of two images in one request: the images in order, each answer read by its image's id."""
+    from gems_graph.nodes.critic import verify_round
+    from gems_graph.records import Candidate, Check
+
+    candidates = []
+    for i, colour in enumerate([(255, 0, 0), (0, 0, 255)]):
+        path = tmp_path / f"img{i}.png"
+        Image.new("RGB", (32, 32), colour).save(path)
+        image = {"path": str(path), "sha256": str(i), "width": 32, "height": 32}
+        candidates.append(Candidate(round=1, index=i, prompt="p", seed=i, params={}, image=image, verdicts=[], score=None, error=None))
+    checks = [Check(id="c1", question="Is it red?", source="prompt")]
+    reply = "image1.c1: yes\nimage2.c1: no"
+    with RecordingServer(lambda rec: json_reply(200, chat_completion(reply))) as srv:
+        verdicts = verify_round(_model(srv), [(c, checks) for c in candidates], "a red square")
+    (request,) = srv.requests
+    content = request.json()["messages"][1]["content"]
+    assert [b["type"] for b in content] == ["text", "image_url", "image_url"]
+    assert "image2.c1: Is it red?" in content[0]["text"]
+    assert [[v["passed"] for v in vs] for vs in verdicts] == [[True], [False]]

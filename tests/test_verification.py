@@ -1,4 +1,5 @@
-"""The critic's two ways of asking: one call per check (the paper) and every check of an image in one call."""
+"""The critic's ways of asking: one call per check (the paper), every check of an image in one call,
+or every check of a round's images in one."""
 
 from __future__ import annotations
 
@@ -13,11 +14,11 @@ from gems_graph.app.runner import run_gems
 from gems_graph.context import ConfigError, GemsContext
 from gems_graph.models.llm import answer_probabilities
 from gems_graph.models.metering import metering
-from gems_graph.nodes.critic import verify_image
+from gems_graph.nodes.critic import ROUND_IMAGES_PER_CALL, verify_image, verify_round
 from gems_graph.persistence.artifacts import save_png
 from gems_graph.presets import get_preset
 from gems_graph.records import Candidate, Check
-from gems_graph.testing import ColourGenerator, ScriptedChatModel, last_text, loop_handler
+from gems_graph.testing import ColourGenerator, ScriptedChatModel, attached_images, is_red, last_text, loop_handler
 
 CHECKS = [Check(id="c1", question="Is there a square?", source="prompt"), Check(id="c2", question="Is the square red?", source="prompt")]
 
@@ -93,7 +94,7 @@ def _verdicts(result):
 def test_per_image_judges_the_shapes_world_as_per_check_does_with_one_call_an_image(tmp_path):
     """The world's critic answers each question on its own, so the verdicts are the same; the calls and uploads are not."""
     runs = {}
-    for mode in ("per_check", "per_image"):
+    for mode in ("per_check", "per_image", "per_round"):
         ctx = GemsContext(artifact_root=str(tmp_path / mode), memory="none", max_rounds=3, candidates_per_round=2, verification=mode)
         runs[mode] = run_gems("two red circles left of a blue square", ctx, InMemorySaver())
     assert _verdicts(runs["per_image"]) == _verdicts(runs["per_check"])
@@ -102,6 +103,66 @@ def test_per_image_judges_the_shapes_world_as_per_check_does_with_one_call_an_im
     checks = len(runs["per_check"].state["checks"])
     assert per_check["calls"] == 1 + images * checks and per_check["images_sent"] == images * checks
     assert per_image["calls"] == 1 + images and per_image["images_sent"] == images
+    assert _verdicts(runs["per_round"]) == _verdicts(runs["per_check"])
+    per_round = runs["per_round"].state["usage"]["nodes"]["critic"]
+    assert per_round["calls"] == 1 + runs["per_round"].state["rounds_used"] and per_round["images_sent"] == images
+    assert per_round["input_tokens"] < per_image["input_tokens"]  # the instructions and the request go once a round
+
+
+def _colour_candidate(tmp_path, index: int, colour: tuple[int, int, int]) -> Candidate:
+    from PIL import Image
+
+    ref = save_png(Image.new("RGB", (16, 16), colour), tmp_path / f"c{index}.png")
+    return Candidate(round=1, index=index, prompt="a red square", seed=index, params={}, image=ref, verdicts=[], score=None, error=None)
+
+
+def test_one_call_asks_every_check_of_a_rounds_images_each_of_its_own_image(tmp_path):
+    """The ids name the image (image2.c2), the images go in that order, and a check left out is asked alone."""
+    seen = []
+
+    def per_image_answer(messages, tools):
+        text = last_text(messages)
+        questions = labels.read_questions(text)
+        seen.append(messages)
+        if not questions:  # a check asked alone
+            return "yes" if is_red(attached_images(messages)[0]) else "no"
+        images = attached_images(messages)
+        lines = []
+        for qid, question in questions:
+            n = labels.image_of_question(qid)
+            if qid == "image3.c2":
+                continue  # left out: asked alone
+            red = is_red(images[n - 1])
+            lines.append(f"{qid}: {'yes' if ('red' not in question or red) else 'no'}")
+        return "\n".join(lines)
+
+    candidates = [_colour_candidate(tmp_path, i, c) for i, c in enumerate([(200, 10, 10), (10, 10, 200), (200, 10, 10)])]
+    model = ScriptedChatModel(handler=per_image_answer)
+    with metering() as meter:
+        verdicts = verify_round(model, [(c, CHECKS) for c in candidates], "a red square")
+    assert [[(v["check_id"], v["passed"]) for v in vs] for vs in verdicts] == [
+        [("c1", True), ("c2", True)],
+        [("c1", True), ("c2", False)],
+        [("c1", True), ("c2", True)],
+    ]
+    first = last_text(seen[0])
+    assert [qid for qid, _ in labels.read_questions(first)] == [f"image{n}.{c}" for n in (1, 2, 3) for c in ("c1", "c2")]
+    assert meter.usage["calls"] == 2 and meter.usage["images_sent"] == 3 + 1
+
+
+def test_per_round_sends_a_rounds_images_in_calls_of_at_most_eight(tmp_path):
+    ctx = GemsContext(
+        generator=ColourGenerator(),
+        chat_model=ScriptedChatModel(handler=loop_handler(), usage=(10, 2)),
+        artifact_root=str(tmp_path),
+        memory="none",
+        max_rounds=1,
+        candidates_per_round=ROUND_IMAGES_PER_CALL + 2,
+        verification="per_round",
+    )
+    result = run_gems("a red square", ctx, InMemorySaver())
+    critic = result.state["usage"]["nodes"]["critic"]
+    assert (critic["calls"], critic["images_sent"]) == (1 + 2, ROUND_IMAGES_PER_CALL + 2)  # decompose, then two calls
 
 
 def test_the_paper_preset_asks_one_check_at_a_time():
@@ -109,6 +170,7 @@ def test_the_paper_preset_asks_one_check_at_a_time():
     assert GemsContext().verification == "per_check"
     with pytest.raises(ConfigError, match="verification"):
         GemsContext(verification="batched")
+    assert get_preset("gems-paper").values["verification"] != "per_round"
 
 
 def test_per_image_runs_the_loop_with_a_scripted_model(tmp_path):

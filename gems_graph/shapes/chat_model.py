@@ -267,14 +267,17 @@ class ShapesChatModel(BaseChatModel):
         return p_yes >= 0.5, p_yes
 
     def _verify_image(self, messages: list[BaseMessage], text: str) -> AIMessage:
-        """Every question of the block, one ``id: yes|no`` line each, with each answer token's log-probabilities."""
+        """Every question of the block, one ``id: yes|no`` line each, with each answer token's log-probabilities;
+        a question whose id names one of several images (``image2.c1``) is asked of that image."""
         images = _images(messages)
         if not images:
             return AIMessage(content="")
         request = labels.find_field(text, labels.IMAGE_REQUEST) or ""
         tokens: list[dict[str, Any]] = []
         for qid, question in labels.read_questions(text):
-            yes, p_yes = self._answer(question, images[-1], request)
+            n = labels.image_of_question(qid)
+            image = images[n - 1] if n is not None and 1 <= n <= len(images) else images[-1]
+            yes, p_yes = self._answer(question, image, request)
             answer = "yes" if yes else "no"
             tops = [{"token": " yes", "logprob": math.log(max(p_yes, 1e-9))}, {"token": " no", "logprob": math.log(max(1 - p_yes, 1e-9))}]
             chosen = tops[0] if answer == "yes" else tops[1]
