@@ -133,9 +133,7 @@ def verify(model: BaseChatModel, check: Check, candidate: Candidate, prompt: str
     try:
         reply = asking.invoke(messages)
     except Exception as exc:  # noqa: BLE001 - an unanswered check is recorded as such, not as a "no"
-        return Verdict(
-            check_id=check["id"], passed=False, answer=f"error: {type(exc).__name__}: {one_line(exc)}", probability=None, answered=False
-        )
+        return _unanswered(check, f"error: {type(exc).__name__}: {one_line(exc)}")
     text = reply.text if isinstance(reply, AIMessage) else str(reply)
     probability = yes_probability(reply) if probabilities and isinstance(reply, AIMessage) else None
     verdict = read_verdict(text)

@@ -96,6 +96,59 @@ def test_the_shapes_chat_model_writes_the_skill_from_the_records_alone(chroma):
     assert not LAYOUT_DIRECTIVE.search(weak_skill.parse().instructions)
 
 
+def first_round_lesson(prompt: str, first_prompt: str, count_passed: bool, run: str):
+    """A lesson of a run whose first prompt ``first_prompt`` passed, or failed, its count at once."""
+    check = f"Are there exactly {prompt.split()[3]} {prompt.split(maxsplit=4)[4]}?"
+    passed, failed = ([check], []) if count_passed else ([], [check])
+    text = f'For "{prompt}" (run {run}) the first prompt was "{first_prompt}".'
+    return make_lesson(text, prompt=prompt, first_prompt=first_prompt, first_passed=passed, first_failed=failed, runs=[run])
+
+
+LAID_OUT = "a photo of a red square at the left and a red square at the right"
+TERSE = "a photo of two red squares"
+
+
+def test_first_prompts_that_passed_at_once_teach_the_layout_before_any_move_did(chroma):
+    """Runs laid out explicitly from the start passed their counts; terse ones did not: the skill says to lay them out."""
+    lessons = [first_round_lesson("a photo of two red squares", LAID_OUT, True, f"gems/{i}") for i in range(3)]
+    lessons += [first_round_lesson("a photo of two red squares", TERSE, i == 0, f"loop/{i}") for i in range(4)]
+    chroma.add(lessons[:1])
+    (stored,) = chroma.list()  # the store keeps the first round
+    assert (stored["first_prompt"], stored["first_passed"]) == (LAID_OUT, ["Are there exactly two red squares?"])
+    (group,) = group_lessons(lessons)
+    assert group.kind == "count" and len(group.first_rounds) == 7 and group.evidence == ()
+    parsed = draft_skill(ShapesChatModel(), group).parse()
+    assert LAYOUT_DIRECTIVE.search(parsed.instructions)
+    assert "passed at once 3 of 3 times, the others 1 of 4" in parsed.instructions
+    assert group.provenance()["first_rounds_passed_at_once"] == 4
+    # The same runs the other way round: the terse first prompts passed, so it has nothing to say.
+    flipped = [first_round_lesson("a photo of two red squares", TERSE, True, f"loop/{i}") for i in range(3)]
+    flipped += [first_round_lesson("a photo of two red squares", LAID_OUT, i == 0, f"gems/{i}") for i in range(4)]
+    (group,) = group_lessons(flipped)
+    with pytest.raises(SkillError, match="no usable instructions"):  # reported as not written by `gems skills learn`
+        draft_skill(ShapesChatModel(), group)
+
+
+def test_a_runs_lessons_keep_its_first_round():
+    from gems_graph.memory.lessons import distill_lessons
+    from gems_graph.records import Candidate, Check, Round, Verdict
+
+    checks = [Check(id="c1", question="Are there exactly two red squares?", source="prompt")]
+
+    def round_(index: int, prompt: str, passed: bool) -> Round:
+        verdict = Verdict(check_id="c1", passed=passed, answer="yes" if passed else "no", probability=None)
+        cand = Candidate(
+            round=index, index=0, prompt=prompt, seed=index, params={}, image=None, verdicts=[verdict], score=float(passed), error=None
+        )
+        return Round(index=index, prompt=prompt, thought=None, candidates=[cand], experience="Tried strategy move.")
+
+    (lesson,) = distill_lessons(
+        "a photo of two red squares", [round_(1, TERSE, False), round_(2, LAID_OUT, True)], checks, generator_family="shapes"
+    )
+    assert lesson["first_prompt"] == TERSE and lesson["first_failed"] == ["Are there exactly two red squares?"]
+    assert lesson["first_passed"] == []
+
+
 def test_learning_twice_from_the_same_store_writes_the_same_skill(chroma, tmp_path):
     chroma.add(COUNT_LESSONS)
     first = draft_skill(ShapesChatModel(), group_lessons(chroma.list())[0]).write(tmp_path / "a")

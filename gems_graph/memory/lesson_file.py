@@ -22,8 +22,8 @@ MAX_LINE_BYTES = 64 * 1024
 MAX_FIELD_CHARS = 8_000
 MAX_LIST_ITEMS = 200
 
-_TEXT_FIELDS = ("id", "prompt", "generator_family", "fix", "status", "created_at")
-_LIST_FIELDS = ("skills", "failed_checks", "runs")
+_TEXT_FIELDS = ("id", "prompt", "generator_family", "fix", "status", "created_at", "first_prompt")
+_LIST_FIELDS = ("skills", "failed_checks", "runs", "first_passed", "first_failed")
 _COUNT_FIELDS = {"rounds": 0, "uses": 1}  # field -> smallest value
 
 

@@ -51,6 +51,11 @@ class Lesson(TypedDict):
     rating: NotRequired[str]
     #: Notes a person gave in the run's human review (redacted).
     human_notes: NotRequired[list[str]]
+    #: The run's first generation prompt (the planner's) and the questions its image passed and
+    #: failed: what learning compares to tell how first prompts that passed at once were written.
+    first_prompt: NotRequired[str]
+    first_passed: NotRequired[list[str]]
+    first_failed: NotRequired[list[str]]
     #: Cosine similarity to the query; only on lessons returned by ``recall``.
     similarity: NotRequired[float]
 
@@ -170,6 +175,8 @@ def distill_lessons(
       the largest score gain), with the prompt change that did it;
     - one lesson for checks that never passed, with the last experience (what to try);
     - if everything passed at once, one lesson recording the prompt that worked.
+
+    Every lesson also carries the first round: its prompt and the checks it passed and failed.
     """
     questions = {c["id"]: c["question"] for c in checks}
     judged = [(r, round_best(r)) for r in sorted(rounds, key=lambda r: r["index"])]
@@ -177,7 +184,13 @@ def distill_lessons(
     if not judged:
         return []
     skills = list(skills or [])
-    base = dict(prompt=prompt, generator_family=generator_family, skills=skills, status=status, uses=1)
+    first_round, first_best = judged[0]
+    first = dict(
+        first_prompt=first_round["prompt"],
+        first_passed=[questions.get(c, c) for c in sorted(_passed_ids(first_best))],
+        first_failed=[questions.get(c, c) for c in sorted(_failed_ids(first_best))],
+    )
+    base = dict(prompt=prompt, generator_family=generator_family, skills=skills, status=status, uses=1, **first)
     ask = clip_words(prompt, 20)
 
     def make(text: str, **kw: object) -> Lesson:
@@ -207,7 +220,6 @@ def distill_lessons(
 
     lessons = sorted(fixes, key=lambda l: -l["score_gain"])[: max(0, max_lessons - 1)]
     last_rnd, last_best = judged[-1]
-    first_best = judged[0][1]
     unresolved = sorted(_failed_ids(last_best))
     if unresolved:
         qs = [questions.get(c, c) for c in unresolved]

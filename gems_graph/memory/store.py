@@ -40,6 +40,9 @@ _LESSON_KEYS = (
     "runs",
     "rating",
     "human_notes",
+    "first_prompt",
+    "first_passed",
+    "first_failed",
 )
 #: Run ids kept on a lesson (enough to recognise a resumed run writing again).
 MAX_LESSON_RUNS = 20
@@ -96,6 +99,10 @@ def normalize_lesson(raw: dict[str, Any]) -> Lesson:
         "rating": str(raw.get("rating") or ""),
         "human_notes": [str(n) for n in raw.get("human_notes") or []][-MAX_HUMAN_NOTES:],
     }
+    if raw.get("first_prompt"):  # lessons written before the first round was kept have none
+        out["first_prompt"] = str(raw["first_prompt"])
+        out["first_passed"] = [str(q) for q in raw.get("first_passed") or []]
+        out["first_failed"] = [str(q) for q in raw.get("first_failed") or []]
     if not out["created_at"]:
         from gems_graph.memory.lessons import _now_iso
 

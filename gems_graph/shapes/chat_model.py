@@ -429,12 +429,17 @@ def write_skill(text: str) -> dict[str, Any]:
 
     Moves are ranked by how often the records say they worked (weighted, as given);
     a move that worked more often than not becomes an instruction, in the sentence
-    it uses for that move, and the others become warnings. Triggers are the world's
-    words of the failure kind that occur in the records' prompts (the numbers of a
-    count, the relations of a relation), or the shapes the failed checks asked about.
+    it uses for that move, and the others become warnings. The records of first
+    prompts say whether the layout sentence comes first: when the first prompts it
+    can read as laid out explicitly passed this kind at once more often than those in
+    the terse phrasing. Triggers are the world's words of the
+    failure kind that occur in the records' prompts (the numbers of a count, the
+    relations of a relation), or the shapes the failed checks asked about.
     """
     kind = labels.find_field(text, labels.FAILURE_KIND) or "other"
-    records = labels.read_records(text)
+    everything = labels.read_records(text)
+    records = [r for r in everything if "first_prompt" not in r]
+    firsts = [r for r in everything if "first_prompt" in r]
     tally: dict[str, list[float]] = {}
     for r in records:
         move = _move_name(str(r.get("move") or ""))
@@ -446,20 +451,46 @@ def write_skill(text: str) -> dict[str, Any]:
     ranked = sorted(tally.items(), key=lambda kv: (-kv[1][0] / (sum(kv[1]) or 1.0), -sum(kv[1]), kv[0]))
     good = [(m, w, f) for m, (w, f) in ranked if w > f]
     bad = [(m, w, f) for m, (w, f) in ranked if w <= f]
-    steps = [f"{i}. {MOVE_SENTENCES[m]} (worked {w:g} of {w + f:g} times)" for i, (m, w, f) in enumerate(good, 1)]
+    steps = [f"{MOVE_SENTENCES[m]} (worked {w:g} of {w + f:g} times)" for m, w, f in good]
+    layout_first = _layout_first(firsts)
+    if layout_first and MOVE_SENTENCES["explicit-layout"] not in " ".join(steps):
+        steps.insert(0, f"{MOVE_SENTENCES['explicit-layout']} ({layout_first})")
+    steps = [f"{i}. {step}" for i, step in enumerate(steps, 1)]
     asked = sorted({n for r in records for n in r.get("person_said") or []})
     if asked:
         steps.append(f"{len(steps) + 1}. People who reviewed such images asked: " + "; ".join(f'"{n}"' for n in asked[:3]) + ".")
     warnings = [f"{MOVE_NAMES[m][0].upper()}{MOVE_NAMES[m][1:]} fixed these only {w:g} of {w + f:g} times." for m, w, f in bad]
-    prompts = [str(r.get("prompt") or "") for r in records]
+    prompts = [str(r.get("prompt") or "") for r in records + firsts]
     example = next((p for p in prompts if p), "")
     asks = KIND_ASKS.get(kind, "what these prompts asked for")
     description = (
         f"Learnt from {len(records)} past run lesson(s) where {kind} checks failed"
+        + (f" and the first prompts of {len(firsts)} run(s) that asked for them" if firsts else "")
         + (f', e.g. "{clip_words(example, 16)}"' if example else "")
         + f". Use when the request asks for {asks}."
     )
-    return {"description": description, "triggers": _kind_triggers(kind, records), "instructions": "\n".join(steps), "warnings": warnings}
+    return {
+        "description": description,
+        "triggers": _kind_triggers(kind, records + firsts),
+        "instructions": "\n".join(steps),
+        "warnings": warnings,
+    }
+
+
+def _layout_first(firsts: list[dict[str, Any]]) -> str:
+    """Whether first prompts laid out explicitly passed at once more often than first prompts in the
+    terse phrasing: the figures that say so, or "" (then it writes nothing)."""
+    tallies = {True: [0.0, 0.0], False: [0.0, 0.0]}  # explicit? -> [passed at once, did not]
+    for r in firsts:
+        try:
+            explicit = parse_prompt(str(r.get("first_prompt") or "")).explicit
+        except ShapesGrammarError:
+            continue
+        tallies[explicit][0 if r.get("passed_at_once") else 1] += float(r.get("weight") or 1.0)
+    (lw, lf), (tw, tf) = tallies[True], tallies[False]
+    if not (lw > 0 and tw + tf > 0 and lw / (lw + lf) > tw / (tw + tf)):
+        return ""
+    return f"first prompts laid out this way passed at once {lw:g} of {lw + lf:g} times, the others {tw:g} of {tw + tf:g}"
 
 
 def _move_name(move: str) -> str:

@@ -1,7 +1,9 @@
 """What lessons teach, grouped for a skill: the evidence ``gems skills learn`` writes from.
 
 A lesson (``gems_graph.memory.lessons``) says, for one prompt, which checks failed
-and which move fixed them, or which move was tried and did not. Learning reads
+and which move fixed them, or which move was tried and did not, and how the run's
+first prompt did: the moves a refiner makes later are one half of what runs teach,
+how the first prompts that passed at once were written is the other. Learning reads
 every lesson of a store (or distils them from an eval folder's runs), files each one
 under the *kind* of failure its checks concern (a count, a relation, a missing
 object, an attribute, rendered text) and counts, per kind, how often each move
@@ -92,7 +94,7 @@ def evidence_of(lesson: dict[str, Any]) -> Evidence | None:
     return Evidence(
         lesson=str(lesson.get("id") or ""),
         prompt=redact(str(lesson.get("prompt") or "")),
-        kinds=tuple(dict.fromkeys(sorted((check_kind(q) for q in failed), key=FAILURE_KINDS.index))),
+        kinds=_kinds(failed),
         failed_checks=tuple(redact(q) for q in failed),
         move=redact(move),
         worked=worked,
@@ -103,6 +105,46 @@ def evidence_of(lesson: dict[str, Any]) -> Evidence | None:
         human_notes=tuple(redact(str(n)) for n in lesson.get("human_notes") or []),
         accepted=accepted,
     )
+
+
+@dataclass(frozen=True)
+class FirstRound:
+    """A run's first prompt and how its image did on the checks of each kind: whether the way
+    first prompts are written prevents the failures the moves fix later."""
+
+    prompt: str
+    first_prompt: str
+    #: Kinds of check the run asked, and those its first image failed.
+    kinds: tuple[str, ...]
+    failed_kinds: tuple[str, ...]
+    weight: float
+    run: str
+
+    def passed_at_once(self, kind: str) -> bool:
+        return kind in self.kinds and kind not in self.failed_kinds
+
+
+def first_round_of(lesson: Mapping[str, Any]) -> FirstRound | None:
+    """The first round a lesson records; None for a lesson written without it."""
+    first = str(lesson.get("first_prompt") or "")
+    passed = [str(q) for q in lesson.get("first_passed") or []]
+    failed = [str(q) for q in lesson.get("first_failed") or []]
+    if not first or not (passed or failed):
+        return None
+    accepted = str(lesson.get("rating") or "") == "accepted"
+    runs = [str(r) for r in lesson.get("runs") or []]
+    return FirstRound(
+        prompt=redact(str(lesson.get("prompt") or "")),
+        first_prompt=redact(first),
+        kinds=_kinds(passed + failed),
+        failed_kinds=_kinds(failed),
+        weight=ACCEPTED_WEIGHT if accepted else 1.0,
+        run=runs[0] if runs else f"{lesson.get('prompt')}\x00{first}",
+    )
+
+
+def _kinds(questions: Iterable[str]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(sorted((check_kind(q) for q in questions), key=FAILURE_KINDS.index)))
 
 
 @dataclass(frozen=True)
@@ -127,6 +169,8 @@ class LessonGroup:
     kind: str
     evidence: tuple[Evidence, ...]
     moves: tuple[MoveTally, ...] = field(default=())
+    #: The first rounds of the runs that asked checks of this kind (one per run).
+    first_rounds: tuple[FirstRound, ...] = field(default=())
 
     @property
     def name(self) -> str:
@@ -155,6 +199,9 @@ class LessonGroup:
                 **({"person_said": list(e.human_notes)} if e.human_notes else {}),
             }
             for e in self.evidence
+        ] + [
+            {"prompt": f.prompt, "first_prompt": f.first_prompt, "passed_at_once": f.passed_at_once(self.kind), "weight": f.weight}
+            for f in self.first_rounds
         ]
 
     def provenance(self) -> dict[str, Any]:
@@ -164,6 +211,8 @@ class LessonGroup:
             "lessons": self.lessons,
             "runs": self.runs,
             "accepted_by_a_person": sum(1 for e in self.evidence if e.accepted),
+            "first_rounds": len(self.first_rounds),
+            "first_rounds_passed_at_once": sum(1 for f in self.first_rounds if f.passed_at_once(self.kind)),
             "moves": [
                 {"move": t.move, "worked": t.worked, "failed": t.failed, "lessons": t.lessons, "success_rate": round(t.success_rate, 4)}
                 for t in self.moves
@@ -183,13 +232,24 @@ def tally_moves(evidence: Iterable[Evidence]) -> tuple[MoveTally, ...]:
 
 def group_lessons(lessons: Iterable[Mapping[str, Any]], *, min_lessons: int = DEFAULT_MIN_LESSONS) -> list[LessonGroup]:
     """Lessons filed by kind of failure (a lesson whose checks are of several kinds is in each),
-    kinds with at least ``min_lessons`` lessons and a move that worked, in ``FAILURE_KINDS`` order."""
+    with the first rounds of the runs that asked that kind; kinds with at least ``min_lessons``
+    failures (lessons, and first rounds that failed it) and something to teach (a move that
+    worked, or first prompts that passed it at once beside some that did not), in ``FAILURE_KINDS`` order."""
     unique = {str(l.get("id") or ""): l for l in reversed(list(lessons))}  # one lesson read twice (a store and its eval) counts once
-    found = [e for _, l in sorted(unique.items()) if (e := evidence_of(l)) is not None]
+    ordered = [l for _, l in sorted(unique.items())]
+    found = [e for l in ordered if (e := evidence_of(l)) is not None]
+    firsts: dict[str, FirstRound] = {}
+    for l in ordered:  # every lesson of a run carries its first round: one per run
+        if (f := first_round_of(l)) is not None:
+            firsts.setdefault(f.run, f)
     groups = []
     for kind in FAILURE_KINDS:
         ev = tuple(e for e in found if kind in e.kinds)
         moves = tally_moves(ev)
-        if len(ev) >= min_lessons and any(t.worked > 0 for t in moves):
-            groups.append(LessonGroup(kind=kind, evidence=ev, moves=moves))
+        first = tuple(f for _, f in sorted(firsts.items()) if kind in f.kinds)
+        failed_first = [f for f in first if not f.passed_at_once(kind)]
+        # Something to teach: a move that fixed this kind, or first prompts that did and did not avoid it.
+        teaches = any(t.worked > 0 for t in moves) or 0 < len(failed_first) < len(first)
+        if len(ev) + len(failed_first) >= min_lessons and teaches:
+            groups.append(LessonGroup(kind=kind, evidence=ev, moves=moves, first_rounds=first))
     return groups

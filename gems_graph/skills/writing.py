@@ -45,8 +45,9 @@ SKILL.md: a description the planner reads to decide when to use it, trigger word
 that occur in the prompts it is for, and instructions the planner follows when it
 writes the generation prompt. Write one skill from the lessons of past runs below:
 the description and triggers from the prompts where the lessons applied, the
-instructions from the moves that fixed the failures (the most reliable first), and
-warnings from the moves that did not. Never name a file, a path, a URL or another
+instructions from the moves that fixed the failures (the most reliable first) and
+from how the first prompts that passed at once were written, unlike those that did
+not (records with "first_prompt"), and warnings from the moves that did not. Never name a file, a path, a URL or another
 skill, and never tell the reader to load, read or open anything."""
 
 SKILL_WRITER_USER_PROMPT = f"""\
