@@ -73,6 +73,11 @@ class Evidence:
     accepted: bool = False
 
 
+def accepted_by_a_person(lesson: Mapping[str, Any]) -> bool:
+    """Whether a person accepted the image of the lesson's run in a human review."""
+    return str(lesson.get("rating") or "") == "accepted"
+
+
 def evidence_of(lesson: dict[str, Any]) -> Evidence | None:
     """The evidence one lesson gives; None for a lesson with nothing to teach (every check passed at once)."""
     failed = tuple(str(q) for q in lesson.get("failed_checks") or [])
@@ -89,7 +94,7 @@ def evidence_of(lesson: dict[str, Any]) -> Evidence | None:
         if not m or "..." in m.group(0) or not re.search(r"[A-Za-z]", m.group(1)):
             return None  # a failure without a move tried (or one clipped to "...") teaches no move
         move = m.group(1).strip()
-    accepted = str(lesson.get("rating") or "") == "accepted"
+    accepted = accepted_by_a_person(lesson)
     uses = max(1, int(lesson.get("uses") or 1))
     return Evidence(
         lesson=str(lesson.get("id") or ""),
@@ -131,7 +136,7 @@ def first_round_of(lesson: Mapping[str, Any]) -> FirstRound | None:
     failed = [str(q) for q in lesson.get("first_failed") or []]
     if not first or not (passed or failed):
         return None
-    accepted = str(lesson.get("rating") or "") == "accepted"
+    accepted = accepted_by_a_person(lesson)
     runs = [str(r) for r in lesson.get("runs") or []]
     return FirstRound(
         prompt=redact(str(lesson.get("prompt") or "")),
