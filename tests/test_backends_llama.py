@@ -81,3 +81,24 @@ def test_doctor_against_llama(llama):
     assert by["reachable"].status == "ok"
     assert by["structured output"].status == "ok" and "function_calling" in by["structured output"].detail
     assert by["logprobs"].status == "ok"
+
+
+def test_skills_picked_by_their_triggers_reach_a_strict_server_as_loaded(llama):
+    """The preloaded ``load_skill`` turn is one this server accepts (it refuses an assistant turn without text)."""
+    from gems_graph.skills import default_registry
+    from nodes.planner import PLANNER_SYSTEM_PROMPT, PlannedPrompt
+    from nodes.skill_planning import plan_with_skills
+
+    model = compatible_from_spec(f"{llama.base_url}#{llama.alias}?temperature=0&max_tokens=64&max_retries=0&timeout=600")
+    with metering() as meter:
+        plan = plan_with_skills(
+            model,
+            prompt="exactly three red apples",
+            system_prompt=PLANNER_SYSTEM_PROMPT,
+            user_prompt="User request: exactly three red apples\nWrite the generation prompt.",
+            schema=PlannedPrompt,
+            registry=default_registry(),
+            routing="triggers",
+        )
+    assert plan.session.loaded == ["counting"] and meter.usage["calls"] == 1
+    assert any("# Skill: counting" in str(m.content) for m in plan.messages)

@@ -30,6 +30,8 @@ from gems_graph.skills.tools import get_skill_tool
 log = logging.getLogger(__name__)
 
 LOAD_SKILL = "load_skill"
+#: The text of the assistant turn ``preload`` writes (the ``load_skill`` calls the model did not have to make).
+PRELOAD_TURN = "Loading the skills whose triggers occur in this request."
 READ_RESOURCE = "read_skill_resource"
 #: Hints whose values from several skills are joined rather than first-wins.
 _JOINED_HINTS = {"negative_prompt": ", "}
@@ -129,7 +131,8 @@ class SkillSession:
         calls = [{"name": LOAD_SKILL, "args": {"name": n}, "id": f"preload-{i}"} for i, n in enumerate(names)]
         replies = [self.handle(c) for c in calls]
         self.loading_offered = False
-        return [AIMessage(content="", tool_calls=calls), *replies]
+        # Some servers (llama-cpp-python) refuse an assistant turn without text, so it says what it does.
+        return [AIMessage(content=PRELOAD_TURN, tool_calls=calls), *replies]
 
     def read_resource(self, name: str, file: str) -> str:
         if name not in self.loaded:
