@@ -187,8 +187,9 @@ def test_twenty_runs_survive_a_killed_worker_with_nothing_lost_or_run_twice(agen
         assert sum("generator" in h["next"] for h in history) == len(rounds)
         attempts = {h["metadata"].get("run_attempt") for h in history}
         if 2 in attempts:
+            # Killed after its first checkpoint (attempt 1 in its history), it went on from there: one chain
+            # of steps, planned once (asserted above). Killed before it, it had nothing to go on from.
             resumed.append(thread_id)
-            assert 1 in attempts  # it had made progress before the kill, and went on from there
     # The killed worker held runs in flight; each was swept back and resumed exactly once.
     assert 1 <= len(resumed) <= JOBS_PER_WORKER, resumed
     # The workers share the embedded experience store in the server's GEMS_HOME: later runs recalled earlier runs' lessons.
