@@ -41,18 +41,11 @@ from statistics import mean
 
 from record import write_result
 
+from gems_graph.context import GemsContext
 from gems_graph.eval.harness import run_eval
 from gems_graph.eval.tasks import EvalConfig
 
 RESULTS = Path(__file__).parent / "results"
-#: Today's modes, the paper's way of planning, asking and refining.
-TODAY = {
-    "skill_routing": "model",
-    "decomposition": "critic",
-    "verification": "per_check",
-    "refiner_calls": "separate",
-    "refiner_images": 3,
-}
 #: The cheaper modes: skills picked by their triggers, checks written by the planner, every
 #: check of a round's images in one call, the refiner's two answers in one, no past image.
 CHEAP = {
@@ -62,6 +55,8 @@ CHEAP = {
     "refiner_calls": "combined",
     "refiner_images": 0,
 }
+#: Today's modes: the library's defaults of the same settings (the paper's way of planning, asking and refining).
+TODAY = {name: getattr(GemsContext(), name) for name in CHEAP}
 #: Dev runs: name -> (folder under --out, modes); the test phase runs a chosen one in "test-<folder without dev->".
 DEV_MODES = {
     "today": ("dev-today", TODAY),

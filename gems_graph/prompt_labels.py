@@ -118,9 +118,13 @@ def read_questions(text: str) -> list[tuple[str, str]]:
     return read_checks(text, QUESTIONS)
 
 
+#: ``IMAGE_CHECK_ID`` read back: the image number and the check's own id.
+_IMAGE_CHECK_ID = re.compile(re.escape(IMAGE_CHECK_ID).replace(r"\{image\}", r"(\d+)").replace(r"\{check\}", r"(.+)") + "$")
+
+
 def image_of_question(qid: str) -> int | None:
     """The image number (1 = the first attached) an ``IMAGE_CHECK_ID`` names, or None for a plain check id."""
-    m = re.match(r"image(\d+)\.", qid)
+    m = _IMAGE_CHECK_ID.match(qid)
     return int(m.group(1)) if m else None
 
 

@@ -26,6 +26,7 @@ from typing import Any
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 from pydantic import BaseModel
 
+from gems_graph.context import SkillRouting
 from gems_graph.models.llm import MalformedReplyError
 from gems_graph.records import Check
 from gems_graph.skills import SkillRegistry, SkillSession, ToolLoopResult, route_by_triggers, run_tool_loop
@@ -76,7 +77,7 @@ def plan_with_skills(
     registry: SkillRegistry,
     max_skills: int = 2,
     max_turns: int = 4,
-    routing: str = "model",
+    routing: SkillRouting = "model",
 ) -> SkillPlan:
     """Run the planner's skill loop; ``prompt`` is the user's prompt (fills check placeholders).
 
