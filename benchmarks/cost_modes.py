@@ -6,9 +6,11 @@ Two phases through the eval harness on ``shapes-hard``, every final image scored
 the grader (GM), the runs judged by the learned critic:
 
 1. **dev**: ``gems`` on the dev split with today's modes (``TODAY``), with the
-   cheaper ones showing the refiner one past image, and with no past image
+   cheaper ones showing the refiner one past image, with no past image
    (``CHEAP``: skills picked by their triggers, checks written by the planner, every
-   check of a round's images asked in one call, the refiner's two answers in one).
+   check of a round's images asked in one call, the refiner's two answers in one),
+   and with the refiner's answers drafted by the critic in its verification call
+   (``refiner_calls="with_critic"``).
    A mode is a candidate default only if its GM on dev is within
    ``GM_TOLERANCE`` points of today's; the figures say which passed, and the
    candidate with the fewest MLLM calls (then tokens) is the one the test phase runs
@@ -62,6 +64,7 @@ DEV_MODES = {
     "today": ("dev-today", TODAY),
     "cheap, one past image": ("dev-cheap", {**CHEAP, "refiner_images": 1}),
     "cheap (no past image)": ("dev-cheap-no-past-image", CHEAP),
+    "cheap, drafted by the critic": ("dev-cheap-drafted", {**CHEAP, "refiner_calls": "with_critic", "refiner_images": 1}),
 }
 TEST_METHODS = ("search", "loop", "gems")
 #: A mode that costs more GM than this on dev is not a default.
@@ -73,6 +76,16 @@ MODE_NODES = {
     "verification + decomposition (critic)": ("critic",),
     "refiner_calls + refiner_images": ("refiner",),
 }
+#: With ``refiner_calls="with_critic"`` the refiner's (and remember's) calls move into the critic's node, so those modes are read together.
+DRAFTED_MODE_NODES = {
+    "skill_routing + decomposition (planner)": ("planner",),
+    "verification + decomposition + refiner_calls (critic, refiner, remember)": ("critic", "refiner", "remember"),
+}
+
+
+def mode_nodes(cheap: dict) -> dict[str, tuple[str, ...]]:
+    """``MODE_NODES``, or ``DRAFTED_MODE_NODES`` for cheaper modes in which the critic drafts the refiner's answers."""
+    return DRAFTED_MODE_NODES if cheap.get("refiner_calls") == "with_critic" else MODE_NODES
 
 
 def evaluate(
@@ -128,10 +141,12 @@ def node_costs(out: Path, records: list[dict], method: str, nodes: tuple[str, ..
     return {k: mean(row[k] for row in rows) for k in keys} if rows else {}
 
 
-def alone(today: dict, records: tuple[list[dict], list[dict]], outs: tuple[Path, Path], method: str) -> dict[str, dict]:
+def alone(
+    today: dict, records: tuple[list[dict], list[dict]], outs: tuple[Path, Path], method: str, cheap: dict
+) -> dict[str, dict]:
     """Each mode alone: today's totals with that mode's nodes' figures taken from the cheap run."""
     out = {}
-    for mode, nodes in MODE_NODES.items():
+    for mode, nodes in mode_nodes(cheap).items():
         before = node_costs(outs[0], records[0], method, nodes)
         after = node_costs(outs[1], records[1], method, nodes)
         out[mode] = {k: round(today[k] - before[k] + after[k], 2) for k in before}
@@ -187,7 +202,7 @@ def main() -> None:
             row = {name: figures(s, r, method, a.budget) for name, (s, r) in runs.items()}
             recs = (runs["today"][1], runs["cheap"][1])
             row["same_images"] = same_images(*recs, method)
-            row["alone"] = alone(row["today"], recs, (out / "test-today", cheap_folder), method)
+            row["alone"] = alone(row["today"], recs, (out / "test-today", cheap_folder), method, cheap)
             test[method] = row
     result = {
         "suite": "shapes-hard",

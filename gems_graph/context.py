@@ -43,7 +43,7 @@ StopRule = Literal["all_pass", "threshold"]
 #: one image in one call (one image upload instead of one per check), or every check of a round's images in one.
 Verification = Literal["per_check", "per_image", "per_round"]
 #: How the refiner makes its two answers (the round's experience, the next prompt): two calls (the paper) or one.
-RefinerCalls = Literal["separate", "combined"]
+RefinerCalls = Literal["separate", "combined", "with_critic"]
 #: How the planner picks skills: the model reads the catalog and loads them (the paper), or
 #: their declared triggers pick them before the one planning call.
 SkillRouting = Literal["model", "triggers"]
@@ -144,7 +144,9 @@ class GemsContext:
     refiner_calls: RefinerCalls = _f(
         "separate",
         "How the refiner answers: 'separate', one call to compress the last round into an experience and one to write "
-        "the next prompt (the paper), or 'combined', both in one structured call (the round's facts and images sent once).",
+        "the next prompt (the paper), or 'combined', both in one structured call (the round's facts and images sent once), "
+        "or 'with_critic', both written by the critic in its verification call, which then carries the refiner's request "
+        "(no refiner call; the refiner asks itself when a person's feedback or an edit offer comes after the critic).",
     )
     decomposition: Decomposition = _f(
         "critic",
@@ -225,7 +227,7 @@ def validate_context(ctx: GemsContext) -> None:
     need(isinstance(ctx.recall_k, int) and 0 <= ctx.recall_k <= 20, "recall_k", "must be an integer from 0 to 20")
     need(ctx.verification in ("per_check", "per_image", "per_round"), "verification", "must be 'per_check', 'per_image' or 'per_round'")
     need(ctx.skill_routing in ("model", "triggers"), "skill_routing", "must be 'model' or 'triggers'")
-    need(ctx.refiner_calls in ("separate", "combined"), "refiner_calls", "must be 'separate' or 'combined'")
+    need(ctx.refiner_calls in ("separate", "combined", "with_critic"), "refiner_calls", "must be 'separate', 'combined' or 'with_critic'")
     need(ctx.decomposition in ("critic", "planner"), "decomposition", "must be 'critic' or 'planner'")
     need(ctx.edit_verification in ("all", "changed"), "edit_verification", "must be 'all' or 'changed'")
     need(isinstance(ctx.verify_concurrency, int) and ctx.verify_concurrency >= 1, "verify_concurrency", "must be >= 1")

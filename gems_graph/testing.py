@@ -203,14 +203,22 @@ def loop_handler(
     Decomposes into ``checks`` (and plans with them, asked for both); answers "Is ... red?" by looking at the attached
     image's pixels and any other question with yes (one ``id: answer`` line each when
     asked every check of an image at once); the refiner adds ``FIXED`` to the
-    prompt once it writes the prompt for round ``fix_at_round``.
+    prompt once it writes the prompt for round ``fix_at_round``. Asked to verify and refine in one
+    call (``DraftedRound``), it does both.
     """
     from gems_graph.nodes.critic import Decomposition
     from gems_graph.nodes.planner import PlannedPrompt, PlannedPromptAndChecks
-    from gems_graph.nodes.refiner import Experience, RefinedPrompt, RefinedRound
+    from gems_graph.nodes.refiner import DraftedRound, Experience, RefinedPrompt, RefinedRound
 
     def handle(messages: list[BaseMessage], tools: list[str]) -> Any:
         text = last_text(messages)
+
+        # Verification: a plain yes/no question with the image attached, or every check of it at once.
+        def answer(question: str) -> str:
+            if "red" in question.lower():
+                return "yes" if is_red(attached_images(messages)[0]) else "no"
+            return "yes"
+
         if "PlannedPrompt" in tools:
             request = find_field(text, labels.USER_REQUEST) or ""
             return PlannedPrompt(reasoning=thought or "", prompt=request)
@@ -221,20 +229,18 @@ def loop_handler(
             return Decomposition(checks=list(checks))
         if "Experience" in tools:
             return Experience(experience="The square came out blue; say red explicitly.")
-        if "RefinedPrompt" in tools or "RefinedRound" in tools:
+        if "RefinedPrompt" in tools or "RefinedRound" in tools or "DraftedRound" in tools:
             next_round = max(i for i, _ in labels.round_prompts(text)) + 1
             base = find_field(text, labels.ORIGINAL_REQUEST) or ""
             fixed = fix_at_round is not None and next_round >= fix_at_round
             reply = RefinedPrompt(reasoning="restate the colour", prompt=base + (" FIXED" if fixed else ""), new_seed=True)
+            experience = "The square came out blue; say red explicitly."
+            if "DraftedRound" in tools:
+                answers = "\n".join(f"{qid}: {answer(q)}" for qid, q in labels.read_questions(text))
+                return DraftedRound(**reply.model_dump(), answers=answers, experience=experience)
             if "RefinedRound" in tools:
-                return RefinedRound(**reply.model_dump(), experience="The square came out blue; say red explicitly.")
+                return RefinedRound(**reply.model_dump(), experience=experience)
             return reply
-
-        # Verification: a plain yes/no question with the image attached, or every check of it at once.
-        def answer(question: str) -> str:
-            if "red" in question.lower():
-                return "yes" if is_red(attached_images(messages)[0]) else "no"
-            return "yes"
 
         questions = labels.read_questions(text)
         if questions:

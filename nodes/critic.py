@@ -29,6 +29,8 @@ from gems_graph import prompt_labels as labels
 from gems_graph.context import GemsContext
 from gems_graph.errors import one_line
 from gems_graph.events import emit
+from gems_graph.memory.store import memory_is_off
+from gems_graph.memory.trajectory import round_facts
 from gems_graph.models.llm import (
     StructuredOutputError,
     answer_probabilities,
@@ -42,6 +44,16 @@ from gems_graph.models.llm import (
 from gems_graph.models.metering import carry_meter, metering
 from gems_graph.models.registry import chat_limits, resolve_chat_model
 from gems_graph.nodes.human_review import round_message
+from gems_graph.nodes.refiner import (
+    COMBINED_SYSTEM_PROMPT,
+    REFINE_SYSTEM_PROMPT,
+    WITH_CRITIC_SYSTEM_PROMPT,
+    DraftedRound,
+    clip_experience,
+    draft_request,
+    drafted,
+    offers_edits,
+)
 from gems_graph.nodes.skill_planning import merge_skill_checks
 from gems_graph.persistence.artifacts import write_run_json
 from gems_graph.records import Candidate, Check, Round, TieBreak, Verdict, best_candidate, is_answered, is_failed, verdict_score
@@ -169,7 +181,7 @@ def verify_round(
     ``verify_image`` asks it; a check the reply leaves out is asked alone."""
     if len(asked) == 1:
         return [verify_image(model, asked[0][1], asked[0][0], prompt, probabilities)]
-    ids = [[labels.IMAGE_CHECK_ID.format(image=n, check=c["id"]) for c in checks] for n, (_, checks) in enumerate(asked, 1)]
+    ids = _question_ids(asked)
     questions = labels.questions_block([(qid, c["question"]) for qids, (_, checks) in zip(ids, asked) for qid, c in zip(qids, checks)])
     content: list[str | dict[str, Any]] = [text_block(VERIFY_IMAGE_USER_PROMPT.format(prompt=prompt, questions=questions))]
     content += [image_block(cand["image"]) for cand, _ in asked]  # type: ignore[arg-type]
@@ -198,8 +210,22 @@ def _ask_together(
         answer = f"error: {type(exc).__name__}: {one_line(exc)}"
         return [[_unanswered(c, answer) for c in checks] for _, checks in asked]
     text = reply.text if isinstance(reply, AIMessage) else str(reply)
+    return _read_answers(model, text, reply if probabilities and isinstance(reply, AIMessage) else None, asked, ids, prompt, probabilities)
+
+
+def _read_answers(
+    model: BaseChatModel,
+    text: str,
+    reply: AIMessage | None,
+    asked: list[tuple[Candidate, list[Check]]],
+    ids: list[list[str]],
+    prompt: str,
+    probabilities: bool,
+) -> list[list[Verdict]]:
+    """The verdicts of ``id: yes|no`` lines (P(yes) from ``reply``'s answer tokens where given); a
+    check the text leaves out is asked alone (``verify``)."""
     lines = list(_answer_lines([qid for qids in ids for qid in qids]).finditer(text))
-    probs = answer_probabilities(reply, len(lines)) if probabilities and isinstance(reply, AIMessage) else [None] * len(lines)
+    probs = answer_probabilities(reply, len(lines)) if reply is not None else [None] * len(lines)
     by_id: dict[str, tuple[str, float | None]] = {}
     for line, p in zip(lines, probs):
         by_id.setdefault(line.group(1).lower(), (line.group(2).lower(), p))
@@ -214,6 +240,48 @@ def _ask_together(
                 verdicts.append(Verdict(check_id=check["id"], passed=found[0] == "yes", answer=found[0], probability=found[1]))
         out.append(verdicts)
     return out
+
+
+def _question_ids(asked: list[tuple[Candidate, list[Check]]]) -> list[list[str]]:
+    """Each asked check's id in a request: its own with one image, ``IMAGE_CHECK_ID`` (``image2.c1``) with several."""
+    if len(asked) == 1:
+        return [[c["id"] for c in asked[0][1]]]
+    return [[labels.IMAGE_CHECK_ID.format(image=n, check=c["id"]) for c in checks] for n, (_, checks) in enumerate(asked, 1)]
+
+
+def verify_and_draft(
+    model: BaseChatModel, candidates: list[Candidate], checks: list[Check], state: GemsState, ctx: GemsContext
+) -> tuple[dict[int, list[Verdict]], DraftedRound, str | None]:
+    """Verify the round's images and write the refiner's answer in one structured call
+    (``refiner_calls="with_critic"``): (verdicts by candidate, the reply, the model's reasoning).
+
+    The answers carry no P(yes) (a structured reply has no answer tokens); a check they
+    leave out is asked alone. ``StructuredOutputError`` when the reply does not fit."""
+    asked = [(c, checks) for c in candidates]
+    ids = _question_ids(asked)
+    questions = labels.questions_block([(qid, c["question"]) for qids in ids for qid, c in zip(qids, checks)])
+    content: list[str | dict[str, Any]] = [text_block(draft_request(state, ctx, questions))]
+    content += [image_block(c["image"]) for c in candidates]  # type: ignore[arg-type]
+    system = WITH_CRITIC_SYSTEM_PROMPT + REFINE_SYSTEM_PROMPT + COMBINED_SYSTEM_PROMPT
+    reply = invoke_structured(model, DraftedRound, [SystemMessage(system), HumanMessage(content=content)])
+    verdicts = _read_answers(model, reply.value.answers, None, asked, ids, state["prompt"], ctx.verdict_probabilities)
+    return {c["index"]: v for c, v in zip(candidates, verdicts)}, reply.value, reply.thought
+
+
+def drafts_refinement(ctx: GemsContext, state: GemsState, candidates: list[Candidate]) -> bool:
+    """Whether this round's verification also drafts the refiner's answer (``refiner_calls="with_critic"``):
+    only when a refinement may follow that nothing after the critic changes (no person's
+    review, no edit offer), the critic is the chat model, and the images fit one call. The
+    last round drafts too when memory is on: its experience is what the lesson would
+    otherwise compress it for, in a call of its own."""
+    return (
+        ctx.refiner_calls == "with_critic"
+        and (state["round_index"] < ctx.max_rounds or not memory_is_off(ctx.memory))
+        and not ctx.human_feedback
+        and ctx.critic_model in (None, ctx.chat_model)
+        and 0 < len(candidates) <= ROUND_IMAGES_PER_CALL
+        and not offers_edits(ctx)
+    )
 
 
 def with_logprobs(model: BaseChatModel) -> Any:
@@ -284,7 +352,14 @@ def _judge(state: GemsState, runtime: Runtime[GemsContext]) -> tuple[dict[str, A
     round_index = state["round_index"]
     candidates = sorted((c for c in state.get("pending") or [] if c["round"] == round_index), key=lambda c: c["index"])
     made = [c for c in candidates if c["error"] is None]
-    by_candidate = _verify_candidates(model, made, checks, ctx, state["prompt"], kept_verdicts(state, made))
+    draft: DraftedRound | None = None
+    if drafts_refinement(ctx, state, made):
+        try:
+            by_candidate, draft, thought = verify_and_draft(model, made, checks, {**state, "checks": checks}, ctx)
+        except Exception as exc:  # noqa: BLE001 - a bad reply or a failed call: the round is verified as without drafting
+            notes.append(f"critic: {one_line(exc)}; verified the round alone, the refiner will ask for the next prompt")
+    if draft is None:
+        by_candidate = _verify_candidates(model, made, checks, ctx, state["prompt"], kept_verdicts(state, made))
     judged: list[Candidate] = []
     for cand in candidates:
         verdicts = by_candidate.get(cand["index"], [])
@@ -304,6 +379,8 @@ def _judge(state: GemsState, runtime: Runtime[GemsContext]) -> tuple[dict[str, A
     this_round = Round(
         index=round_index, prompt=state["current_prompt"], candidates=judged, experience=None, thought=state.get("current_thought")
     )
+    if draft is not None:
+        this_round["experience"] = clip_experience(draft.experience.strip() or round_facts(this_round, checks))
     best = pick_best(state.get("best"), judged, ctx.tie_break)
     status, error = _status(ctx, round_index, judged, best, checks)
     update: dict[str, Any] = {
@@ -317,6 +394,8 @@ def _judge(state: GemsState, runtime: Runtime[GemsContext]) -> tuple[dict[str, A
         "error": error,
         "notes": notes,
     }
+    if draft is not None and status == "running":
+        update["drafted_refinement"] = drafted(draft, thought)
     if ctx.studio_thumbnails:
         update["messages"] = [round_message(this_round, checks, ctx.studio_thumbnails)]
     return update, checks, first_visit

@@ -15,6 +15,12 @@ asks for its experience beside the next prompt, so the round's facts and images 
 sent once instead of twice. The raw reasoning is still never passed on: only the
 experience it returns is kept.
 
+With ``refiner_calls="with_critic"`` the critic's verification call already wrote the
+round's experience and a draft of the next prompt (``draft_request``,
+``GemsState.drafted_refinement``): the refiner takes the draft and makes no call. It
+asks the model itself where the draft cannot serve: a person's feedback came after
+it, an edit is on offer, or the critic could not draft.
+
 When the generator declares editing (``supports_editing``) and ``refiner_edits`` is
 on, the second call also shows the best image so far with its failed and passed
 checks and offers the edit move: repaint one region of that image (where the fault
@@ -115,19 +121,43 @@ REGION_STRENGTH = 1.0
 WHOLE_IMAGE_STRENGTH = 0.6
 
 
+#: ``refiner_calls="with_critic"``: the critic's instructions before the refiner's, for the call that does both.
+WITH_CRITIC_SYSTEM_PROMPT = f"""\
+You judge the images of an agent that drives a text-to-image model, then refine its
+prompt. First, as a strict visual verifier, answer every question about the attached images
+with a single word, yes or no: in answers, one line per question, its id, a colon and
+the answer (for example "c1: yes"). When several images are attached (image 1 first),
+a question's id names the image it asks about ("{labels.IMAGE_CHECK_ID.format(image=2, check="c1")}"). The last round of the
+trajectory is the one whose images are attached: its passed and failed checks are
+your answers, for its best image. Then:
+"""
+
+#: The critic's request with ``refiner_calls="with_critic"``: ``questions`` is ``labels.questions_block``.
+WITH_CRITIC_USER_PROMPT = f"""\
+{labels.ORIGINAL_REQUEST}: {{prompt}}
+{{guide}}{{trajectory}}
+{labels.REASONING}: {{thought}}
+{{lessons}}{{questions}}Answer every question, then write the experience of the last round and the next prompt."""
+
+
 class Experience(BaseModel):
     """A compressed round."""
 
     experience: str = Field(description="Under 100 words: what was tried, what failed, what to try next.")
 
 
-class RefinedPrompt(BaseModel):
-    """The refiner's answer."""
+class NextPrompt(BaseModel):
+    """The next round as the refiner writes it: a prompt, and whether to change the seed or the guidance."""
 
     reasoning: str = Field(default="", description="Brief reasoning about what to change.")
     prompt: str = Field(description="The next prompt for the image generator.")
     new_seed: bool = Field(default=True, description="Use new random seeds next round.")
     guidance: float | None = Field(default=None, description="Guidance scale for the next round, or null to keep it.")
+
+
+class RefinedPrompt(NextPrompt):
+    """The refiner's answer."""
+
     action: Literal["regenerate", "edit"] = Field(
         default="regenerate", description="'regenerate' from the new prompt, or 'edit' the offered image (only when offered)."
     )
@@ -144,6 +174,18 @@ class RefinedPrompt(BaseModel):
 
 class RefinedRound(RefinedPrompt):
     """The combined call's answer: the last round's experience and the next prompt."""
+
+    experience: str = Field(description="Under 100 words, about the last round: what was tried, what failed, what to try next.")
+
+
+class RoundAnswers(BaseModel):
+    """The critic's yes/no answers, one line a question."""
+
+    answers: str = Field(description='One line per question: its id, a colon and yes or no (for example "c1: yes").')
+
+
+class DraftedRound(NextPrompt, RoundAnswers):
+    """The critic's answers, then the round's experience and the next prompt (``refiner_calls="with_critic"``)."""
 
     experience: str = Field(description="Under 100 words, about the last round: what was tried, what failed, what to try next.")
 
@@ -185,15 +227,44 @@ def prompting_guide_for(ctx: GemsContext) -> str | None:
         return None
 
 
-def edit_source(state: GemsState, ctx: GemsContext) -> Candidate | None:
-    """The candidate the refiner may edit: the best so far, when the editor (by default the generator) edits and edits are on."""
-    best = state.get("best")
-    if not ctx.refiner_edits or best is None or best.get("image") is None:
-        return None
+def offers_edits(ctx: GemsContext) -> bool:
+    """Whether the refiner may offer the edit move: edits are on and the editor (by default the generator) edits."""
+    if not ctx.refiner_edits:
+        return False
     try:
-        return best if supports_editing(resolve_editor(ctx)) else None
+        return supports_editing(resolve_editor(ctx))
     except Exception:  # noqa: BLE001 - a generator that cannot even load is not offered edits; the generator node reports it
+        return False
+
+
+def edit_source(state: GemsState, ctx: GemsContext) -> Candidate | None:
+    """The candidate the refiner may edit: the best so far, when edits are offered (``offers_edits``)."""
+    best = state.get("best")
+    if best is None or best.get("image") is None:
         return None
+    return best if offers_edits(ctx) else None
+
+
+def draft_request(state: GemsState, ctx: GemsContext, questions: str) -> str:
+    """The critic's request with ``refiner_calls="with_critic"``: the refiner's (request, guide,
+    trajectory, lessons) with the round in flight as the trajectory's last round, whose
+    ``questions`` the model answers before it writes that round's experience and the next prompt."""
+    rounds = list(state.get("rounds") or [])
+    past = trajectory_view(rounds, state.get("checks") or [], max_images=0, tie_break=ctx.tie_break).text
+    current = f"{labels.ROUND_PROMPT.format(index=state['round_index'])}: {state['current_prompt']}"
+    return WITH_CRITIC_USER_PROMPT.format(
+        prompt=state["prompt"],
+        guide=labels.guide_block(prompting_guide_for(ctx)),
+        trajectory=f"{past}\n\n{current}" if past else f"{labels.TRAJECTORY}:\n{current}",
+        thought=state.get("current_thought") or "(none)",
+        lessons=_lessons_block(state),
+        questions=questions,
+    )
+
+
+def drafted(reply: DraftedRound, thought: str | None) -> dict[str, Any]:
+    """What the refiner keeps of a ``DraftedRound`` (``GemsState.drafted_refinement``): the next round, and the reasoning."""
+    return {**NextPrompt.model_validate(reply.model_dump()).model_dump(), "thought": thought or reply.reasoning or None}
 
 
 def _edit_offer(source: Candidate, checks: list[Check], name_unchanged: bool = False) -> str:
@@ -231,29 +302,9 @@ def _edit_task(source: Candidate, reply: RefinedPrompt, keep: bool = False) -> E
     return task
 
 
-def refiner(state: GemsState, runtime: Runtime[GemsContext]) -> dict[str, Any]:
-    """Compress the round and write the next one; its calls are counted under the round it refined."""
-    with metering() as meter:
-        update = _refine(state, runtime)
-    return {**update, "usage": [meter.record("refiner", state["round_index"])]}
-
-
-def _refine(state: GemsState, runtime: Runtime[GemsContext]) -> dict[str, Any]:
-    ctx = effective_context(state, runtime.context)
-    model = resolve_chat_model(ctx.chat_model, chat_limits(ctx))
+def _ask_refiner(model: Any, state: GemsState, ctx: GemsContext, rounds: list[Round], source: Candidate | None, combined: bool) -> Any:
+    """The refine call (``combined``: with the last round's reasoning, asking for its experience too)."""
     checks = state.get("checks") or []
-    rounds = list(state.get("rounds") or [])
-    notes: list[str] = []
-    source = edit_source(state, ctx)
-
-    combined = ctx.refiner_calls == "combined"
-    experience: str | None = None
-    if not combined:
-        experience, note = compress_round(model, state["prompt"], rounds[-1], checks, ctx.tie_break)
-        notes += [note] if note else []
-        last: Round = {**rounds[-1], "experience": experience}
-        rounds[-1] = last
-
     view = trajectory_view(rounds, checks, max_images=ctx.refiner_images, tie_break=ctx.tie_break)
     feedback = f"{labels.FEEDBACK}: {state['feedback']}\n" if state.get("feedback") else ""
     name_unchanged = ctx.edit_verification == "changed"
@@ -279,34 +330,63 @@ def _refine(state: GemsState, runtime: Runtime[GemsContext]) -> dict[str, Any]:
         + (COMBINED_SYSTEM_PROMPT if combined else "")
         + (EDIT_SYSTEM_PROMPT + (EDIT_KEEP_PROMPT if name_unchanged else "") if source is not None else "")
     )
+    return invoke_structured(model, RefinedRound if combined else RefinedPrompt, [SystemMessage(system), HumanMessage(content=content)])
+
+
+def refiner(state: GemsState, runtime: Runtime[GemsContext]) -> dict[str, Any]:
+    """Compress the round and write the next one; its calls are counted under the round it refined."""
+    with metering() as meter:
+        update = _refine(state, runtime)
+    return {**update, "usage": [meter.record("refiner", state["round_index"])]}
+
+
+def _refine(state: GemsState, runtime: Runtime[GemsContext]) -> dict[str, Any]:
+    ctx = effective_context(state, runtime.context)
+    checks = state.get("checks") or []
+    rounds = list(state.get("rounds") or [])
+    notes: list[str] = []
+    source = edit_source(state, ctx)
     generation = dict(state.get("generation") or {})
     seed_offset = state.get("seed_offset", 0)
     edit: EditTask | None = None
-    try:
-        reply = invoke_structured(
-            model, RefinedRound if combined else RefinedPrompt, [SystemMessage(system), HumanMessage(content=content)]
-        )
-        if combined:
-            experience = clip_experience(reply.value.experience.strip() or round_facts(rounds[-1], checks))
-        next_prompt = model_prompt(reply.value.prompt, ctx, notes, "refiner") or state["current_prompt"]
-        thought = reply.thought or reply.value.reasoning or None
-        if reply.value.guidance is not None and reply.value.guidance >= 0:
-            generation["guidance"] = float(reply.value.guidance)
-        # An edit must look different from its source: a new seed, whatever the answer says.
-        seed_offset += 1 if reply.value.new_seed or reply.value.action == "edit" else 0
-        if reply.value.action == "edit" and source is None:
-            notes.append("refiner: the model asked for an edit, but none was offered (the generator does not edit); regenerating")
-        elif reply.value.action == "edit":
-            try:
-                edit = _edit_task(source, reply.value, name_unchanged)  # type: ignore[arg-type]
-            except ValueError as exc:
-                notes.append(f"refiner: {one_line(exc)}; regenerating instead")
-    except StructuredOutputError as exc:
+    # An experience already there was written by the critic with its verdicts (refiner_calls="with_critic").
+    experience: str | None = rounds[-1].get("experience")
+    draft = state.get("drafted_refinement")
+    reply: NextPrompt | None = None
+    if draft is not None and source is None and not state.get("feedback"):
+        reply, thought = NextPrompt.model_validate(draft), draft.get("thought")
+    else:
+        model = resolve_chat_model(ctx.chat_model, chat_limits(ctx))
+        combined = experience is None and ctx.refiner_calls != "separate"
+        if experience is None and not combined:
+            experience, note = compress_round(model, state["prompt"], rounds[-1], checks, ctx.tie_break)
+            notes += [note] if note else []
+            rounds[-1] = {**rounds[-1], "experience": experience}
+        try:
+            answer = _ask_refiner(model, state, ctx, rounds, source, combined)
+            reply, thought = answer.value, answer.thought or answer.value.reasoning or None
+            if isinstance(answer.value, RefinedRound):
+                experience = clip_experience(answer.value.experience.strip() or round_facts(rounds[-1], checks))
+        except StructuredOutputError as exc:
+            notes.append(f"refiner: {one_line(exc)}; retrying the same prompt with new seeds")
+            experience = experience or clip_experience(round_facts(rounds[-1], checks))
+    if reply is None:
         next_prompt, thought = state["current_prompt"], None
         seed_offset += 1
-        notes.append(f"refiner: {one_line(exc)}; retrying the same prompt with new seeds")
-        if combined:
-            experience = clip_experience(round_facts(rounds[-1], checks))
+    else:
+        next_prompt = model_prompt(reply.prompt, ctx, notes, "refiner") or state["current_prompt"]
+        if reply.guidance is not None and reply.guidance >= 0:
+            generation["guidance"] = float(reply.guidance)
+        wants_edit = isinstance(reply, RefinedPrompt) and reply.action == "edit"
+        # An edit must look different from its source: a new seed, whatever the answer says.
+        seed_offset += 1 if reply.new_seed or wants_edit else 0
+        if wants_edit and source is None:
+            notes.append("refiner: the model asked for an edit, but none was offered (the generator does not edit); regenerating")
+        elif wants_edit:
+            try:
+                edit = _edit_task(source, reply, ctx.edit_verification == "changed")  # type: ignore[arg-type]
+            except ValueError as exc:
+                notes.append(f"refiner: {one_line(exc)}; regenerating instead")
     last = {**rounds[-1], "experience": experience}
 
     next_round = state["round_index"] + 1
@@ -325,5 +405,6 @@ def _refine(state: GemsState, runtime: Runtime[GemsContext]) -> dict[str, Any]:
         "generation": generation,
         "seed_offset": seed_offset,
         "feedback": None,
+        "drafted_refinement": None,
         "notes": notes,
     }

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from langgraph.checkpoint.memory import InMemorySaver
 
@@ -20,7 +22,7 @@ SCENE = "a photo of a triangle left of a green square and four red circles"
 
 
 def _shapes_run(tmp_path, name: str, **settings):
-    ctx = GemsContext(artifact_root=str(tmp_path / name), memory="none", max_rounds=2, **settings)
+    ctx = GemsContext(artifact_root=str(tmp_path / name), **{"memory": "none", "max_rounds": 2, **settings})
     return run_gems(SCENE, ctx, InMemorySaver())
 
 
@@ -93,6 +95,82 @@ def test_the_paper_preset_keeps_two_refiner_calls():
     assert get_preset("gems-paper").values["refiner_calls"] == "separate"
     with pytest.raises(ConfigError, match="refiner_calls"):
         GemsContext(refiner_calls="one")
+
+
+# -- the critic drafts the refiner's answer in its verification call -----------------------------
+
+
+def test_the_critic_drafts_the_refiners_answer_with_its_verdicts(tmp_path):
+    """One call a round judges the image and writes the next prompt: the world's rounds are the same
+    as with the refiner's own call, and the refiner makes none."""
+    combined = _shapes_run(tmp_path, "combined", refiner_calls="combined", verification="per_image", max_rounds=3)
+    drafted = _shapes_run(tmp_path, "drafted", refiner_calls="with_critic", verification="per_image", max_rounds=3)
+    assert combined.state["rounds_used"] >= 2, "the scene must need refining for the comparison to mean anything"
+    assert _trajectory(drafted) == _trajectory(combined)
+    rounds = drafted.state["rounds_used"]
+    nodes = drafted.state["usage"]["nodes"]
+    assert "refiner" not in nodes or nodes["refiner"]["calls"] == 0
+    assert nodes["critic"]["images_sent"] == rounds  # each image once, for both the verdicts and the refinement
+    assert drafted.state["usage"]["total"]["calls"] == combined.state["usage"]["total"]["calls"] - (rounds - 1)
+    assert drafted.state.get("drafted_refinement") is None  # taken by the refiner, not left in the state
+
+
+def test_a_drafted_run_writes_its_lesson_from_the_critics_experience(tmp_path):
+    from gems_graph.memory.access import store_for_run
+
+    ctx = GemsContext(
+        generator=ColourGenerator(),
+        chat_model=ScriptedChatModel(handler=loop_handler(fix_at_round=2), usage=(10, 2)),
+        artifact_root=str(tmp_path),
+        memory=f"chroma:{tmp_path / 'mem'}",
+        refiner_calls="with_critic",
+    )
+    result = run_gems("a red square", ctx, InMemorySaver())
+    assert result.status == "passed" and result.state["rounds_used"] == 2
+    nodes = result.state["usage"]["nodes"]
+    # The decomposition, then one call a round; neither the refiner nor remember asks.
+    assert nodes["critic"]["calls"] == 3 and set(nodes) - {"critic", "planner", "generator"} <= {"refiner"}
+    assert nodes.get("refiner", {"calls": 0})["calls"] == 0
+    assert [r["prompt"] for r in result.state["rounds"]] == ["a red square", "a red square FIXED"]
+    assert result.state["rounds"][-1]["experience"] == "The square came out blue; say red explicitly."
+    assert any("round 2" in lesson["text"] for lesson in store_for_run(ctx.memory).list())
+
+
+def test_a_draft_that_does_not_fit_leaves_the_round_to_the_critic_and_the_refiner(tmp_path):
+    handler = loop_handler(fix_at_round=2)
+
+    def no_drafts(messages, tools):
+        return "I would rather not." if "DraftedRound" in tools else handler(messages, tools)
+
+    ctx = GemsContext(
+        generator=ColourGenerator(),
+        chat_model=ScriptedChatModel(handler=no_drafts),
+        artifact_root=str(tmp_path),
+        memory="none",
+        refiner_calls="with_critic",
+    )
+    result = run_gems("a red square", ctx, InMemorySaver())
+    assert result.status == "passed" and result.state["rounds_used"] == 2
+    assert any("DraftedRound" in n and "verified the round alone" in n for n in result.state["notes"])
+    assert result.state["usage"]["nodes"]["refiner"]["calls"] == 1  # it asked for the next prompt itself
+    assert result.state["rounds"][0]["experience"] == "The square came out blue; say red explicitly."
+
+
+def test_the_critic_does_not_draft_what_a_person_or_an_edit_comes_before():
+    from gems_graph.nodes.critic import drafts_refinement
+
+    made = [{"index": 0}]
+    state = {"round_index": 1}
+    ctx = GemsContext(refiner_calls="with_critic", memory="none", max_rounds=3)
+    assert drafts_refinement(ctx, state, made)
+    assert not drafts_refinement(GemsContext(refiner_calls="combined", memory="none"), state, made)
+    assert not drafts_refinement(replace(ctx, human_feedback=True), state, made)
+    assert not drafts_refinement(replace(ctx, critic_model="openai:gpt-4o"), state, made)
+    assert not drafts_refinement(ctx, {"round_index": 3}, made), "a last round with no memory to write has nothing to draft for"
+    assert drafts_refinement(replace(ctx, memory="chroma"), {"round_index": 3}, made)
+    assert not drafts_refinement(ctx, state, made * 9), "more images than one call carries"
+    with pytest.raises(ConfigError, match="'with_critic'"):
+        GemsContext(refiner_calls="critic")
 
 
 # -- an edit candidate re-verifies only what its edit can change ---------------------------

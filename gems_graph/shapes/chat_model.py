@@ -6,7 +6,8 @@ calls, yes/no verification with log-probabilities, tool calling for skills). It
 recognises a request by the tool it is asked to call (``PlannedPrompt``, or
 ``PlannedPromptAndChecks``, which it answers with the checks it would decompose),
 ``Decomposition``, ``Experience``, ``RefinedPrompt``, ``RefinedRound`` (both of the
-last two in one answer), ``load_skill``) or, for a
+last two in one answer), ``DraftedRound`` (the critic's answers, then the refiner's
+from them), ``load_skill``) or, for a
 plain question with an image attached, verifies it by asking the world's learned
 critic (``gems_graph.shapes.critic_model``), whose P(yes) is the verdict's
 probability. It never looks at an image through the grader's pixel checker, except
@@ -166,6 +167,8 @@ class ShapesChatModel(BaseChatModel):
             message = _tool_call("RefinedRound", {**self._refine(text, _images(messages)), "experience": self._compress(text)})
         elif "RefinedPrompt" in tools:
             message = _tool_call("RefinedPrompt", self._refine(text, _images(messages)))
+        elif "DraftedRound" in tools:
+            message = _tool_call("DraftedRound", self._verify_and_refine(text, _images(messages)))
         elif "SkillDraft" in tools:
             message = _tool_call("SkillDraft", write_skill(text))
         elif len(tools) == 1 and (args := _constrained_answer(kwargs["tools"][0], text)) is not None:
@@ -304,6 +307,25 @@ class ShapesChatModel(BaseChatModel):
         if not failed or failed == labels.NONE:
             return f"{tried}Round {rounds[-1][0] if rounds else '?'} passed every check; keep this prompt."
         return f"{tried}It still failed: {failed}. Next: restate what failed, keep what passed, or change the seed."
+
+    def _verify_and_refine(self, text: str, images: list[Image.Image]) -> dict[str, Any]:
+        """The critic's answers, then the refiner's from them (``DraftedRound``): the round's best image
+        (most yeses, the first of a tie) with its passed and failed checks is the trajectory's last round."""
+        request = labels.find_field(text, labels.ORIGINAL_REQUEST) or ""
+        lines: list[str] = []
+        by_image: dict[int, list[tuple[str, bool]]] = {}
+        for qid, question in labels.read_questions(text):
+            n = labels.image_of_question(qid)
+            k = n if n is not None and 1 <= n <= len(images) else len(images)
+            yes = bool(images) and self._answer(question, images[k - 1], request)[0]
+            lines.append(f"{qid}: {'yes' if yes else 'no'}")
+            by_image.setdefault(k, []).append((question, yes))
+        best = max(by_image, key=lambda k: (sum(y for _, y in by_image[k]), -k)) if by_image else 0
+        passed = [q for q, y in by_image.get(best, []) if y]
+        failed = [q for q, y in by_image.get(best, []) if not y]
+        judged = f"{text}\n  {labels.PASSED}: {'; '.join(passed) or labels.NONE}\n  {labels.FAILED}: {'; '.join(failed) or labels.NONE}"
+        seen = [images[best - 1]] if best else []
+        return {"answers": "\n".join(lines), **self._refine(judged, seen), "experience": self._compress(judged)}
 
     def _refine(self, text: str, images: list[Image.Image]) -> dict[str, Any]:
         request = labels.find_field(text, labels.ORIGINAL_REQUEST) or ""
