@@ -141,9 +141,7 @@ def node_costs(out: Path, records: list[dict], method: str, nodes: tuple[str, ..
     return {k: mean(row[k] for row in rows) for k in keys} if rows else {}
 
 
-def alone(
-    today: dict, records: tuple[list[dict], list[dict]], outs: tuple[Path, Path], method: str, cheap: dict
-) -> dict[str, dict]:
+def alone(today: dict, records: tuple[list[dict], list[dict]], outs: tuple[Path, Path], method: str, cheap: dict) -> dict[str, dict]:
     """Each mode alone: today's totals with that mode's nodes' figures taken from the cheap run."""
     out = {}
     for mode, nodes in mode_nodes(cheap).items():

@@ -385,7 +385,8 @@ def _target_cell(share: float | None, target: float) -> str:
         return "-"
     if share <= target:
         return f"{_pct(share)}: met"
-    return f"{_pct(share)}: missed by {100 * (share - target):.0f} points"
+    by = 100 * (share - target)
+    return f"{_pct(share)}: missed by {by:.1f} points" if by < 1 else f"{_pct(share)}: missed by {by:.0f} points"
 
 
 def cost_table(result: dict) -> str:

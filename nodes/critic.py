@@ -103,9 +103,19 @@ ROUND_IMAGES_PER_CALL = 8
 
 
 def _answer_lines(ids: list[str]) -> re.Pattern[str]:
-    """A line of a per-image reply: one of the check ids (markdown around it allowed), a separator, yes or no."""
+    """A line of a per-image reply: one of the check ids (markdown around it allowed), a separator, yes or
+    no, and optionally the stated P(yes) after it (``c1: yes 0.9``, as ``DraftedRound``'s answers give it)."""
     names = "|".join(re.escape(i) for i in sorted(ids, key=len, reverse=True))
-    return re.compile(rf"^[\s*>\-\"'`]*({names})[\s*\"'`]*[:=)\-.]+[\s*\"'`]*(yes|no)\b", re.I | re.M)
+    stated = r"(?:[ \t]*[(,]?[ \t]*(?:p(?:\(yes\))?[ \t]*[=:][ \t]*)?(0(?:\.\d+)?|1(?:\.0+)?|\.\d+)\)?)?"
+    return re.compile(rf"^[\s*>\-\"'`]*({names})[\s*\"'`]*[:=)\-.]+[\s*\"'`]*(yes|no)\b{stated}", re.I | re.M)
+
+
+def stated_probability(answer: str, stated: str | None) -> float | None:
+    """A P(yes) the model wrote beside its answer, kept only where it agrees with the answer."""
+    if stated is None:
+        return None
+    p = float(stated)
+    return p if (p >= 0.5) == (answer == "yes") else None
 
 
 class Decomposition(BaseModel):
@@ -225,7 +235,10 @@ def _read_answers(
     """The verdicts of ``id: yes|no`` lines (P(yes) from ``reply``'s answer tokens where given); a
     check the text leaves out is asked alone (``verify``)."""
     lines = list(_answer_lines([qid for qids in ids for qid in qids]).finditer(text))
-    probs = answer_probabilities(reply, len(lines)) if reply is not None else [None] * len(lines)
+    if reply is not None:
+        probs = answer_probabilities(reply, len(lines))
+    else:  # no answer tokens (a structured reply): the P(yes) the model wrote, where it wrote one
+        probs = [stated_probability(line.group(2).lower(), line.group(3)) for line in lines]
     by_id: dict[str, tuple[str, float | None]] = {}
     for line, p in zip(lines, probs):
         by_id.setdefault(line.group(1).lower(), (line.group(2).lower(), p))
@@ -255,8 +268,10 @@ def verify_and_draft(
     """Verify the round's images and write the refiner's answer in one structured call
     (``refiner_calls="with_critic"``): (verdicts by candidate, the reply, the model's reasoning).
 
-    The answers carry no P(yes) (a structured reply has no answer tokens); a check they
-    leave out is asked alone. ``StructuredOutputError`` when the reply does not fit."""
+    A structured reply has no answer tokens to read P(yes) from, so the model is asked to
+    write it after each answer (``c1: yes 0.9``); an answer without one (or with one that
+    contradicts it) has none. A check the answers leave out is asked alone.
+    ``StructuredOutputError`` when the reply does not fit."""
     asked = [(c, checks) for c in candidates]
     ids = _question_ids(asked)
     questions = labels.questions_block([(qid, c["question"]) for qids in ids for qid, c in zip(qids, checks)])

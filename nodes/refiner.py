@@ -125,8 +125,9 @@ WHOLE_IMAGE_STRENGTH = 0.6
 WITH_CRITIC_SYSTEM_PROMPT = f"""\
 You judge the images of an agent that drives a text-to-image model, then refine its
 prompt. First, as a strict visual verifier, answer every question about the attached images
-with a single word, yes or no: in answers, one line per question, its id, a colon and
-the answer (for example "c1: yes"). When several images are attached (image 1 first),
+with a single word, yes or no, and how likely the answer is yes, from 0 to 1: in
+answers, one line per question, its id, a colon, the answer and that probability (for
+example "c1: yes 0.9" or "c2: no 0.2"). When several images are attached (image 1 first),
 a question's id names the image it asks about ("{labels.IMAGE_CHECK_ID.format(image=2, check="c1")}"). The last round of the
 trajectory is the one whose images are attached: its passed and failed checks are
 your answers, for its best image. Then:
@@ -181,7 +182,9 @@ class RefinedRound(RefinedPrompt):
 class RoundAnswers(BaseModel):
     """The critic's yes/no answers, one line a question."""
 
-    answers: str = Field(description='One line per question: its id, a colon and yes or no (for example "c1: yes").')
+    answers: str = Field(
+        description='One line per question: its id, a colon, yes or no, and the probability of yes (for example "c1: yes 0.9").'
+    )
 
 
 class DraftedRound(NextPrompt, RoundAnswers):

@@ -73,6 +73,7 @@ import re
 import uuid
 import zlib
 from dataclasses import replace
+from statistics import mean
 from typing import Any, Literal
 
 import numpy as np
@@ -309,20 +310,21 @@ class ShapesChatModel(BaseChatModel):
         return f"{tried}It still failed: {failed}. Next: restate what failed, keep what passed, or change the seed."
 
     def _verify_and_refine(self, text: str, images: list[Image.Image]) -> dict[str, Any]:
-        """The critic's answers, then the refiner's from them (``DraftedRound``): the round's best image
-        (most yeses, the first of a tie) with its passed and failed checks is the trajectory's last round."""
+        """The critic's answers with their P(yes), then the refiner's from them (``DraftedRound``): the round's
+        best image (most yeses, then the highest mean P(yes)) with its passed and failed checks is the
+        trajectory's last round."""
         request = labels.find_field(text, labels.ORIGINAL_REQUEST) or ""
         lines: list[str] = []
-        by_image: dict[int, list[tuple[str, bool]]] = {}
+        by_image: dict[int, list[tuple[str, bool, float]]] = {}
         for qid, question in labels.read_questions(text):
             n = labels.image_of_question(qid)
             k = n if n is not None and 1 <= n <= len(images) else len(images)
-            yes = bool(images) and self._answer(question, images[k - 1], request)[0]
-            lines.append(f"{qid}: {'yes' if yes else 'no'}")
-            by_image.setdefault(k, []).append((question, yes))
-        best = max(by_image, key=lambda k: (sum(y for _, y in by_image[k]), -k)) if by_image else 0
-        passed = [q for q, y in by_image.get(best, []) if y]
-        failed = [q for q, y in by_image.get(best, []) if not y]
+            yes, p_yes = self._answer(question, images[k - 1], request) if images else (False, 0.0)
+            lines.append(f"{qid}: {'yes' if yes else 'no'} {p_yes:.3f}")
+            by_image.setdefault(k, []).append((question, yes, p_yes))
+        best = max(by_image, key=lambda k: (sum(y for _, y, _ in by_image[k]), mean(p for *_, p in by_image[k]), -k)) if by_image else 0
+        passed = [q for q, y, _ in by_image.get(best, []) if y]
+        failed = [q for q, y, _ in by_image.get(best, []) if not y]
         judged = f"{text}\n  {labels.PASSED}: {'; '.join(passed) or labels.NONE}\n  {labels.FAILED}: {'; '.join(failed) or labels.NONE}"
         seen = [images[best - 1]] if best else []
         return {"answers": "\n".join(lines), **self._refine(judged, seen), "experience": self._compress(judged)}
