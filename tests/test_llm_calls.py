@@ -52,6 +52,24 @@ def test_image_encoding_follows_the_file_not_just_its_path(tmp_path):
     assert second["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def test_a_saved_rgb_png_is_sent_as_its_file_and_others_as_rgb_png(tmp_path):
+    """The run's own images go as their bytes (no decode and re-encode); anything else is converted to 8-bit RGB."""
+    import base64
+    import io
+
+    rgb = save_png(Image.new("RGB", (20, 10), (0, 200, 0)), tmp_path / "rgb.png")
+    assert base64.b64decode(image_data_url(rgb).split(",", 1)[1]) == (tmp_path / "rgb.png").read_bytes()
+    for name, image in (("rgba.png", Image.new("RGBA", (20, 10), (0, 200, 0, 128))), ("grey.png", Image.new("L", (20, 10), 90))):
+        ref = save_png(image, tmp_path / name)
+        with Image.open(io.BytesIO(base64.b64decode(image_data_url(ref).split(",", 1)[1]))) as sent:
+            assert sent.mode == "RGB" and sent.size == (20, 10)
+    Image.new("RGB", (20, 10), (0, 0, 200)).save(tmp_path / "photo.jpg")
+    jpeg = {"path": str(tmp_path / "photo.jpg"), "sha256": "j", "width": 20, "height": 10}
+    assert image_data_url(jpeg).startswith("data:image/png;base64,")
+    with Image.open(io.BytesIO(base64.b64decode(image_data_url(jpeg).split(",", 1)[1]))) as sent:
+        assert sent.format == "PNG" and sent.size == (20, 10)
+
+
 def test_large_images_are_shrunk_before_sending(tmp_path):
     import base64
     import io

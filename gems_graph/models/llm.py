@@ -226,15 +226,34 @@ def image_data_url(ref: ImageRef, max_side: int = DEFAULT_MAX_IMAGE_SIDE) -> str
     return _encoded_image(ref["path"], ref.get("sha256", ""), max_side)
 
 
+#: A PNG file's signature, and the colour type (2: 8-bit RGB, byte 25 of the header) it may be sent as it is in.
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_PNG_RGB8 = (8, 2)
+
+
 @functools.lru_cache(maxsize=16)
 def _encoded_image(path: str, sha256: str, max_side: int) -> str:
-    with Image.open(path) as opened:
-        img = opened.convert("RGB")
-        if max(img.size) > max_side:
-            img.thumbnail((max_side, max_side))
-        buf = io.BytesIO()
-        img.save(buf, format="PNG")
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+    data = _sendable_png(path, max_side)
+    if data is None:
+        with Image.open(path) as opened:
+            img = opened.convert("RGB")
+            if max(img.size) > max_side:
+                img.thumbnail((max_side, max_side))
+            buf = io.BytesIO()
+            img.save(buf, format="PNG")
+        data = buf.getvalue()
+    return "data:image/png;base64," + base64.b64encode(data).decode("ascii")
+
+
+def _sendable_png(path: str, max_side: int) -> bytes | None:
+    """The file's bytes when it already is what would be sent (an 8-bit RGB PNG within ``max_side``):
+    the run's own images are saved so, and decoding and re-encoding them is most of a send's cost."""
+    with open(path, "rb") as f:
+        data = f.read()
+    if not data.startswith(_PNG_SIGNATURE) or data[12:16] != b"IHDR" or len(data) < 26:
+        return None
+    width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    return data if (data[24], data[25]) == _PNG_RGB8 and max(width, height) <= max_side else None
 
 
 def image_block(ref: ImageRef, max_side: int = DEFAULT_MAX_IMAGE_SIDE) -> dict[str, Any]:
