@@ -162,7 +162,7 @@ class GemsState(GemsInput, total=False):
     """The checks the planner wrote with its prompt (``decomposition="planner"``); None: the critic decomposes."""
     drafted_refinement: dict[str, Any] | None
     """The next round as the critic drafted it with its verdicts (``refiner_calls="with_critic"``:
-    ``NextPrompt``'s fields and the reasoning), until the refiner takes it."""
+    ``RefinedPrompt``'s fields and the reasoning), until the refiner takes it."""
     skill_hints: dict[str, Any]
     """Generation hints the loaded skills give (e.g. steps, guidance)."""
     recalled_lessons: Annotated[list[dict[str, Any]], STORED_WHEN_WRITTEN]

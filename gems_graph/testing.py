@@ -208,7 +208,7 @@ def loop_handler(
     """
     from gems_graph.nodes.critic import Decomposition
     from gems_graph.nodes.planner import PlannedPrompt, PlannedPromptAndChecks
-    from gems_graph.nodes.refiner import DraftedRound, Experience, RefinedPrompt, RefinedRound
+    from gems_graph.nodes.refiner import REFINER_SCHEMAS, DraftedRound, Experience, RefinedPrompt
 
     def handle(messages: list[BaseMessage], tools: list[str]) -> Any:
         text = last_text(messages)
@@ -229,18 +229,18 @@ def loop_handler(
             return Decomposition(checks=list(checks))
         if "Experience" in tools:
             return Experience(experience="The square came out blue; say red explicitly.")
-        if "RefinedPrompt" in tools or "RefinedRound" in tools or "DraftedRound" in tools:
+        schemas: list[type[RefinedPrompt]] = [*REFINER_SCHEMAS.values(), DraftedRound]
+        refiner_schemas = {c.__name__: c for c in schemas}
+        if schema := next((refiner_schemas[n] for n in tools if n in refiner_schemas), None):
             next_round = max(i for i, _ in labels.round_prompts(text)) + 1
             base = find_field(text, labels.ORIGINAL_REQUEST) or ""
             fixed = fix_at_round is not None and next_round >= fix_at_round
             reply = RefinedPrompt(reasoning="restate the colour", prompt=base + (" FIXED" if fixed else ""), new_seed=True)
-            experience = "The square came out blue; say red explicitly."
-            if "DraftedRound" in tools:
-                answers = "\n".join(f"{qid}: {answer(q)}" for qid, q in labels.read_questions(text))
-                return DraftedRound(**reply.model_dump(), answers=answers, experience=experience)
-            if "RefinedRound" in tools:
-                return RefinedRound(**reply.model_dump(), experience=experience)
-            return reply
+            # Fields a schema does not have are ignored.
+            answers = "\n".join(f"{qid}: {answer(q)}" for qid, q in labels.read_questions(text))
+            return schema.model_validate(
+                {**reply.model_dump(), "answers": answers, "experience": "The square came out blue; say red explicitly."}
+            )
 
         questions = labels.read_questions(text)
         if questions:

@@ -147,8 +147,8 @@ class Experience(BaseModel):
     experience: str = Field(description="Under 100 words: what was tried, what failed, what to try next.")
 
 
-class NextPrompt(BaseModel):
-    """The next round as the refiner writes it: a prompt, and whether to change the seed or the guidance."""
+class RefinedPrompt(BaseModel):
+    """The refiner's answer: the next prompt, and whether to change the seed or the guidance."""
 
     reasoning: str = Field(default="", description="Brief reasoning about what to change.")
     prompt: str = Field(description="The next prompt for the image generator.")
@@ -156,11 +156,13 @@ class NextPrompt(BaseModel):
     guidance: float | None = Field(default=None, description="Guidance scale for the next round, or null to keep it.")
 
 
-class RefinedPrompt(NextPrompt):
-    """The refiner's answer."""
+class EditOrPrompt(RefinedPrompt):
+    """The refiner's answer when it is offered an edit: a new prompt, or an edit of the offered image.
+
+    (Asked only then, so a model that cannot be offered one is not sent the edit fields.)"""
 
     action: Literal["regenerate", "edit"] = Field(
-        default="regenerate", description="'regenerate' from the new prompt, or 'edit' the offered image (only when offered)."
+        default="regenerate", description="'regenerate' from the new prompt, or 'edit' the offered image."
     )
     region: list[float] | None = Field(
         default=None,
@@ -173,10 +175,18 @@ class RefinedPrompt(NextPrompt):
     )
 
 
-class RefinedRound(RefinedPrompt):
-    """The combined call's answer: the last round's experience and the next prompt."""
+class RoundExperience(BaseModel):
+    """The last round compressed, asked beside the next prompt."""
 
     experience: str = Field(description="Under 100 words, about the last round: what was tried, what failed, what to try next.")
+
+
+class RefinedRound(RoundExperience, RefinedPrompt):
+    """The combined call's answer: the next prompt and the last round's experience."""
+
+
+class EditOrRound(RoundExperience, EditOrPrompt):
+    """The combined call's answer when an edit is offered."""
 
 
 class RoundAnswers(BaseModel):
@@ -187,10 +197,17 @@ class RoundAnswers(BaseModel):
     )
 
 
-class DraftedRound(NextPrompt, RoundAnswers):
-    """The critic's answers, then the round's experience and the next prompt (``refiner_calls="with_critic"``)."""
+class DraftedRound(RoundExperience, RefinedPrompt, RoundAnswers):
+    """The critic's answers, then the next prompt and the round's experience (``refiner_calls="with_critic"``)."""
 
-    experience: str = Field(description="Under 100 words, about the last round: what was tried, what failed, what to try next.")
+
+#: The refiner's schema by (combined call, edit offered).
+REFINER_SCHEMAS: dict[tuple[bool, bool], type[RefinedPrompt]] = {
+    (False, False): RefinedPrompt,
+    (True, False): RefinedRound,
+    (False, True): EditOrPrompt,
+    (True, True): EditOrRound,
+}
 
 
 def clip_experience(text: str) -> str:
@@ -267,7 +284,7 @@ def draft_request(state: GemsState, ctx: GemsContext, questions: str) -> str:
 
 def drafted(reply: DraftedRound, thought: str | None) -> dict[str, Any]:
     """What the refiner keeps of a ``DraftedRound`` (``GemsState.drafted_refinement``): the next round, and the reasoning."""
-    return {**NextPrompt.model_validate(reply.model_dump()).model_dump(), "thought": thought or reply.reasoning or None}
+    return {**RefinedPrompt.model_validate(reply.model_dump()).model_dump(), "thought": thought or reply.reasoning or None}
 
 
 def _edit_offer(source: Candidate, checks: list[Check], name_unchanged: bool = False) -> str:
@@ -281,14 +298,14 @@ def _edit_offer(source: Candidate, checks: list[Check], name_unchanged: bool = F
     return offer + ids
 
 
-def kept_checks(source: Candidate, reply: RefinedPrompt) -> list[str]:
+def kept_checks(source: Candidate, reply: EditOrPrompt) -> list[str]:
     """The checks an edit keeps the parent's verdicts for: those the refiner named unchanged
     that the parent answered (an unanswered one is asked again, as are all the rest)."""
     named = {str(i).strip().lower() for i in reply.unchanged_checks}
     return [v["check_id"] for v in source["verdicts"] if v["check_id"].lower() in named and is_answered(v)]
 
 
-def _edit_task(source: Candidate, reply: RefinedPrompt, keep: bool = False) -> EditTask:
+def _edit_task(source: Candidate, reply: EditOrPrompt, keep: bool = False) -> EditTask:
     """The edit the refiner asked for; ``ValueError`` names what is wrong with its region.
 
     ``keep`` (``edit_verification="changed"``): the checks the edit cannot change keep the parent's verdicts."""
@@ -333,7 +350,8 @@ def _ask_refiner(model: Any, state: GemsState, ctx: GemsContext, rounds: list[Ro
         + (COMBINED_SYSTEM_PROMPT if combined else "")
         + (EDIT_SYSTEM_PROMPT + (EDIT_KEEP_PROMPT if name_unchanged else "") if source is not None else "")
     )
-    return invoke_structured(model, RefinedRound if combined else RefinedPrompt, [SystemMessage(system), HumanMessage(content=content)])
+    schema = REFINER_SCHEMAS[(combined, source is not None)]
+    return invoke_structured(model, schema, [SystemMessage(system), HumanMessage(content=content)])
 
 
 def refiner(state: GemsState, runtime: Runtime[GemsContext]) -> dict[str, Any]:
@@ -355,9 +373,9 @@ def _refine(state: GemsState, runtime: Runtime[GemsContext]) -> dict[str, Any]:
     # An experience already there was written by the critic with its verdicts (refiner_calls="with_critic").
     experience: str | None = rounds[-1].get("experience")
     draft = state.get("drafted_refinement")
-    reply: NextPrompt | None = None
+    reply: RefinedPrompt | None = None
     if draft is not None and source is None and not state.get("feedback"):
-        reply, thought = NextPrompt.model_validate(draft), draft.get("thought")
+        reply, thought = RefinedPrompt.model_validate(draft), draft.get("thought")
     else:
         model = resolve_chat_model(ctx.chat_model, chat_limits(ctx))
         combined = experience is None and ctx.refiner_calls != "separate"
@@ -368,7 +386,7 @@ def _refine(state: GemsState, runtime: Runtime[GemsContext]) -> dict[str, Any]:
         try:
             answer = _ask_refiner(model, state, ctx, rounds, source, combined)
             reply, thought = answer.value, answer.thought or answer.value.reasoning or None
-            if isinstance(answer.value, RefinedRound):
+            if isinstance(answer.value, RoundExperience):
                 experience = clip_experience(answer.value.experience.strip() or round_facts(rounds[-1], checks))
         except StructuredOutputError as exc:
             notes.append(f"refiner: {one_line(exc)}; retrying the same prompt with new seeds")
@@ -380,12 +398,11 @@ def _refine(state: GemsState, runtime: Runtime[GemsContext]) -> dict[str, Any]:
         next_prompt = model_prompt(reply.prompt, ctx, notes, "refiner") or state["current_prompt"]
         if reply.guidance is not None and reply.guidance >= 0:
             generation["guidance"] = float(reply.guidance)
-        wants_edit = isinstance(reply, RefinedPrompt) and reply.action == "edit"
+        # Only an answer to an edit offer can ask for one (``EditOrPrompt``).
+        wants_edit = source is not None and isinstance(reply, EditOrPrompt) and reply.action == "edit"
         # An edit must look different from its source: a new seed, whatever the answer says.
         seed_offset += 1 if reply.new_seed or wants_edit else 0
-        if wants_edit and source is None:
-            notes.append("refiner: the model asked for an edit, but none was offered (the generator does not edit); regenerating")
-        elif wants_edit:
+        if wants_edit:
             try:
                 edit = _edit_task(source, reply, ctx.edit_verification == "changed")  # type: ignore[arg-type]
             except ValueError as exc:

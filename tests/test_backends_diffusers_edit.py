@@ -37,7 +37,7 @@ from gems_graph.graph import compile_graph
 from gems_graph.models.generator import EditRequest, GenerationError, GenerationRequest, region_mask, supports_editing
 from gems_graph.nodes.critic import Decomposition
 from gems_graph.nodes.planner import PlannedPrompt
-from gems_graph.nodes.refiner import Experience, RefinedPrompt
+from gems_graph.nodes.refiner import EditOrPrompt, Experience
 from gems_graph.testing import ScriptedChatModel, last_text
 from tests.tiny_pipelines import (
     flux_kontext_dummy_components,
@@ -235,9 +235,9 @@ def _edit_the_left_half(seen: list[str]):
             return Decomposition(checks=["Is there a red circle?", "Is there a blue square?"])
         if "Experience" in tools:
             return Experience(experience="The square is missing.")
-        if "RefinedPrompt" in tools:
+        if "EditOrPrompt" in tools:
             seen.append(text)
-            return RefinedPrompt(prompt="a red circle and a blue square", action="edit", region=LEFT)
+            return EditOrPrompt(prompt="a red circle and a blue square", action="edit", region=LEFT)
         return "yes" if "circle" in (labels.find_field(text, labels.QUESTION) or "") else "no"
 
     return handle

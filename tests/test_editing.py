@@ -24,7 +24,7 @@ from gems_graph.models.generator import EditRequest, GenerationRequest, region_m
 from gems_graph.models.llm import image_block, invoke_structured, text_block
 from gems_graph.nodes.critic import Decomposition
 from gems_graph.nodes.planner import PlannedPrompt
-from gems_graph.nodes.refiner import EDIT_OFFER, REFINE_USER_PROMPT, Experience, RefinedPrompt
+from gems_graph.nodes.refiner import EDIT_OFFER, REFINE_USER_PROMPT, EditOrPrompt, Experience, RefinedPrompt
 from gems_graph.persistence.artifacts import save_png
 from gems_graph.persistence.report import write_report
 from gems_graph.shapes.chat_model import ShapesChatModel
@@ -167,7 +167,8 @@ def _shapes_refine(tmp_path, placed, offer: bool):
     content = [text_block(text), image_block(ref)] + ([image_block(ref)] if offer else [])
     # The rule itself, read off an exact view of the image (the oracle's); what the
     # critic sees instead is measured by benchmarks/critic_accuracy.py.
-    return invoke_structured(ShapesChatModel(judge="oracle"), RefinedPrompt, [HumanMessage(content=content)]).value
+    schema = EditOrPrompt if offer else RefinedPrompt  # as the refiner asks
+    return invoke_structured(ShapesChatModel(judge="oracle"), schema, [HumanMessage(content=content)]).value
 
 
 def test_the_shapes_refiner_edits_only_when_offered_and_only_one_object_is_wrong(tmp_path):
@@ -175,7 +176,7 @@ def test_the_shapes_refiner_edits_only_when_offered_and_only_one_object_is_wrong
     assert edited.action == "edit" and "strategy: edit" in edited.reasoning
     x0, y0, x1, y1 = (v * 32 for v in edited.region)
     assert x0 <= 26 < x1 and y0 <= 16 < y1
-    assert _shapes_refine(tmp_path, WRONG_COLOUR, offer=False).action == "regenerate"
+    assert "strategy: edit" not in _shapes_refine(tmp_path, WRONG_COLOUR, offer=False).reasoning
     mostly_wrong = [Placed("square", "green", 16, 16, 8)]
     assert _shapes_refine(tmp_path, mostly_wrong, offer=True).action == "regenerate"
 
@@ -286,7 +287,7 @@ def test_a_failed_edit_is_recorded_like_a_failed_generation(tmp_path):
     assert out["status"] == "failed" and "every candidate of round 2 failed" in out["error"]
 
 
-def _scripted_refiner(answer: RefinedPrompt, seen: list[str]):
+def _scripted_refiner(answer: EditOrPrompt, seen: list[str], asked: list[list[str]] | None = None):
     def handle(messages, tools):
         text = last_text(messages)
         if "PlannedPrompt" in tools:
@@ -295,27 +296,30 @@ def _scripted_refiner(answer: RefinedPrompt, seen: list[str]):
             return Decomposition(checks=["Is there a red circle?", "Is there a blue triangle?"])
         if "Experience" in tools:
             return Experience(experience="The triangle is green.")
-        if "RefinedPrompt" in tools:
+        if "EditOrPrompt" in tools or "RefinedPrompt" in tools:
             seen.append(text)
-            return answer
+            (asked if asked is not None else []).append(tools)
+            return answer if "EditOrPrompt" in tools else RefinedPrompt(prompt=answer.prompt)
         return "yes" if "circle" in (labels.find_field(text, labels.QUESTION) or "") else "no"
 
     return handle
 
 
 def test_a_generator_that_cannot_edit_is_never_offered_nor_asked_to(tmp_path):
+    """Without an edit offer the refiner's schema has no edit fields, so it cannot even be asked for one."""
     seen: list[str] = []
-    answer = RefinedPrompt(prompt="a photo of a blue triangle", action="edit", region=[0.6, 0.3, 1.0, 0.7])
+    asked: list[list[str]] = []
+    answer = EditOrPrompt(prompt="a photo of a blue triangle", action="edit", region=[0.6, 0.3, 1.0, 0.7])
     gen = ColourGenerator()
-    out, state = _run(tmp_path, gen, ScriptedChatModel(handler=_scripted_refiner(answer, seen)), max_rounds=2)
+    out, state = _run(tmp_path, gen, ScriptedChatModel(handler=_scripted_refiner(answer, seen, asked)), max_rounds=2)
     assert seen and all(labels.EDIT_SOURCE not in t for t in seen)
+    assert asked and all("RefinedPrompt" in tools and "EditOrPrompt" not in tools for tools in asked)
     assert all("edit" not in c for r in state["rounds"] for c in r["candidates"]) and len(gen.calls) == 2
-    assert any("none was offered" in n for n in state["notes"])
 
 
 def test_a_scripted_llm_is_offered_the_edit_with_the_image_and_its_region_is_checked(tmp_path):
     seen: list[str] = []
-    bad = RefinedPrompt(prompt="a photo of a blue triangle", action="edit", region=[0.9, 0.3, 0.2, 0.7])
+    bad = EditOrPrompt(prompt="a photo of a blue triangle", action="edit", region=[0.9, 0.3, 0.2, 0.7])
     gen = DrawsWrongThenInpaints()
     out, state = _run(tmp_path, gen, ScriptedChatModel(handler=_scripted_refiner(bad, seen)), max_rounds=2)
     assert labels.find_field(seen[0], labels.EDIT_SOURCE).startswith("round 1 candidate 0")

@@ -6,8 +6,9 @@ calls, yes/no verification with log-probabilities, tool calling for skills). It
 recognises a request by the tool it is asked to call (``PlannedPrompt``, or
 ``PlannedPromptAndChecks``, which it answers with the checks it would decompose),
 ``Decomposition``, ``Experience``, ``RefinedPrompt``, ``RefinedRound`` (both of the
-last two in one answer), ``DraftedRound`` (the critic's answers, then the refiner's
-from them), ``load_skill``) or, for a
+last two in one answer; ``EditOrPrompt`` and ``EditOrRound`` when an edit is
+offered), ``DraftedRound`` (the critic's answers, then the refiner's from them),
+``load_skill``) or, for a
 plain question with an image attached, verifies it by asking the world's learned
 critic (``gems_graph.shapes.critic_model``), whose P(yes) is the verdict's
 probability. It never looks at an image through the grader's pixel checker, except
@@ -164,10 +165,10 @@ class ShapesChatModel(BaseChatModel):
             message = _tool_call("Decomposition", self._decompose(labels.find_field(text, labels.DESCRIPTION) or ""))
         elif "Experience" in tools:
             message = _tool_call("Experience", {"experience": self._compress(text)})
-        elif "RefinedRound" in tools:
-            message = _tool_call("RefinedRound", {**self._refine(text, _images(messages)), "experience": self._compress(text)})
-        elif "RefinedPrompt" in tools:
-            message = _tool_call("RefinedPrompt", self._refine(text, _images(messages)))
+        elif round_schema := next((n for n in tools if n in ("RefinedRound", "EditOrRound")), None):
+            message = _tool_call(round_schema, {**self._refine(text, _images(messages)), "experience": self._compress(text)})
+        elif prompt_schema := next((n for n in tools if n in ("RefinedPrompt", "EditOrPrompt")), None):
+            message = _tool_call(prompt_schema, self._refine(text, _images(messages)))
         elif "DraftedRound" in tools:
             message = _tool_call("DraftedRound", self._verify_and_refine(text, _images(messages)))
         elif "SkillDraft" in tools:
