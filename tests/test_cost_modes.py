@@ -26,6 +26,18 @@ def _shapes_run(tmp_path, name: str, **settings):
     return run_gems(SCENE, ctx, InMemorySaver())
 
 
+def _colour_run(tmp_path, handler, prompt: str = "a red square", **settings):
+    """A run in the colour world with a scripted chat model (reporting 10 tokens in, 2 out a call),
+    memory off unless ``settings`` say otherwise."""
+    ctx = GemsContext(
+        generator=ColourGenerator(),
+        chat_model=ScriptedChatModel(handler=handler, usage=(10, 2)),
+        artifact_root=str(tmp_path),
+        **{"memory": "none", **settings},
+    )
+    return run_gems(prompt, ctx, InMemorySaver())
+
+
 def _trajectory(result) -> list[tuple]:
     return [(r["prompt"], r["experience"], [c["score"] for c in r["candidates"]]) for r in result.state["rounds"]]
 
@@ -47,14 +59,7 @@ def test_combined_refiner_call_writes_the_same_rounds_with_half_the_calls(tmp_pa
 
 
 def test_combined_call_keeps_an_experience_from_a_scripted_model(tmp_path):
-    ctx = GemsContext(
-        generator=ColourGenerator(),
-        chat_model=ScriptedChatModel(handler=loop_handler(fix_at_round=2), usage=(10, 2)),
-        artifact_root=str(tmp_path),
-        memory="none",
-        refiner_calls="combined",
-    )
-    result = run_gems("a red square", ctx, InMemorySaver())
+    result = _colour_run(tmp_path, loop_handler(fix_at_round=2), refiner_calls="combined")
     assert result.status == "passed" and result.state["rounds_used"] == 2
     assert result.state["rounds"][0]["experience"] == "The square came out blue; say red explicitly."
     assert result.state["usage"]["nodes"]["refiner"]["calls"] == 1
@@ -118,14 +123,8 @@ def test_the_critic_drafts_the_refiners_answer_with_its_verdicts(tmp_path):
 def test_a_drafted_run_writes_its_lesson_from_the_critics_experience(tmp_path):
     from gems_graph.memory.access import store_for_run
 
-    ctx = GemsContext(
-        generator=ColourGenerator(),
-        chat_model=ScriptedChatModel(handler=loop_handler(fix_at_round=2), usage=(10, 2)),
-        artifact_root=str(tmp_path),
-        memory=f"chroma:{tmp_path / 'mem'}",
-        refiner_calls="with_critic",
-    )
-    result = run_gems("a red square", ctx, InMemorySaver())
+    memory = f"chroma:{tmp_path / 'mem'}"
+    result = _colour_run(tmp_path, loop_handler(fix_at_round=2), memory=memory, refiner_calls="with_critic")
     assert result.status == "passed" and result.state["rounds_used"] == 2
     nodes = result.state["usage"]["nodes"]
     # The decomposition, then one call a round; neither the refiner nor remember asks.
@@ -133,7 +132,7 @@ def test_a_drafted_run_writes_its_lesson_from_the_critics_experience(tmp_path):
     assert nodes.get("refiner", {"calls": 0})["calls"] == 0
     assert [r["prompt"] for r in result.state["rounds"]] == ["a red square", "a red square FIXED"]
     assert result.state["rounds"][-1]["experience"] == "The square came out blue; say red explicitly."
-    assert any("round 2" in lesson["text"] for lesson in store_for_run(ctx.memory).list())
+    assert any("round 2" in lesson["text"] for lesson in store_for_run(memory).list())
 
 
 def test_a_draft_that_does_not_fit_leaves_the_round_to_the_critic_and_the_refiner(tmp_path):
@@ -142,14 +141,7 @@ def test_a_draft_that_does_not_fit_leaves_the_round_to_the_critic_and_the_refine
     def no_drafts(messages, tools):
         return "I would rather not." if "DraftedRound" in tools else handler(messages, tools)
 
-    ctx = GemsContext(
-        generator=ColourGenerator(),
-        chat_model=ScriptedChatModel(handler=no_drafts),
-        artifact_root=str(tmp_path),
-        memory="none",
-        refiner_calls="with_critic",
-    )
-    result = run_gems("a red square", ctx, InMemorySaver())
+    result = _colour_run(tmp_path, no_drafts, refiner_calls="with_critic")
     assert result.status == "passed" and result.state["rounds_used"] == 2
     assert any("DraftedRound" in n and "verified the round alone" in n for n in result.state["notes"])
     assert result.state["usage"]["nodes"]["refiner"]["calls"] == 1  # it asked for the next prompt itself
@@ -272,14 +264,7 @@ def test_triggered_skills_reach_the_model_as_loaded_instructions(tmp_path):
         seen.append(list(messages))
         return loop_handler(fix_at_round=1)(messages, tools)
 
-    ctx = GemsContext(
-        generator=ColourGenerator(),
-        chat_model=ScriptedChatModel(handler=handler),
-        artifact_root=str(tmp_path),
-        memory="none",
-        skill_routing="triggers",
-    )
-    result = run_gems("exactly three red squares", ctx, InMemorySaver())
+    result = _colour_run(tmp_path, handler, "exactly three red squares", skill_routing="triggers")
     assert result.state["skills"] == ["counting"]
     planning = seen[0]
     system = str(planning[0].content)
@@ -330,15 +315,9 @@ def test_the_paper_preset_keeps_the_planner_and_critic_calls():
 def _memory_run(tmp_path, name: str, fix_at_round: int, prompt: str = "a red square"):
     from gems_graph.memory.access import store_for_run
 
-    ctx = GemsContext(
-        generator=ColourGenerator(),
-        chat_model=ScriptedChatModel(handler=loop_handler(fix_at_round=fix_at_round), usage=(10, 2)),
-        artifact_root=str(tmp_path / name),
-        memory=f"chroma:{tmp_path / name / 'mem'}",
-        refiner_calls="combined",
-    )
-    result = run_gems(prompt, ctx, InMemorySaver())
-    return result, store_for_run(ctx.memory).list()
+    memory = f"chroma:{tmp_path / name / 'mem'}"
+    result = _colour_run(tmp_path / name, loop_handler(fix_at_round=fix_at_round), prompt, memory=memory, refiner_calls="combined")
+    return result, store_for_run(memory).list()
 
 
 def test_a_run_that_passes_at_once_writes_its_lesson_without_a_call(tmp_path):
