@@ -10,7 +10,10 @@ not one per check); P(yes) then comes from each answer's token. Candidates are r
 context's ``tie_break``; the best so far is kept (earliest wins an exact tie), and
 the route decides: stop or refine. An edit candidate whose refiner named the checks
 its edit cannot change (``edit_verification="changed"``) keeps its parent's verdicts
-on those and is asked only the rest.
+on those and is asked only the rest. With ``refiner_calls="with_critic"`` the round's
+verification call also carries the refiner's request and drafts its answer
+(``verify_and_draft``): the round's experience goes into the round, the next prompt
+into ``drafted_refinement`` for the refiner.
 """
 
 from __future__ import annotations
@@ -232,13 +235,16 @@ def _read_answers(
     prompt: str,
     probabilities: bool,
 ) -> list[list[Verdict]]:
-    """The verdicts of ``id: yes|no`` lines (P(yes) from ``reply``'s answer tokens where given); a
-    check the text leaves out is asked alone (``verify``)."""
+    """The verdicts of ``id: yes|no`` lines (with ``probabilities``, P(yes) from ``reply``'s answer
+    tokens, or without a reply the one written after the answer); a check the text leaves out is
+    asked alone (``verify``)."""
     lines = list(_answer_lines([qid for qids in ids for qid in qids]).finditer(text))
     if reply is not None:
         probs = answer_probabilities(reply, len(lines))
-    else:  # no answer tokens (a structured reply): the P(yes) the model wrote, where it wrote one
+    elif probabilities:  # no answer tokens (a structured reply): the P(yes) the model wrote, where it wrote one
         probs = [stated_probability(line.group(2).lower(), line.group(3)) for line in lines]
+    else:
+        probs = [None] * len(lines)
     by_id: dict[str, tuple[str, float | None]] = {}
     for line, p in zip(lines, probs):
         by_id.setdefault(line.group(1).lower(), (line.group(2).lower(), p))

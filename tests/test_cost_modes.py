@@ -118,6 +118,16 @@ def test_the_critic_drafts_the_refiners_answer_with_its_verdicts(tmp_path):
     assert nodes["critic"]["images_sent"] == rounds  # each image once, for both the verdicts and the refinement
     assert drafted.state["usage"]["total"]["calls"] == combined.state["usage"]["total"]["calls"] - (rounds - 1)
     assert drafted.state.get("drafted_refinement") is None  # taken by the refiner, not left in the state
+    # A structured reply has no answer tokens: the P(yes) comes from what the model wrote after each answer.
+    verdicts = [v for r in drafted.state["rounds"] for c in r["candidates"] for v in c["verdicts"]]
+    assert verdicts and all(v["probability"] is not None and (v["probability"] >= 0.5) == v["passed"] for v in verdicts)
+
+
+def test_a_stated_probability_counts_only_where_it_agrees_with_its_answer():
+    from gems_graph.nodes.critic import _answer_lines, stated_probability
+
+    lines = _answer_lines(["c1", "c2", "c3"]).finditer("c1: yes 0.9\nc2: no (p=0.7)\nc3: no")
+    assert [stated_probability(m.group(2).lower(), m.group(3)) for m in lines] == [0.9, None, None]
 
 
 def test_a_drafted_run_writes_its_lesson_from_the_critics_experience(tmp_path):
