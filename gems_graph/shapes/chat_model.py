@@ -280,9 +280,7 @@ class ShapesChatModel(BaseChatModel):
         request = labels.find_field(text, labels.IMAGE_REQUEST) or ""
         tokens: list[dict[str, Any]] = []
         for qid, question in labels.read_questions(text):
-            n = labels.image_of_question(qid)
-            image = images[n - 1] if n is not None and 1 <= n <= len(images) else images[-1]
-            yes, p_yes = self._answer(question, image, request)
+            yes, p_yes = self._answer(question, images[_asked_image(qid, len(images)) - 1], request)
             answer = "yes" if yes else "no"
             tops = [{"token": " yes", "logprob": math.log(max(p_yes, 1e-9))}, {"token": " no", "logprob": math.log(max(1 - p_yes, 1e-9))}]
             chosen = tops[0] if answer == "yes" else tops[1]
@@ -318,8 +316,7 @@ class ShapesChatModel(BaseChatModel):
         lines: list[str] = []
         by_image: dict[int, list[tuple[str, bool, float]]] = {}
         for qid, question in labels.read_questions(text):
-            n = labels.image_of_question(qid)
-            k = n if n is not None and 1 <= n <= len(images) else len(images)
+            k = _asked_image(qid, len(images))
             yes, p_yes = self._answer(question, images[k - 1], request) if images else (False, 0.0)
             lines.append(f"{qid}: {'yes' if yes else 'no'} {p_yes:.3f}")
             by_image.setdefault(k, []).append((question, yes, p_yes))
@@ -786,6 +783,13 @@ def _max_skills_in(messages: list[BaseMessage]) -> int:
     """The planner's cap on skills, read from its instructions (default 2)."""
     m = re.search(r"at most (\d+)", " ".join(str(x.content) for x in messages if isinstance(x.content, str)))
     return int(m.group(1)) if m else 2
+
+
+def _asked_image(qid: str, count: int) -> int:
+    """Which of ``count`` attached images (1 = the first) a question asks about: the one its id names
+    (``image2.c1``), else the last."""
+    n = labels.image_of_question(qid)
+    return n if n is not None and 1 <= n <= count else count
 
 
 def count_tokens(text: str) -> int:
